@@ -25,11 +25,17 @@
  * are ignored, as HF's processors ignore them (`transformers.image_utils.load_image` does
  * apply EXIF orientation; open the file yourself in Python to compare).
  *
- * JPEG: decoded by jpeg-js (baseline and progressive; grayscale replicated; Adobe CMYK
- * converted by jpeg-js's own formula). jpeg-js's IDCT and colour conversion differ from
- * libjpeg-turbo's (Pillow), and it upsamples subsampled chroma by pixel replication where
- * libjpeg uses "fancy" triangular upsampling, so pixels differ by a few levels; the test
- * measures and bounds the difference.
+ * JPEG: entropy decoding and IDCT by jpeg-js; the rest as libjpeg-turbo does it under
+ * Pillow: jpeg-js hands back the raw components (`colorTransform: false`), subsampled
+ * chroma is upsampled with libjpeg's "fancy" triangle filters (h2v1, h1v2, h2v2; jpeg-js
+ * alone would replicate samples, up to ~45 levels off at colour edges), and YCbCr → RGB
+ * uses libjpeg's 16-bit fixed-point tables, with libjpeg's rule for the colour space
+ * (JFIF / Adobe transform / component ids). What remains is jpeg-js's IDCT, which rounds
+ * differently from libjpeg's ISLOW IDCT: ±1 on ~7% of gray samples, ≤ 3 levels (mean
+ * ~0.15) per RGB channel, ≤ 4 levels (mean ~0.2) after the CLIP resize (measured in
+ * test/io/image.test.ts against Pillow 9.4 + libjpeg-turbo 2.1). CMYK/YCCK (Adobe) JPEGs
+ * use jpeg-js's conversion (≤ 1 level from Pillow on a test image). EXIF orientation is
+ * ignored (see above).
  */
 import { decode as decodePngRaw } from 'fast-png';
 import jpeg from 'jpeg-js';
@@ -122,23 +128,44 @@ function readPngHeader(b: Uint8Array, name: string, maxPixels: number): ImageHea
   return { format: 'png', width, height, depth, colorType };
 }
 
-function readJpegHeader(b: Uint8Array, name: string, maxPixels: number): ImageHeader {
+/** What the JPEG markers say, as libjpeg reads them (enough to pick upsampling and colours). */
+interface JpegInfo extends ImageHeader {
+  /** Frame components in SOF order: id and sampling factors. */
+  components: { id: number; h: number; v: number }[];
+  /** An APP0 "JFIF" marker was seen (implies YCbCr for 3 components). */
+  jfif: boolean;
+  /** The Adobe APP14 marker's transform flag, or null when there is none. */
+  adobeTransform: number | null;
+}
+
+function readJpegHeader(b: Uint8Array, name: string, maxPixels: number): JpegInfo {
   let o = 2;
-  const truncated = () => new UserError(`${name}: truncated JPEG (the file ends before the frame header)`);
+  let info: JpegInfo | null = null;
+  let jfif = false;
+  let adobeTransform: number | null = null;
+  const truncated = () => new UserError(`${name}: truncated JPEG (the file ends ${info ? 'before the image data' : 'before the frame header'})`);
+  const ascii = (from: number, n: number) => String.fromCharCode(...b.subarray(from, from + n));
+  // Walk the marker segments up to the first scan (SOS); APPn markers may follow SOF.
   for (;;) {
-    // Find the next marker: 0xFF, optional fill 0xFF bytes, then the marker code.
+    // The next marker: 0xFF, optional fill 0xFF bytes, then the marker code.
     if (o >= b.length) throw truncated();
     if (b[o] !== 0xff) throw new UserError(`${name}: corrupt JPEG (expected a marker at byte ${o})`);
     while (o < b.length && b[o] === 0xff) o++;
     if (o >= b.length) throw truncated();
     const m = b[o++];
     if (m === 0x01 || (m >= 0xd0 && m <= 0xd7)) continue; // standalone markers
-    if (m === 0xd9 || m === 0xda) throw new UserError(`${name}: corrupt JPEG (no frame header before ${m === 0xd9 ? 'end of image' : 'scan data'})`);
+    if (m === 0xd9 || m === 0xda) {
+      if (!info) throw new UserError(`${name}: corrupt JPEG (no frame header before ${m === 0xd9 ? 'end of image' : 'scan data'})`);
+      if (m === 0xd9) throw new UserError(`${name}: corrupt JPEG (no image data before the end marker)`);
+      return { ...info, jfif, adobeTransform };
+    }
     if (o + 2 > b.length) throw truncated();
     const segLen = (b[o] << 8) | b[o + 1];
     if (segLen < 2) throw new UserError(`${name}: corrupt JPEG (segment length ${segLen} at byte ${o})`);
+    if (m === 0xe0 && segLen - 2 >= 14 && ascii(o + 2, 5) === 'JFIF\0') jfif = true;
+    if (m === 0xee && segLen - 2 >= 12 && o + 14 <= b.length && ascii(o + 2, 5) === 'Adobe') adobeTransform = b[o + 13];
     const isSof = m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
-    if (isSof) {
+    if (isSof && !info) {
       if (o + 8 > b.length) throw truncated();
       const height = (b[o + 3] << 8) | b[o + 4];
       const width = (b[o + 5] << 8) | b[o + 6];
@@ -151,7 +178,18 @@ function readJpegHeader(b: Uint8Array, name: string, maxPixels: number): ImageHe
         throw new UserError(`${name}: JPEG whose height is set by a later DNL marker is not supported; re-save it`);
       }
       checkDims(name, 'JPEG frame header', width, height, maxPixels);
-      return { format: 'jpeg', width, height };
+      const nc = b[o + 7];
+      if (o + 8 + 3 * nc > b.length) throw truncated();
+      if (nc !== 1 && nc !== 3 && nc !== 4) throw new UserError(`${name}: JPEG with ${nc} colour components is not supported`);
+      const components = [];
+      for (let i = 0; i < nc; i++) {
+        const f = b[o + 9 + 3 * i];
+        const h = f >> 4;
+        const v = f & 15;
+        if (h < 1 || h > 4 || v < 1 || v > 4) throw new UserError(`${name}: corrupt JPEG (sampling factors ${h}×${v})`);
+        components.push({ id: b[o + 8 + 3 * i], h, v });
+      }
+      info = { format: 'jpeg', width, height, components, jfif: false, adobeTransform: null };
     }
     o += segLen;
   }
@@ -170,7 +208,10 @@ export function readImageHeader(bytes: Uint8Array, opts: DecodeOptions = {}): Im
     const { format, width, height } = readPngHeader(bytes, name, maxPixels);
     return { format, width, height };
   }
-  if (fmt === 'jpeg') return readJpegHeader(bytes, name, maxPixels);
+  if (fmt === 'jpeg') {
+    const { format, width, height } = readJpegHeader(bytes, name, maxPixels);
+    return { format, width, height };
+  }
   const other = otherFormat(bytes);
   if (other) throw new UserError(`${name}: ${other} images are not supported; convert it to PNG or JPEG`);
   throw new UserError(`${name}: not a PNG or JPEG image (unrecognised leading bytes)`);
@@ -181,12 +222,13 @@ export function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): RgbIma
   const name = opts.name ?? 'image';
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const header = readImageHeader(bytes, { name, maxPixels });
-  return header.format === 'png' ? decodePng(bytes, name, readPngHeader(bytes, name, maxPixels)) : decodeJpeg(bytes, name, header);
+  return header.format === 'png' ? decodePng(bytes, name, readPngHeader(bytes, name, maxPixels)) : decodeJpeg(bytes, name, readJpegHeader(bytes, name, maxPixels));
 }
 
 function decoderError(name: string, kind: string, e: unknown): UserError {
   const msg = e instanceof Error ? e.message : String(e);
-  return new UserError(`${name}: cannot decode ${kind}: the file is truncated or corrupt (${msg})`);
+  const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';
+  return new UserError(`${name}: cannot decode ${kind}: the file is truncated, corrupt or of an unsupported kind (decoder: ${msg}${cause})`);
 }
 
 function decodePng(bytes: Uint8Array, name: string, header: ImageHeader & { colorType: number }): RgbImage {
@@ -257,13 +299,16 @@ function decodePng(bytes: Uint8Array, name: string, header: ImageHeader & { colo
   return { width, height, data: out };
 }
 
-function decodeJpeg(bytes: Uint8Array, name: string, header: ImageHeader): RgbImage {
-  const pixels = header.width * header.height;
+function decodeJpeg(bytes: Uint8Array, name: string, info: JpegInfo): RgbImage {
+  const { width: W, height: H, components } = info;
+  const pixels = W * H;
   let img;
   try {
     img = jpeg.decode(bytes, {
       useTArray: true,
       formatAsRGBA: false,
+      // Raw components for 3-component images (we convert below, as libjpeg does).
+      colorTransform: false,
       tolerantDecoding: false,
       maxResolutionInMP: Math.ceil(pixels / 1e6) + 1,
       // jpeg-js keeps Int32 coefficient blocks (4 B per sample per component) plus
@@ -273,8 +318,152 @@ function decodeJpeg(bytes: Uint8Array, name: string, header: ImageHeader): RgbIm
   } catch (e) {
     throw decoderError(name, 'JPEG', e);
   }
-  if (img.width !== header.width || img.height !== header.height || img.data.length !== pixels * 3) {
-    throw new UserError(`${name}: corrupt JPEG (decoded ${img.width}×${img.height}, header says ${header.width}×${header.height})`);
+  if (img.width !== W || img.height !== H || img.data.length !== pixels * 3) {
+    throw new UserError(`${name}: corrupt JPEG (decoded ${img.width}×${img.height}, header says ${W}×${H})`);
   }
-  return { width: img.width, height: img.height, data: img.data };
+  // 1 component: gray, replicated by jpeg-js. 4 components (CMYK / YCCK): jpeg-js's own
+  // conversion, which only approximates Pillow's.
+  if (components.length !== 3) return { width: W, height: H, data: img.data };
+  return libjpegColour(img.data, info, name);
+}
+
+// ---------------------------------------------------------------------------------------
+// libjpeg-turbo's upsampling (jdsample.c, "fancy" triangle filters, as Pillow decodes) and
+// YCbCr → RGB (jdcolor.c, 16-bit fixed point), applied to jpeg-js's raw components.
+// jpeg-js (colorTransform: false) returns each component at full size by replicating
+// subsampled samples, so the subsampled plane is recovered exactly by taking every h-th
+// column and v-th row.
+
+/** libjpeg h2v1_fancy_upsample: 3/4 nearer + 1/4 further sample, per row. */
+function upsampleH2(p: Uint8Array, w: number, h: number): Uint8Array {
+  const out = new Uint8Array(w * 2 * h);
+  for (let y = 0; y < h; y++) {
+    const i = y * w;
+    const o = y * w * 2;
+    out[o] = p[i];
+    out[o + 1] = (p[i] * 3 + p[i + 1] + 2) >> 2;
+    for (let x = 1; x < w - 1; x++) {
+      const c = p[i + x] * 3;
+      out[o + 2 * x] = (c + p[i + x - 1] + 1) >> 2;
+      out[o + 2 * x + 1] = (c + p[i + x + 1] + 2) >> 2;
+    }
+    out[o + 2 * w - 2] = (p[i + w - 1] * 3 + p[i + w - 2] + 1) >> 2;
+    out[o + 2 * w - 1] = p[i + w - 1];
+  }
+  return out;
+}
+
+/** libjpeg h1v2_fancy_upsample; rows past the edges repeat the edge row. */
+function upsampleV2(p: Uint8Array, w: number, h: number): Uint8Array {
+  const out = new Uint8Array(w * h * 2);
+  for (let y = 0; y < h; y++) {
+    const above = Math.max(y - 1, 0) * w;
+    const below = Math.min(y + 1, h - 1) * w;
+    for (let x = 0; x < w; x++) {
+      const c = p[y * w + x] * 3;
+      out[2 * y * w + x] = (c + p[above + x] + 1) >> 2;
+      out[(2 * y + 1) * w + x] = (c + p[below + x] + 2) >> 2;
+    }
+  }
+  return out;
+}
+
+/** libjpeg h2v2_fancy_upsample (9/16, 3/16, 3/16, 1/16), edges repeated. */
+function upsampleH2V2(p: Uint8Array, w: number, h: number): Uint8Array {
+  const W2 = w * 2;
+  const out = new Uint8Array(W2 * h * 2);
+  const cs = new Int32Array(w);
+  for (let y = 0; y < h; y++) {
+    for (let v = 0; v < 2; v++) {
+      const r0 = y * w;
+      const r1 = (v === 0 ? Math.max(y - 1, 0) : Math.min(y + 1, h - 1)) * w;
+      for (let x = 0; x < w; x++) cs[x] = p[r0 + x] * 3 + p[r1 + x];
+      const o = (2 * y + v) * W2;
+      out[o] = (cs[0] * 4 + 8) >> 4;
+      out[o + 1] = (cs[0] * 3 + cs[1] + 7) >> 4;
+      for (let x = 1; x < w - 1; x++) {
+        out[o + 2 * x] = (cs[x] * 3 + cs[x - 1] + 8) >> 4;
+        out[o + 2 * x + 1] = (cs[x] * 3 + cs[x + 1] + 7) >> 4;
+      }
+      out[o + W2 - 2] = (cs[w - 1] * 3 + cs[w - 2] + 8) >> 4;
+      out[o + W2 - 1] = (cs[w - 1] * 4 + 7) >> 4;
+    }
+  }
+  return out;
+}
+
+/** One component at full size, upsampled the way libjpeg-turbo chooses (jinit_upsampler). */
+function upsampleComponent(rep: Uint8Array, c: number, info: JpegInfo, name: string): Uint8Array {
+  const { width: W, height: H, components } = info;
+  const maxH = Math.max(...components.map((k) => k.h));
+  const maxV = Math.max(...components.map((k) => k.v));
+  const { h, v } = components[c];
+  const full = new Uint8Array(W * H);
+  for (let i = 0; i < W * H; i++) full[i] = rep[i * 3 + c];
+  if (h === maxH && v === maxV) return full;
+  if (maxH % h !== 0 || maxV % v !== 0) {
+    throw new UserError(`${name}: JPEG with fractional chroma subsampling (${h}×${v} of ${maxH}×${maxV}) is not supported (libjpeg refuses it too)`);
+  }
+  const fh = maxH / h;
+  const fv = maxV / v;
+  // Subsampled plane: ceil(W·h/maxH) × ceil(H·v/maxV) samples.
+  const dw = Math.ceil(W / fh);
+  const dh = Math.ceil(H / fv);
+  let up: Uint8Array;
+  let uw: number;
+  if (fh === 2 && fv === 1 && dw > 2) [up, uw] = [upsampleH2(subsample(full, W, dw, dh, 2, 1), dw, dh), dw * 2];
+  else if (fh === 1 && fv === 2) [up, uw] = [upsampleV2(subsample(full, W, dw, dh, 1, 2), dw, dh), dw];
+  else if (fh === 2 && fv === 2 && dw > 2) [up, uw] = [upsampleH2V2(subsample(full, W, dw, dh, 2, 2), dw, dh), dw * 2];
+  else return full; // libjpeg replicates (h2v1/h2v2 plain, int_upsample), as jpeg-js does
+  for (let y = 0; y < H; y++) full.set(up.subarray(y * uw, y * uw + W), y * W);
+  return full;
+}
+
+function subsample(full: Uint8Array, W: number, dw: number, dh: number, fh: number, fv: number): Uint8Array {
+  const p = new Uint8Array(dw * dh);
+  for (let y = 0; y < dh; y++) for (let x = 0; x < dw; x++) p[y * dw + x] = full[y * fv * W + x * fh];
+  return p;
+}
+
+// jdcolor.c build_ycc_rgb_table: SCALEBITS 16, FIX(x) = round(x · 2^16).
+const FIX = (x: number) => Math.floor(x * 65536 + 0.5);
+const CR_R = new Int32Array(256);
+const CB_B = new Int32Array(256);
+const CR_G = new Float64Array(256);
+const CB_G = new Float64Array(256);
+for (let i = 0; i < 256; i++) {
+  const x = i - 128;
+  CR_R[i] = Math.floor((FIX(1.402) * x + 32768) / 65536);
+  CB_B[i] = Math.floor((FIX(1.772) * x + 32768) / 65536);
+  CR_G[i] = -FIX(0.71414) * x;
+  CB_G[i] = -FIX(0.34414) * x + 32768;
+}
+const clampByte = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/**
+ * libjpeg's colour space for 3 components (jdapimin.c default_decompress_parms): JFIF →
+ * YCbCr; else Adobe transform 0 → RGB, other → YCbCr; else component ids R,G,B → RGB;
+ * else YCbCr.
+ */
+function libjpegColour(rep: Uint8Array, info: JpegInfo, name: string): RgbImage {
+  const { width: W, height: H } = info;
+  const ids = info.components.map((c) => c.id);
+  const rgb = !info.jfif && (info.adobeTransform !== null ? info.adobeTransform === 0 : ids[0] === 82 && ids[1] === 71 && ids[2] === 66);
+  const [c0, c1, c2] = [0, 1, 2].map((c) => upsampleComponent(rep, c, info, name));
+  const out = new Uint8Array(W * H * 3);
+  for (let i = 0; i < W * H; i++) {
+    if (rgb) {
+      out[i * 3] = c0[i];
+      out[i * 3 + 1] = c1[i];
+      out[i * 3 + 2] = c2[i];
+    } else {
+      const y = c0[i];
+      const cb = c1[i];
+      const cr = c2[i];
+      out[i * 3] = clampByte(y + CR_R[cr]);
+      out[i * 3 + 1] = clampByte(y + Math.floor((CB_G[cb] + CR_G[cr]) / 65536));
+      out[i * 3 + 2] = clampByte(y + CB_B[cb]);
+    }
+  }
+  return { width: W, height: H, data: out };
 }

@@ -69,7 +69,9 @@ export function loadQformerTokenizer(dir: string): QformerTokenizer {
 export function loadChatTemplate(dir: string): string | null {
   checkDir(dir);
   const jinja = join(dir, 'chat_template.jinja');
-  if (existsSync(jinja)) return readFileSync(jinja, 'utf8');
+  // Python reads the file in text mode (universal newlines): CRLF and CR become LF, which
+  // matters inside string literals such as '<image>\n'.
+  if (existsSync(jinja)) return readFileSync(jinja, 'utf8').replace(/\r\n?/g, '\n');
   for (const f of ['chat_template.json', 'tokenizer_config.json']) {
     const p = join(dir, f);
     if (!existsSync(p)) continue;
