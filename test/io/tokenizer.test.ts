@@ -167,11 +167,9 @@ describe('parseInputIds', () => {
 
 describe('chat template', () => {
   const fromJson = loadChatTemplate(LLAVA_DIR)!; // chat_template.json
-  // The same template as llava-hf's chat_template.jinja. This copy has CRLF line endings,
-  // also inside the '<image>\n' literal; Python reads it in text mode, so it means LF.
-  const jinjaDir = join(FIX, 'llava-chat-template');
-  const fromJinja = loadChatTemplate(jinjaDir)!;
-  expect(readFileSync(join(jinjaDir, 'chat_template.jinja'), 'utf8')).toContain('\r\n');
+  // The same template as llava-hf's chat_template.jinja (the fixture copy came with CRLF
+  // line endings, also inside the '<image>\n' literal; see the CRLF test below).
+  const fromJinja = loadChatTemplate(join(FIX, 'llava-chat-template'))!;
 
   it('renders the LLaVA-1.5 prompt for one user turn with one image', () => {
     expect(fromJson).not.toBeNull();
@@ -180,6 +178,14 @@ describe('chat template', () => {
     expect(chatPrompt(fromJson, 'What is this?')).toBe('USER: <image>\nWhat is this? ASSISTANT:');
     expect(chatPrompt(fromJinja, 'What is this?')).toBe('USER: <image>\nWhat is this? ASSISTANT:');
     expect(chatPrompt(fromJson, 'Hi', { image: false })).toBe('USER: Hi ASSISTANT:');
+  });
+
+  it('reads chat_template.jinja with universal newlines, as Python does', () => {
+    const d = mkdtempSync(join(tmpdir(), 'phaselens-crlf-'));
+    const lf = fromJinja.replace(/\r\n?/g, '\n');
+    writeFileSync(join(d, 'chat_template.jinja'), lf.replace(/\n/g, '\r\n'));
+    expect(loadChatTemplate(d)).toBe(lf);
+    expect(chatPrompt(loadChatTemplate(d), 'Q')).toBe('USER: <image>\nQ ASSISTANT:');
   });
 
   it('the chat_template of tokenizer_config.json is used when there is no chat_template file', () => {
