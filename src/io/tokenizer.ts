@@ -10,8 +10,12 @@
  * then goes through the normalizer (`Prepend("▁")` + `Replace(" ", "▁")`) on its own, so
  * the text right after `<image>` starts with `▁` — `USER: <image>\nWhat` gives
  * `… 32000, 29871 ("▁"), 13 ("<0x0A>"), 5618 ("What") …`, exactly as `LlavaProcessor`
- * does. BPE with byte fallback reproduces all 47 llama.cpp SentencePiece test vectors
- * (test/io/tokenizer.test.ts), so nothing had to be rewritten by hand.
+ * does. BPE with byte fallback reproduces all llama.cpp SentencePiece test vectors
+ * (test/io/tokenizer.test.ts), so nothing had to be rewritten by hand. This is the
+ * behaviour of transformers 4.x `LlamaTokenizerFast`, which runs tokenizer.json as stored;
+ * a tokenizer rebuilt with a `Metaspace(prepend_scheme="first")` pre-tokenizer (the
+ * non-legacy slow→fast conversion) would not put `▁` after `<image>`; pass `--input-ids`
+ * to feed such ids exactly.
  *
  * Special tokens (BOS/EOS) are not taken from the `post_processor` of tokenizer.json but
  * from `add_bos_token` / `add_eos_token` in tokenizer_config.json, as HF's
