@@ -9,6 +9,5 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     maxWorkers: 2,
-    env: { XDG_RUNTIME_DIR: '/tmp/phaselens-xdg' },
   },
 });

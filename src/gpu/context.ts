@@ -1,0 +1,309 @@
+/**
+ * The GPU runtime every op records into. It owns the device, the pipeline cache, one
+ * open command encoder, the profiler, and the bookkeeping that turns WebGPU's
+ * asynchronous errors into thrown errors naming the kernel, its shapes and buffers.
+ *
+ * Node (Dawn) and the browser share this file; only src/gpu/node.ts imports `webgpu`.
+ */
+import { GpuError } from './errors.ts';
+import { PipelineCache, type PipelineKey } from './pipelines.ts';
+import { Profiler } from './profiler.ts';
+import { byteSize, Tensor, type DType } from './tensor.ts';
+import type { ShaderLoader } from './wgsl.ts';
+import { fromF16 } from './half.ts';
+
+export interface GpuFeatures {
+  f16: boolean;
+  timestamps: boolean;
+  subgroups: boolean;
+}
+
+export interface GpuOptions {
+  profile?: boolean;
+  /** Ask for these optional features only if present (default: all three). */
+  features?: Partial<GpuFeatures>;
+}
+
+/** One kernel launch. Binding 0 is the params uniform; bindings[i] goes to binding i + 1. */
+export interface Dispatch {
+  /** Name in profiles, e.g. 'matmul.f16'. */
+  kernel: string;
+  pipeline: PipelineKey;
+  /** Uniform fields in struct order; `types` has one letter per field: u (u32), i (i32), f (f32). */
+  params?: { values: number[]; types?: string };
+  /** Storage buffers for bindings 1..n; null leaves a slot unused by this variant. */
+  bindings: (Tensor | null)[];
+  workgroups: [number, number?, number?];
+  /** Shapes for errors and the profiler, e.g. 'M=600 N=1024 K=1024'. */
+  shapes: string;
+  flops?: number;
+  bytes?: number;
+}
+
+const TRAIL = 8; // recent dispatches quoted in error messages
+
+export class Gpu {
+  readonly pipelines: PipelineCache;
+  readonly profiler?: Profiler;
+  readonly limits: GPUSupportedLimits;
+  /** Bytes in live tensors created through this context, and the peak. */
+  allocated = 0;
+  peakAllocated = 0;
+
+  private encoder?: GPUCommandEncoder;
+  private scopes: Promise<void>[] = [];
+  private trail: string[] = [];
+  private uniforms = new Map<string, GPUBuffer>();
+  private lost?: string;
+  private uncaptured?: string;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly features: GpuFeatures,
+    readonly adapterName: string,
+    loadShader: ShaderLoader,
+    opts: GpuOptions = {},
+  ) {
+    this.limits = device.limits;
+    this.pipelines = new PipelineCache(device, loadShader);
+    if (opts.profile) this.profiler = new Profiler(device, features.timestamps);
+    device.lost.then((info) => {
+      this.lost = `${info.reason}: ${info.message}`;
+    });
+    device.onuncapturederror = (e) => {
+      this.uncaptured ??= e.error.message;
+    };
+  }
+
+  /** Requests a device with every optional feature the adapter has (and no others). */
+  static async fromAdapter(adapter: GPUAdapter, loadShader: ShaderLoader, opts: GpuOptions = {}): Promise<Gpu> {
+    const info = adapter.info;
+    const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+    const want = { f16: true, timestamps: true, subgroups: true, ...opts.features };
+    const has = (f: GPUFeatureName) => adapter.features.has(f);
+    const features: GpuFeatures = {
+      f16: want.f16 && has('shader-f16'),
+      timestamps: want.timestamps && has('timestamp-query'),
+      subgroups: want.subgroups && has('subgroups' as GPUFeatureName),
+    };
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (features.f16) requiredFeatures.push('shader-f16');
+    if (features.timestamps) requiredFeatures.push('timestamp-query');
+    if (features.subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredFeatures,
+      requiredLimits: {
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      },
+    });
+    return new Gpu(device, features, name, loadShader, opts);
+  }
+
+  // ---- tensors -------------------------------------------------------------------------
+
+  /** An uninitialised (zeroed) tensor. Refuses sizes the device cannot bind. */
+  tensor(shape: readonly number[], dtype: DType, name: string): Tensor {
+    const size = byteSize(shape, dtype);
+    const limit = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    if (size > limit) {
+      throw new GpuError(
+        `tensor ${name} [${shape.join(', ')}] ${dtype} needs ${fmtBytes(size)}, over this device's storage-binding limit of ${fmtBytes(limit)}; ` +
+          `it must be split (e.g. by rows) before it can be used here`,
+      );
+    }
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new GpuError(`tensor ${name}: bad shape [${shape.join(', ')}]`);
+    const buffer = this.device.createBuffer({
+      label: name,
+      size: Math.max(16, Math.ceil(size / 16) * 16),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.allocated += buffer.size;
+    this.peakAllocated = Math.max(this.peakAllocated, this.allocated);
+    return new Tensor(buffer, shape, dtype, name);
+  }
+
+  /** Uploads host data. For dtype 'f16' pass the raw half bits (Uint16Array). */
+  upload(data: Float32Array | Int32Array | Uint32Array | Uint16Array, shape: readonly number[], name: string, dtype?: DType): Tensor {
+    const dt: DType = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'f16' : 'u32');
+    const t = this.tensor(shape, dt, name);
+    if (data.length !== t.numel) throw new GpuError(`upload ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
+    this.write(t, data);
+    return t;
+  }
+
+  write(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
+    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4) {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      bytes = padded;
+    }
+    this.device.queue.writeBuffer(t.buffer, byteOffset, bytes as Uint8Array<ArrayBuffer>);
+  }
+
+  release(...ts: (Tensor | undefined)[]): void {
+    for (const t of ts) {
+      if (!t) continue;
+      this.allocated -= t.buffer.size;
+      t.buffer.destroy();
+    }
+  }
+
+  /** Reads a tensor back (f16 is decoded to f32). */
+  async read(t: Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
+    const size = Math.ceil(t.byteSize / 4) * 4;
+    const staging = this.device.createBuffer({ label: `read ${t.name}`, size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.enc().copyBufferToBuffer(t.buffer, 0, staging, 0, size);
+    await this.sync();
+    await staging.mapAsync(GPUMapMode.READ);
+    const raw = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    switch (t.dtype) {
+      case 'f32':
+        return new Float32Array(raw, 0, t.numel);
+      case 'i32':
+        return new Int32Array(raw, 0, t.numel);
+      case 'u32':
+        return new Uint32Array(raw, 0, t.numel);
+      case 'f16':
+        return fromF16(new Uint16Array(raw, 0, t.numel));
+    }
+  }
+
+  async readF32(t: Tensor): Promise<Float32Array> {
+    const a = await this.read(t);
+    return a instanceof Float32Array ? a : Float32Array.from(a);
+  }
+
+  // ---- dispatch ------------------------------------------------------------------------
+
+  dispatch(d: Dispatch): void {
+    this.checkAlive();
+    if (this.profiler?.full) this.flush();
+    const desc = `${d.kernel} (${d.shapes}) buffers ${d.bindings.filter(Boolean).join(' ')}`;
+    const [x, y = 1, z = 1] = d.workgroups;
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) throw new GpuError(`${desc}: workgroup grid ${x}×${y}×${z} exceeds the device limit ${maxDim} per dimension`);
+    if (x * y * z === 0) return;
+    this.trail.push(desc);
+    if (this.trail.length > TRAIL) this.trail.shift();
+
+    this.device.pushErrorScope('validation');
+    const pipeline = this.pipelines.get(d.pipeline);
+    const entries: GPUBindGroupEntry[] = [];
+    if (d.params) entries.push({ binding: 0, resource: { buffer: this.uniform(d.params.values, d.params.types) } });
+    d.bindings.forEach((t, i) => {
+      if (t) entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
+    });
+    const bindGroup = this.device.createBindGroup({ label: desc, layout: pipeline.getBindGroupLayout(0), entries });
+    const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0 });
+    const pass = this.enc().beginComputePass({ label: desc, timestampWrites });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    this.scopes.push(this.scopeError(desc));
+    if (this.profiler && !this.profiler.timestamps) this.flush(); // host timing: one dispatch per submit
+  }
+
+  /** Splits n workgroups over x and y so neither exceeds the per-dimension limit. */
+  grid(n: number): [number, number] {
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+    if (n <= maxDim) return [n, 1];
+    const y = Math.ceil(n / maxDim);
+    return [Math.ceil(n / y), y];
+  }
+
+  /** Submits everything recorded so far (does not wait). */
+  flush(): void {
+    if (!this.encoder) return;
+    const enc = this.encoder;
+    this.encoder = undefined;
+    const done = this.profiler?.beforeSubmit(enc);
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    this.device.queue.submit([enc.finish()]);
+    const recent = this.trail.slice();
+    const validation = this.device.popErrorScope();
+    const oom = this.device.popErrorScope();
+    this.scopes.push(
+      Promise.all([validation, oom]).then(([v, o]) => {
+        const e = v ?? o;
+        if (e) throw new GpuError(`${o && !v ? 'out of GPU memory' : 'GPU validation error'} at submit: ${e.message}\nrecent dispatches:\n  ${recent.join('\n  ')}`);
+      }),
+    );
+    done?.();
+  }
+
+  /** Submits and waits for the GPU; throws the first error any recorded work raised. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    const scopes = this.scopes;
+    this.scopes = [];
+    await this.pipelines.check();
+    await Promise.all(scopes);
+    await this.profiler?.settle();
+    this.checkAlive();
+  }
+
+  destroy(): void {
+    for (const b of this.uniforms.values()) b.destroy();
+    this.uniforms.clear();
+    this.device.destroy();
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  private enc(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /** Uniform buffers are immutable and cached by content: most are the same every layer. */
+  private uniform(values: number[], types = ''): GPUBuffer {
+    const key = types + ':' + values.join(',');
+    let b = this.uniforms.get(key);
+    if (b) return b;
+    const data = new ArrayBuffer(Math.max(16, Math.ceil((values.length * 4) / 16) * 16));
+    const view = new DataView(data);
+    values.forEach((v, i) => {
+      const t = types[i] ?? 'u';
+      if (t === 'f') view.setFloat32(i * 4, v, true);
+      else if (t === 'i') view.setInt32(i * 4, v, true);
+      else {
+        if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) throw new GpuError(`uniform field ${i} = ${v} is not a u32`);
+        view.setUint32(i * 4, v, true);
+      }
+    });
+    b = this.device.createBuffer({ label: `params ${key}`, size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(b, 0, data);
+    this.uniforms.set(key, b);
+    return b;
+  }
+
+  private scopeError(desc: string): Promise<void> {
+    return this.device.popErrorScope().then((e) => {
+      if (e) throw new GpuError(`GPU validation error in ${desc}: ${e.message}`);
+    });
+  }
+
+  private checkAlive(): void {
+    if (this.lost !== undefined) throw new GpuError(`GPU device lost (${this.lost}); last dispatches:\n  ${this.trail.join('\n  ')}`);
+    if (this.uncaptured !== undefined) throw new GpuError(`GPU error: ${this.uncaptured}; last dispatches:\n  ${this.trail.join('\n  ')}`);
+  }
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}

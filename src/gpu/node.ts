@@ -1,0 +1,44 @@
+/**
+ * The Node entry to the GPU: Dawn through the `webgpu` package. The only file that
+ * imports `webgpu`; everything else takes a Gpu (or GPUDevice) so the browser build
+ * reuses it.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create, globals } from 'webgpu';
+import { Gpu, type GpuOptions } from './context.ts';
+import { UserError } from '../errors.ts';
+
+let instance: GPU | undefined;
+
+const SHADERS = new URL('../../shaders/', import.meta.url);
+
+/** Reads shaders/<path> from the package. */
+export function nodeShaderLoader(path: string): string {
+  return readFileSync(new URL(path, SHADERS), 'utf8');
+}
+
+export const NO_ADAPTER_HELP = `no WebGPU adapter found.
+phaselens needs a Vulkan driver for Dawn. On a machine without a GPU, install Mesa's lavapipe (Mesa >= 25;
+Debian bookworm's own Mesa 22 is refused by Dawn):
+  echo "deb http://deb.debian.org/debian bookworm-backports main" > /etc/apt/sources.list.d/backports.list
+  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
+(or run: bash .ci/system-deps.sh gpu). On a GPU server install the vendor's Vulkan driver and libvulkan1.`;
+
+export async function createNodeGpu(opts: GpuOptions & { powerPreference?: GPUPowerPreference } = {}): Promise<Gpu> {
+  // lavapipe complains on stderr when XDG_RUNTIME_DIR is unset
+  if (!process.env.XDG_RUNTIME_DIR) {
+    const dir = join(tmpdir(), 'phaselens-xdg');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+  Object.assign(globalThis, globals);
+  // Dawn's instance must outlive every device made from it: if the GPU object is garbage
+  // collected, Dawn's event loop runs on freed memory and the process dies at random.
+  instance ??= create([]);
+  const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new UserError(NO_ADAPTER_HELP);
+  return Gpu.fromAdapter(adapter, nodeShaderLoader, opts);
+}

@@ -1,0 +1,64 @@
+/**
+ * Compute pipelines, compiled once per { shader, defines, constants } key.
+ *
+ * Shader modules are created synchronously so model code can record dispatches without
+ * awaiting; their compilation messages are checked at the next `sync()`, where an error
+ * is reported against the original .wgsl file and line.
+ */
+import { GpuError } from './errors.ts';
+import { expandWgsl, type Defines, type ShaderLoader } from './wgsl.ts';
+
+export interface PipelineKey {
+  shader: string;
+  defines?: Defines;
+  /** WGSL `override` constants, e.g. the workgroup size. */
+  constants?: Record<string, number>;
+}
+
+export class PipelineCache {
+  private cache = new Map<string, GPUComputePipeline>();
+  private checks: Promise<void>[] = [];
+
+  constructor(
+    private device: GPUDevice,
+    private load: ShaderLoader,
+  ) {}
+
+  get(key: PipelineKey): GPUComputePipeline {
+    const id = JSON.stringify([key.shader, sorted(key.defines), sorted(key.constants)]);
+    let p = this.cache.get(id);
+    if (p) return p;
+    const { code, origin } = expandWgsl(key.shader, this.load, key.defines);
+    const label = `${key.shader} ${JSON.stringify(key.defines ?? {})}`;
+    const module = this.device.createShaderModule({ label, code });
+    this.checks.push(
+      module.getCompilationInfo().then((info) => {
+        const errors = info.messages.filter((m) => m.type === 'error');
+        if (!errors.length) return;
+        const lines = errors.map((m) => {
+          const at = origin[m.lineNum - 1] ?? `${key.shader}:?`;
+          return `${at}:${m.linePos}: ${m.message}`;
+        });
+        throw new GpuError(`WGSL compile error in ${key.shader} (defines ${JSON.stringify(key.defines ?? {})}):\n${lines.join('\n')}`);
+      }),
+    );
+    p = this.device.createComputePipeline({
+      label,
+      layout: 'auto',
+      compute: { module, entryPoint: 'main', constants: key.constants },
+    });
+    this.cache.set(id, p);
+    return p;
+  }
+
+  /** Throws the first compile error of pipelines created since the last call. */
+  async check(): Promise<void> {
+    const checks = this.checks;
+    this.checks = [];
+    await Promise.all(checks);
+  }
+}
+
+function sorted(o: Record<string, unknown> | undefined): [string, unknown][] {
+  return Object.entries(o ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+}

@@ -1,0 +1,53 @@
+/** One real WebGPU device per test worker (lavapipe here), plus seeded data and comparisons. */
+import { afterAll } from 'vitest';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { createNodeGpu } from '../../src/gpu/node.ts';
+
+let shared: Promise<Gpu> | undefined;
+
+export function getGpu(): Promise<Gpu> {
+  shared ??= createNodeGpu();
+  return shared;
+}
+
+afterAll(async () => {
+  // keep the device for the worker's other files; just make sure nothing is pending
+  if (shared) await (await shared).sync();
+});
+
+/** mulberry32: small, seeded, good enough for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values in [-scale, scale). */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+/**
+ * max |got − want| / max |want|: the error relative to the tensor's scale. Per-element
+ * relative error is meaningless where the reference is ~0, so we use the tensor's
+ * largest magnitude as the scale (as the parity tests of the issue tracker specify).
+ */
+export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) throw new Error(`length ${got.length} ≠ ${want.length}`);
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs(got[i] - want[i]);
+    if (!(e <= d)) d = Number.isNaN(e) ? Infinity : e;
+    m = Math.max(m, Math.abs(want[i]));
+  }
+  return m === 0 ? d : d / m;
+}
