@@ -54,6 +54,8 @@ export class Gpu {
   private scopes: Promise<void>[] = [];
   private trail: string[] = [];
   private uniforms = new Map<string, GPUBuffer>();
+  private doomed: GPUBuffer[] = [];
+  private released = new WeakSet<GPUBuffer>();
   private lost?: string;
   private uncaptured?: string;
 
@@ -147,12 +149,30 @@ export class Gpu {
     this.device.queue.writeBuffer(t.buffer, byteOffset, bytes as Uint8Array<ArrayBuffer>);
   }
 
+  /**
+   * Frees tensors. Work already recorded may still read them, so the buffers are destroyed
+   * right after the next submit (WebGPU allows destroying a buffer once its use is submitted).
+   */
   release(...ts: (Tensor | undefined)[]): void {
     for (const t of ts) {
-      if (!t) continue;
+      if (!t || this.released.has(t.buffer)) continue;
+      this.released.add(t.buffer);
       this.allocated -= t.buffer.size;
-      t.buffer.destroy();
+      if (this.encoder) this.doomed.push(t.buffer);
+      else t.buffer.destroy();
     }
+  }
+
+  /**
+   * Copies `count` elements of `src` starting at element `srcAt` into `dst` at element
+   * `dstAt` (same dtype, 4-byte elements): splices rows, fills a KV cache.
+   */
+  copy(src: Tensor, dst: Tensor, srcAt = 0, dstAt = 0, count = src.numel - srcAt): void {
+    if (src.dtype === 'f16' || dst.dtype === 'f16') throw new GpuError(`copy ${src} → ${dst}: only 4-byte element types`);
+    if (srcAt + count > src.numel || dstAt + count > dst.numel || count < 0) {
+      throw new GpuError(`copy ${src}[${srcAt}:${srcAt + count}] → ${dst}[${dstAt}:${dstAt + count}]: out of range`);
+    }
+    if (count) this.enc().copyBufferToBuffer(src.buffer, srcAt * 4, dst.buffer, dstAt * 4, count * 4);
   }
 
   /** Reads a tensor back (f16 is decoded to f32). */
@@ -230,6 +250,8 @@ export class Gpu {
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     this.device.queue.submit([enc.finish()]);
+    for (const b of this.doomed) b.destroy();
+    this.doomed = [];
     const recent = this.trail.slice();
     const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();

@@ -1,0 +1,81 @@
+/**
+ * Weights by HF name. Models ask for `w.pp('model.layers.3').get('self_attn.q_proj.weight')`
+ * and never compute offsets (candle's VarBuilder). Two sources: a checkpoint directory
+ * (streamed one tensor at a time to the GPU) or a host Map (tiny in-file tests).
+ */
+import type { Gpu } from '../gpu/context.ts';
+import { Tensor } from '../gpu/tensor.ts';
+import { UserError } from '../errors.ts';
+import type { Checkpoint } from '../io/checkpoint.ts';
+import { uploadTensor } from '../io/upload.ts';
+import { toF16 } from '../gpu/half.ts';
+
+export interface WeightSource {
+  has(name: string): boolean;
+  /** Uploads one tensor; with `split`, a tensor over the binding limit comes back in row parts. */
+  load(gpu: Gpu, name: string, split?: boolean): Promise<{ parts: { tensor: Tensor; rowStart: number }[] }>;
+}
+
+export class Weights {
+  constructor(
+    readonly gpu: Gpu,
+    private source: WeightSource,
+    readonly prefix = '',
+  ) {}
+
+  pp(sub: string): Weights {
+    return new Weights(this.gpu, this.source, this.join(sub));
+  }
+
+  has(name: string): boolean {
+    return this.source.has(this.join(name));
+  }
+
+  async get(name: string): Promise<Tensor> {
+    const full = this.join(name);
+    const { parts } = await this.source.load(this.gpu, full);
+    return parts[0].tensor;
+  }
+
+  async maybe(name: string): Promise<Tensor | undefined> {
+    return this.has(name) ? this.get(name) : undefined;
+  }
+
+  /** A tensor that may exceed the binding limit, as row ranges (embeddings, lm_head). */
+  async getSplit(name: string): Promise<{ tensor: Tensor; rowStart: number }[]> {
+    return (await this.source.load(this.gpu, this.join(name), true)).parts;
+  }
+
+  private join(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+}
+
+export function checkpointSource(ckpt: Checkpoint): WeightSource {
+  return {
+    has: (name) => ckpt.has(name),
+    async load(gpu, name, split = false) {
+      const u = await uploadTensor(gpu.device, ckpt, name, { split });
+      return {
+        parts: u.parts.map((p) => {
+          gpu.allocated += p.buffer.size;
+          gpu.peakAllocated = Math.max(gpu.peakAllocated, gpu.allocated);
+          return { tensor: new Tensor(p.buffer, p.shape, u.dtype, u.parts.length > 1 ? `${name}[${p.rows[0]}:${p.rows[1]}]` : name), rowStart: p.rows[0] };
+        }),
+      };
+    },
+  };
+}
+
+/** Host tensors keyed by HF name; `dtype: 'f16'` stores them as packed halves. */
+export function mapSource(map: Map<string, { data: Float32Array; shape: number[] }>, dtype: 'f32' | 'f16' = 'f32'): WeightSource {
+  return {
+    has: (name) => map.has(name),
+    async load(gpu, name) {
+      const t = map.get(name);
+      if (!t) throw new UserError(`missing weight ${name}`);
+      const tensor = dtype === 'f16' && t.shape.length > 1 ? gpu.upload(toF16(t.data), t.shape, name, 'f16') : gpu.upload(t.data, t.shape, name);
+      return { parts: [{ tensor, rowStart: 0 }] };
+    },
+  };
+}
