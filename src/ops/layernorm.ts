@@ -1,0 +1,39 @@
+/**
+ * y = (x − mean) / sqrt(var + eps) · weight + bias over the last dimension — HF
+ * `nn.LayerNorm` (biased variance), as in CLIP / EVA / Q-Former.
+ *   x [..., D] f32, weight [D] f32|f16, bias [D] f32|f16 (optional), y [..., D] f32
+ * Kernel: shaders/layernorm.wgsl (one workgroup per row, mean then centred variance).
+ */
+import type { Gpu } from '../gpu/context.ts';
+import { GpuError } from '../gpu/errors.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { elemBytes, requireF32, requireWeight, rowsOf, rowWorkgroup } from './common.ts';
+
+export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, eps: number, name?: string): Tensor {
+  requireF32('layerNorm', 'x', x);
+  requireWeight('layerNorm', 'weight', weight);
+  const { rows, D } = rowsOf('layerNorm', x);
+  if (weight.numel !== D) throw new GpuError(`layerNorm: weight ${weight} does not have ${D} elements (last dim of ${x})`);
+  if (bias) {
+    requireWeight('layerNorm', 'bias', bias);
+    if (bias.numel !== D) throw new GpuError(`layerNorm: bias ${bias} does not have ${D} elements (last dim of ${x})`);
+  }
+  if (!(eps >= 0)) throw new GpuError(`layerNorm: eps must be ≥ 0, got ${eps}`);
+  const y = gpu.tensor(x.shape, 'f32', name ?? `layernorm(${x.name})`);
+  const wg = rowWorkgroup(D);
+  gpu.dispatch({
+    kernel: `layernorm.${weight.dtype}`,
+    pipeline: {
+      shader: 'layernorm.wgsl',
+      defines: { WEIGHT_F16: weight.dtype === 'f16', WEIGHT_BINDING: 2, BIAS: !!bias, BIAS_F16: bias?.dtype === 'f16', BIAS_BINDING: 3 },
+      constants: { WG: wg },
+    },
+    params: { values: [rows, D, eps], types: 'uuf' },
+    bindings: [x, weight, bias ?? null, y],
+    workgroups: gpu.grid(rows),
+    shapes: `rows=${rows} D=${D}`,
+    flops: 8 * rows * D,
+    bytes: 3 * 4 * rows * D + 4 * rows * D + elemBytes(weight) * D + (bias ? elemBytes(bias) * D : 0),
+  });
+  return y;
+}
