@@ -1,0 +1,4 @@
+// One export per subcommand; each module exports `register(program: Command)`.
+export * as inspect from './inspect.ts';
+export * as makeTiny from './make-tiny.ts';
+export * as makeRandom from './make-random.ts';

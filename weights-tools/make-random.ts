@@ -1,0 +1,95 @@
+/**
+ * make-random: writes a full-size checkpoint of random fp16 weights in HF layout, for
+ * GPU performance work where no real weights can be downloaded. Shards of at most
+ * ~5 GB as `save_pretrained` writes them; each tensor is generated and written in
+ * 16 MB chunks, so memory stays small whatever the model size. Never commit these.
+ *
+ *   node src/cli/run-ts.mjs weights-tools/make-random.ts --shape llava-7b --out /data/llava-random
+ *   phaselens make-random --shape llava-7b --out …
+ *
+ * The values come from a small table of normals (see fastF16Chunks): plausible
+ * magnitudes for timing, not a usable model.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { isMain, runStandalone } from '../src/cli/standalone.ts';
+import { UserError } from '../src/errors.ts';
+import { parseConfig } from '../src/io/config.ts';
+import { expectedTensors } from '../src/io/expected-tensors.ts';
+import { tensorBytes, type TensorSpec } from '../src/io/safetensors-write.ts';
+import { writeInstructBlipProcessor, writeLlavaProcessor } from './processor-files.ts';
+import { fastF16Chunks } from './random-weights.ts';
+import { writeWeights } from './write-checkpoint.ts';
+
+/** The real llava-1.5-7b-hf config.json. */
+async function llava7b(): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(new URL('./assets/llava-1.5-7b-hf/config.json', import.meta.url), 'utf8'));
+}
+
+/**
+ * Salesforce/instructblip-vicuna-7b's shape: the HF defaults of InstructBlipVisionConfig
+ * and InstructBlipQFormerConfig, Q-Former vocab 30523 (BERT + [DEC]) and Vicuna-7B with
+ * vocab 32001, as convert_instructblip_original_to_pytorch.py builds it.
+ */
+async function instructblipVicuna7b(): Promise<Record<string, unknown>> {
+  return {
+    architectures: ['InstructBlipForConditionalGeneration'],
+    model_type: 'instructblip',
+    num_query_tokens: 32,
+    qformer_config: { model_type: 'instructblip_qformer', vocab_size: 30523 },
+    text_config: { architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 32001, pad_token_id: 0, torch_dtype: 'float16' },
+    torch_dtype: 'float16',
+    use_decoder_only_language_model: true,
+    vision_config: { model_type: 'instructblip_vision_model' },
+  };
+}
+
+export const RANDOM_SHAPES: Record<string, () => Promise<Record<string, unknown>>> = {
+  'llava-7b': llava7b,
+  'instructblip-vicuna-7b': instructblipVicuna7b,
+};
+
+export interface MakeRandomOptions {
+  shape: string;
+  out: string;
+  seed?: number;
+  /** Largest shard in bytes (default 5e9, HF's "5GB"). */
+  maxShardBytes?: number;
+}
+
+export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: string[]; bytes: number }> {
+  const make = RANDOM_SHAPES[opts.shape];
+  if (!make) throw new UserError(`unknown --shape ${opts.shape} (known: ${Object.keys(RANDOM_SHAPES).join(', ')})`);
+  const json = await make();
+  const config = parseConfig(JSON.stringify(json), `${opts.shape} config`);
+  const specs: TensorSpec[] = expectedTensors(config)
+    .filter((t) => !t.optional)
+    .map((t) => ({ name: t.name, shape: t.shape, dtype: 'F16' }));
+  await mkdir(opts.out, { recursive: true });
+  const seed = opts.seed ?? 0;
+  const files = await writeWeights(opts.out, specs, (t) => fastF16Chunks(t.name, tensorBytes(t) / 2, seed), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
+  await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
+  const image = config.vision_config.image_size;
+  if (config.model_type === 'llava') await writeLlavaProcessor(opts.out, image);
+  else await writeInstructBlipProcessor(opts.out, image);
+  return { files: ['config.json', ...files], bytes: specs.reduce((n, t) => n + tensorBytes(t), 0) };
+}
+
+/** Adds make-random's options and action to `cmd` (shared by the CLI and the script). */
+export function configureMakeRandom(cmd: Command): Command {
+  return cmd
+    .description('write a full-size random fp16 checkpoint in HF layout (for GPU performance work; ~14 GB for 7B)')
+    .addOption(new Option('--shape <name>', 'model shape').choices(Object.keys(RANDOM_SHAPES)).makeOptionMandatory())
+    .requiredOption('--out <dir>', 'output folder (created)')
+    .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
+    .option('--max-shard-gb <gb>', 'largest shard in GB', parseFloat, 5)
+    .action(async (o: { shape: string; out: string; seed: number; maxShardGb: number }) => {
+      const t0 = performance.now();
+      const r = await makeRandom({ ...o, maxShardBytes: o.maxShardGb * 1e9 });
+      const s = (performance.now() - t0) / 1000;
+      console.log(`wrote ${o.out}: ${(r.bytes / 1e9).toFixed(2)} GB of fp16 weights in ${r.files.filter((f) => f.endsWith('.safetensors')).length} shard(s), ${s.toFixed(0)} s`);
+    });
+}
+
+if (isMain(import.meta.url)) await runStandalone(configureMakeRandom(new Command('make-random')));

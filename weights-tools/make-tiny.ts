@@ -1,0 +1,189 @@
+/**
+ * make-tiny: writes a complete, tiny Hugging Face checkpoint folder for tests and the
+ * demo — config.json in the real llava / instructblip structure, deterministic random
+ * weights under HF names and shapes (from src/io/expected-tensors.ts, so generator and
+ * loader cannot disagree), the real llava-1.5 tokenizer, and processor files.
+ *
+ *   node src/cli/run-ts.mjs weights-tools/make-tiny.ts --arch llava --seed 1 --out DIR [--dtype f16] [--shards 2] [--gqa]
+ *   phaselens make-tiny …
+ *
+ * Sizes are small but deliberately awkward: vision MLP 74 (not a multiple of 4),
+ * LM MLP 107 (odd, so f16 rows do not fill whole u32 words), 10 or 5 image positions,
+ * optional grouped-query attention (4 query heads, 2 KV heads). The vocabulary is the
+ * real one (32064), so the tiny llava is ~8.5 MB in f16.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { isMain, runStandalone } from '../src/cli/standalone.ts';
+import { UserError } from '../src/errors.ts';
+import { parseConfig, type ModelConfig } from '../src/io/config.ts';
+import { expectedTensors } from '../src/io/expected-tensors.ts';
+import type { SafetensorsDtype } from '../src/io/safetensors.ts';
+import { tensorBytes, type TensorSpec } from '../src/io/safetensors-write.ts';
+import { writeInstructBlipProcessor, writeLlavaProcessor } from './processor-files.ts';
+import { encodeValues, initValues } from './random-weights.ts';
+import { writeWeights } from './write-checkpoint.ts';
+
+export type TinyArch = 'llava' | 'instructblip';
+export type WeightDtype = 'f32' | 'f16' | 'bf16';
+
+export interface MakeTinyOptions {
+  arch: TinyArch;
+  out: string;
+  seed?: number;
+  dtype?: WeightDtype;
+  /** 1 (default): model.safetensors; more: shards plus model.safetensors.index.json. */
+  shards?: number;
+  /** Grouped-query attention in the LM: 2 KV heads for 4 query heads. */
+  gqa?: boolean;
+}
+
+export interface TinyCheckpoint {
+  dir: string;
+  config: ModelConfig;
+  /** Files written, relative to dir. */
+  files: string[];
+  tensors: number;
+  bytes: number;
+}
+
+const SAFETENSORS_DTYPE: Record<WeightDtype, SafetensorsDtype> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+const TORCH_DTYPE: Record<WeightDtype, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
+
+const IMAGE_SIZE = 42;
+const PATCH_SIZE = 14;
+
+function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
+  return {
+    _name_or_path: 'phaselens/tiny-vicuna',
+    architectures: ['LlamaForCausalLM'],
+    hidden_size: 64,
+    intermediate_size: 107,
+    max_position_embeddings: 4096,
+    model_type: 'llama',
+    num_attention_heads: 4,
+    num_hidden_layers: 3,
+    num_key_value_heads: gqa ? 2 : 4,
+    pad_token_id: 32001,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000.0,
+    torch_dtype: TORCH_DTYPE[dtype],
+    vocab_size: 32064,
+  };
+}
+
+/** The config.json object of a tiny checkpoint (keys as HF writes them). */
+export function tinyConfigJson(arch: TinyArch, dtype: WeightDtype = 'f32', gqa = false): Record<string, unknown> {
+  const common = { tie_word_embeddings: false, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.36.0.dev0' };
+  if (arch === 'llava') {
+    return {
+      architectures: ['LlavaForConditionalGeneration'],
+      ignore_index: -100,
+      image_seq_length: (IMAGE_SIZE / PATCH_SIZE) ** 2,
+      image_token_index: 32000,
+      model_type: 'llava',
+      pad_token_id: 32001,
+      projector_hidden_act: 'gelu',
+      text_config: tinyLlama(dtype, gqa),
+      ...common,
+      vision_config: {
+        hidden_size: 32,
+        image_size: IMAGE_SIZE,
+        intermediate_size: 74,
+        model_type: 'clip_vision_model',
+        num_attention_heads: 4,
+        num_hidden_layers: 3,
+        patch_size: PATCH_SIZE,
+        projection_dim: 32,
+      },
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'default',
+      vocab_size: 32064,
+    };
+  }
+  return {
+    architectures: ['InstructBlipForConditionalGeneration'],
+    initializer_factor: 1.0,
+    initializer_range: 0.02,
+    model_type: 'instructblip',
+    num_query_tokens: 8,
+    qformer_config: {
+      attention_probs_dropout_prob: 0.1,
+      cross_attention_frequency: 2,
+      encoder_hidden_size: 40,
+      hidden_act: 'gelu',
+      hidden_dropout_prob: 0.1,
+      hidden_size: 32,
+      intermediate_size: 74,
+      layer_norm_eps: 1e-12,
+      max_position_embeddings: 128,
+      model_type: 'instructblip_qformer',
+      num_attention_heads: 4,
+      num_hidden_layers: 3,
+      pad_token_id: 0,
+      position_embedding_type: 'absolute',
+      vocab_size: 30523,
+    },
+    text_config: tinyLlama(dtype, gqa),
+    ...common,
+    use_decoder_only_language_model: true,
+    vision_config: {
+      hidden_act: 'gelu',
+      hidden_size: 40,
+      image_size: IMAGE_SIZE,
+      intermediate_size: 74,
+      layer_norm_eps: 1e-6,
+      model_type: 'instructblip_vision_model',
+      num_attention_heads: 4,
+      num_hidden_layers: 3,
+      patch_size: PATCH_SIZE,
+      qkv_bias: true,
+    },
+  };
+}
+
+export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
+  const dtype = opts.dtype ?? 'f32';
+  const seed = opts.seed ?? 0;
+  const shards = opts.shards ?? 1;
+  if (!Number.isInteger(shards) || shards < 1) throw new UserError(`--shards must be a positive integer, got ${opts.shards}`);
+  const json = tinyConfigJson(opts.arch, dtype, opts.gqa ?? false);
+  const config = parseConfig(JSON.stringify(json), 'tiny config.json');
+  const specs: TensorSpec[] = expectedTensors(config)
+    .filter((t) => !t.optional)
+    .map((t) => ({ name: t.name, shape: t.shape, dtype: SAFETENSORS_DTYPE[dtype] }));
+  // qkv.bias is [q_bias, 0, v_bias] in real checkpoints: keys have no bias
+  const data = (t: TensorSpec) => {
+    const values = initValues(t.name, t.shape.reduce((a, b) => a * b, 1), seed);
+    if (t.name.endsWith('.self_attn.qkv.bias')) values.fill(0, values.length / 3, (2 * values.length) / 3);
+    return encodeValues(values, t.dtype);
+  };
+
+  await mkdir(opts.out, { recursive: true });
+  const files = await writeWeights(opts.out, specs, data, { shards });
+  await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
+  const image = (config.vision_config as { image_size: number }).image_size;
+  if (opts.arch === 'llava') await writeLlavaProcessor(opts.out, image);
+  else await writeInstructBlipProcessor(opts.out, image);
+  const bytes = specs.reduce((n, t) => n + tensorBytes(t), 0);
+  return { dir: opts.out, config, files: ['config.json', ...files], tensors: specs.length, bytes };
+}
+
+/** Adds make-tiny's options and action to `cmd` (shared by the CLI and the script). */
+export function configureMakeTiny(cmd: Command): Command {
+  return cmd
+    .description('write a tiny HF-format llava / instructblip checkpoint with deterministic random weights')
+    .addOption(new Option('--arch <arch>', 'architecture').choices(['llava', 'instructblip']).makeOptionMandatory())
+    .requiredOption('--out <dir>', 'output folder (created)')
+    .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
+    .addOption(new Option('--dtype <dtype>', 'weight dtype').choices(['f32', 'f16', 'bf16']).default('f32'))
+    .option('--shards <n>', 'number of safetensors shards (>1 writes model.safetensors.index.json)', (v) => parseInt(v, 10), 1)
+    .option('--gqa', 'grouped-query attention: 2 KV heads for 4 query heads', false)
+    .action(async (o: MakeTinyOptions) => {
+      const r = await makeTiny(o);
+      console.log(`wrote ${r.dir}: ${r.config.model_type}, ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB of weights in ${r.files.filter((f) => f.endsWith('.safetensors')).length} file(s)`);
+    });
+}
+
+if (isMain(import.meta.url)) await runStandalone(configureMakeTiny(new Command('make-tiny')));

@@ -1,0 +1,105 @@
+/**
+ * Deterministic random weights for generated checkpoints.
+ *
+ * Every tensor gets its own stream, seeded from (seed, tensor name), so its values do
+ * not depend on tensor order or sharding. Initialisation follows HF's `_init_weights`
+ * in spirit: normal(0, 0.02) for matrices, embeddings and biases (biases non-zero on
+ * purpose, so tests see them), normal(1, 0.02) for norm weights.
+ */
+import { f32ToBf16Bits, f32ToF16Bits } from '../src/gpu/half.ts';
+import type { SafetensorsDtype } from '../src/io/safetensors.ts';
+
+export const INIT_STD = 0.02;
+
+/** mulberry32: 32-bit state, fast, good enough for weights and test data. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** FNV-1a of the name mixed with the seed: one independent stream per tensor. */
+export function tensorSeed(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** Standard normal samples by Box–Muller. */
+export function normals(n: number, rand: () => number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rand()));
+    const a = 2 * Math.PI * rand();
+    out[i] = r * Math.cos(a);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(a);
+  }
+  return out;
+}
+
+/** LayerNorm / RMSNorm scales (HF: ones): `…norm.weight`, `…LayerNorm.weight`, `…layer_norm1.weight`, `pre_layrnorm.weight`. */
+export function isNormWeight(name: string): boolean {
+  return /norm\d?\.weight$/i.test(name);
+}
+
+/** Mean of the init distribution for a tensor name. */
+export function initMean(name: string): number {
+  return isNormWeight(name) ? 1 : 0;
+}
+
+/** The values of one tensor (as f32), deterministic in (seed, name). */
+export function initValues(name: string, count: number, seed: number): Float32Array {
+  const v = normals(count, mulberry32(tensorSeed(seed, name)));
+  const mean = initMean(name);
+  for (let i = 0; i < count; i++) v[i] = mean + INIT_STD * v[i];
+  return v;
+}
+
+/** f32 values encoded as the bytes of a safetensors dtype (F32, F16 or BF16). */
+export function encodeValues(values: Float32Array, dtype: SafetensorsDtype): Uint8Array {
+  switch (dtype) {
+    case 'F32':
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case 'F16':
+    case 'BF16': {
+      const conv = dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
+      const out = new Uint16Array(values.length);
+      for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
+      return new Uint8Array(out.buffer);
+    }
+    default:
+      throw new Error(`encodeValues: unsupported dtype ${dtype}`);
+  }
+}
+
+const TABLE_BITS = 12;
+
+/**
+ * Fast fp16 filler for full-size random checkpoints (billions of values): draws from a
+ * table of 4096 pre-computed normal(mean, 0.02) halves with an xorshift index, about
+ * 1 ns a value. The values are not i.i.d. normals, only plausible weights for timing.
+ */
+export function* fastF16Chunks(name: string, count: number, seed: number, chunkElems = 8 << 20): Generator<Uint8Array> {
+  const mean = initMean(name);
+  const table = new Uint16Array(1 << TABLE_BITS);
+  const base = normals(table.length, mulberry32(seed ^ (mean ? 0x9e3779b9 : 0)));
+  for (let i = 0; i < table.length; i++) table[i] = f32ToF16Bits(mean + INIT_STD * base[i]);
+  let x = tensorSeed(seed, name) | 1;
+  const mask = table.length - 1;
+  const buf = new Uint16Array(Math.min(chunkElems, count));
+  for (let done = 0; done < count; done += buf.length) {
+    const n = Math.min(buf.length, count - done);
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      buf[i] = table[(x >>> 7) & mask];
+    }
+    yield new Uint8Array(buf.buffer, 0, n * 2);
+  }
+}
