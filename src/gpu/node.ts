@@ -38,7 +38,13 @@ export async function createNodeGpu(opts: GpuOptions & { powerPreference?: GPUPo
   // Dawn's instance must outlive every device made from it: if the GPU object is garbage
   // collected, Dawn's event loop runs on freed memory and the process dies at random.
   instance ??= create([]);
-  const adapter = await instance.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
-  if (!adapter) throw new UserError(NO_ADAPTER_HELP);
+  const adapter = await adapterOrExplain(instance, opts.powerPreference);
   return Gpu.fromAdapter(adapter, nodeShaderLoader, opts);
+}
+
+/** The adapter, or a UserError that says how to install a driver. */
+export async function adapterOrExplain(gpu: GPU, powerPreference: GPUPowerPreference = 'high-performance'): Promise<GPUAdapter> {
+  const adapter = await gpu.requestAdapter({ powerPreference });
+  if (!adapter) throw new UserError(NO_ADAPTER_HELP);
+  return adapter;
 }

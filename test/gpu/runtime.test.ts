@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { PipelineCache } from '../../src/gpu/pipelines.ts';
+import { expandWgsl } from '../../src/gpu/wgsl.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { linear } from '../../src/ops/linear.ts';
+import { getGpu, randn } from '../helpers/gpu.ts';
+import { NO_ADAPTER_HELP, adapterOrExplain } from '../../src/gpu/node.ts';
+
+const files: Record<string, string> = {
+  'main.wgsl': ['#include "lib/a.wgsl"', '#if FAST', 'const mode = 1u;', '#else', 'const mode = 2u;', '#endif', 'const n = $N;'].join('\n'),
+  'lib/a.wgsl': ['// helper', 'fn helper() -> u32 { return 1u; }'].join('\n'),
+  'broken.wgsl': ['#include "lib/a.wgsl"', '@compute @workgroup_size(1)', 'fn main() {', '  let x: u32 = helper() + undefined_name;', '}'].join('\n'),
+};
+const load = (p: string) => {
+  if (!(p in files)) throw new Error(`no ${p}`);
+  return files[p];
+};
+
+describe('WGSL preprocessor', () => {
+  it('includes once, selects #if blocks, substitutes $NAMES and maps lines to files', () => {
+    const a = expandWgsl('main.wgsl', load, { FAST: true, N: 7 });
+    expect(a.code).toContain('fn helper()');
+    expect(a.code).toContain('const mode = 1u;');
+    expect(a.code).not.toContain('const mode = 2u;');
+    expect(a.code).toContain('const n = 7;');
+    expect(a.origin[a.code.split('\n').indexOf('const n = 7;')]).toBe('main.wgsl:7');
+    expect(a.origin[0]).toBe('lib/a.wgsl:1');
+    const b = expandWgsl('main.wgsl', load, { FAST: false, N: 1 });
+    expect(b.code).toContain('const mode = 2u;');
+  });
+
+  it('refuses an undefined $NAME and unbalanced #if', () => {
+    expect(() => expandWgsl('main.wgsl', load, {})).toThrow(/main.wgsl:7: \$N is not defined/);
+    files['bad-if.wgsl'] = '#if X\nconst a = 1;';
+    expect(() => expandWgsl('bad-if.wgsl', load, {})).toThrow(/unterminated #if/);
+  });
+});
+
+describe('GPU runtime errors', () => {
+  it('reports a WGSL compile error at the source file and line', async () => {
+    const gpu = await getGpu();
+    const cache = new PipelineCache(gpu.device, load);
+    gpu.device.pushErrorScope('validation');
+    cache.get({ shader: 'broken.wgsl' });
+    await gpu.device.popErrorScope();
+    await expect(cache.check()).rejects.toThrow(/broken\.wgsl:4:\d+: .*undefined_name/);
+  });
+
+  it('names the tensor, its size and the limit when a tensor exceeds the binding limit', async () => {
+    const gpu = await getGpu();
+    const limit = gpu.limits.maxStorageBufferBindingSize;
+    expect(() => gpu.tensor([Math.ceil(limit / 4) + 1024], 'f32', 'lm_head.weight')).toThrow(/lm_head\.weight .* over this device's storage-binding limit of/);
+  });
+
+  it('refuses a workgroup grid over the per-dimension limit, naming the kernel', async () => {
+    const gpu = await getGpu();
+    const x = gpu.upload(randn(8, 1), [2, 4], 'x');
+    expect(() =>
+      gpu.dispatch({
+        kernel: 'matmul.f32',
+        pipeline: { shader: 'matmul.wgsl', defines: { VEC4: true, W_F16: false, W_BINDING: 2, BIAS: false, RESIDUAL: false, ACT: 0 } },
+        params: { values: [2, 2, 4] },
+        bindings: [x, x, null, null, x],
+        workgroups: [gpu.limits.maxComputeWorkgroupsPerDimension + 1],
+        shapes: 'M=2',
+      }),
+    ).toThrow(/matmul\.f32 \(M=2\).*exceeds the device limit/);
+  });
+
+  it('turns a validation error into a thrown error naming the kernel and buffers', async () => {
+    const gpu = await getGpu();
+    const x = gpu.upload(randn(8, 1), [2, 4], 'small_x');
+    const u = gpu.tensor([4], 'u32', 'wrong_kind');
+    // bind an output that is too small for nothing to catch on the host: the runtime must surface Dawn's error
+    gpu.dispatch({
+      kernel: 'matmul.f32',
+      pipeline: { shader: 'matmul.wgsl', defines: { VEC4: true, W_F16: false, W_BINDING: 2, BIAS: true, RESIDUAL: false, ACT: 0 } },
+      params: { values: [2, 2, 4] },
+      bindings: [x, x, null, null, u], // BIAS declared but binding 3 missing
+      workgroups: [1, 1],
+      shapes: 'M=2 N=2 K=4',
+    });
+    await expect(gpu.sync()).rejects.toThrow(/matmul\.f32 \(M=2 N=2 K=4\) buffers small_x/);
+  });
+
+  it('explains how to install a driver when there is no adapter', async () => {
+    const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
+    await expect(adapterOrExplain(noAdapter)).rejects.toThrow(NO_ADAPTER_HELP);
+    expect(NO_ADAPTER_HELP).toMatch(/bookworm-backports mesa-vulkan-drivers/);
+  });
+});
+
+describe('profiler', () => {
+  it('counts every dispatch per kernel and writes a Chrome trace', async () => {
+    const g = await getProfiledGpu();
+    const x = g.upload(randn(64 * 32, 1), [64, 32], 'x');
+    const w = g.upload(randn(48 * 32, 2), [48, 32], 'w');
+    for (let i = 0; i < 3; i++) linear(g, x, w);
+    await g.sync();
+    const rows = g.profiler!.summary();
+    expect(rows.find((r) => r.kernel === 'matmul.f32')?.calls).toBe(3);
+    expect(rows[0].ms).toBeGreaterThan(0);
+    const table = g.profiler!.table();
+    expect(table).toMatch(/matmul\.f32\s+3\s/);
+    const trace = g.profiler!.trace() as { traceEvents: { name: string; ph: string; dur: number }[] };
+    expect(trace.traceEvents.filter((e) => e.name === 'matmul.f32' && e.ph === 'X')).toHaveLength(3);
+  });
+});
+
+async function getProfiledGpu(): Promise<Gpu> {
+  const { createNodeGpu } = await import('../../src/gpu/node.ts');
+  return createNodeGpu({ profile: true });
+}
