@@ -1,0 +1,429 @@
+/**
+ * Self-checks of the PyTorch reference test/reference/llava_ref.py (run through
+ * pyref.ts) on tiny checkpoints from weights-tools/make-tiny.ts.
+ *
+ * The expected values are recomputed here in plain TypeScript loops (f64 accumulation)
+ * from the checkpoint tensors, so each check is a second, independent implementation of
+ * a piece of the model: shapes vs config, the image-token expansion and splice, the
+ * final RMSNorm, lm_head, greedy decoding, and one full vision layer / decoder layer
+ * (CLIP embeddings + pre_layrnorm, LayerNorm attention with biases, quick_gelu; RMSNorm,
+ * RoPE rotate-half, GQA, causal softmax, SwiGLU), plus the projector.
+ *
+ * Tolerances: the script computes in float32 and these loops in float64, on identical
+ * weights (f16 checkpoints are upcast exactly on both sides), so only f32 rounding
+ * separates them: relErr ≤ 1e-5 for a single op chain, 2e-5 for a whole layer (a few
+ * hundred f32 roundings on values of size ~1). Splices and copies are compared exactly.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bf16BitsToF32, f16BitsToF32 } from '../../src/gpu/half.ts';
+import { SafetensorsFile } from '../../src/io/safetensors.ts';
+import { openFileSource } from '../../src/io/source-node.ts';
+import { randn, relErr } from '../helpers/gpu.ts';
+import { havePyTorch, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const IMAGE_TOKEN = 32000;
+// "USER: <image>\nWhat is this? ASSISTANT:" as LLaMA ids (exact ids do not matter here)
+const PROMPT = [1, 3148, 1001, 29901, 29871, IMAGE_TOKEN, 29871, 13, 5618, 338, 445, 29973, 319, 1799, 9047, 13566, 29901];
+const NEW_TOKENS = 4;
+
+// ---------------------------------------------------------------------------------------
+// checkpoint access (all tensors as f32; the tiny checkpoints are a few MB)
+
+type Weights = Map<string, { data: Float32Array; shape: number[] }>;
+
+async function loadCheckpoint(dir: string): Promise<Weights> {
+  let files = ['model.safetensors'];
+  try {
+    const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    files = [...new Set(Object.values(index.weight_map))];
+  } catch {
+    // single file
+  }
+  const out: Weights = new Map();
+  for (const f of files) {
+    const file = await SafetensorsFile.open(await openFileSource(join(dir, f)));
+    for (const [name, info] of file.tensors) {
+      const bytes = await file.readTensor(name);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const n = info.shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        if (info.dtype === 'F32') data[i] = dv.getFloat32(4 * i, true);
+        else if (info.dtype === 'F16') data[i] = f16BitsToF32(dv.getUint16(2 * i, true));
+        else if (info.dtype === 'BF16') data[i] = bf16BitsToF32(dv.getUint16(2 * i, true));
+        else throw new Error(`${name}: dtype ${info.dtype}`);
+      }
+      out.set(name, { data, shape: info.shape });
+    }
+    await file.close();
+  }
+  return out;
+}
+
+function W(w: Weights, name: string): Float32Array {
+  const t = w.get(name);
+  if (!t) throw new Error(`checkpoint has no ${name}`);
+  return t.data;
+}
+
+// ---------------------------------------------------------------------------------------
+// plain-loop math, rows-major [n, d] matrices as flat arrays, f64 accumulation
+
+type Mat = Float64Array;
+
+/** y[n, m] = x[n, k] · W[m, k]ᵀ + b */
+function linear(x: ArrayLike<number>, n: number, k: number, w: Float32Array, m: number, b?: Float32Array): Mat {
+  const y = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) {
+    for (let o = 0; o < m; o++) {
+      let s = b ? b[o] : 0;
+      for (let j = 0; j < k; j++) s += x[i * k + j] * w[o * k + j];
+      y[i * m + o] = s;
+    }
+  }
+  return y;
+}
+
+function layerNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, b: Float32Array, eps: number): Mat {
+  const y = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let mean = 0;
+    for (let j = 0; j < d; j++) mean += x[i * d + j];
+    mean /= d;
+    let v = 0;
+    for (let j = 0; j < d; j++) v += (x[i * d + j] - mean) ** 2;
+    const r = 1 / Math.sqrt(v / d + eps);
+    for (let j = 0; j < d; j++) y[i * d + j] = (x[i * d + j] - mean) * r * g[j] + b[j];
+  }
+  return y;
+}
+
+function rmsNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, eps: number): Mat {
+  const y = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += x[i * d + j] ** 2;
+    const r = 1 / Math.sqrt(ss / d + eps);
+    for (let j = 0; j < d; j++) y[i * d + j] = x[i * d + j] * r * g[j];
+  }
+  return y;
+}
+
+/** erf: Maclaurin series for |x| < 5 (f64 keeps ~1e-9 after the cancellation), else ±1 (erfc(5) ≈ 1.5e-12). */
+function erf(x: number): number {
+  if (Math.abs(x) >= 5) return Math.sign(x);
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 200 && Math.abs(term) > 1e-17; n++) {
+    term *= (-x * x) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+const quickGelu = (x: number) => x / (1 + Math.exp(-1.702 * x));
+const silu = (x: number) => x / (1 + Math.exp(-x));
+
+/**
+ * Multi-head attention core on projected q [n, nh·hd], k/v [n, nkv·hd]: softmax(q·kᵀ/√hd
+ * [+ causal]) · v, head h reading kv head ⌊h / (nh/nkv)⌋. Returns [n, nh·hd] and the maps.
+ */
+function attention(q: Mat, k: Mat, v: Mat, n: number, nh: number, nkv: number, hd: number, causal: boolean) {
+  const out = new Float64Array(n * nh * hd);
+  const maps = new Float64Array(nh * n * n);
+  const group = nh / nkv;
+  for (let h = 0; h < nh; h++) {
+    const kh = Math.floor(h / group);
+    for (let i = 0; i < n; i++) {
+      const last = causal ? i : n - 1;
+      const s = new Float64Array(last + 1);
+      let mx = -Infinity;
+      for (let j = 0; j <= last; j++) {
+        let d = 0;
+        for (let e = 0; e < hd; e++) d += q[i * nh * hd + h * hd + e] * k[j * nkv * hd + kh * hd + e];
+        s[j] = d / Math.sqrt(hd);
+        mx = Math.max(mx, s[j]);
+      }
+      let z = 0;
+      for (let j = 0; j <= last; j++) z += s[j] = Math.exp(s[j] - mx);
+      for (let j = 0; j <= last; j++) {
+        const p = s[j] / z;
+        maps[h * n * n + i * n + j] = p;
+        for (let e = 0; e < hd; e++) out[i * nh * hd + h * hd + e] += p * v[j * nkv * hd + kh * hd + e];
+      }
+    }
+  }
+  return { out, maps };
+}
+
+/** RoPE, HF rotate-half layout, positions 0..n-1, in place on [n, heads·hd]. */
+function rope(x: Mat, n: number, heads: number, hd: number, theta: number): void {
+  const half = hd / 2;
+  for (let p = 0; p < n; p++) {
+    for (let h = 0; h < heads; h++) {
+      const o = p * heads * hd + h * hd;
+      for (let i = 0; i < half; i++) {
+        const a = p / theta ** ((2 * i) / hd);
+        const c = Math.cos(a);
+        const s = Math.sin(a);
+        const x1 = x[o + i];
+        const x2 = x[o + i + half];
+        x[o + i] = x1 * c - x2 * s;
+        x[o + i + half] = x2 * c + x1 * s;
+      }
+    }
+  }
+}
+
+function add(a: ArrayLike<number>, b: ArrayLike<number>): Mat {
+  const y = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) y[i] = a[i] + b[i];
+  return y;
+}
+
+function rows(t: RefTensor, r: number[]): Float32Array {
+  const d = t.shape[t.shape.length - 1];
+  const out = new Float32Array(r.length * d);
+  r.forEach((i, k) => out.set(t.data.subarray(i * d, (i + 1) * d) as Float32Array, k * d));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface Case {
+  name: string;
+  makeTiny: string[];
+  /** Pass the prompt with the image token already repeated once per feature. */
+  preExpanded: boolean;
+}
+
+const CASES: Case[] = [
+  { name: 'f32, one file, MHA, image token expanded by the script', makeTiny: [], preExpanded: false },
+  { name: 'f16, 2 shards, GQA (4 heads / 2 KV heads), prompt already expanded', makeTiny: ['--dtype', 'f16', '--shards', '2', '--gqa'], preExpanded: true },
+];
+
+describe.skipIf(!havePyTorch())('llava_ref.py (PyTorch reference) self-checks — needs /usr/bin/python3 with torch, numpy', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'llava-ref-test-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  for (const [ci, c] of CASES.entries()) {
+    describe(c.name, () => {
+      const dir = join(tmp, `ckpt${ci}`);
+      let cfg: any;
+      let w: Weights;
+      let ref: Map<string, RefTensor>;
+      let meta: Record<string, string>;
+      let nImg: number;
+      let expandedIds: number[];
+      const pixels = randn(3 * 42 * 42, 100 + ci, 2);
+
+      beforeAll(async () => {
+        const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/run-ts.mjs'), join(ROOT, 'weights-tools/make-tiny.ts'), '--arch', 'llava', '--seed', '1', '--out', dir, ...c.makeTiny], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`make-tiny failed: ${r.stderr}`);
+        cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+        w = await loadCheckpoint(dir);
+        const vc = cfg.vision_config;
+        nImg = (vc.image_size / vc.patch_size) ** 2 + (cfg.vision_feature_select_strategy === 'full' ? 1 : 0);
+        const at = PROMPT.indexOf(IMAGE_TOKEN);
+        expandedIds = [...PROMPT.slice(0, at), ...Array<number>(nImg).fill(IMAGE_TOKEN), ...PROMPT.slice(at + 1)];
+        const res = await runLlavaReferenceFull({
+          model: dir,
+          pixelValues: pixels,
+          pixelShape: [3, vc.image_size, vc.image_size],
+          inputIds: c.preExpanded ? expandedIds : PROMPT,
+          maxNewTokens: NEW_TOKENS,
+          withAttentions: true,
+        });
+        ref = res.tensors;
+        meta = res.metadata;
+      });
+
+      const T = (name: string) => {
+        const t = ref.get(name);
+        if (!t) throw new Error(`reference output has no ${name}`);
+        return t;
+      };
+
+      it('(a) writes every output with the shape the config implies', () => {
+        const vc = cfg.vision_config;
+        const tc = cfg.text_config;
+        const seq = expandedIds.length;
+        const want = new Map<string, number[]>([
+          ['input_ids', [seq]],
+          ['pixel_values', [3, vc.image_size, vc.image_size]],
+          ['image_features', [nImg, tc.hidden_size]],
+          ['residual_final', [seq, tc.hidden_size]],
+          ['logits', [seq, tc.vocab_size]],
+          ['greedy_tokens', [NEW_TOKENS]],
+        ]);
+        for (let k = 0; k <= vc.num_hidden_layers; k++) want.set(`vision_hidden_states.${k}`, [1 + (vc.image_size / vc.patch_size) ** 2, vc.hidden_size]);
+        for (let l = 0; l <= tc.num_hidden_layers; l++) want.set(`hidden_states.${l}`, [seq, tc.hidden_size]);
+        for (let l = 0; l < tc.num_hidden_layers; l++) {
+          want.set(`attentions.${l}`, [tc.num_attention_heads, seq, seq]);
+          want.set(`attn_input_normed.${l}`, [seq, tc.hidden_size]);
+        }
+        expect(new Set(ref.keys())).toEqual(new Set(want.keys()));
+        for (const [name, shape] of want) expect(T(name).shape, name).toEqual(shape);
+        expect(T('input_ids').data).toBeInstanceOf(Int32Array);
+        expect(T('greedy_tokens').data).toBeInstanceOf(Int32Array);
+        for (const [name, t] of ref) expect(t.data.every(Number.isFinite), `${name} finite`).toBe(true);
+        expect(Array.from(T('pixel_values').data)).toEqual(Array.from(pixels));
+        expect(meta.expanded).toBe(c.preExpanded ? '0' : '1');
+      });
+
+      it('(b) hidden_states.L is RMSNorm(residual_final) with the final norm weight', () => {
+        const tc = cfg.text_config;
+        const L = tc.num_hidden_layers;
+        const seq = expandedIds.length;
+        const want = rmsNorm(T('residual_final').data, seq, tc.hidden_size, W(w, 'language_model.model.norm.weight'), tc.rms_norm_eps);
+        expect(relErr(T(`hidden_states.${L}`).data, want)).toBeLessThanOrEqual(1e-5);
+        // and the un-normed residual really differs from it (the convention is visible)
+        expect(relErr(T(`hidden_states.${L}`).data, T('residual_final').data)).toBeGreaterThan(1e-2);
+      });
+
+      it('(c) logits rows equal hidden_states.L · lm_headᵀ', () => {
+        const tc = cfg.text_config;
+        const seq = expandedIds.length;
+        const pick = [0, PROMPT.indexOf(IMAGE_TOKEN) + 1, seq - 1];
+        const h = rows(T(`hidden_states.${tc.num_hidden_layers}`), pick);
+        const want = linear(h, pick.length, tc.hidden_size, W(w, 'language_model.lm_head.weight'), tc.vocab_size);
+        expect(relErr(rows(T('logits'), pick), want)).toBeLessThanOrEqual(1e-5);
+      });
+
+      it('(d) expands the image token and splices the image features into hidden_states.0 at its positions', () => {
+        const tc = cfg.text_config;
+        const d = tc.hidden_size;
+        expect(Array.from(T('input_ids').data)).toEqual(expandedIds);
+        const positions = expandedIds.flatMap((t, i) => (t === IMAGE_TOKEN ? [i] : []));
+        expect(positions.length).toBe(nImg);
+        expect(meta.image_start).toBe(String(positions[0]));
+        expect(meta.n_image_tokens).toBe(String(nImg));
+        const h0 = T('hidden_states.0').data;
+        const feats = T('image_features').data;
+        positions.forEach((p, k) => expect(Array.from(h0.subarray(p * d, (p + 1) * d)), `position ${p}`).toEqual(Array.from(feats.subarray(k * d, (k + 1) * d))));
+        // every other position holds its token's embedding row
+        const emb = W(w, 'language_model.model.embed_tokens.weight');
+        expandedIds.forEach((t, p) => {
+          if (t !== IMAGE_TOKEN) expect(Array.from(h0.subarray(p * d, (p + 1) * d)), `text position ${p}`).toEqual(Array.from(emb.subarray(t * d, (t + 1) * d)));
+        });
+      });
+
+      it('(e) the first greedy token is the argmax of the last logits row; KV-cached decode = full recompute', async () => {
+        const tc = cfg.text_config;
+        const lg = T('logits');
+        const last = lg.data.subarray((lg.shape[0] - 1) * tc.vocab_size);
+        let best = 0;
+        for (let i = 1; i < last.length; i++) if (last[i] > last[best]) best = i;
+        expect(T('greedy_tokens').data[0]).toBe(best);
+        if (ci === CASES.length - 1) {
+          const vc = cfg.vision_config;
+          const full = await runLlavaReferenceFull({
+            model: dir,
+            pixelValues: pixels,
+            pixelShape: [3, vc.image_size, vc.image_size],
+            inputIds: PROMPT,
+            maxNewTokens: NEW_TOKENS,
+            noKvCache: true,
+          });
+          expect(Array.from(full.tensors.get('greedy_tokens')!.data)).toEqual(Array.from(T('greedy_tokens').data));
+        }
+      });
+
+      it('vision: embeddings + pre_layrnorm = vision_hidden_states.0; encoder layer 0; projector on layer −2 without CLS', () => {
+        const vc = cfg.vision_config;
+        const p = 'vision_tower.vision_model.';
+        const d = vc.hidden_size;
+        const P = vc.patch_size;
+        const g = vc.image_size / P;
+        const n = 1 + g * g;
+        const eps = vc.layer_norm_eps ?? 1e-5;
+        // patch conv (no bias), CLS first, position embedding rows 0..n-1
+        const conv = W(w, p + 'embeddings.patch_embedding.weight');
+        const cls = W(w, p + 'embeddings.class_embedding');
+        const pos = W(w, p + 'embeddings.position_embedding.weight');
+        const x = new Float64Array(n * d);
+        for (let o = 0; o < d; o++) x[o] = cls[o] + pos[o];
+        const S = vc.image_size;
+        for (let py = 0; py < g; py++) {
+          for (let px = 0; px < g; px++) {
+            const r = 1 + py * g + px;
+            for (let o = 0; o < d; o++) {
+              let s = 0;
+              for (let ch = 0; ch < 3; ch++) for (let i = 0; i < P; i++) for (let j = 0; j < P; j++) s += conv[((o * 3 + ch) * P + i) * P + j] * pixels[(ch * S + py * P + i) * S + px * P + j];
+              x[r * d + o] = s + pos[r * d + o];
+            }
+          }
+        }
+        const h0 = layerNorm(x, n, d, W(w, p + 'pre_layrnorm.weight'), W(w, p + 'pre_layrnorm.bias'), eps);
+        expect(relErr(T('vision_hidden_states.0').data, h0)).toBeLessThanOrEqual(1e-5);
+
+        // encoder layer 0 from the reference's own input
+        const lp = p + 'encoder.layers.0.';
+        const xin = T('vision_hidden_states.0').data;
+        const a = layerNorm(xin, n, d, W(w, lp + 'layer_norm1.weight'), W(w, lp + 'layer_norm1.bias'), eps);
+        const proj = (name: string, inp: ArrayLike<number>, k: number, m: number) => linear(inp, n, k, W(w, lp + name + '.weight'), m, W(w, lp + name + '.bias'));
+        const nh = vc.num_attention_heads;
+        const { out } = attention(proj('self_attn.q_proj', a, d, d), proj('self_attn.k_proj', a, d, d), proj('self_attn.v_proj', a, d, d), n, nh, nh, d / nh, false);
+        const x1 = add(xin, proj('self_attn.out_proj', out, d, d));
+        const b = layerNorm(x1, n, d, W(w, lp + 'layer_norm2.weight'), W(w, lp + 'layer_norm2.bias'), eps);
+        const f = proj('mlp.fc1', b, d, vc.intermediate_size).map(quickGelu); // hidden_act default quick_gelu
+        const x2 = add(x1, proj('mlp.fc2', f, vc.intermediate_size, d));
+        expect(relErr(T('vision_hidden_states.1').data, x2)).toBeLessThanOrEqual(2e-5);
+
+        // projector: Linear → GELU(erf) → Linear on hidden state Lv−1 (index −2), CLS dropped
+        const tc = cfg.text_config;
+        const sel = T(`vision_hidden_states.${vc.num_hidden_layers - 1}`).data.subarray(d);
+        const m = n - 1;
+        const y1 = linear(sel, m, d, W(w, 'multi_modal_projector.linear_1.weight'), tc.hidden_size, W(w, 'multi_modal_projector.linear_1.bias')).map(gelu);
+        const y2 = linear(y1, m, tc.hidden_size, W(w, 'multi_modal_projector.linear_2.weight'), tc.hidden_size, W(w, 'multi_modal_projector.linear_2.bias'));
+        expect(relErr(T('image_features').data, y2)).toBeLessThanOrEqual(1e-5);
+      });
+
+      it('language model: decoder layer 0 (RMSNorm, RoPE, GQA, causal softmax, SwiGLU) = hidden_states.1, attentions.0', () => {
+        const tc = cfg.text_config;
+        const d = tc.hidden_size;
+        const n = expandedIds.length;
+        const nh = tc.num_attention_heads;
+        const nkv = tc.num_key_value_heads ?? nh;
+        const hd = d / nh;
+        const lp = 'language_model.model.layers.0.';
+        const x = T('hidden_states.0').data;
+        const a = rmsNorm(x, n, d, W(w, lp + 'input_layernorm.weight'), tc.rms_norm_eps);
+        expect(relErr(T('attn_input_normed.0').data, a)).toBeLessThanOrEqual(1e-5);
+        const q = linear(a, n, d, W(w, lp + 'self_attn.q_proj.weight'), nh * hd);
+        const k = linear(a, n, d, W(w, lp + 'self_attn.k_proj.weight'), nkv * hd);
+        const v = linear(a, n, d, W(w, lp + 'self_attn.v_proj.weight'), nkv * hd);
+        rope(q, n, nh, hd, tc.rope_theta);
+        rope(k, n, nkv, hd, tc.rope_theta);
+        const { out, maps } = attention(q, k, v, n, nh, nkv, hd, true);
+        expect(relErr(T('attentions.0').data, maps)).toBeLessThanOrEqual(1e-5);
+        const x1 = add(x, linear(out, n, nh * hd, W(w, lp + 'self_attn.o_proj.weight'), d));
+        const b = rmsNorm(x1, n, d, W(w, lp + 'post_attention_layernorm.weight'), tc.rms_norm_eps);
+        const I = tc.intermediate_size;
+        const gate = linear(b, n, d, W(w, lp + 'mlp.gate_proj.weight'), I);
+        const up = linear(b, n, d, W(w, lp + 'mlp.up_proj.weight'), I);
+        const hmid = gate.map((gv, i) => silu(gv) * up[i]);
+        const x2 = add(x1, linear(hmid, n, I, W(w, lp + 'mlp.down_proj.weight'), d));
+        expect(relErr(T('hidden_states.1').data, x2)).toBeLessThanOrEqual(2e-5);
+        // attention maps are causal rows summing to 1
+        const A = T('attentions.1').data;
+        for (let h = 0; h < nh; h++) {
+          for (let i = 0; i < n; i++) {
+            let s = 0;
+            for (let j = 0; j < n; j++) {
+              const p = A[(h * n + i) * n + j];
+              if (j > i) expect(p).toBe(0);
+              s += p;
+            }
+            expect(Math.abs(s - 1)).toBeLessThan(1e-5);
+          }
+        }
+      });
+    });
+  }
+});
