@@ -34,18 +34,18 @@ function convert(gpu: Gpu, src: Tensor, shape: readonly number[], bf16: boolean,
   return out;
 }
 
-export function f16ToF32(gpu: Gpu, t: Tensor, name = `${t.name}.f32`): Tensor {
+export function f16ToF32(gpu: Gpu, t: Tensor, opts: { name?: string } = {}): Tensor {
   if (t.dtype !== 'f16') throw new GpuError(`f16ToF32: ${t} is not f16`);
-  return convert(gpu, t, t.shape, false, name);
+  return convert(gpu, t, t.shape, false, opts.name ?? `${t.name}.f32`);
 }
 
-export function bf16ToF32(gpu: Gpu, words: Tensor, shape: readonly number[], name = `${words.name}.f32`): Tensor {
+export function bf16ToF32(gpu: Gpu, words: Tensor, shape: readonly number[], opts: { name?: string } = {}): Tensor {
   if (words.dtype !== 'u32') throw new GpuError(`bf16ToF32: ${words} must be a u32 tensor of packed bf16 pairs`);
   const n = numel(shape);
   if (words.numel !== Math.ceil(n / 2)) {
     throw new GpuError(`bf16ToF32: ${words} holds ${2 * words.numel} bf16 slots; shape [${shape.join(', ')}] needs ⌈${n}/2⌉ = ${Math.ceil(n / 2)} words`);
   }
-  return convert(gpu, words, shape, true, name);
+  return convert(gpu, words, shape, true, opts.name ?? `${words.name}.f32`);
 }
 
 /** Uploads raw bf16 bits as the packed 'u32' tensor bf16ToF32 takes (odd counts padded with 0). */

@@ -13,16 +13,19 @@ import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { elemBytes, elementGrid } from './common.ts';
 
-export interface TablePart {
+export interface EmbeddingPart {
   /** [rows, D]: vocabulary rows rowStart .. rowStart + rows − 1. */
   tensor: Tensor;
   rowStart: number;
 }
 
+/** Alias of EmbeddingPart. */
+export type TablePart = EmbeddingPart;
+
 const WG = 256;
 
 /** Checks the parts tile [0, vocab) without gaps or overlaps; returns vocab and D. */
-export function tableShape(parts: readonly TablePart[]): { vocab: number; D: number } {
+export function tableShape(parts: readonly EmbeddingPart[]): { vocab: number; D: number } {
   if (!parts.length) throw new GpuError('embedding: no table parts');
   const sorted = [...parts].sort((a, b) => a.rowStart - b.rowStart);
   const D = sorted[0].tensor.shape[1];
@@ -37,8 +40,9 @@ export function tableShape(parts: readonly TablePart[]): { vocab: number; D: num
 }
 
 /** Embeds the ids already on the GPU (rows with ids outside the vocabulary come out 0). */
-export function embedding(gpu: Gpu, ids: Tensor, tables: readonly TablePart[] | Tensor, name = 'embeds'): Tensor {
-  const parts: readonly TablePart[] = 'buffer' in tables ? [{ tensor: tables, rowStart: 0 }] : tables;
+export function embedding(gpu: Gpu, ids: Tensor, tables: readonly EmbeddingPart[] | Tensor, opts: { name?: string } = {}): Tensor {
+  const parts: readonly EmbeddingPart[] = 'buffer' in tables ? [{ tensor: tables, rowStart: 0 }] : tables;
+  const name = opts.name ?? 'embeds';
   if (ids.dtype !== 'i32') throw new GpuError(`embedding: ids must be i32, got ${ids}`);
   const { vocab, D } = tableShape(parts);
   const n = ids.numel;
@@ -61,8 +65,9 @@ export function embedding(gpu: Gpu, ids: Tensor, tables: readonly TablePart[] | 
 }
 
 /** Embeds host ids: checks every id against the vocabulary first, naming the bad one. */
-export function embeddingFromIds(gpu: Gpu, ids: Int32Array | readonly number[], tables: readonly TablePart[] | Tensor, name = 'embeds'): Tensor {
-  const parts: readonly TablePart[] = 'buffer' in tables ? [{ tensor: tables, rowStart: 0 }] : tables;
+export function embeddingFromIds(gpu: Gpu, ids: Int32Array | readonly number[], tables: readonly EmbeddingPart[] | Tensor, opts: { name?: string } = {}): Tensor {
+  const parts: readonly EmbeddingPart[] = 'buffer' in tables ? [{ tensor: tables, rowStart: 0 }] : tables;
+  const name = opts.name ?? 'embeds';
   const { vocab } = tableShape(parts);
   ids.forEach((id: number, i: number) => {
     if (!Number.isInteger(id) || id < 0 || id >= vocab) {
@@ -70,7 +75,7 @@ export function embeddingFromIds(gpu: Gpu, ids: Int32Array | readonly number[], 
     }
   });
   const idt = gpu.upload(Int32Array.from(ids), [ids.length], `${name}.ids`);
-  const out = embedding(gpu, idt, parts, name);
+  const out = embedding(gpu, idt, parts, { name });
   gpu.release(idt);
   return out;
 }

@@ -9,7 +9,7 @@ import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { elemBytes, requireF32, requireWeight, rowsOf, rowWorkgroup } from './common.ts';
 
-export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, eps: number, name?: string): Tensor {
+export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, eps: number, opts: { name?: string } = {}): Tensor {
   requireF32('layerNorm', 'x', x);
   requireWeight('layerNorm', 'weight', weight);
   const { rows, D } = rowsOf('layerNorm', x);
@@ -19,7 +19,7 @@ export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | nu
     if (bias.numel !== D) throw new GpuError(`layerNorm: bias ${bias} does not have ${D} elements (last dim of ${x})`);
   }
   if (!(eps >= 0)) throw new GpuError(`layerNorm: eps must be ≥ 0, got ${eps}`);
-  const y = gpu.tensor(x.shape, 'f32', name ?? `layernorm(${x.name})`);
+  const y = gpu.tensor(x.shape, 'f32', opts.name ?? `layernorm(${x.name})`);
   const wg = rowWorkgroup(D);
   gpu.dispatch({
     kernel: `layernorm.${weight.dtype}`,

@@ -15,7 +15,7 @@ import { linear } from './linear.ts';
 const WG = 256;
 
 /** pixels [C, H, W] → patches [⌊H/P⌋·⌊W/P⌋, C·P·P] in Conv2d weight order. */
-export function im2col(gpu: Gpu, pixels: Tensor, P: number, name = 'patches'): Tensor {
+export function im2col(gpu: Gpu, pixels: Tensor, P: number, opts: { name?: string } = {}): Tensor {
   requireF32('im2col', 'pixels', pixels);
   const shape = pixels.shape.length === 4 && pixels.shape[0] === 1 ? pixels.shape.slice(1) : pixels.shape;
   if (shape.length !== 3) throw new GpuError(`im2col: pixels ${pixels} are not [C, H, W] (or [1, C, H, W])`);
@@ -24,7 +24,7 @@ export function im2col(gpu: Gpu, pixels: Tensor, P: number, name = 'patches'): T
   const [gh, gw] = [Math.floor(H / P), Math.floor(W / P)];
   const K = C * P * P;
   const n = gh * gw * K;
-  const out = gpu.tensor([gh * gw, K], 'f32', name);
+  const out = gpu.tensor([gh * gw, K], 'f32', opts.name ?? `${pixels.name}.patches`);
   gpu.dispatch({
     kernel: 'im2col',
     pipeline: { shader: 'im2col.wgsl', constants: { WG } },
@@ -37,12 +37,20 @@ export function im2col(gpu: Gpu, pixels: Tensor, P: number, name = 'patches'): T
   return out;
 }
 
-export function patchEmbed(gpu: Gpu, pixels: Tensor, weight: Tensor, opts: { bias?: Tensor; name?: string } = {}): Tensor {
+export interface PatchEmbedOptions {
+  bias?: Tensor;
+  /** HF config `patch_size`; checked against the weight's kernel size when given. */
+  patchSize?: number;
+  name?: string;
+}
+
+export function patchEmbed(gpu: Gpu, pixels: Tensor, weight: Tensor, opts: PatchEmbedOptions = {}): Tensor {
   if (weight.shape.length !== 4 || weight.shape[2] !== weight.shape[3]) throw new GpuError(`patchEmbed: weight ${weight} is not [D, C, P, P]`);
   const [D, C, P] = weight.shape;
+  if (opts.patchSize !== undefined && opts.patchSize !== P) throw new GpuError(`patchEmbed: patch_size ${opts.patchSize} but weight ${weight} has ${P}×${P} kernels`);
   const channels = pixels.shape[pixels.shape.length - 3];
   if (channels !== C) throw new GpuError(`patchEmbed: pixels ${pixels} have ${channels} channels, weight ${weight} expects ${C}`);
-  const patches = im2col(gpu, pixels, P, `${pixels.name}.patches`);
+  const patches = im2col(gpu, pixels, P);
   const y = linear(gpu, patches, view(weight, [D, C * P * P]), { bias: opts.bias, name: opts.name ?? `patch_embeds(${pixels.name})` });
   gpu.release(patches); // destroyed after the submit that reads it
   return y;

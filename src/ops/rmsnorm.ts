@@ -9,13 +9,13 @@ import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { elemBytes, requireF32, requireWeight, rowsOf, rowWorkgroup } from './common.ts';
 
-export function rmsNorm(gpu: Gpu, x: Tensor, weight: Tensor, eps: number, name?: string): Tensor {
+export function rmsNorm(gpu: Gpu, x: Tensor, weight: Tensor, eps: number, opts: { name?: string } = {}): Tensor {
   requireF32('rmsNorm', 'x', x);
   requireWeight('rmsNorm', 'weight', weight);
   const { rows, D } = rowsOf('rmsNorm', x);
   if (weight.numel !== D) throw new GpuError(`rmsNorm: weight ${weight} does not have ${D} elements (last dim of ${x})`);
   if (!(eps >= 0)) throw new GpuError(`rmsNorm: eps must be ≥ 0, got ${eps}`);
-  const y = gpu.tensor(x.shape, 'f32', name ?? `rmsnorm(${x.name})`);
+  const y = gpu.tensor(x.shape, 'f32', opts.name ?? `rmsnorm(${x.name})`);
   gpu.dispatch({
     kernel: `rmsnorm.${weight.dtype}`,
     pipeline: {

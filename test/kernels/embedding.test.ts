@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { embedding, embeddingFromIds, type TablePart } from '../../src/ops/embedding.ts';
+import { embedding, embeddingFromIds, type EmbeddingPart } from '../../src/ops/embedding.ts';
 import { roundF16, toF16 } from '../../src/gpu/half.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { embeddingRef } from '../reference/embedding.ts';
 import { getGpu, randn, rng } from '../helpers/gpu.ts';
 
 /** Uploads table [vocab, D] cut at the given row boundaries, each part f32 or f16. */
-function parts(gpu: Gpu, table: Float32Array, D: number, cuts: number[], dtypes: ('f32' | 'f16')[]): TablePart[] {
-  const out: TablePart[] = [];
+function parts(gpu: Gpu, table: Float32Array, D: number, cuts: number[], dtypes: ('f32' | 'f16')[]): EmbeddingPart[] {
+  const out: EmbeddingPart[] = [];
   for (let k = 0; k + 1 < cuts.length; k++) {
     const [a, b] = [cuts[k], cuts[k + 1]];
     const rows = table.subarray(a * D, b * D);

@@ -43,9 +43,10 @@ describe('im2col.wgsl (patchEmbed)', () => {
     expect(Array.from(got.subarray(4 * K, 5 * K))).toEqual([at(0, 2, 2), at(0, 2, 3), at(0, 3, 2), at(0, 3, 3), at(1, 2, 2), at(1, 2, 3), at(1, 3, 2), at(1, 3, 3)]);
   });
 
-  it('refuses a channel mismatch', async () => {
+  it('refuses a channel or patch-size mismatch', async () => {
     const gpu = await getGpu();
     const pixels = gpu.upload(new Float32Array(3 * 4 * 4), [3, 4, 4], 'pixels');
     expect(() => patchEmbed(gpu, pixels, gpu.upload(new Float32Array(2 * 2 * 4), [2, 2, 2, 2], 'w'))).toThrow(/have 3 channels/);
+    expect(() => patchEmbed(gpu, pixels, gpu.upload(new Float32Array(2 * 3 * 4), [2, 3, 2, 2], 'w'), { patchSize: 4 })).toThrow(/patch_size 4/);
   });
 });

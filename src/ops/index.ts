@@ -1,0 +1,16 @@
+/**
+ * Every op the models record, one import away. Each op lives in its own file next to its
+ * kernel (shaders/<name>.wgsl); this list is append-only.
+ */
+export { linear, type Activation, type LinearOptions } from './linear.ts';
+export { layerNorm } from './layernorm.ts';
+export { rmsNorm } from './rmsnorm.ts';
+export { rope, ropeTable, ropeCosSin, ropeInvFreq, type RopeTable, type RopeOptions } from './rope.ts';
+export {
+  elementwise, gelu, quickGelu, silu, scale, siluMul, add, mul,
+  type UnaryOp, type BinaryOp, type ElementwiseOptions,
+} from './elementwise.ts';
+export { embedding, embeddingFromIds, tableShape, type EmbeddingPart, type TablePart } from './embedding.ts';
+export { im2col, patchEmbed, type PatchEmbedOptions } from './patch-embed.ts';
+export { f16ToF32, bf16ToF32, uploadBf16 } from './convert.ts';
+export { view } from './common.ts';
