@@ -15,15 +15,16 @@
  * hundred f32 roundings on values of size ~1). Splices and copies are compared exactly.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bf16BitsToF32, f16BitsToF32 } from '../../src/gpu/half.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
+import { writeSafetensors } from '../../src/io/safetensors-write.ts';
 import { openFileSource } from '../../src/io/source-node.ts';
 import { randn, relErr } from '../helpers/gpu.ts';
-import { havePyTorch, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
+import { havePyTorch, runLlavaReference, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const IMAGE_TOKEN = 32000;
@@ -195,6 +196,11 @@ function rows(t: RefTensor, r: number[]): Float32Array {
 
 // ---------------------------------------------------------------------------------------
 
+function makeTiny(dir: string, args: string[]): void {
+  const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/run-ts.mjs'), join(ROOT, 'weights-tools/make-tiny.ts'), '--arch', 'llava', '--seed', '1', '--out', dir, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`make-tiny failed: ${r.stderr}`);
+}
+
 interface Case {
   name: string;
   makeTiny: string[];
@@ -223,8 +229,7 @@ describe.skipIf(!havePyTorch())('llava_ref.py (PyTorch reference) self-checks �
       const pixels = randn(3 * 42 * 42, 100 + ci, 2);
 
       beforeAll(async () => {
-        const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/run-ts.mjs'), join(ROOT, 'weights-tools/make-tiny.ts'), '--arch', 'llava', '--seed', '1', '--out', dir, ...c.makeTiny], { encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`make-tiny failed: ${r.stderr}`);
+        makeTiny(dir, c.makeTiny);
         cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
         w = await loadCheckpoint(dir);
         const vc = cfg.vision_config;
@@ -426,4 +431,71 @@ describe.skipIf(!havePyTorch())('llava_ref.py (PyTorch reference) self-checks �
       });
     });
   }
+  describe('config variants: strategy "full", vision_feature_layer −1, tied embeddings; projector GELU is erf', () => {
+    // Weight surgery on a tiny f32 checkpoint: linear_2 = identity (bias 0) and linear_1
+    // scaled ×12, so image_features = GELU(pre-activations spanning about ±5) element by
+    // element; the tanh approximation differs there by up to ~5e-4, which the check below
+    // must (and is asserted to) be able to see. lm_head is dropped and
+    // text_config.tie_word_embeddings set, so logits must come from embed_tokens.
+    const dir = join(tmp, 'surgery');
+    let cfg: any;
+    let w: Weights;
+    let ref: Map<string, RefTensor>;
+    const pixels = randn(3 * 42 * 42, 7, 2);
+
+    beforeAll(async () => {
+      const src = join(tmp, 'surgery-src');
+      makeTiny(src, []);
+      const orig = await loadCheckpoint(src);
+      cfg = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'));
+      cfg.vision_feature_select_strategy = 'full';
+      cfg.vision_feature_layer = -1;
+      cfg.text_config.tie_word_embeddings = true;
+      const d = cfg.text_config.hidden_size;
+      w = new Map(orig);
+      w.delete('language_model.lm_head.weight');
+      const l1 = W(orig, 'multi_modal_projector.linear_1.weight').map((v) => v * 12);
+      const eye = new Float32Array(d * d);
+      for (let i = 0; i < d; i++) eye[i * d + i] = 1;
+      w.set('multi_modal_projector.linear_1.weight', { data: l1, shape: [d, cfg.vision_config.hidden_size] });
+      w.set('multi_modal_projector.linear_2.weight', { data: eye, shape: [d, d] });
+      w.set('multi_modal_projector.linear_2.bias', { data: new Float32Array(d), shape: [d] });
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+      const specs = [...w].map(([name, t]) => ({ name, shape: t.shape, dtype: 'F32' as const }));
+      await writeSafetensors(join(dir, 'model.safetensors'), specs, (t) => {
+        const a = w.get(t.name)!.data;
+        return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      });
+      const vc = cfg.vision_config;
+      ref = await runLlavaReference({ model: dir, pixelValues: pixels, pixelShape: [3, vc.image_size, vc.image_size], inputIds: PROMPT, maxNewTokens: 1 });
+    });
+
+    it('keeps CLS (1 + patches image tokens) and takes the last vision hidden state', () => {
+      const vc = cfg.vision_config;
+      const n = 1 + (vc.image_size / vc.patch_size) ** 2;
+      const ids = Array.from(ref.get('input_ids')!.data);
+      expect(ids.filter((t) => t === IMAGE_TOKEN).length).toBe(n);
+      expect(ref.get('image_features')!.shape).toEqual([n, cfg.text_config.hidden_size]);
+      const d = cfg.text_config.hidden_size;
+      const x = ref.get(`vision_hidden_states.${vc.num_hidden_layers}`)!.data;
+      const pre = linear(x, n, vc.hidden_size, W(w, 'multi_modal_projector.linear_1.weight'), d, W(w, 'multi_modal_projector.linear_1.bias'));
+      let span = 0;
+      for (const v of pre) span = Math.max(span, Math.abs(v));
+      expect(span).toBeGreaterThan(2.5); // the range where erf and tanh GELU differ most
+      const got = ref.get('image_features')!.data;
+      expect(relErr(got, pre.map(gelu))).toBeLessThanOrEqual(1e-5);
+      const tanhGelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+      expect(relErr(got, pre.map(tanhGelu))).toBeGreaterThan(2e-5);
+    });
+
+    it('tied embeddings: logits = hidden_states.L · embed_tokensᵀ', () => {
+      const tc = cfg.text_config;
+      const seq = ref.get('input_ids')!.shape[0];
+      const pick = [1, seq - 1];
+      const h = rows(ref.get(`hidden_states.${tc.num_hidden_layers}`)!, pick);
+      const want = linear(h, pick.length, tc.hidden_size, W(w, 'language_model.model.embed_tokens.weight'), tc.vocab_size);
+      expect(relErr(rows(ref.get('logits')!, pick), want)).toBeLessThanOrEqual(1e-5);
+    });
+  });
 });
