@@ -3,7 +3,7 @@
  * kernel (shaders/<name>.wgsl); this list is append-only.
  */
 export { linear, type Activation, type LinearOptions } from './linear.ts';
-export { layerNorm } from './layernorm.ts';
+export { layerNorm, type NormOptions } from './layernorm.ts';
 export { rmsNorm } from './rmsnorm.ts';
 export { rope, ropeTable, ropeCosSin, ropeInvFreq, type RopeTable, type RopeOptions } from './rope.ts';
 export {

@@ -9,7 +9,13 @@ import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { elemBytes, requireF32, requireWeight, rowsOf, rowWorkgroup } from './common.ts';
 
-export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, eps: number, opts: { name?: string } = {}): Tensor {
+export interface NormOptions {
+  name?: string;
+  /** Override the adapter-based workgroup size (a power of two): tests and tuning. */
+  workgroupSize?: number;
+}
+
+export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | null | undefined, eps: number, opts: NormOptions = {}): Tensor {
   requireF32('layerNorm', 'x', x);
   requireWeight('layerNorm', 'weight', weight);
   const { rows, D } = rowsOf('layerNorm', x);
@@ -20,7 +26,7 @@ export function layerNorm(gpu: Gpu, x: Tensor, weight: Tensor, bias: Tensor | nu
   }
   if (!(eps >= 0)) throw new GpuError(`layerNorm: eps must be ≥ 0, got ${eps}`);
   const y = gpu.tensor(x.shape, 'f32', opts.name ?? `layernorm(${x.name})`);
-  const wg = rowWorkgroup(D);
+  const wg = rowWorkgroup(gpu, D, opts.workgroupSize);
   gpu.dispatch({
     kernel: `layernorm.${weight.dtype}`,
     pipeline: {

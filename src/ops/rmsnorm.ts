@@ -7,9 +7,10 @@
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import type { NormOptions } from './layernorm.ts';
 import { elemBytes, requireF32, requireWeight, rowsOf, rowWorkgroup } from './common.ts';
 
-export function rmsNorm(gpu: Gpu, x: Tensor, weight: Tensor, eps: number, opts: { name?: string } = {}): Tensor {
+export function rmsNorm(gpu: Gpu, x: Tensor, weight: Tensor, eps: number, opts: NormOptions = {}): Tensor {
   requireF32('rmsNorm', 'x', x);
   requireWeight('rmsNorm', 'weight', weight);
   const { rows, D } = rowsOf('rmsNorm', x);
@@ -21,7 +22,7 @@ export function rmsNorm(gpu: Gpu, x: Tensor, weight: Tensor, eps: number, opts: 
     pipeline: {
       shader: 'rmsnorm.wgsl',
       defines: { WEIGHT_F16: weight.dtype === 'f16', WEIGHT_BINDING: 2 },
-      constants: { WG: rowWorkgroup(D) },
+      constants: { WG: rowWorkgroup(gpu, D, opts.workgroupSize) },
     },
     params: { values: [rows, D, eps], types: 'uuf' },
     bindings: [x, weight, y],

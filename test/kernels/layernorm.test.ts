@@ -4,8 +4,9 @@ import { roundF16, toF16 } from '../../src/gpu/half.ts';
 import { layerNormRef } from '../reference/layernorm.ts';
 import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 
-// Workgroup sizes are powers of two in [32, 256] (≈ D/4): include D below, between and
-// above them, not multiples of anything, and one-element rows.
+// Workgroup sizes: 32 on CPU adapters, else powers of two in [32, 256] (≈ D/4); the tests
+// also force 64 and 256 so the GPU sizes run here too. D below, between and above them,
+// not multiples of anything, and one-element rows.
 const shapes: [number, number][] = [
   [1, 1],
   [3, 7],
@@ -17,14 +18,14 @@ const shapes: [number, number][] = [
 
 describe('layernorm.wgsl (layerNorm)', () => {
   for (const [rows, D] of shapes) {
-    for (const wdt of ['f32', 'f16'] as const) {
-      it(`${wdt} params rows=${rows} D=${D}`, async () => {
+    for (const [wdt, wg] of [['f32', undefined], ['f16', undefined], ['f32', 64], ['f16', 256]] as const) {
+      it(`${wdt} params rows=${rows} D=${D} workgroup=${wg ?? 'auto'}`, async () => {
         const gpu = await getGpu();
         const x = randn(rows * D, rows * 31 + D, 3);
         const w = randn(D, D + 1, 1.5);
         const b = randn(D, D + 2, 0.5);
         const up = (a: Float32Array, name: string) => (wdt === 'f16' ? gpu.upload(toF16(a), [D], name, 'f16') : gpu.upload(a, [D], name));
-        const y = await gpu.readF32(layerNorm(gpu, gpu.upload(x, [rows, D], 'x'), up(w, 'w'), up(b, 'b'), 1e-5));
+        const y = await gpu.readF32(layerNorm(gpu, gpu.upload(x, [rows, D], 'x'), up(w, 'w'), up(b, 'b'), 1e-5, { workgroupSize: wg }));
         // f16 params: the reference uses the same f16-rounded values, so the fp32 tolerance applies.
         const r = (a: Float32Array) => (wdt === 'f16' ? roundF16(a) : a);
         const want = layerNormRef(x, rows, D, r(w), r(b), 1e-5);
