@@ -9,6 +9,7 @@ import { UserError } from '../errors.ts';
 import type { Checkpoint } from '../io/checkpoint.ts';
 import { uploadTensor } from '../io/upload.ts';
 import { toF16 } from '../gpu/half.ts';
+import { f16ToF32 } from '../ops/convert.ts';
 
 export interface WeightSource {
   has(name: string): boolean;
@@ -35,6 +36,15 @@ export class Weights {
     const full = this.join(name);
     const { parts } = await this.source.load(this.gpu, full);
     return parts[0].tensor;
+  }
+
+  /** A small parameter as f32 whatever the checkpoint dtype (embeddings added to activations). */
+  async getF32(name: string): Promise<Tensor> {
+    const t = await this.get(name);
+    if (t.dtype === 'f32') return t;
+    const f = f16ToF32(this.gpu, t);
+    this.gpu.release(t);
+    return f;
   }
 
   async maybe(name: string): Promise<Tensor | undefined> {

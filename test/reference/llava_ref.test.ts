@@ -213,7 +213,7 @@ const CASES: Case[] = [
   { name: 'f16, 2 shards, GQA (4 heads / 2 KV heads), prompt already expanded', makeTiny: ['--dtype', 'f16', '--shards', '2', '--gqa'], preExpanded: true },
 ];
 
-describe.skipIf(!havePyTorch())('llava_ref.py (PyTorch reference) self-checks — needs /usr/bin/python3 with torch, numpy', () => {
+describe('llava_ref.py (PyTorch reference) self-checks — needs /usr/bin/python3 with torch, numpy', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'llava-ref-test-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -2,3 +2,6 @@
 export * as inspect from './inspect.ts';
 export * as makeTiny from './make-tiny.ts';
 export * as makeRandom from './make-random.ts';
+export * as generate from './generate.ts';
+export * as dump from './dump.ts';
+export * as demo from './demo.ts';

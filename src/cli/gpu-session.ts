@@ -1,0 +1,42 @@
+/**
+ * What every GPU command shares: `--profile [TRACE]`, creating the device, a progress line
+ * while weights stream in, and the profile table + Chrome trace at the end.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { Gpu } from '../gpu/context.ts';
+import { createNodeGpu } from '../gpu/node.ts';
+
+export interface ProfileOption {
+  profile?: string | boolean;
+}
+
+export function addProfileOption(cmd: Command): Command {
+  return cmd.option('--profile [trace]', 'time every kernel; print a per-kernel table and write a Chrome trace (default phaselens-trace.json)');
+}
+
+export async function openGpu(o: ProfileOption): Promise<Gpu> {
+  const gpu = await createNodeGpu({ profile: !!o.profile });
+  console.error(`phaselens: GPU ${gpu.adapterName} (shader-f16 ${yes(gpu.features.f16)}, timestamp-query ${yes(gpu.features.timestamps)}, subgroups ${yes(gpu.features.subgroups)})`);
+  return gpu;
+}
+
+export async function finishProfile(gpu: Gpu, o: ProfileOption): Promise<void> {
+  if (!gpu.profiler) return;
+  await gpu.sync();
+  const path = typeof o.profile === 'string' ? o.profile : 'phaselens-trace.json';
+  writeFileSync(path, JSON.stringify(gpu.profiler.trace()));
+  console.log(`\n${gpu.profiler.table()}\nChrome trace written to ${path} (open in https://ui.perfetto.dev or chrome://tracing)`);
+}
+
+export function loadProgress(label: string): (done: number, total: number) => void {
+  const tty = process.stderr.isTTY;
+  return (done, total) => {
+    if (tty) process.stderr.write(`\r${label}: ${done}/${total} tensors${done === total ? '\n' : ''}`);
+    else if (done === total) process.stderr.write(`${label}: ${total} tensors\n`);
+  };
+}
+
+function yes(b: boolean): string {
+  return b ? 'yes' : 'no';
+}

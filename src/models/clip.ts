@@ -1,0 +1,170 @@
+/**
+ * CLIP vision tower — mirrors HF CLIPVisionTransformer (modeling_clip.py):
+ *   embeddings {patch_embedding (conv, stride = kernel, no bias), class_embedding,
+ *   position_embedding} → pre_layrnorm → encoder.layers[i] {layer_norm1, self_attn
+ *   {q,k,v,out}_proj, layer_norm2, mlp {fc1, fc2}} → post_layernorm
+ * https://github.com/huggingface/transformers/blob/main/src/transformers/models/clip/modeling_clip.py
+ *
+ * Hook points ([pos, d] f32, pos = 1 + patches, CLS first):
+ *   vision.blocks.{l}.resid_pre    HF hidden_states[l] (0 = after pre_layrnorm)
+ *   vision.blocks.{l}.resid_post   HF hidden_states[l + 1]
+ */
+import type { Gpu } from '../gpu/context.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import type { ClipVisionConfig } from '../io/config.ts';
+import { attention } from '../ops/attention.ts';
+import { add } from '../ops/elementwise.ts';
+import { layerNorm } from '../ops/layernorm.ts';
+import { patchEmbed } from '../ops/patch-embed.ts';
+import type { Activation } from '../ops/linear.ts';
+import { HookPoints } from '../probes/hooks.ts';
+import { actName } from '../probes/names.ts';
+import { Linear } from './linear.ts';
+import { view } from '../ops/common.ts';
+import type { Weights } from './weights.ts';
+import { UserError } from '../errors.ts';
+
+export class LayerNorm {
+  constructor(
+    readonly weight: Tensor,
+    readonly bias: Tensor,
+    readonly eps: number,
+  ) {}
+
+  static async load(w: Weights, eps: number): Promise<LayerNorm> {
+    return new LayerNorm(await w.get('weight'), await w.get('bias'), eps);
+  }
+
+  forward(gpu: Gpu, x: Tensor): Tensor {
+    return layerNorm(gpu, x, this.weight, this.bias, this.eps);
+  }
+}
+
+export function activationOf(hiddenAct: string): Activation {
+  switch (hiddenAct) {
+    case 'quick_gelu':
+      return 'quick_gelu';
+    case 'gelu':
+      return 'gelu';
+    case 'silu':
+      return 'silu';
+    default:
+      throw new UserError(`unsupported activation "${hiddenAct}" (supported: gelu, quick_gelu, silu)`);
+  }
+}
+
+class CLIPVisionEmbeddings {
+  constructor(
+    readonly cfg: ClipVisionConfig,
+    readonly patchEmbedding: Tensor,
+    readonly classEmbedding: Tensor,
+    readonly positionEmbedding: Tensor,
+  ) {}
+
+  static async load(w: Weights, cfg: ClipVisionConfig): Promise<CLIPVisionEmbeddings> {
+    return new CLIPVisionEmbeddings(cfg, await w.get('patch_embedding.weight'), await w.getF32('class_embedding'), await w.getF32('position_embedding.weight'));
+  }
+
+  /** pixels [3, H, W] → [1 + patches, d]: CLS, then patches row by row, plus positions. */
+  forward(gpu: Gpu, pixels: Tensor): Tensor {
+    const { cfg } = this;
+    const D = cfg.hidden_size;
+    const patches = patchEmbed(gpu, pixels, this.patchEmbedding, { patchSize: cfg.patch_size });
+    const n = patches.shape[0];
+    const tokens = gpu.tensor([n + 1, D], 'f32', 'vision.embed.tokens');
+    gpu.copy(this.classEmbedding, tokens, 0, 0, D);
+    gpu.copy(patches, tokens, 0, D, n * D);
+    const out = add(gpu, tokens, this.positionEmbedding, { name: 'vision.embed' });
+    gpu.release(patches, tokens);
+    return out;
+  }
+}
+
+class CLIPEncoderLayer {
+  constructor(
+    readonly cfg: ClipVisionConfig,
+    readonly layerNorm1: LayerNorm,
+    readonly qProj: Linear,
+    readonly kProj: Linear,
+    readonly vProj: Linear,
+    readonly outProj: Linear,
+    readonly layerNorm2: LayerNorm,
+    readonly fc1: Linear,
+    readonly fc2: Linear,
+  ) {}
+
+  static async load(w: Weights, cfg: ClipVisionConfig): Promise<CLIPEncoderLayer> {
+    const eps = cfg.layer_norm_eps;
+    const a = w.pp('self_attn');
+    return new CLIPEncoderLayer(
+      cfg,
+      await LayerNorm.load(w.pp('layer_norm1'), eps),
+      await Linear.load(a.pp('q_proj')),
+      await Linear.load(a.pp('k_proj')),
+      await Linear.load(a.pp('v_proj')),
+      await Linear.load(a.pp('out_proj')),
+      await LayerNorm.load(w.pp('layer_norm2'), eps),
+      await Linear.load(w.pp('mlp.fc1')),
+      await Linear.load(w.pp('mlp.fc2')),
+    );
+  }
+
+  forward(gpu: Gpu, h: Tensor, layer: number, hooks: HookPoints): Tensor {
+    const { cfg } = this;
+    const S = h.shape[0];
+    const H = cfg.num_attention_heads;
+    const D = cfg.hidden_size / H;
+    const x = this.layerNorm1.forward(gpu, h);
+    const q = view(this.qProj.forward(gpu, x), [S, H, D]);
+    const k = view(this.kProj.forward(gpu, x), [S, H, D]);
+    const v = view(this.vProj.forward(gpu, x), [S, H, D]);
+    const z = attention(gpu, q, k, v, { causal: false, name: actName('attn.z', layer, 'vision') });
+    const mid = hooks.run(actName('resid_mid', layer, 'vision'), this.outProj.forward(gpu, z, { residual: h }));
+    const x2 = this.layerNorm2.forward(gpu, mid);
+    const a = this.fc1.forward(gpu, x2, { act: activationOf(cfg.hidden_act) });
+    const out = this.fc2.forward(gpu, a, { residual: mid, name: actName('resid_post', layer, 'vision') });
+    gpu.release(x, q, k, v, z, mid, x2, a);
+    return out;
+  }
+}
+
+export class CLIPVisionTransformer {
+  readonly hooks = new HookPoints();
+
+  constructor(
+    readonly cfg: ClipVisionConfig,
+    readonly embeddings: CLIPVisionEmbeddings,
+    readonly preLayrnorm: LayerNorm,
+    readonly layers: CLIPEncoderLayer[],
+  ) {
+    for (let l = 0; l < cfg.num_hidden_layers; l++) {
+      this.hooks.declare(actName('resid_pre', l, 'vision'), '[pos, d_vision]');
+      this.hooks.declare(actName('resid_mid', l, 'vision'), '[pos, d_vision]');
+      this.hooks.declare(actName('resid_post', l, 'vision'), '[pos, d_vision]');
+    }
+  }
+
+  /** w: weights under `vision_tower.vision_model`. post_layernorm is not loaded: LLaVA never uses it. */
+  static async load(w: Weights, cfg: ClipVisionConfig): Promise<CLIPVisionTransformer> {
+    const layers: CLIPEncoderLayer[] = [];
+    for (let l = 0; l < cfg.num_hidden_layers; l++) layers.push(await CLIPEncoderLayer.load(w.pp(`encoder.layers.${l}`), cfg));
+    return new CLIPVisionTransformer(cfg, await CLIPVisionEmbeddings.load(w.pp('embeddings'), cfg), await LayerNorm.load(w.pp('pre_layrnorm'), cfg.layer_norm_eps), layers);
+  }
+
+  /**
+   * pixels [3, H, W] → HF hidden_states[upTo] ([1 + patches, d]). Layers past `upTo` are
+   * not run (LLaVA reads hidden_states[-2], so the last layer's work would be wasted).
+   */
+  forward(gpu: Gpu, pixels: Tensor, upTo = this.cfg.num_hidden_layers): Tensor {
+    const e = this.embeddings.forward(gpu, pixels);
+    let h = this.preLayrnorm.forward(gpu, e);
+    gpu.release(e);
+    for (let l = 0; l < upTo; l++) {
+      h = this.hooks.run(actName('resid_pre', l, 'vision'), h);
+      const next = this.hooks.run(actName('resid_post', l, 'vision'), this.layers[l].forward(gpu, h, l, this.hooks));
+      gpu.release(h);
+      h = next;
+    }
+    return h;
+  }
+}
