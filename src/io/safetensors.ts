@@ -172,8 +172,9 @@ export class SafetensorsFile {
 
   /**
    * Streams bytes [begin, end) of a tensor (default: all of it) in pieces of at most
-   * `chunkBytes`, reusing one host buffer, so a tensor of any size costs one chunk of
-   * memory. The next read starts only after `onChunk` (and its promise) returns.
+   * `chunkBytes`, so a tensor of any size costs two chunks of host memory: the next
+   * piece is read into a second buffer while `onChunk` handles the current one
+   * (reading and uploading overlap). Pieces arrive in order, one at a time.
    */
   async streamTensor(name: string, chunkBytes: number, onChunk: ChunkSink, range?: { begin: number; end: number }): Promise<void> {
     const t = this.info(name);
@@ -183,10 +184,17 @@ export class SafetensorsFile {
       throw new RangeError(`${this.name}: range [${begin}, ${end}) outside tensor "${name}" (${t.byteLength} bytes)`);
     }
     if (!(chunkBytes > 0)) throw new RangeError(`chunkBytes must be positive, got ${chunkBytes}`);
-    const scratch = new Uint8Array(Math.min(chunkBytes, end - begin));
-    for (let at = begin; at < end; at += chunkBytes) {
-      const n = Math.min(chunkBytes, end - at);
-      const bytes = await this.source.read(t.offset + at, n, scratch);
+    if (begin === end) return;
+    const size = Math.min(chunkBytes, end - begin);
+    const scratch = [new Uint8Array(size), new Uint8Array(size)];
+    const read = (at: number, i: number) => this.source.read(t.offset + at, Math.min(chunkBytes, end - at), scratch[i & 1]);
+    let next = read(begin, 0);
+    for (let at = begin, i = 0; at < end; at += chunkBytes, i++) {
+      const bytes = await next;
+      if (at + chunkBytes < end) {
+        next = read(at + chunkBytes, i + 1);
+        next.catch(() => {}); // awaited on the next turn; don't report it unhandled if onChunk throws first
+      }
       await onChunk(at, bytes);
     }
   }

@@ -9,6 +9,10 @@
  * - BF16 has no WGSL type: it is widened to F32 on the host, chunk by chunk (exact:
  *   bf16 is the top half of an f32).
  *
+ * Queued writes are flushed with an empty submit every FLUSH_BYTES and after each
+ * tensor: Dawn keeps every pending write's staging copy until the next submit, so
+ * without this a loader that never submits would hold a second copy of the model.
+ *
  * A tensor larger than the device's buffer limits is refused, naming the tensor, its
  * size and the limit — unless `split` is set, in which case it is cut on whole rows
  * (first dimension) into several buffers, each within the limit.
@@ -22,14 +26,15 @@ export type GpuWeightDtype = 'f32' | 'f16';
 const GPU_DTYPE: Partial<Record<SafetensorsDtype, GpuWeightDtype>> = { F32: 'f32', F16: 'f16', BF16: 'f32' };
 const GPU_BYTES: Record<GpuWeightDtype, number> = { f32: 4, f16: 2 };
 
-export const DEFAULT_CHUNK_BYTES = 8 << 20;
+export const DEFAULT_CHUNK_BYTES = 4 << 20;
+const FLUSH_BYTES = 64 << 20;
 
 export interface UploadOptions {
   /** Cut a tensor that exceeds the limit into row ranges instead of throwing. */
   split?: boolean;
   /** Largest buffer to create; default (and cap): the device's maxStorageBufferBindingSize and maxBufferSize. */
   maxBytes?: number;
-  /** Bytes read from disk per step (rounded down to a multiple of 4; default 8 MiB). */
+  /** Bytes read from disk per step (rounded down to a multiple of 4; default 4 MiB). */
   chunkBytes?: number;
 }
 
@@ -116,6 +121,14 @@ export async function uploadTensor(device: GPUDevice, ckpt: Checkpoint, name: st
   const widen = info.dtype === 'BF16';
   const widened = widen ? new Uint32Array(chunkBytes / 2) : undefined;
   const tail = new Uint8Array(4);
+  let queued = 0;
+  const flushSometimes = (bytes: number) => {
+    queued += bytes;
+    if (queued >= FLUSH_BYTES) {
+      device.queue.submit([]);
+      queued = 0;
+    }
+  };
 
   const parts: UploadedPart[] = [];
   try {
@@ -131,6 +144,7 @@ export async function uploadTensor(device: GPUDevice, ckpt: Checkpoint, name: st
         const offset = at - p.fileBegin;
         if (widened) {
           device.queue.writeBuffer(buffer, offset * 2, bf16ToF32(bytes, widened) as Uint32Array<ArrayBuffer>);
+          flushSometimes(bytes.byteLength * 2);
           return;
         }
         // writeBuffer needs a multiple of 4 bytes: only an f16 tensor's last chunk can be short
@@ -140,11 +154,13 @@ export async function uploadTensor(device: GPUDevice, ckpt: Checkpoint, name: st
           tail.fill(0).set(bytes.subarray(whole));
           device.queue.writeBuffer(buffer, offset + whole, tail);
         }
+        flushSometimes(bytes.byteLength);
       }, { begin: p.fileBegin, end: p.fileEnd });
     }
   } catch (e) {
     for (const part of parts) part.buffer.destroy();
     throw e;
   }
+  device.queue.submit([]);
   return { name, dtype, shape: [...info.shape], buffer: parts[0].buffer, parts };
 }
