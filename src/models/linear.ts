@@ -10,8 +10,9 @@ export class Linear {
     readonly bias?: Tensor,
   ) {}
 
+  /** The bias is kept in f32 (the matmul epilogue adds it in f32; it is tiny). */
   static async load(w: Weights, bias: boolean | 'optional' = 'optional'): Promise<Linear> {
-    const b = bias === true ? await w.get('bias') : bias === 'optional' ? await w.maybe('bias') : undefined;
+    const b = bias === true || (bias === 'optional' && w.has('bias')) ? await w.getF32('bias') : undefined;
     return new Linear(await w.get('weight'), b);
   }
 
