@@ -99,6 +99,13 @@ export class LlavaForConditionalGeneration {
 
   /** Expands a single `<image>` token to all feature positions; validates the prompt. */
   expand(ids: readonly number[], hasImage: boolean): Expanded {
+    const x = this.expandImage(ids, hasImage);
+    const max = this.cfg.text_config.max_position_embeddings;
+    if (x.ids.length > max) throw new UserError(`the prompt is ${x.ids.length} tokens after image expansion, longer than the model's max_position_embeddings = ${max}`);
+    return x;
+  }
+
+  private expandImage(ids: readonly number[], hasImage: boolean): Expanded {
     const tok = this.cfg.image_token_index;
     const vocab = this.cfg.text_config.vocab_size;
     const bad = ids.find((i) => !Number.isInteger(i) || i < 0 || i >= vocab);

@@ -84,6 +84,8 @@ export async function generate(
 ): Promise<Generation> {
   const lm = m.model.languageModel;
   const eos = new Set([m.config.text_config.eos_token_id ?? m.tokenizer.eosId].flat().filter((e): e is number => e !== null && e !== undefined));
+  const room = lm.cfg.max_position_embeddings - x.ids.length;
+  if (maxNew > room) throw new UserError(`${x.ids.length} prompt tokens + ${maxNew} new tokens exceed max_position_embeddings = ${lm.cfg.max_position_embeddings}`);
   const cache = KvCache.create(gpu, lm.cfg, x.ids.length + maxNew);
   const t0 = performance.now();
   let hidden = prefill(gpu, m.model, x, pixels, cache);
