@@ -1,0 +1,232 @@
+/**
+ * The browser path, end to end: test/browser/page.ts (which imports src/gpu/browser.ts
+ * and src/ops/linear.ts, the code Node runs) is bundled with esbuild — shaders inlined by
+ * src/browser/build.ts — served from 127.0.0.1 on an ephemeral port, and run in Debian's
+ * headless Chromium through playwright-core (never a downloaded browser). Outputs come
+ * back to Node and are compared with the CPU references in test/reference.
+ *
+ * Two adapters, one browser each (flags are per process; see DESIGN.md, "Working facts"):
+ *  - core: `--enable-unsafe-webgpu` → Dawn's Vulkan backend on SwiftShader ("google
+ *    swiftshader"; subgroups, timestamp-query, no shader-f16);
+ *  - compatibility: plus `--use-angle=vulkan --use-webgpu-adapter=opengles` and
+ *    requestAdapter({ featureLevel: 'compatibility' }) → Dawn's OpenGL ES backend on ANGLE
+ *    (adapter info all empty; no optional features). With the required `--disable-gpu`,
+ *    ANGLE's Vulkan is SwiftShader too (chrome://gpu: "ANGLE (Google, Vulkan 1.3.0
+ *    (SwiftShader Device (Subzero)))"); only without `--disable-gpu` does it use lavapipe.
+ *    Still a different WebGPU backend (WGSL → GLSL ES, compatibility-mode limits).
+ * On both, the test asserts that the adapter and device have no shader-f16, so the
+ * packed-f16 weight path ran through unpack2x16float in core WGSL.
+ *
+ * Chromium missing fails the suite (it is a test dependency: `bash .ci/system-deps.sh test`
+ * installs Debian's `chromium`); set PHASELENS_CHROMIUM to use another binary.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bundleBrowser } from '../../src/browser/build.ts';
+import { roundF16 } from '../../src/gpu/half.ts';
+import { layerNormRef } from '../reference/layernorm.ts';
+import { linearRef } from '../reference/matmul.ts';
+import { randn, relErr } from '../helpers/gpu.ts';
+import type { AdapterReport, PageApi } from './page.ts';
+
+const CHROMIUM = process.env.PHASELENS_CHROMIUM ?? '/usr/bin/chromium';
+const BASE_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--enable-unsafe-webgpu',
+];
+// Every wait is bounded: launch, navigation, and each page.evaluate (which Playwright
+// would otherwise wait on forever).
+const LAUNCH_MS = 30_000;
+const STEP_MS = 30_000;
+
+// Tile = 4×4 outputs per invocation, 32×32 per workgroup: no M or N below is a multiple
+// of 32; K = 3 and 257 take the scalar-K path (and odd N·K packs f16 pairs across rows),
+// K = 20 the vec4 path.
+const SHAPES: [number, number, number][] = [
+  [5, 7, 3],
+  [33, 65, 20],
+  [37, 130, 257],
+];
+
+const ADAPTERS = [
+  { name: 'core (SwiftShader)', args: [] as string[], featureLevel: undefined },
+  { name: 'compatibility (Dawn GLES on ANGLE)', args: ['--use-angle=vulkan', '--use-webgpu-adapter=opengles'], featureLevel: 'compatibility' as const },
+];
+
+interface Session {
+  browser: Browser;
+  page: Page;
+  report: AdapterReport;
+  pageErrors: string[];
+}
+
+let server: Server | undefined;
+let serving: Promise<string> | undefined;
+
+/**
+ * Bundles the page and serves it on 127.0.0.1 (once per file); resolves to its URL. Set-up
+ * failures (no Chromium, a bundle error) reject, and every test that needs the page then
+ * fails with that message — nothing is skipped.
+ */
+function serve(): Promise<string> {
+  serving ??= (async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}. The browser test needs Debian's chromium (install it as root with ` +
+          '`bash .ci/system-deps.sh test` or `apt-get install chromium`), or set PHASELENS_CHROMIUM=/path/to/chrome. It does not skip.',
+      );
+    }
+    const js = await bundleBrowser({ entry: fileURLToPath(new URL('./page.ts', import.meta.url)), sourcemap: true });
+    const html = '<!doctype html><meta charset="utf-8"><title>phaselens browser test</title><script type="module" src="/page.js"></script>';
+    const srv = createServer((req, res) => {
+      const body = req.url === '/' ? html : req.url === '/page.js' ? js : undefined;
+      if (body === undefined) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': req.url === '/' ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(body);
+    });
+    server = srv;
+    await new Promise<void>((ok, fail) => {
+      srv.once('error', fail);
+      srv.listen(0, '127.0.0.1', () => ok());
+    });
+    return `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`;
+  })();
+  return serving;
+}
+
+afterAll(async () => {
+  const srv = server;
+  if (!srv) return;
+  srv.closeAllConnections();
+  await new Promise<void>((ok) => srv.close(() => ok()));
+});
+
+/** Calls window.phaselensTest[method](arg) in the page, bounded by STEP_MS; page errors are quoted on failure. */
+function call<K extends keyof PageApi>(
+  s: Pick<Session, 'page' | 'pageErrors'>, method: K, arg?: Parameters<PageApi[K]>[0],
+): Promise<Awaited<ReturnType<PageApi[K]>>> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`${method}: no answer from the page within ${STEP_MS} ms${quoteErrors(s.pageErrors)}`)), STEP_MS);
+  });
+  const run = s.page.evaluate(
+    ([m, a]) => (window as unknown as { phaselensTest: Record<string, (a: unknown) => unknown> }).phaselensTest[m](a),
+    [method, arg ?? null] as const,
+  ) as Promise<Awaited<ReturnType<PageApi[K]>>>;
+  return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+}
+
+const quoteErrors = (errors: string[]) => (errors.length ? `\npage errors:\n  ${errors.join('\n  ')}` : '');
+
+for (const A of ADAPTERS) {
+  describe(`browser: ${A.name}`, () => {
+    let browser: Browser | undefined;
+    let xdg: string | undefined;
+    let session: Promise<Session> | undefined;
+
+    /** Launches Chromium for this adapter and opens the page (once); every test awaits it. */
+    const open = (): Promise<Session> =>
+      (session ??= (async () => {
+        const url = await serve();
+        // The Vulkan loader (ANGLE's Vulkan backend) complains on stderr without XDG_RUNTIME_DIR.
+        xdg = process.env.XDG_RUNTIME_DIR ? undefined : mkdtempSync(join(tmpdir(), 'phaselens-xdg-'));
+        // chromium.launch runs every browser on a fresh temporary user-data-dir (removed on close).
+        browser = await chromium.launch({
+          executablePath: CHROMIUM,
+          args: [...BASE_ARGS, ...A.args],
+          timeout: LAUNCH_MS,
+          env: { ...process.env, ...(xdg ? { XDG_RUNTIME_DIR: xdg } : {}) },
+        });
+        const page = await browser.newPage();
+        page.setDefaultTimeout(STEP_MS);
+        const pageErrors: string[] = [];
+        page.on('pageerror', (e) => pageErrors.push(e.message));
+        page.on('console', (m) => {
+          if (m.type() === 'error') pageErrors.push(m.text());
+        });
+        await page.goto(url, { timeout: STEP_MS });
+        await page.waitForFunction(() => 'phaselensTest' in window, undefined, { timeout: STEP_MS }).catch((e: Error) => {
+          throw new Error(`the test page did not load: ${e.message}${quoteErrors(pageErrors)}`);
+        });
+        const report = await call({ page, pageErrors }, 'open', A.featureLevel ? { featureLevel: A.featureLevel } : {});
+        console.log(`[browser ${A.name}] Chromium ${browser.version()}, adapter "${report.adapterName}": ${JSON.stringify(report)}`);
+        return { browser, page, report, pageErrors };
+      })());
+
+    afterAll(async () => {
+      try {
+        const s = await session?.catch(() => undefined);
+        if (s && !s.page.isClosed()) await call(s, 'close').catch(() => {});
+      } finally {
+        await browser?.close().catch(() => {});
+        if (xdg) rmSync(xdg, { recursive: true, force: true });
+      }
+    }, STEP_MS + 10_000);
+
+    it('adapter has no shader-f16, so packed f16 weights must take the unpack2x16float path', async () => {
+      const { report } = await open();
+      expect(report.adapterFeatures).not.toContain('shader-f16');
+      expect(report.deviceFeatures).not.toContain('shader-f16');
+      expect(report.gpuFeatures.f16).toBe(false);
+      // The device is in the mode the test asked for.
+      expect(report.coreFeaturesAndLimits).toBe(A.featureLevel !== 'compatibility');
+    });
+
+    for (const [M, N, K] of SHAPES) {
+      for (const wdtype of ['f32', 'f16'] as const) {
+        it(`linear ${wdtype} weights M=${M} N=${N} K=${K}`, async () => {
+          const x = randn(M * K, 11 * M + K);
+          const w = randn(N * K, 17 * N + K, 0.5);
+          const y = await call(await open(), 'matmul', { M, N, K, wdtype, x: Array.from(x), w: Array.from(w) });
+          expect(y).toHaveLength(M * N);
+          // f16: the reference uses the same f16-rounded weights, so only the accumulation
+          // order differs and the fp32 tolerance applies to both dtypes.
+          const want = linearRef(x, wdtype === 'f16' ? roundF16(w) : w, M, N, K);
+          expect(relErr(y, want)).toBeLessThanOrEqual(1e-5);
+          if (wdtype === 'f16' && K > 100) {
+            // The f16 rounding moves the exact result by far more than the tolerance, so
+            // passing above proves the weights really went through f16.
+            expect(relErr(linearRef(x, w, M, N, K), want)).toBeGreaterThan(1e-4);
+          }
+        });
+      }
+    }
+
+    it('layerNorm f32 and f16 params, rows=3 D=301 (another kernel: workgroup reduction)', async () => {
+      const [rows, D, eps] = [3, 301, 1e-5];
+      const x = randn(rows * D, 5, 3);
+      const weight = randn(D, 6, 1.5);
+      const bias = randn(D, 7, 0.5);
+      for (const wdtype of ['f32', 'f16'] as const) {
+        const y = await call(await open(), 'layerNorm', { rows, D, wdtype, eps, x: Array.from(x), weight: Array.from(weight), bias: Array.from(bias) });
+        const r = (a: Float32Array) => (wdtype === 'f16' ? roundF16(a) : a);
+        expect(relErr(y, layerNormRef(x, rows, D, r(weight), r(bias), eps))).toBeLessThanOrEqual(1e-5);
+      }
+    });
+
+    if (A.featureLevel === undefined) {
+      it('createBrowserGpu explains a missing navigator.gpu, a missing adapter, missing shaders', async () => {
+        const e = await call(await open(), 'errors');
+        expect(e.noNavigatorGpu).toMatch(/^UserError: .*navigator\.gpu is missing.*--enable-unsafe-webgpu/);
+        expect(e.noAdapter).toMatch(/^UserError: navigator\.gpu\.requestAdapter\(.*\) returned no adapter.*chrome:\/\/gpu/);
+        expect(e.noShaders).toMatch(/^UserError: .*no WGSL shaders were bundled.*shaderMapPlugin/);
+      });
+    }
+  });
+}
