@@ -25,7 +25,7 @@ export function tensorBytes(t: TensorSpec): number {
  * with spaces to a multiple of 8 (as the reference implementation does) so the
  * data area starts aligned.
  */
-export function encodeHeader(tensors: readonly TensorSpec[], metadata?: Record<string, string>): Uint8Array {
+export function encodeHeader(tensors: readonly TensorSpec[], metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let at = 0;

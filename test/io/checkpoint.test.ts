@@ -3,13 +3,14 @@
  * shard set gives, classic-name aliases for the newer llava layout, and the
  * validation gate `validateCheckpoint` that loaders call (config first).
  */
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { Checkpoint } from '../../src/io/checkpoint.ts';
 import { writeSafetensors } from '../../src/io/safetensors-write.ts';
+import { blobDirectory } from '../../src/io/source-blob.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
 import { validateCheckpoint } from '../../src/io/validate.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
@@ -118,6 +119,20 @@ describe('validateCheckpoint', () => {
     expect(r.config.model_type).toBe('llava');
     expect(r.match.found.size).toBe(r.expected.length);
     await r.checkpoint.close();
+  });
+
+  it('works the same on files picked in a browser (Blobs)', async () => {
+    const d = fresh();
+    await makeTiny({ arch: 'instructblip', out: d, seed: 2, shards: 2, dtype: 'f16' });
+    const files = new Map(readdirSync(d).filter((f) => f !== 'qformer_tokenizer').map((f) => [f, new Blob([readFileSync(join(d, f))])]));
+    const r = await validateCheckpoint(blobDirectory(files, 'picked'));
+    expect(r.checkpoint.shards.length).toBe(2);
+    const name = 'qformer.encoder.layer.2.crossattention.attention.value.weight';
+    const fromDisk = await Checkpoint.open(nodeDirectory(d));
+    expect(Buffer.from(await r.checkpoint.readTensor(name)).equals(Buffer.from(await fromDisk.readTensor(name)))).toBe(true);
+    await fromDisk.close();
+    files.delete('model-00002-of-00002.safetensors');
+    expect(await error(validateCheckpoint(blobDirectory(files, 'picked')))).toMatch(/picked: shard model-00002-of-00002\.safetensors is missing/);
   });
 
   it('checks the config before opening any weights (absurd sizes refused first)', async () => {
