@@ -20,7 +20,7 @@
  * Chromium missing fails the suite (it is a test dependency: `bash .ci/system-deps.sh test`
  * installs Debian's `chromium`); set PHASELENS_CHROMIUM to use another binary.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundleBrowser } from '../../src/browser/build.ts';
+import { bundleBrowser, readShaderTree } from '../../src/browser/build.ts';
+import { browserShaderLoader } from '../../src/gpu/browser.ts';
 import { roundF16 } from '../../src/gpu/half.ts';
 import { layerNormRef } from '../reference/layernorm.ts';
 import { linearRef } from '../reference/matmul.ts';
@@ -230,3 +231,15 @@ for (const A of ADAPTERS) {
     }
   });
 }
+
+describe('bundled shader map (Node side, no browser)', () => {
+  it('keys every shaders/**.wgsl by its path under shaders/, as #include expects', () => {
+    const map = readShaderTree();
+    const file = (p: string) => readFileSync(new URL(`../../shaders/${p}`, import.meta.url), 'utf8');
+    for (const p of ['matmul.wgsl', 'layernorm.wgsl', 'lib/activations.wgsl', 'lib/weights.wgsl']) expect(map[p]).toBe(file(p));
+    expect(Object.keys(map).every((k) => k.endsWith('.wgsl') && !k.startsWith('/') && !k.includes('\\'))).toBe(true);
+    const load = browserShaderLoader(map);
+    expect(load('lib/activations.wgsl')).toBe(map['lib/activations.wgsl']);
+    expect(() => load('lib/nope.wgsl')).toThrow(/shader lib\/nope\.wgsl is not in the bundled shader map .*matmul\.wgsl/);
+  });
+});
