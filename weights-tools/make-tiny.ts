@@ -8,9 +8,10 @@
  *   phaselens make-tiny …
  *
  * Sizes are small but deliberately awkward: vision MLP 74 (not a multiple of 4),
- * LM MLP 107 (odd, so f16 rows do not fill whole u32 words), 10 or 5 image positions,
- * optional grouped-query attention (4 query heads, 2 KV heads). The vocabulary is the
- * real one (32064), so the tiny llava is ~8.5 MB in f16.
+ * LM MLP 107 (odd, so f16 rows do not fill whole u32 words), 42 px images of 3×3
+ * patches (10 positions with CLS), vision head dims 8 (llava) / 10 (instructblip),
+ * LM head dim 16, optional grouped-query attention (4 query heads, 2 KV heads). The
+ * vocabulary is the real one (32064), so the tiny llava is ~8.5 MB in f16.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -163,7 +164,7 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   await mkdir(opts.out, { recursive: true });
   const files = await writeWeights(opts.out, specs, data, { shards });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
-  const image = (config.vision_config as { image_size: number }).image_size;
+  const image = config.vision_config.image_size;
   if (opts.arch === 'llava') await writeLlavaProcessor(opts.out, image);
   else await writeInstructBlipProcessor(opts.out, image);
   const bytes = specs.reduce((n, t) => n + tensorBytes(t), 0);

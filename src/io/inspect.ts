@@ -122,6 +122,7 @@ export function formatReport(dirName: string, r: CheckpointReport, full = false)
   }
   lines.push(...table(rows), '');
 
+  const gpuBytes = (t: CheckpointTensor) => numel(t.shape) * (UPLOADED_BYTES[t.dtype] ?? DTYPE_BYTES[t.dtype]);
   const params = new Map<string, number>();
   let total = 0;
   let uploaded = 0;
@@ -130,15 +131,15 @@ export function formatReport(dirName: string, r: CheckpointReport, full = false)
     const n = numel(t.shape);
     params.set(moduleOf(t.name), (params.get(moduleOf(t.name)) ?? 0) + n);
     total += n;
-    uploaded += n * (UPLOADED_BYTES[t.dtype] ?? DTYPE_BYTES[t.dtype]);
-    if (n * (UPLOADED_BYTES[t.dtype] ?? 0) > numel(largest.shape) * (UPLOADED_BYTES[largest.dtype] ?? 0)) largest = t;
+    uploaded += gpuBytes(t);
+    if (gpuBytes(t) > gpuBytes(largest)) largest = t;
   }
   lines.push('parameters');
   const prow = [...params].map(([m, n]) => [`  ${m}`, n.toLocaleString('en-US'), `${((100 * n) / total).toFixed(1)}%`]);
   lines.push(...table([...prow, ['  total', total.toLocaleString('en-US'), '']]));
   lines.push(
     `GPU memory for the weights: ${mb(total * 2)} in fp16, ${mb(total * 4)} in fp32; ${mb(uploaded)} as stored (BF16 is widened to fp32 on upload)`,
-    `largest tensor: ${largest.name} [${largest.shape.join(', ')}] ${largest.dtype}, ${mb(numel(largest.shape) * (UPLOADED_BYTES[largest.dtype] ?? DTYPE_BYTES[largest.dtype]))} on the GPU ` +
+    `largest tensor: ${largest.name} [${largest.shape.join(', ')}] ${largest.dtype}, ${mb(gpuBytes(largest))} on the GPU ` +
       `(a device whose storage-binding limit is smaller needs it split by rows)`,
   );
   if (r.match.ignored.length) lines.push(`ignored buffers: ${r.match.ignored.join(', ')}`);
