@@ -8,7 +8,9 @@
  *   phaselens make-random --shape llava-7b --out …
  *
  * The values come from a small table of normals (see fastF16Chunks): plausible
- * magnitudes for timing, not a usable model.
+ * magnitudes for timing, not a usable model. Both shapes get the llava-1.5 tokenizer;
+ * with instructblip-vicuna-7b's real vocab of 32001 its `<pad>` (32001) is out of
+ * range, so feed prompts without padding.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
