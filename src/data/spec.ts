@@ -1,0 +1,103 @@
+/**
+ * The `--data` argument of `phaselens analyze`:
+ *
+ * | spec                                  | loader         |
+ * | ------------------------------------- | -------------- |
+ * | `coco:ANNOTATIONS.json:IMAGES_DIR`    | coco.ts        |
+ * | `winoground:EXAMPLES.jsonl:IMAGES_DIR`| winoground.ts  |
+ * | `folder:DIR`                          | folder.ts      |
+ *
+ * Splitting rule (paths may contain ':'): the kind ends at the first ':'. For `folder`,
+ * everything after it is DIR. For `coco` and `winoground`, the file part ends at the next
+ * ':' — unless that prefix is not an existing file, in which case the first later ':'
+ * whose prefix is an existing file is used (so `coco:/data/a:b/captions.json:/img` works);
+ * the rest is IMAGES_DIR and may contain ':' freely. A leading `~/` in a path means the
+ * home folder (the shell does not expand it after `coco:`). Relative paths are taken from
+ * the current folder; parsed specs hold absolute paths.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { UserError } from '../errors.ts';
+import { loadCoco } from './coco.ts';
+import { loadFolder } from './folder.ts';
+import type { DataItem } from './item.ts';
+import { loadWinoground } from './winoground.ts';
+
+export type DataSpec =
+  | { kind: 'coco'; annotations: string; images: string }
+  | { kind: 'winoground'; examples: string; images: string }
+  | { kind: 'folder'; dir: string };
+
+export const DATA_SPEC_HELP = 'coco:ANNOTATIONS.json:IMAGES_DIR | winoground:EXAMPLES.jsonl:IMAGES_DIR | folder:DIR';
+
+/** Parse and check a `--data` string: the kind is known, the file exists, the folders are folders. */
+export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSpec {
+  const colon = spec.indexOf(':');
+  if (colon < 0) throw new UserError(`--data ${JSON.stringify(spec)}: expected ${DATA_SPEC_HELP}`);
+  const kind = spec.slice(0, colon);
+  const rest = spec.slice(colon + 1);
+  const abs = (p: string) => resolve(cwd, p.startsWith('~/') ? homedir() + p.slice(1) : p);
+
+  if (kind === 'folder') {
+    if (rest === '') throw new UserError(`--data ${spec}: give the folder, as folder:DIR`);
+    return { kind, dir: checkDir(abs(rest), spec, 'DIR') };
+  }
+  if (kind !== 'coco' && kind !== 'winoground') {
+    throw new UserError(`--data ${spec}: unknown data set kind "${kind}"; expected ${DATA_SPEC_HELP}`);
+  }
+  const usage = kind === 'coco' ? 'coco:ANNOTATIONS.json:IMAGES_DIR' : 'winoground:EXAMPLES.jsonl:IMAGES_DIR';
+  const fileWord = kind === 'coco' ? 'ANNOTATIONS.json' : 'EXAMPLES.jsonl';
+  const cuts: number[] = [];
+  for (let i = rest.indexOf(':'); i >= 0; i = rest.indexOf(':', i + 1)) cuts.push(i);
+  if (cuts.length === 0 || rest.slice(0, cuts[0]) === '' || rest.slice(cuts[0] + 1) === '') {
+    throw new UserError(`--data ${spec}: expected ${usage} (two parts after "${kind}:")`);
+  }
+  const cut = cuts.find((c) => isFile(abs(rest.slice(0, c)))) ?? cuts[0];
+  const file = abs(rest.slice(0, cut));
+  const images = rest.slice(cut + 1);
+  if (!existsSync(file)) throw new UserError(`--data ${spec}: ${fileWord} ${file}: no such file`);
+  if (!isFile(file)) throw new UserError(`--data ${spec}: ${fileWord} ${file}: not a file`);
+  if (images === '') throw new UserError(`--data ${spec}: expected ${usage} (IMAGES_DIR is empty)`);
+  const dir = checkDir(abs(images), spec, 'IMAGES_DIR');
+  return kind === 'coco' ? { kind, annotations: file, images: dir } : { kind, examples: file, images: dir };
+}
+
+/** Load the items of a data set (a parsed spec, or a `--data` string), in file order. */
+export function loadData(spec: DataSpec | string): DataItem[] {
+  const s = typeof spec === 'string' ? parseDataSpec(spec) : spec;
+  switch (s.kind) {
+    case 'coco':
+      return loadCoco(s.annotations, s.images);
+    case 'winoground':
+      return loadWinoground(s.examples, s.images);
+    case 'folder':
+      return loadFolder(s.dir);
+  }
+}
+
+/** The spec written back as a `--data` string (absolute paths), for run metadata. */
+export function formatDataSpec(s: DataSpec): string {
+  switch (s.kind) {
+    case 'coco':
+      return `coco:${s.annotations}:${s.images}`;
+    case 'winoground':
+      return `winoground:${s.examples}:${s.images}`;
+    case 'folder':
+      return `folder:${s.dir}`;
+  }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function checkDir(p: string, spec: string, word: string): string {
+  if (!existsSync(p)) throw new UserError(`--data ${spec}: ${word} ${p}: no such folder`);
+  if (!statSync(p).isDirectory()) throw new UserError(`--data ${spec}: ${word} ${p}: not a folder`);
+  return p;
+}
