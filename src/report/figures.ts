@@ -217,6 +217,7 @@ export function figureImageShare(a: Aggregate): Figure | null {
 
 /** Every figure the aggregate supports, in report order (figures without data are left out). */
 export function buildFigures(a: Aggregate, opts: FigureOptions = {}): Figure[] {
+  if (a.n_images === 0 || a.layers.length === 0) return [];
   const out: (Figure | null)[] = [figureInter(a), figureIntra(a), figureNormAttention(a, opts), figureImageShare(a), figureRecall(a)];
   return out.filter((f): f is Figure => f !== null);
 }

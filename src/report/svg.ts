@@ -187,7 +187,7 @@ export function lineChart(spec: LineChartSpec): string {
       ? niceDomain(Math.min(...ys), Math.max(...ys))
       : niceDomain(0, 1);
   const yTicks = ticksFor(yd.lo, yd.hi, yd.step);
-  const xStep = Math.max(integerX ? 1 : 0, niceStep(x1 - x0, 8));
+  const xStep = Math.max(integerX ? 1 : 0, niceStep(x1 - x0, 10));
   const xTicks = ticksFor(x0, x1, xStep);
 
   // ---- layout
