@@ -46,13 +46,14 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
   let failed = 0;
   let lastAt = start;
 
-  const stats = () => {
+  // `live`: count the ETA down from the latest tick to now (the bar's redraws between items).
+  const stats = (live = false) => {
     const elapsed = (lastAt - start) / 1000;
     const rate = done > 0 && elapsed > 0 ? done / elapsed : 0;
-    const eta = rate > 0 ? (total - done) / rate : NaN;
+    const eta = rate > 0 ? Math.max(0, (total - done) / rate - (live ? (now() - lastAt) / 1000 : 0)) : NaN;
     return {
       rate: formatRate(rate, unit),
-      eta: done >= total ? formatDuration((lastAt - start) / 1000) : Number.isFinite(eta) ? formatDuration(eta) : '?',
+      remaining: done >= total ? formatDuration((lastAt - start) / 1000) : Number.isFinite(eta) ? formatDuration(eta) : '?',
       etaWord: done >= total ? 'took' : 'ETA',
       failed: failed > 0 ? ` | ${failed} failed` : '',
     };
@@ -61,13 +62,14 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
   if (tty) {
     const multi = new cliProgress.MultiBar({
       stream,
-      format: `${label} [{bar}] {value}/{total} {percentage}% | {rate} | {etaWord} {eta}{failed}`,
+      format: `${label} [{bar}] {value}/{total} {percentage}% | {rate} | {etaWord} {remaining}{failed}`,
       barsize: 24,
       linewrap: true, // cli-progress would otherwise turn wrapping off, and leave it off if the run is killed
       hideCursor: false,
       fps: 10,
     });
     const bar = multi.create(total, 0, stats());
+    multi.on('update-pre', () => bar.update(done, stats(true)));
     let stopped = false;
     return {
       tick(f = false) {
@@ -93,7 +95,7 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
   const line = () => {
     const s = stats();
     const pct = total > 0 ? Math.floor((100 * done) / total) : 100;
-    return `${label} ${done}/${total} (${pct}%) | ${s.rate} | ${s.etaWord} ${s.eta}${s.failed}\n`;
+    return `${label} ${done}/${total} (${pct}%) | ${s.rate} | ${s.etaWord} ${s.remaining}${s.failed}\n`;
   };
   let stopped = false;
   return {
