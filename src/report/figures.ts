@@ -80,8 +80,9 @@ function curveSeries(name: string, s: readonly Stat[], x: readonly number[], col
   return { name, x, y: means(s), band: hasStd(s) ? stds(s) : undefined, bandLabel: '± 1 std', color };
 }
 
-function subtitle(a: Aggregate, s: readonly Stat[]): string {
-  return `${a.model ?? 'model ?'} · mean over images (${nRange(s)}) · shaded band: ± 1 sample std`;
+function subtitle(a: Aggregate, s: readonly Stat[], extra = ''): string {
+  const band = hasStd(s) ? ' · shaded band: ± 1 sample std' : ' · no std band (fewer than 2 images)';
+  return `${a.model ?? 'model ?'} · mean over images (${nRange(s)})${band}${extra}`;
 }
 
 export function figureInter(a: Aggregate): Figure {
@@ -96,10 +97,10 @@ export function figureInter(a: Aggregate): Figure {
   const markers: PointMarker[] = [];
   const L = a.layers.length - 1;
   const pre = a.last_layer_prenorm?.inter;
-  if (pre && pre.mean !== null) markers.push({ x: L, y: pre.mean, err: pre.std, label: `layer ${L} before final norm (mean ± std)`, color: PALETTE[0] });
+  if (pre && pre.mean !== null) markers.push({ x: L, y: pre.mean, err: pre.std, label: `layer ${L} before final norm (mean${pre.std !== null ? ' ± std' : ''})`, color: PALETTE[0] });
   const data = lineChart({
     title: 'Fig. 1 — Inter-modal contextualization per layer',
-    subtitle: subtitle(a, a.inter),
+    subtitle: subtitle(a, a.inter, regions.length > 6 ? ` · ${regions.length} monotone runs shaded (see the phase table)` : ''),
     xLabel: 'layer l (hidden_states index; 0 = embeddings, L = after final norm)',
     yLabel: 'inter-modal contextualization s(l)',
     series: [curveSeries('s(l) = mean cos(image token, text token)', a.inter, a.layers, PALETTE[0])],
@@ -180,6 +181,7 @@ export function figureNormAttention(a: Aggregate, opts: FigureOptions = {}): Fig
     colTitle: 'KEY POSITION',
     span: { start: m.image_span[0], end: m.image_span[1], label: 'IMAGE' },
     scale,
+    maskFrom: m.query + 1 < m.layer[0].length ? m.query + 1 : undefined,
   });
   const who = m.source === 'mean' ? `mean over ${m.n} image${m.n === 1 ? '' : 's'} (all share one token layout)` : `first image only (${m.image}; token layouts differ between images)`;
   return {
@@ -188,7 +190,7 @@ export function figureNormAttention(a: Aggregate, opts: FigureOptions = {}): Fig
     title: 'Fig. 4 — Norm-based attention of the query token',
     caption:
       `Norm-based attention ‖Σ_h α^h_qj f^h(x_j)‖ (Kobayashi et al. 2020) of query token q = ${m.query} (sequence length ${m.seq}) to every key position j (columns), for decoder layers 0..${m.layer.length - 1} (rows, layer 0 at the top; row l = decoder layer l, which reads hidden_states[l]). ` +
-      `The orange band marks the image tokens [${m.image_span[0]}, ${m.image_span[1]}). Colour: viridis, ${scale === 'log' ? 'log10' : 'linear'} scale from ${h.min.toPrecision(3)} to ${h.max.toPrecision(3)}. Map: ${who}.`,
+      `The orange band marks the image tokens [${m.image_span[0]}, ${m.image_span[1]}).${m.query + 1 < m.layer[0].length ? ` Keys after the query (causally masked) are light grey.` : ''} Colour: viridis, ${scale === 'log' ? 'log10' : 'linear'} scale from ${h.min.toPrecision(3)} to ${h.max.toPrecision(3)}. Map: ${who}.`,
     kind: 'png',
     data: h.png,
   };

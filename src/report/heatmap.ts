@@ -7,7 +7,7 @@
  *           [row tick labels] [heatmap cells: rows × columns] [colour bar with max / mid / min labels]
  *           column tick labels, column title
  * Row 0 is at the top. Colour map: viridis (control points below), linear or log10 scale;
- * non-finite values are drawn grey.
+ * non-finite values are drawn grey, masked columns (maskFrom) light grey.
  */
 import { encode } from 'fast-png';
 
@@ -164,6 +164,8 @@ export interface HeatmapSpec {
   /** Columns [start, end) to mark with a coloured band above the heatmap. */
   span?: { start: number; end: number; label: string };
   scale?: 'linear' | 'log';
+  /** Columns ≥ this index are drawn light grey (e.g. keys after the query: causally masked). */
+  maskFrom?: number;
   /** Colour-bar end points; default: min and max of the finite values (log: of the positive ones). */
   range?: readonly [number, number];
   /** Target heatmap size in px (cells are integer-sized; default 800 × 420). */
@@ -208,6 +210,7 @@ function tickStep(n: number, target: number): number {
 
 const INK: Rgb = [30, 30, 30];
 const GREY: Rgb = [150, 150, 150];
+const MASKED: Rgb = [225, 225, 225];
 const SPAN: Rgb = [230, 97, 1];
 
 export function heatmapPng(spec: HeatmapSpec): Heatmap {
@@ -216,7 +219,7 @@ export function heatmapPng(spec: HeatmapSpec): Heatmap {
   if (rows === 0 || cols === 0) throw new Error(`heatmapPng: empty values (${rows} × ${cols})`);
   for (const r of spec.values) if (r.length !== cols) throw new Error(`heatmapPng: ragged rows (${r.length} vs ${cols})`);
   const log = spec.scale === 'log';
-  const finite = spec.values.flatMap((r) => r.filter((v) => Number.isFinite(v) && (!log || v > 0)));
+  const finite = spec.values.flatMap((r) => r.filter((v, c) => Number.isFinite(v) && (!log || v > 0) && !(spec.maskFrom !== undefined && c >= spec.maskFrom)));
   let [min, max] = spec.range ?? (finite.length ? [Math.min(...finite), Math.max(...finite)] : [0, 1]);
   if (log && !(min > 0)) min = finite.length ? Math.min(...finite) : 1e-6;
   if (!(max > min)) max = min + (min === 0 ? 1 : Math.abs(min) * 1e-6);
@@ -262,6 +265,10 @@ export function heatmapPng(spec: HeatmapSpec): Heatmap {
   for (let r = 0; r < rows; r++)
     for (let c = 0; c < cols; c++) {
       const v = spec.values[r][c];
+      if (spec.maskFrom !== undefined && c >= spec.maskFrom) {
+        img.fill(left + c * cellW, plotY + r * cellH, cellW, cellH, MASKED);
+        continue;
+      }
       const col = Number.isFinite(v) && (!log || v > 0) ? viridis(t(v)) : log && v === 0 ? viridis(0) : GREY;
       img.fill(left + c * cellW, plotY + r * cellH, cellW, cellH, col);
     }

@@ -65,6 +65,8 @@ export interface LineChartSpec {
   plotHeight?: number;
   xDomain?: readonly [number, number];
   yDomain?: readonly [number, number];
+  /** One legend entry per region (default: when there are at most 6 regions). */
+  regionLegend?: boolean;
   /** Only integer x ticks (layer indices). Default true. */
   integerX?: boolean;
 }
@@ -194,7 +196,14 @@ export function lineChart(spec: LineChartSpec): string {
   const yLabelW = Math.max(...yTicks.map((t) => textWidth(formatTick(t, yd.step), 12)), 10);
   const left = Math.ceil(yLabelW + 44);
   const right = 24;
-  const top = 30 + (spec.subtitle ? 18 : 0) + (regions.length ? 24 : 8);
+  // subtitle: split at " · " into lines that fit the width
+  const subLines: string[] = [];
+  for (const part of spec.subtitle ? spec.subtitle.split(' · ') : []) {
+    const last = subLines.length - 1;
+    if (last >= 0 && textWidth(`${subLines[last]} · ${part}`, 12) <= W - 20) subLines[last] += ` · ${part}`;
+    else subLines.push(part);
+  }
+  const top = 30 + subLines.length * 16 + (subLines.length ? 2 : 0) + (regions.length ? 24 : 8);
   const plotW = W - left - right;
   const plotTop = top;
   const plotBottom = plotTop + plotH;
@@ -208,7 +217,8 @@ export function lineChart(spec: LineChartSpec): string {
     if (s.band) legend.push({ kind: 'band', label: `${s.name} ${s.bandLabel ?? '± std'}`, color: s.color });
   }
   for (const m of markers) legend.push({ kind: 'marker', label: m.label, color: m.color ?? '#333' });
-  regions.forEach((r, i) => legend.push({ kind: 'region', label: r.label, color: r.color ?? REGION_TINTS[i % REGION_TINTS.length] }));
+  if (spec.regionLegend ?? regions.length <= 6)
+    regions.forEach((r, i) => legend.push({ kind: 'region', label: r.label, color: r.color ?? REGION_TINTS[i % REGION_TINTS.length] }));
   const rows: { e: LegendEntry; x: number }[][] = [[]];
   let cx = left;
   for (const e of legend) {
@@ -228,7 +238,9 @@ export function lineChart(spec: LineChartSpec): string {
   o.push(`<title>${esc(spec.title)}</title>`);
   o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
   o.push(`<text class="title" x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(spec.title)}</text>`);
-  if (spec.subtitle) o.push(`<text class="subtitle" x="${W / 2}" y="38" text-anchor="middle" font-size="12" fill="#555">${esc(spec.subtitle)}</text>`);
+  subLines.forEach((line, i) =>
+    o.push(`<text class="subtitle" x="${W / 2}" y="${38 + 16 * i}" text-anchor="middle" font-size="12" fill="#555">${esc(line)}</text>`),
+  );
 
   // regions (behind everything)
   regions.forEach((r, i) => {
@@ -236,9 +248,10 @@ export function lineChart(spec: LineChartSpec): string {
     const b = X(Math.min(x1, r.x1));
     const color = r.color ?? REGION_TINTS[i % REGION_TINTS.length];
     o.push(`<rect class="region" x="${f2(a)}" y="${plotTop}" width="${f2(Math.max(0, b - a))}" height="${plotH}" fill="${color}" fill-opacity="0.55"/>`);
-    const full = textWidth(r.label, 11) + 6 <= b - a;
-    const text = full ? r.label : (r.short ?? r.label.split(' ')[0]);
-    o.push(`<text class="region-label" x="${f2((a + b) / 2)}" y="${plotTop - 7}" text-anchor="middle" font-size="11" fill="#333">${esc(text)}</text>`);
+    // the longest of: label, short label, first word, that fits the region; none if nothing fits
+    const short = r.short ?? r.label.split(' ')[0];
+    const text = [r.label, short, short.split(' ')[0]].find((t) => textWidth(t, 11) + 4 <= b - a);
+    if (text) o.push(`<text class="region-label" x="${f2((a + b) / 2)}" y="${plotTop - 7}" text-anchor="middle" font-size="11" fill="#333">${esc(text)}</text>`);
     if (i > 0) o.push(`<line class="region-edge" x1="${f2(a)}" x2="${f2(a)}" y1="${plotTop - 20}" y2="${plotBottom}" stroke="#999" stroke-dasharray="3 3"/>`);
   });
 

@@ -83,6 +83,14 @@ describe('heatmapPng', () => {
     expect(g.max).toBe(100);
   });
 
+  it('masked columns are light grey and do not set the colour range', () => {
+    const g = heatmapPng({ values: [[1, 2, 3, 0]], maskFrom: 3 });
+    const { plot, cellW, cellH } = g.layout;
+    expect(pixel(g, plot.x + 3 * cellW + 1, plot.y + (cellH >> 1))).toEqual([225, 225, 225]);
+    expect(g.min).toBe(1);
+    expect(pixel(g, plot.x + 1, plot.y + (cellH >> 1))).toEqual([...viridis(0)]);
+  });
+
   it('rejects empty and ragged input', () => {
     expect(() => heatmapPng({ values: [] })).toThrow(/empty/);
     expect(() => heatmapPng({ values: [[1, 2], [3]] })).toThrow(/ragged/);
