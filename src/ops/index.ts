@@ -14,3 +14,8 @@ export { embedding, embeddingFromIds, tableShape, type EmbeddingPart, type Table
 export { im2col, patchEmbed, type PatchEmbedOptions } from './patch-embed.ts';
 export { f16ToF32, bf16ToF32, uploadBf16 } from './convert.ts';
 export { view } from './common.ts';
+export {
+  contextualization, contextSets, contextResult, contextScalars,
+  type ContextSets, type ContextWidth, type ContextScalars,
+} from './contextualization.ts';
+export { normAttention, headGram, type NormAttentionOptions, type NormAttentionResult } from './norm-attention.ts';
