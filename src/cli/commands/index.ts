@@ -5,3 +5,4 @@ export * as makeRandom from './make-random.ts';
 export * as generate from './generate.ts';
 export * as dump from './dump.ts';
 export * as demo from './demo.ts';
+export * as analyze from './analyze.ts';
