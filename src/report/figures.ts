@@ -155,6 +155,7 @@ export function figureRecall(a: Aggregate): Figure | null {
     subtitle: subtitle(a, a.recall),
     xLabel: 'layer l (hidden_states index; 0 = embeddings, L = after final norm)',
     yLabel: 'recall of caption words',
+    yBounds: [0, 1],
     series: [curveSeries('recall', a.recall, a.layers, PALETTE[3])],
   });
   const k = typeof a.options?.k === 'number' ? a.options.k : undefined;
@@ -204,6 +205,7 @@ export function figureImageShare(a: Aggregate): Figure | null {
     subtitle: subtitle(a, s),
     xLabel: 'decoder layer (0-based; reads hidden_states[l])',
     yLabel: 'image share of norm attention',
+    yBounds: [0, 1],
     series: [curveSeries('image share', s, a.norm_attention_layers, PALETTE[4])],
   });
   return {

@@ -65,6 +65,8 @@ export interface LineChartSpec {
   plotHeight?: number;
   xDomain?: readonly [number, number];
   yDomain?: readonly [number, number];
+  /** Clamp the automatic y domain to these bounds (e.g. [0, 1] for a share); data outside is clipped. */
+  yBounds?: readonly [number, number];
   /** One legend entry per region (default: when there are at most 6 regions). */
   regionLegend?: boolean;
   /** Only integer x ticks (layer indices). Default true. */
@@ -186,8 +188,12 @@ export function lineChart(spec: LineChartSpec): string {
   const yd = spec.yDomain
     ? { lo: spec.yDomain[0], hi: spec.yDomain[1], step: niceStep(spec.yDomain[1] - spec.yDomain[0]) }
     : ys.length
-      ? niceDomain(Math.min(...ys), Math.max(...ys))
+      ? niceDomain(Math.max(Math.min(...ys), spec.yBounds?.[0] ?? -Infinity), Math.min(Math.max(...ys), spec.yBounds?.[1] ?? Infinity))
       : niceDomain(0, 1);
+  if (spec.yBounds && !spec.yDomain) {
+    yd.lo = Math.max(yd.lo, spec.yBounds[0]);
+    yd.hi = Math.min(yd.hi, spec.yBounds[1]);
+  }
   const yTicks = ticksFor(yd.lo, yd.hi, yd.step);
   const xStep = Math.max(integerX ? 1 : 0, niceStep(x1 - x0, 10));
   const xTicks = ticksFor(x0, x1, xStep);
@@ -236,6 +242,9 @@ export function lineChart(spec: LineChartSpec): string {
   const o: string[] = [];
   o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${FONT} font-size="12">`);
   o.push(`<title>${esc(spec.title)}</title>`);
+  // ids must be unique when several charts are inlined into one HTML page
+  const clip = `plot-${hash(spec.title + (spec.subtitle ?? '') + spec.yLabel)}`;
+  o.push(`<defs><clipPath id="${clip}"><rect x="${left - 4}" y="${plotTop - 4}" width="${plotW + 8}" height="${plotH + 8}"/></clipPath></defs>`);
   o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
   o.push(`<text class="title" x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(spec.title)}</text>`);
   subLines.forEach((line, i) =>
@@ -273,7 +282,8 @@ export function lineChart(spec: LineChartSpec): string {
   const yt = plotTop + plotH / 2;
   o.push(`<text class="axis-title y" x="16" y="${yt}" text-anchor="middle" font-size="13" transform="rotate(-90 16 ${yt})">${esc(spec.yLabel)}</text>`);
 
-  // bands, then lines and points
+  // bands, then lines and points, clipped to the plot area
+  o.push(`<g clip-path="url(#${clip})">`);
   for (const s of series) {
     if (!s.band) continue;
     for (const seg of segments(s, true)) {
@@ -292,6 +302,7 @@ export function lineChart(spec: LineChartSpec): string {
     }
     o.push(`</g>`);
   }
+  o.push(`</g>`);
   for (const m of markers) {
     if (!Number.isFinite(m.y)) continue;
     const x = X(m.x);
@@ -320,6 +331,12 @@ export function lineChart(spec: LineChartSpec): string {
   });
   o.push('</svg>');
   return o.join('\n') + '\n';
+}
+
+function hash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(36);
 }
 
 function diamond(x: number, y: number, r: number): string {

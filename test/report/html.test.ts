@@ -44,6 +44,8 @@ describe('report.html', () => {
     expect(png.width).toBeGreaterThan(100);
     expect(Buffer.from(uri![1], 'base64').equals(Buffer.from(figures.find((f) => f.kind === 'png')!.data as Uint8Array))).toBe(true);
     expect(html).not.toMatch(/<script|src="http|href="http/); // self-contained
+    const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(ids).size).toBe(ids.length); // inlined SVGs do not clash
   });
 
   it('shows the run metadata', () => {

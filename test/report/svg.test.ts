@@ -99,6 +99,14 @@ describe('lineChart', () => {
     expect(() => checkXml('<svg/><svg/>')).toThrow(/root/);
   });
 
+  it('yBounds clamps the axis; data is clipped to the plot area', () => {
+    const c = lineChart({ title: 'share', xLabel: 'x', yLabel: 'y', series: [{ name: 's', x: [0, 1, 2], y: [0.01, 0.5, 0.99], band: [0.1, 0.1, 0.1] }], yBounds: [0, 1] });
+    const ys = texts(c, 'tick-label y').map(Number);
+    expect(ys[0]).toBe(0);
+    expect(ys[ys.length - 1]).toBe(1);
+    expect(c).toMatch(/<clipPath id="(plot-[a-z0-9]+)">[\s\S]*clip-path="url\(#\1\)"/);
+  });
+
   it('survives empty data', () => {
     expect(checkXml(lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [] }))[0]).toBe('svg');
   });
