@@ -1,29 +1,32 @@
 /**
- * `phaselens demo`: the embedded default run. Builds the tiny LLaVA checkpoint from its
- * fixed seed (random weights, real LLaVA tokenizer and processor files), then answers a
- * question about a COCO image (the two cats, val2017 39769) with greedy decoding, and
- * prints the per-kernel profile of the whole run.
+ * `phaselens demo`: `analyze` on the embedded default. The tiny LLaVA checkpoint is built
+ * from its fixed seed on first use (random weights, the real LLaVA-1.5 tokenizer and
+ * processor files; deterministic, so it is the same checkpoint on every machine) and the
+ * data set is the six COCO val2017 images with their captions shipped in
+ * test/fixtures/coco_mini (attribution in test/fixtures/PROVENANCE.md). Prints where the
+ * report is, and the per-kernel profile of the run.
  */
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { analyze } from '../../analysis/analyze.ts';
 import { loadLlava } from '../../models/load.ts';
-import { generate, loadPixels, promptIds } from '../../models/run.ts';
 import { makeTiny } from '../../../weights-tools/make-tiny.ts';
 import { finishProfile, openGpu } from '../gpu-session.ts';
+import { DEFAULT_PROMPT } from './analyze.ts';
 
-const IMAGE = fileURLToPath(new URL('../../../test/fixtures/images/000000039769.png', import.meta.url));
+const COCO = fileURLToPath(new URL('../../../test/fixtures/coco_mini/', import.meta.url));
 const SEED = 0;
 
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('run the embedded default: a tiny LLaVA checkpoint on a COCO image, with the kernel profile')
+    .description('run analyze on the embedded default (tiny LLaVA checkpoint, six COCO images) and print the kernel profile')
+    .option('--out <dir>', 'output folder', 'phaselens-demo')
     .option('--profile [trace]', 'Chrome trace path', 'phaselens-trace.json')
-    .option('--max-new-tokens <n>', 'tokens to generate', '8')
-    .action(async (o: { profile: string; maxNewTokens: string }) => {
+    .action(async (o: { out: string; profile: string }) => {
       const dir = join(tmpdir(), 'phaselens-demo', `llava-tiny-seed${SEED}`);
       if (!existsSync(join(dir, 'config.json'))) {
         console.error(`phaselens: writing the tiny LLaVA checkpoint (seed ${SEED}) to ${dir}`);
@@ -31,15 +34,13 @@ export function register(program: Command): void {
       }
       const gpu = await openGpu({ profile: o.profile });
       const m = await loadLlava(gpu, dir);
-      const pixels = loadPixels(m, IMAGE);
-      const question = 'What is shown in this image?';
-      const x = m.model.expand(promptIds(m, { prompt: question, chat: true }, true), true);
-      const g = await generate(gpu, m, x, pixels, Number(o.maxNewTokens));
-      console.log(`model   ${dir} (random weights: the answer is noise; the pipeline is real)`);
-      console.log(`image   ${IMAGE}`);
-      console.log(`prompt  USER: <image>\\n${question} ASSISTANT:  (${x.ids.length} tokens, image at [${x.image[0]}, ${x.image[1]}))`);
-      console.log(`answer  ${JSON.stringify(m.tokenizer.decode(g.tokens))} ids ${g.tokens.join(',')}`);
-      console.log(`prefill ${(g.prefillMs / 1000).toFixed(2)} s, decode ${((Math.max(1, g.tokens.length - 1) * 1000) / g.decodeMs).toFixed(1)} tokens/s`);
+      const data = `coco:${join(COCO, 'annotations/captions_val2017.json')}:${join(COCO, 'val2017')}`;
+      const t0 = performance.now();
+      const r = await analyze(gpu, m, { data, out: o.out, prompt: { prompt: DEFAULT_PROMPT, chat: true }, dropBos: false, topk: 5, smooth: 1, padToSquare: false });
+      console.log(`model   ${dir} (tiny, random weights: the curves show the pipeline, not a trained model)`);
+      console.log(`data    ${r.items.length} COCO val2017 images with captions; prompt "USER: <image>\\n${DEFAULT_PROMPT} ASSISTANT:"`);
+      console.log(`result  ${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(`report  ${r.report}`);
       await finishProfile(gpu, o);
     });
 }
