@@ -23,8 +23,14 @@
  *          2·Skv·Hq·Dh² FLOPs instead of 2·Skv·Hq·Dh·d (32× fewer for LLaMA-7B). G depends
  *          on the weight only: pass `gram` to reuse it across inputs (2 MiB per LLaMA-7B
  *          layer); without it, it is computed (2·d·Hq·Dh² FLOPs) and released per call.
- *          The quadratic form is exact algebra; in f32 its relative error grows with the
- *          conditioning of W_O^h — measured ~1e-6 of the row's scale (see the test).
+ *          Precision: the quadratic form is exact algebra, but in f32 it cancels when v lies
+ *          near W_O^h's smallest singular directions. Measured against the f64 definition
+ *          (d = 512, Dh = 64, singular values of W_O^h geometric from 1 to 1/κ): random v
+ *          ≤ 6e-7 per element at any κ ≤ 1000; v along the smallest singular vector:
+ *          relErr (w.r.t. the tensor's max) 2e-7 / 3e-6 / 1.5e-5 at κ = 10 / 100 / 1000,
+ *          per element 1e-6 / 2e-4 / 8e-3 (those elements are ~1/κ of the largest).
+ *          LLaMA-7B shape (Hq = 32, Dh = 128, d = 4096, Skv = 600, random f16 W_O):
+ *          head relErr 1.2e-6, layer 3e-8.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
