@@ -190,9 +190,11 @@ export function lineChart(spec: LineChartSpec): string {
     : ys.length
       ? niceDomain(Math.max(Math.min(...ys), spec.yBounds?.[0] ?? -Infinity), Math.min(Math.max(...ys), spec.yBounds?.[1] ?? Infinity))
       : niceDomain(0, 1);
-  if (spec.yBounds && !spec.yDomain) {
-    yd.lo = Math.max(yd.lo, spec.yBounds[0]);
-    yd.hi = Math.min(yd.hi, spec.yBounds[1]);
+  if (spec.yBounds && !spec.yDomain && (yd.lo < spec.yBounds[0] || yd.hi > spec.yBounds[1])) {
+    const c = niceDomain(Math.max(yd.lo, spec.yBounds[0]), Math.min(yd.hi, spec.yBounds[1]));
+    yd.lo = Math.max(c.lo, spec.yBounds[0]);
+    yd.hi = Math.min(c.hi, spec.yBounds[1]);
+    yd.step = c.step;
   }
   const yTicks = ticksFor(yd.lo, yd.hi, yd.step);
   const xStep = Math.max(integerX ? 1 : 0, niceStep(x1 - x0, 10));
