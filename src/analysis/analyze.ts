@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem } from '../data/index.ts';
 import type { LoadedLlava } from '../models/load.ts';
-import { buildFigures, writeFigures } from '../report/figures.ts';
+import { buildFigures } from '../report/figures.ts';
 import { writeReport } from '../report/html.ts';
 import { VERSION } from '../version.ts';
 import { aggregate, writeAggregate, type ImageMetrics } from './aggregate.ts';
@@ -36,7 +36,6 @@ export async function analyze(gpu: Gpu, m: LoadedLlava, o: AnalyzeRun): Promise<
   const agg = aggregate(results, { phaseWindow: o.smooth });
   writeAggregate(o.out, agg);
   const figures = buildFigures(agg);
-  writeFigures(o.out, figures);
   const errors = readErrors(o.out)
     .filter((e) => items.some((i) => i.id === e.id))
     .map((e) => ({ image: e.image ?? e.id, error: e.message }));
