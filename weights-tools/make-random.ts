@@ -47,8 +47,23 @@ async function instructblipVicuna7b(): Promise<Record<string, unknown>> {
   };
 }
 
+/**
+ * A mid-size LLaVA for benchmarks on CPU adapters: the 7B layout scaled down (CLIP 512 wide,
+ * 224 px → 256 patches; LLaMA 1024 wide, 8 layers; the real vocabulary), ~0.4 B parameters.
+ */
+async function llavaMid(): Promise<Record<string, unknown>> {
+  const full = await llava7b();
+  return {
+    ...full,
+    image_seq_length: 256,
+    text_config: { ...(full.text_config as object), hidden_size: 1024, intermediate_size: 2752, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 8 },
+    vision_config: { ...(full.vision_config as object), hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 6, image_size: 224, patch_size: 14, projection_dim: 512 },
+  };
+}
+
 export const RANDOM_SHAPES: Record<string, () => Promise<Record<string, unknown>>> = {
   'llava-7b': llava7b,
+  'llava-mid': llavaMid,
   'instructblip-vicuna-7b': instructblipVicuna7b,
 };
 

@@ -56,7 +56,7 @@ export async function analyzeImage(gpu: Gpu, m: LoadedLlava, item: AnalyzeItem, 
   const logit_lens = await lens.result();
   const norm_attention = await attn.result();
   const words = o.words ?? DEFAULT_WORDS;
-  const recall = item.captions.length ? logitLensRecall(logit_lens.top_ids, (id) => m.tokenizer.idToToken(id), item.captions, words) : undefined;
+  const recall = item.captions.length ? logitLensRecall(logit_lens.top_ids, (id) => pieceOf(m, id), item.captions, words) : undefined;
   const phases = segmentPhases(contextualization.inter, o.smooth);
   return {
     phaselens_version: VERSION,
@@ -85,4 +85,9 @@ export async function analyzeImage(gpu: Gpu, m: LoadedLlava, item: AnalyzeItem, 
     ...(recall ? { recall } : {}),
     phases: { boundaries: phases.boundaries, labels: phases.labels, directions: phases.directions },
   };
+}
+
+/** The vocabulary piece of an lm_head row; rows past the tokenizer (LLaVA pads 32002 → 32064) have none. */
+function pieceOf(m: LoadedLlava, id: number): string {
+  return id < m.tokenizer.vocabSize ? m.tokenizer.idToToken(id) : '';
 }
