@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Gpu } from '../gpu/context.ts';
 import { createNodeGpu } from '../gpu/node.ts';
+import { UserError } from '../errors.ts';
 
 export interface ProfileOption {
   profile?: string | boolean;
@@ -35,6 +36,13 @@ export function loadProgress(label: string): (done: number, total: number) => vo
     if (tty) process.stderr.write(`\r${label}: ${done}/${total} tensors${done === total ? '\n' : ''}`);
     else if (done === total) process.stderr.write(`${label}: ${total} tensors\n`);
   };
+}
+
+/** `--dtype f32|f16`: the weights' dtype on the GPU (default: as the checkpoint stores them). */
+export function parseDtype(v: string | undefined): 'f32' | 'f16' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'f32' && v !== 'f16') throw new UserError(`--dtype must be f32 or f16, got ${v}`);
+  return v;
 }
 
 function yes(b: boolean): string {

@@ -25,7 +25,14 @@ export interface LoadedLlava {
   weightDtypes: string[];
 }
 
-export async function loadLlava(gpu: Gpu, dir: string, onProgress?: (done: number, total: number) => void): Promise<LoadedLlava> {
+export interface LoadOptions {
+  /** Convert weights to this dtype as they load (default: as stored). */
+  dtype?: 'f32' | 'f16';
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function loadLlava(gpu: Gpu, dir: string, opts: LoadOptions = {}): Promise<LoadedLlava> {
+  const { dtype, onProgress } = opts;
   const report = await validateCheckpoint(nodeDirectory(dir));
   const config = report.config;
   if (config.model_type !== 'llava') {
@@ -38,7 +45,7 @@ export async function loadLlava(gpu: Gpu, dir: string, onProgress?: (done: numbe
   const ckpt = report.checkpoint;
   const total = ckpt.tensors.size;
   let done = 0;
-  const source = checkpointSource(ckpt);
+  const source = checkpointSource(ckpt, dtype);
   const counted = {
     has: source.has,
     load: async (...a: Parameters<typeof source.load>) => {
@@ -49,7 +56,7 @@ export async function loadLlava(gpu: Gpu, dir: string, onProgress?: (done: numbe
   };
   try {
     const model = await LlavaForConditionalGeneration.load(new Weights(gpu, counted), config);
-    const weightDtypes = [...new Set([...ckpt.tensors.values()].map((t) => t.dtype.toLowerCase()))];
+    const weightDtypes = dtype ? [dtype] : [...new Set([...ckpt.tensors.values()].map((t) => t.dtype.toLowerCase()))];
     return { dir, config, model, tokenizer, chatTemplate, processor, weightDtypes };
   } finally {
     await ckpt.close();

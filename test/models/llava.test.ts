@@ -22,9 +22,15 @@ import { getGpu, relErr } from '../helpers/gpu.ts';
 const IMAGE = join(import.meta.dirname, '../fixtures/images/000000039769.png');
 const TOL = 1e-4;
 
+// `load` is the --dtype conversion. f16 → f32 is exact, so TOL holds. f32 → f16 rounds
+// every weight (relative 2^-11 ≈ 4.9e-4) against a reference that keeps f32 weights: the
+// stated bound there is 1e-2 of each tensor's scale (observed 6.4e-4), and greedy tokens are
+// not compared (a near-tie may flip).
 const cases = [
-  { name: 'f32 weights, one file', dtype: 'f32' as const, shards: 1, gqa: false, seed: 3 },
-  { name: 'f16 weights, 2 shards, grouped-query attention', dtype: 'f16' as const, shards: 2, gqa: true, seed: 4 },
+  { name: 'f32 weights, one file', dtype: 'f32' as const, shards: 1, gqa: false, seed: 3, load: undefined, tol: TOL },
+  { name: 'f16 weights, 2 shards, grouped-query attention', dtype: 'f16' as const, shards: 2, gqa: true, seed: 4, load: undefined, tol: TOL },
+  { name: 'f16 checkpoint run with --dtype f32', dtype: 'f16' as const, shards: 1, gqa: false, seed: 5, load: 'f32' as const, tol: TOL },
+  { name: 'f32 checkpoint run with --dtype f16', dtype: 'f32' as const, shards: 1, gqa: true, seed: 6, load: 'f16' as const, tol: 1e-2 },
 ];
 
 const work = mkdtempSync(join(tmpdir(), 'phaselens-parity-'));
@@ -41,7 +47,7 @@ for (const c of cases) {
       const dir = join(work, `tiny-${c.seed}`);
       await makeTiny({ arch: 'llava', out: dir, seed: c.seed, dtype: c.dtype, shards: c.shards, gqa: c.gqa });
       const gpu = await getGpu();
-      m = await loadLlava(gpu, dir);
+      m = await loadLlava(gpu, dir, { dtype: c.load });
       const pixels = loadPixels(m, IMAGE);
       ids = promptIds(m, { prompt: 'What is shown in this image?', chat: true }, true);
       const x = m.model.expand(ids, true);
@@ -60,7 +66,7 @@ for (const c of cases) {
       expect(Array.from(ours.get('input_ids')!.data)).toEqual(Array.from(ref.get('input_ids')!.data));
     });
 
-    it(`matches every activation within ${TOL} of its scale`, () => {
+    it(`matches every activation within ${c.tol} of its scale`, () => {
       const rows: string[] = [];
       let worst = 0;
       for (const [name, t] of ours) {
@@ -68,12 +74,12 @@ for (const c of cases) {
         const e = relErr(t.data, ref.get(name)!.data);
         worst = Math.max(worst, e);
         rows.push(`${name.padEnd(24)} relErr ${e.toExponential(2)}  first ${Array.from(t.data.slice(0, 3), (v) => v.toFixed(5)).join(' ')}`);
-        expect(e, name).toBeLessThanOrEqual(TOL);
+        expect(e, name).toBeLessThanOrEqual(c.tol);
       }
       console.log(`${c.name}: worst relErr ${worst.toExponential(2)}\n  ${rows.join('\n  ')}`);
     });
 
-    it('greedy generation with the KV cache gives the reference tokens', async () => {
+    if (c.tol === TOL) it('greedy generation with the KV cache gives the reference tokens', async () => {
       const gpu = await getGpu();
       const x = m.model.expand(ids, true);
       const g = await generate(gpu, m, x, loadPixels(m, IMAGE), 6);

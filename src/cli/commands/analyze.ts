@@ -4,7 +4,7 @@ import { UserError } from '../../errors.ts';
 import { analyze } from '../../analysis/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { loadLlava } from '../../models/load.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, type ProfileOption } from '../gpu-session.ts';
+import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 
 interface Options extends ProfileOption {
   model: string;
@@ -45,7 +45,7 @@ export function register(program: Command): void {
       .option('--chat', "wrap the prompt in the checkpoint's chat template", false)
       .option('--limit <n>', 'analyse a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0')
-      .option('--dtype <dtype>', 'weight dtype: must match the checkpoint (f32 or f16); conversion is not implemented yet')
+      .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint)')
       .option('--drop-bos', 'leave BOS out of the text token set', false)
       .option('--topk <k>', 'LogitLens top-k per visual token', '5')
       .option('--query <i>', 'query position for norm-based attention (default: the last token)')
@@ -60,10 +60,7 @@ export function register(program: Command): void {
     const query = int('--query', o.query, 0);
     const prompt = o.inputIds !== undefined ? { inputIds: o.inputIds } : { prompt: o.prompt ?? (o.chat ? DEFAULT_PROMPT : `<image>\n${DEFAULT_PROMPT}`), chat: o.chat };
     const gpu = await openGpu(o);
-    const m = await loadLlava(gpu, o.model, loadProgress('loading weights'));
-    if (o.dtype && !m.weightDtypes.includes(o.dtype)) {
-      throw new UserError(`--dtype ${o.dtype}: the checkpoint stores ${m.weightDtypes.join('/')} weights and phaselens does not convert them yet; leave --dtype out`);
-    }
+    const m = await loadLlava(gpu, o.model, { dtype: parseDtype(o.dtype), onProgress: loadProgress('loading weights') });
     const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare });
     console.log(`${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
     console.log(`report: ${r.report}`);

@@ -6,7 +6,7 @@ import { loadLlava } from '../../models/load.ts';
 import { loadPixels, promptIds } from '../../models/run.ts';
 import { dumpActivations } from '../../probes/dump.ts';
 import { VERSION } from '../../version.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, type ProfileOption } from '../gpu-session.ts';
+import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 
 interface Options extends ProfileOption {
   model: string;
@@ -14,6 +14,7 @@ interface Options extends ProfileOption {
   prompt?: string;
   inputIds?: string;
   chat: boolean;
+  dtype?: string;
   out: string;
   padToSquare: boolean;
 }
@@ -28,12 +29,13 @@ export function register(program: Command): void {
       .option('--prompt <text>', 'prompt; use <image> for the image, or --chat')
       .option('--input-ids <ids>', 'comma-separated token ids instead of --prompt')
       .option('--chat', "wrap the prompt in the checkpoint's chat template", false)
+      .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint)')
       .option('--pad-to-square', "LLaVA-1.5's original preprocessing (pad to a square with the mean colour)", false)
       .requiredOption('--out <file>', 'output .safetensors'),
   ).action(async (o: Options) => {
     if (!o.out.endsWith('.safetensors')) throw new UserError(`--out must name a .safetensors file, got ${o.out}`);
     const gpu = await openGpu(o);
-    const m = await loadLlava(gpu, o.model, loadProgress('loading weights'));
+    const m = await loadLlava(gpu, o.model, { dtype: parseDtype(o.dtype), onProgress: loadProgress('loading weights') });
     const pixels = o.image ? loadPixels(m, o.image, { padToSquare: o.padToSquare }) : undefined;
     const x = m.model.expand(promptIds(m, o, !!pixels), !!pixels);
     const tensors = await dumpActivations(gpu, m, x, pixels);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { loadLlava } from '../../models/load.ts';
 import { generate, loadPixels, promptIds } from '../../models/run.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, type ProfileOption } from '../gpu-session.ts';
+import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 
 interface Options extends ProfileOption {
   model: string;
@@ -11,6 +11,7 @@ interface Options extends ProfileOption {
   prompt?: string;
   inputIds?: string;
   chat: boolean;
+  dtype?: string;
   maxNewTokens: string;
   padToSquare: boolean;
 }
@@ -25,13 +26,14 @@ export function register(program: Command): void {
       .option('--prompt <text>', 'prompt; use <image> for the image, or --chat')
       .option('--input-ids <ids>', 'comma-separated token ids instead of --prompt')
       .option('--chat', "wrap the prompt in the checkpoint's chat template", false)
+      .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint)')
       .option('--max-new-tokens <n>', 'tokens to generate', '32')
       .option('--pad-to-square', "LLaVA-1.5's original preprocessing: pad to a square with the mean colour instead of center-cropping", false),
   ).action(async (o: Options) => {
     const maxNew = Number(o.maxNewTokens);
     if (!Number.isInteger(maxNew) || maxNew < 1) throw new UserError(`--max-new-tokens must be a positive integer, got ${o.maxNewTokens}`);
     const gpu = await openGpu(o);
-    const m = await loadLlava(gpu, o.model, loadProgress('loading weights'));
+    const m = await loadLlava(gpu, o.model, { dtype: parseDtype(o.dtype), onProgress: loadProgress('loading weights') });
     const pixels = o.image ? loadPixels(m, o.image, { padToSquare: o.padToSquare }) : undefined;
     const x = m.model.expand(promptIds(m, o, !!pixels), !!pixels);
     const g = await generate(gpu, m, x, pixels, maxNew);
