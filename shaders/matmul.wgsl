@@ -1,35 +1,55 @@
+#if SG
+enable subgroups;
+#endif
 // y[M, N] = act(x[M, K] · W[N, K]ᵀ + bias[N]) + residual[M, N]
 // W in HF Linear layout [out, in], f32 or packed f16; accumulation in f32.
 //
-// Each invocation keeps a 4×4 block of y in registers and walks K four at a time with
-// vec4 loads (VEC4, when K % 4 == 0) or one at a time otherwise. No workgroup memory and
-// no barriers: both are slow on CPU adapters (lavapipe), and GPUs get the reuse from caches.
-// Rows/columns past M/N are clamped for loads and skipped for stores, so any M, N work.
+// Two variants, picked by src/ops/linear.ts (`pickMatmulKernel`):
 //
-// defines: VEC4, W_F16, BIAS, RESIDUAL, ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
+//   tile4x4 (SG off) — the portable kernel: an 8×8 workgroup, each invocation keeps a 4×4
+//     block of y in registers and walks K four at a time. No workgroup memory, no barriers,
+//     no optional features. Picked on GPUs and on any adapter without `subgroups`.
+//
+//   subgroup (SG on) — for CPU adapters (lavapipe, SwiftShader) that have `subgroups`.
+//     lavapipe runs the invocations of a subgroup as the 8 lanes of an AVX2 register; a
+//     load whose address differs per lane is a loop of 8 bounds-checked scalar loads
+//     (~10 instructions per element, Mesa 25.0), while arithmetic is one instruction for
+//     8 lanes. So the kernel is built to load as few elements per FMA as it can:
+//       - one workgroup = RM rows of y × 4·WG columns; every invocation shares the rows
+//         and owns 4 columns (col = 4·WG·wid.y + WG·c + lid), accumulating RM×4 outputs
+//         (RM = 32: 128 accumulators; they spill to the L1-resident stack, which costs far
+//         less than a load);
+//       - x is loaded once per group of G = min(subgroup size, 8) lanes: lane l loads
+//         x[r, k+4l .. k+4l+3] for the RM rows, and the group reads each value from its
+//         lane with subgroupShuffle (a register permute) instead of loading it again;
+//       - W is read as vec4s along K for the 4 columns (the only per-lane loads left in the
+//         inner loop), transposed (free: a renaming in SoA form) so one mat4×vec4 per row
+//         does the 16 FMAs of a 4-column × 4-k step.
+//     Measured on this machine (2 cores, M=600, K=N=1024): ~7–11 GFLOP/s for tile4x4,
+//     ~25–35 for subgroup (bench/: `npm run bench -- --only matmul`). RM = 4 for M ≤ 8
+//     (decoding), where 32 rows would be mostly padding.
+//
+// Both: rows past M and columns past N are clamped for loads and skipped for stores, so
+// any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
+//
+// defines: SG, RM (SG only), VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
+//          ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
 #include "lib/activations.wgsl"
 
 struct Params {
-  M: u32,  // rows of x and y (tokens)
-  N: u32,  // out features
-  K: u32,  // in features
+  M: u32,      // rows of x and y (tokens)
+  N: u32,      // out features
+  K: u32,      // in features
+  k4_begin: u32,  // this pass sums k in [4·k4_begin, 4·k4_end) (vec4 steps; K-split passes)
+  k4_end: u32,
+  flags: u32,  // bit 0: add to y (not the first pass); bit 1: apply the epilogue (last pass)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 #if VEC4
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-alias V = vec4<f32>;
-fn x_at(i: u32) -> V { return x[i >> 2u]; }
-fn w_v(i: u32) -> V { return w_vec4(i); }
-fn mac(a: V, b: V) -> f32 { return dot(a, b); }
-const STEP = 4u;
 #else
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-alias V = f32;
-fn x_at(i: u32) -> V { return x[i]; }
-fn w_v(i: u32) -> V { return w_at(i); }
-fn mac(a: V, b: V) -> f32 { return a * b; }
-const STEP = 1u;
 #endif
 #include "lib/weights.wgsl"
 #if BIAS
@@ -40,55 +60,122 @@ const STEP = 1u;
 #endif
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
-override WG_X: u32 = 8u;
-override WG_Y: u32 = 8u;
+// x[row, 4·k4 .. 4·k4 + 3] and W[col, 4·k4 .. 4·k4 + 3]; row < M and col < N.
+#if VEC4
+fn x4(row: u32, k4: u32) -> vec4<f32> {
+  return x[row * (p.K >> 2u) + k4];
+}
+fn w4(col: u32, k4: u32) -> vec4<f32> {
+  return w_vec4(col * p.K + 4u * k4);
+}
+#else
+fn x4(row: u32, k4: u32) -> vec4<f32> {
+  let k = 4u * k4;
+  let i = row * p.K + k;
+  let last = row * p.K + p.K - 1u;
+  return vec4<f32>(x[i], select(0.0, x[min(i + 1u, last)], k + 1u < p.K),
+                   select(0.0, x[min(i + 2u, last)], k + 2u < p.K), select(0.0, x[min(i + 3u, last)], k + 3u < p.K));
+}
+fn w4(col: u32, k4: u32) -> vec4<f32> {
+  let k = 4u * k4;
+  let i = col * p.K + k;
+  let last = col * p.K + p.K - 1u;
+  return vec4<f32>(w_at(i), select(0.0, w_at(min(i + 1u, last)), k + 1u < p.K),
+                   select(0.0, w_at(min(i + 2u, last)), k + 2u < p.K), select(0.0, w_at(min(i + 3u, last)), k + 3u < p.K));
+}
+#endif
 
+// Adds this pass's partial sum to y (flags bit 0) and, on the last pass (bit 1), applies
+// the fused epilogue: bias, activation, residual. Out-of-range outputs are dropped.
 fn store(row: u32, col: u32, v: f32) {
   if (row >= p.M || col >= p.N) { return; }
-  var o = v;
-#if BIAS
-  o += bias[col];
-#endif
-  if ($ACT == 1) { o = gelu(o); }
-  if ($ACT == 2) { o = quick_gelu(o); }
-  if ($ACT == 3) { o = silu(o); }
   let i = row * p.N + col;
-#if RESIDUAL
-  o += residual[i];
+  var o = v;
+  if ((p.flags & 1u) != 0u) { o += y[i]; }
+  if ((p.flags & 2u) != 0u) {
+#if BIAS
+    o += bias[col];
 #endif
+    if ($ACT == 1) { o = gelu(o); }
+    if ($ACT == 2) { o = quick_gelu(o); }
+    if ($ACT == 3) { o = silu(o); }
+#if RESIDUAL
+    o += residual[i];
+#endif
+  }
   y[i] = o;
 }
+
+#if SG
+// ---- subgroup: RM rows × 4 columns per invocation, x shared through shuffles ------------
+override WG: u32 = 8u;  // invocations per workgroup (a multiple of 8)
+const RM: u32 = $RMu;   // rows of y per workgroup (all its invocations share them)
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32) {
+  let G = min(sg_size, 8u);  // lanes that pool their x loads
+  let lane = sg_lane % G;
+  let first = sg_lane - lane;  // subgroup index of the group's lane 0
+  let r0 = wid.x * RM;
+  let c0 = wid.y * 4u * WG + lid;  // this invocation's columns: c0, c0 + WG, c0 + 2·WG, c0 + 3·WG
+  let n0 = min(c0, p.N - 1u);
+  let n1 = min(c0 + WG, p.N - 1u);
+  let n2 = min(c0 + 2u * WG, p.N - 1u);
+  let n3 = min(c0 + 3u * WG, p.N - 1u);
+  let K4 = p.k4_end;
+  var xs: array<vec4<f32>, RM>;   // lane l: x[r0 + r, 4(kc + l) ..]
+  var acc: array<vec4<f32>, RM>;  // acc[r][c] = y[r0 + r, column c]
+  for (var kc = p.k4_begin; kc < K4; kc += G) {
+    let kx = min(kc + lane, K4 - 1u);
+    for (var r = 0u; r < RM; r++) {
+      xs[r] = x4(min(r0 + r, p.M - 1u), kx);
+    }
+    let nj = min(G, K4 - kc);  // the same for the whole subgroup
+    for (var j = 0u; j < nj; j++) {
+      let k = kc + j;
+      // bt[i][c] = W[column c, 4k + i]
+      let bt = transpose(mat4x4<f32>(w4(n0, k), w4(n1, k), w4(n2, k), w4(n3, k)));
+      for (var r = 0u; r < RM; r++) {
+        acc[r] += bt * subgroupShuffle(xs[r], first + j);
+      }
+    }
+  }
+  for (var r = 0u; r < RM; r++) {
+    for (var c = 0u; c < 4u; c++) {
+      store(r0 + r, c0 + c * WG, acc[r][c]);
+    }
+  }
+}
+
+#else
+// ---- tile4x4: 4×4 outputs per invocation, 8×8 invocations per workgroup -----------------
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
 
 @compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c0 = gid.x * 4u;
   let r0 = gid.y * 4u;
   if (c0 >= p.N || r0 >= p.M) { return; }
-  let x0 = min(r0, p.M - 1u) * p.K;
-  let x1 = min(r0 + 1u, p.M - 1u) * p.K;
-  let x2 = min(r0 + 2u, p.M - 1u) * p.K;
-  let x3 = min(r0 + 3u, p.M - 1u) * p.K;
-  let w0 = min(c0, p.N - 1u) * p.K;
-  let w1 = min(c0 + 1u, p.N - 1u) * p.K;
-  let w2 = min(c0 + 2u, p.N - 1u) * p.K;
-  let w3 = min(c0 + 3u, p.N - 1u) * p.K;
+  let x0 = min(r0, p.M - 1u);
+  let x1 = min(r0 + 1u, p.M - 1u);
+  let x2 = min(r0 + 2u, p.M - 1u);
+  let x3 = min(r0 + 3u, p.M - 1u);
+  let w0 = min(c0, p.N - 1u);
+  let w1 = min(c0 + 1u, p.N - 1u);
+  let w2 = min(c0 + 2u, p.N - 1u);
+  let w3 = min(c0 + 3u, p.N - 1u);
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
-  for (var k = 0u; k < p.K; k += STEP) {
-    let b0 = w_v(w0 + k);
-    let b1 = w_v(w1 + k);
-    let b2 = w_v(w2 + k);
-    let b3 = w_v(w3 + k);
-    var a = x_at(x0 + k);
-    a0 += vec4<f32>(mac(a, b0), mac(a, b1), mac(a, b2), mac(a, b3));
-    a = x_at(x1 + k);
-    a1 += vec4<f32>(mac(a, b0), mac(a, b1), mac(a, b2), mac(a, b3));
-    a = x_at(x2 + k);
-    a2 += vec4<f32>(mac(a, b0), mac(a, b1), mac(a, b2), mac(a, b3));
-    a = x_at(x3 + k);
-    a3 += vec4<f32>(mac(a, b0), mac(a, b1), mac(a, b2), mac(a, b3));
+  for (var k = p.k4_begin; k < p.k4_end; k++) {
+    let bt = transpose(mat4x4<f32>(w4(w0, k), w4(w1, k), w4(w2, k), w4(w3, k)));
+    a0 += bt * x4(x0, k);
+    a1 += bt * x4(x1, k);
+    a2 += bt * x4(x2, k);
+    a3 += bt * x4(x3, k);
   }
   let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
   for (var r = 0u; r < 4u; r++) {
@@ -97,3 +184,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
 }
+#endif

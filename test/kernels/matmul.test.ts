@@ -1,69 +1,105 @@
 import { describe, expect, it } from 'vitest';
-import { linear } from '../../src/ops/linear.ts';
+import { linear, pickMatmulKernel, subgroupRows, type LinearOptions, type MatmulKernel } from '../../src/ops/linear.ts';
 import { toF16, roundF16 } from '../../src/gpu/half.ts';
 import { linearRef } from '../reference/matmul.ts';
 import type { ActName } from '../reference/activations.ts';
 import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 
-// Shapes: tile = 4×4 per invocation, 32×32 per workgroup. Include M, N, K that are not
-// multiples of 4 or 32 (scalar-K path), K % 4 == 0 (vec4 path), single rows and columns.
-const shapes: [number, number, number][] = [
-  [1, 1, 1],
-  [5, 7, 3],
-  [33, 65, 20],
-  [64, 96, 128],
-  [37, 130, 257],
-  [3, 200, 1024],
+// Every variant of shaders/matmul.wgsl is forced here (`kernel`), whatever the adapter picks:
+//   tile4x4        4×4 outputs per invocation, 32×32 per workgroup
+//   subgroup RM=4  (M ≤ 8)  4 rows × 32 columns per workgroup, one pass over K
+//   subgroup RM=32 (M > 8)  32 rows × 32 columns per workgroup, K in passes of 1024
+// Shapes include M, N that are not multiples of the tiles, K % 4 != 0 (scalar loads with a
+// zero-filled last step), K % 4 == 0 (vec4 loads), single rows/columns, and K > 1024 for the
+// multi-pass path (a pass that is not a multiple of the 8-lane x staging, a short last pass).
+//
+// Tolerance: relErr (max |diff| / max |ref|) ≤ 1e-5 for every case. The f16 cases compare
+// against a reference built from the same f16-rounded weights, so they differ from it only
+// by f32 summation order, exactly like the f32 cases.
+const TOL = 1e-5;
+
+type Shape = [number, number, number];
+const cases: { kernel: MatmulKernel; shapes: Shape[] }[] = [
+  { kernel: 'tile4x4', shapes: [[1, 1, 1], [5, 7, 3], [33, 65, 20], [37, 130, 257], [3, 200, 1024]] },
+  // M ≤ 8: RM = 4
+  { kernel: 'subgroup', shapes: [[1, 1, 1], [5, 7, 3], [1, 33, 36], [8, 70, 130], [3, 200, 1024]] },
+  // M > 8: RM = 32
+  { kernel: 'subgroup', shapes: [[9, 5, 7], [33, 65, 20], [37, 130, 257], [64, 96, 128], [40, 70, 1100], [19, 45, 1030], [35, 33, 2084]] },
 ];
 
+async function check(kernel: MatmulKernel, [M, N, K]: Shape, wdt: 'f32' | 'f16', epi: { act?: ActName; bias?: boolean; residual?: boolean } = {}) {
+  const gpu = await getGpu();
+  const x = randn(M * K, M * 7 + K);
+  const w = randn(N * K, N * 13 + K, 0.5);
+  const b = randn(N, N + 3);
+  const r = randn(M * N, M + N);
+  const xt = gpu.upload(x, [M, K], 'x');
+  const wt = wdt === 'f16' ? gpu.upload(toF16(w), [N, K], 'w', 'f16') : gpu.upload(w, [N, K], 'w');
+  const opts: LinearOptions = { kernel, act: epi.act };
+  if (epi.bias) opts.bias = gpu.upload(b, [N], 'b');
+  if (epi.residual) opts.residual = gpu.upload(r, [M, N], 'r');
+  const y = await gpu.readF32(linear(gpu, xt, wt, opts));
+  const want = linearRef(x, wdt === 'f16' ? roundF16(w) : w, M, N, K, {
+    act: epi.act,
+    bias: epi.bias ? b : undefined,
+    residual: epi.residual ? r : undefined,
+  });
+  expect(y.length).toBe(M * N);
+  expect(relErr(y, want)).toBeLessThanOrEqual(TOL);
+}
+
 describe('matmul.wgsl (linear)', () => {
-  for (const [M, N, K] of shapes) {
-    for (const wdt of ['f32', 'f16'] as const) {
-      it(`${wdt} weights M=${M} N=${N} K=${K}`, async () => {
-        const gpu = await getGpu();
-        const x = randn(M * K, M * 7 + K);
-        const w = randn(N * K, N * 13 + K, 0.5);
-        const xt = gpu.upload(x, [M, K], 'x');
-        const wt = wdt === 'f16' ? gpu.upload(toF16(w), [N, K], 'w', 'f16') : gpu.upload(w, [N, K], 'w');
-        const y = await gpu.readF32(linear(gpu, xt, wt));
-        // f16 path: the reference uses the same f16-rounded weights, so only accumulation
-        // order differs — the fp32 tolerance applies to both.
-        const want = linearRef(x, wdt === 'f16' ? roundF16(w) : w, M, N, K);
-        expect(relErr(y, want)).toBeLessThanOrEqual(1e-5);
-      });
+  for (const { kernel, shapes } of cases) {
+    for (const shape of shapes) {
+      const [M, N, K] = shape;
+      const variant = kernel === 'subgroup' ? `subgroup RM=${subgroupRows(M)}` : kernel;
+      for (const wdt of ['f32', 'f16'] as const) {
+        it(`${variant} ${wdt} weights M=${M} N=${N} K=${K}`, async () => {
+          const gpu = await getGpu();
+          if (kernel === 'subgroup' && !gpu.features.subgroups) return; // variant not available here
+          await check(kernel, shape, wdt);
+        });
+      }
     }
   }
 
+  // The fused epilogue, on every variant; on RM=32 with K > 1024 so it runs after several
+  // passes have accumulated into y (bias/act/residual must be applied exactly once).
   const epilogues: { act: ActName; bias: boolean; residual: boolean }[] = [
     { act: 'none', bias: true, residual: false },
     { act: 'gelu', bias: true, residual: false },
     { act: 'quick_gelu', bias: false, residual: true },
     { act: 'silu', bias: true, residual: true },
   ];
-  for (const e of epilogues) {
-    it(`epilogue act=${e.act} bias=${e.bias} residual=${e.residual}`, async () => {
-      const gpu = await getGpu();
-      const [M, N, K] = [19, 45, 36];
-      const x = randn(M * K, 1);
-      const w = randn(N * K, 2, 0.5);
-      const b = randn(N, 3);
-      const r = randn(M * N, 4);
-      const y = await gpu.readF32(
-        linear(gpu, gpu.upload(x, [M, K], 'x'), gpu.upload(w, [N, K], 'w'), {
-          act: e.act,
-          bias: e.bias ? gpu.upload(b, [N], 'b') : undefined,
-          residual: e.residual ? gpu.upload(r, [M, N], 'r') : undefined,
-        }),
-      );
-      const want = linearRef(x, w, M, N, K, { act: e.act, bias: e.bias ? b : undefined, residual: e.residual ? r : undefined });
-      expect(relErr(y, want)).toBeLessThanOrEqual(1e-5);
-    });
+  const epilogueCases: { kernel: MatmulKernel; shape: Shape; wdt: 'f32' | 'f16'; which: number[] }[] = [
+    { kernel: 'tile4x4', shape: [19, 45, 36], wdt: 'f32', which: [1, 3] },
+    { kernel: 'subgroup', shape: [3, 45, 38], wdt: 'f16', which: [1, 3] },
+    { kernel: 'subgroup', shape: [19, 45, 2056], wdt: 'f32', which: [0, 1, 2, 3] },
+  ];
+  for (const { kernel, shape, wdt, which } of epilogueCases) {
+    for (const e of which.map((i) => epilogues[i])) {
+      it(`epilogue ${kernel} ${wdt} [${shape.join(', ')}] act=${e.act} bias=${e.bias} residual=${e.residual}`, async () => {
+        const gpu = await getGpu();
+        if (kernel === 'subgroup' && !gpu.features.subgroups) return;
+        await check(kernel, shape, wdt, e);
+      });
+    }
   }
 
-  it('refuses mismatched inner sizes', async () => {
+  it('picks a kernel the device supports, and the same result with either', async () => {
+    const gpu = await getGpu();
+    const picked = pickMatmulKernel(gpu);
+    if (picked === 'subgroup') expect(gpu.features.subgroups).toBe(true);
+    await check(picked, [21, 50, 64], 'f32', { act: 'silu', bias: true });
+  });
+
+  it('refuses mismatched inner sizes and non-f32 activations', async () => {
     const gpu = await getGpu();
     const x = gpu.upload(new Float32Array(6), [2, 3], 'x');
     const w = gpu.upload(new Float32Array(8), [2, 4], 'w');
     expect(() => linear(gpu, x, w)).toThrow(/inner sizes differ/);
+    const xh = gpu.upload(new Uint16Array(8), [2, 4], 'xh', 'f16');
+    expect(() => linear(gpu, xh, w)).toThrow(/activations must be f32/);
+    gpu.release(x, w, xh);
   });
 });

@@ -1,0 +1,104 @@
+/**
+ * `npm run bench` — every benchmark, each against a baseline measured in the same run:
+ *
+ *   matmul     ours vs OpenBLAS sgemm          (bench/kernels.ts, bench/native/sgemm.c)
+ *   attention  ours vs PyTorch                  (bench/kernels.ts, bench/torch_attention.py)
+ *   load       checkpoint streaming vs `cat`    (bench/load.ts, when present)
+ *
+ * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
+ *                                              [--reps N] [--quick]
+ *   --only   comma-separated groups (matmul, attention, load) or record case names
+ *   --json   also write the records as a JSON array (see bench/record.ts)
+ *   --reps   timed samples per side (default 5)
+ *   --quick  tiny shapes: checks that the suite runs, measures nothing useful
+ * Exits 1 when a GPU result fails validation or a benchmark cannot run.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { Command, InvalidArgumentError } from 'commander';
+import { createNodeGpu } from '../src/gpu/node.ts';
+import type { Gpu } from '../src/gpu/context.ts';
+import { benchAttention, benchMatmul, type KernelBenchOptions } from './kernels.ts';
+import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
+
+type Group = (gpu: Gpu, opts: KernelBenchOptions) => Promise<BenchRecord[]>;
+
+const LOAD = new URL('./load.ts', import.meta.url);
+
+const groups: Record<string, { cases: string[]; run: Group }> = {
+  matmul: { cases: ['matmul'], run: benchMatmul },
+  attention: { cases: ['attention'], run: benchAttention },
+  load: {
+    cases: ['safetensors-stream', 'load-rss'],
+    run: async (gpu, opts) => {
+      // bench/load.ts is another benchmark's file; it may not exist in every checkout
+      const mod = (await import(LOAD.href)) as { benchLoad: (o: { device: GPUDevice }) => Promise<BenchRecord[]> };
+      const records = await mod.benchLoad({ device: gpu.device });
+      records.forEach((r) => opts.onRecord?.(r));
+      return records;
+    },
+  },
+};
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+const program = new Command('bench')
+  .description('phaselens benchmarks, each against a baseline measured in the same run')
+  .option('--only <list>', 'comma-separated groups (matmul, attention, load) or case names')
+  .option('--json <file>', 'also write the records as JSON')
+  .option('--reps <n>', 'timed samples per side', positiveInt, 5)
+  .option('--quick', 'tiny shapes (smoke test of the suite)', false)
+  .parse(process.argv);
+const opts = program.opts<{ only?: string; json?: string; reps: number; quick: boolean }>();
+
+const wanted = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
+const available = Object.keys(groups).filter((g) => g !== 'load' || existsSync(LOAD));
+if (wanted) {
+  const known = new Set(Object.entries(groups).flatMap(([g, v]) => [g, ...v.cases]));
+  const unknown = wanted.filter((w) => !known.has(w));
+  if (unknown.length) {
+    console.error(`bench: unknown --only entries: ${unknown.join(', ')} (groups: ${Object.keys(groups).join(', ')})`);
+    process.exit(2);
+  }
+}
+const selected = available.filter((g) => !wanted || wanted.includes(g) || groups[g].cases.some((c) => wanted.includes(c)));
+const keep = (r: BenchRecord) => !wanted || wanted.includes(r.case) || selected.some((g) => wanted.includes(g) && groups[g].cases.includes(r.case));
+
+const gpu = await createNodeGpu();
+console.log(`adapter: ${gpu.adapterName}; ${cpus().length} CPU threads (${cpus()[0]?.model ?? 'unknown CPU'})`);
+console.log(`groups: ${selected.join(', ') || '(none)'}${opts.quick ? ' (--quick: tiny shapes, not a measurement)' : ''}\n`);
+
+const records: BenchRecord[] = [];
+let failed = false;
+for (const g of selected) {
+  const t = performance.now();
+  try {
+    const rs = await groups[g].run(gpu, {
+      reps: opts.reps,
+      quick: opts.quick,
+      onRecord: (r) => {
+        if (!keep(r)) return;
+        const f = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : '-');
+        console.log(`  ${r.case} [${r.shape.join(', ')}] ${r.dtype}: ours ${f(r.ours)} ${r.unit}, baseline ${f(r.baseline)}, ratio ${f(r.ratio)}`);
+      },
+    });
+    records.push(...rs.filter(keep));
+    console.log(`${g}: ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+  } catch (e) {
+    failed = true;
+    console.error(`${g}: FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
+}
+
+console.log(formatRecords(records));
+if (opts.json) {
+  await writeFile(opts.json, recordsJson(records));
+  console.log(`\nwrote ${records.length} records to ${opts.json}`);
+}
+gpu.destroy();
+process.exit(failed ? 1 : 0);
