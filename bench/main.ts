@@ -3,6 +3,7 @@
  *
  *   matmul     ours vs OpenBLAS sgemm          (bench/kernels.ts, bench/native/sgemm.c)
  *   attention  ours vs PyTorch                  (bench/kernels.ts, bench/torch_attention.py)
+ *   models     LLaVA prefill/decode and analyze vs PyTorch and the plain forward (bench/models.ts)
  *   load       checkpoint streaming vs `cat`    (bench/load.ts, when present)
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
@@ -29,6 +30,15 @@ const LOAD = new URL('./load.ts', import.meta.url);
 const groups: Record<string, { cases: string[]; run: Group }> = {
   matmul: { cases: ['matmul'], run: benchMatmul },
   attention: { cases: ['attention'], run: benchAttention },
+  models: {
+    cases: ['llava-prefill', 'llava-decode', 'analyze-overhead', 'analyze-vs-pytorch'],
+    run: async (gpu, opts) => {
+      const { benchModels } = await import('./models.ts');
+      const records: BenchRecord[] = await benchModels(gpu);
+      records.forEach((r) => opts.onRecord?.(r));
+      return records;
+    },
+  },
   load: {
     cases: ['safetensors-stream', 'load-rss'],
     run: async (gpu, opts) => {

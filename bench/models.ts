@@ -23,7 +23,7 @@ import { runMetricsReference } from '../test/reference/metrics-ref.ts';
 
 export interface ModelRecord {
   case: string;
-  shape: (number | string)[];
+  shape: number[];
   dtype: string;
   unit: string;
   ours: number;
@@ -75,20 +75,20 @@ async function benchCheckpoint(gpu: Gpu, label: string, m: LoadedLlava): Promise
   const g = await generate(gpu, m, x, pixels, NEW_TOKENS);
   const decodeTokS = (g.tokens.length - 1) / (g.decodeMs / 1000);
   const torch = torchTimes(m.dir, pixels.data, pixels.shape, ids);
-  const shape = [label, seq];
-  out.push({ case: 'llava-prefill', shape, dtype: 'f16', unit: 'tokens/s', ours: seq / prefillS, baseline: seq / torch.prefill_s, ratio: torch.prefill_s / prefillS, note: `peak GPU buffers ${(gpu.peakAllocated / 2 ** 20).toFixed(0)} MiB` });
-  out.push({ case: 'llava-decode', shape: [label, NEW_TOKENS], dtype: 'f16', unit: 'tokens/s', ours: decodeTokS, baseline: torch.decode_tok_s, ratio: decodeTokS / torch.decode_tok_s });
+  const shape = [seq];
+  out.push({ case: 'llava-prefill', shape, dtype: 'f16', unit: 'tokens/s', ours: seq / prefillS, baseline: seq / torch.prefill_s, ratio: torch.prefill_s / prefillS, note: `${label}; peak GPU buffers ${(gpu.peakAllocated / 2 ** 20).toFixed(0)} MiB` });
+  out.push({ case: 'llava-decode', shape: [NEW_TOKENS], dtype: 'f16', unit: 'tokens/s', ours: decodeTokS, baseline: torch.decode_tok_s, ratio: decodeTokS / torch.decode_tok_s, note: label });
 
   const item = { id: 'cats', image: IMAGE, captions: ['two cats lying on a pink couch with remotes'] };
   const opts = { prompt: { prompt: QUESTION, chat: true }, dropBos: false, topk: 5, smooth: 1, padToSquare: false };
   const analyzeS = await timeIt(2, async () => {
     await analyzeImage(gpu, m, item, opts);
   });
-  out.push({ case: 'analyze-overhead', shape, dtype: 'f16', unit: 's/image', ours: analyzeS, baseline: prefillS, ratio: analyzeS / prefillS, note: 'all probes (contextualization, norm attention, LogitLens over every layer) vs the plain prefill' });
+  out.push({ case: 'analyze-overhead', shape, dtype: 'f16', unit: 's/image', ours: analyzeS, baseline: prefillS, ratio: analyzeS / prefillS, note: `${label}; all probes (contextualization, norm attention, LogitLens over every layer) vs the plain prefill` });
   const t0 = performance.now();
   await runMetricsReference({ model: m.dir, pixelValues: pixels.data, pixelShape: [...pixels.shape] as [number, number, number], inputIds: ids, k: 5 });
   const torchS = (performance.now() - t0) / 1000;
-  out.push({ case: 'analyze-vs-pytorch', shape, dtype: 'f16', unit: 's/image', ours: analyzeS, baseline: torchS, ratio: analyzeS / torchS, note: 'PyTorch wall time includes Python start-up and weight loading' });
+  out.push({ case: 'analyze-vs-pytorch', shape, dtype: 'f16', unit: 's/image', ours: analyzeS, baseline: torchS, ratio: analyzeS / torchS, note: `${label}; PyTorch wall time includes Python start-up and weight loading` });
   return out;
 }
 
