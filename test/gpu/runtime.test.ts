@@ -98,12 +98,15 @@ describe('profiler', () => {
     for (let i = 0; i < 3; i++) linear(g, x, w);
     await g.sync();
     const rows = g.profiler!.summary();
-    expect(rows.find((r) => r.kernel === 'matmul.f32')?.calls).toBe(3);
+    const mm = rows.filter((r) => r.kernel.startsWith('matmul'));
+    expect(mm).toHaveLength(1); // one variant for one shape
+    expect(mm[0].calls).toBe(3);
     expect(rows[0].ms).toBeGreaterThan(0);
     const table = g.profiler!.table();
-    expect(table).toMatch(/matmul\.f32\s+3\s/);
+    expect(table).toContain(mm[0].kernel);
+    expect(table).toMatch(/\s3\s/);
     const trace = g.profiler!.trace() as { traceEvents: { name: string; ph: string; dur: number }[] };
-    expect(trace.traceEvents.filter((e) => e.name === 'matmul.f32' && e.ph === 'X')).toHaveLength(3);
+    expect(trace.traceEvents.filter((e) => e.name === mm[0].kernel && e.ph === 'X')).toHaveLength(3);
   });
 });
 
