@@ -33,17 +33,9 @@ import { nodeDirectory } from '../src/io/source-node.ts';
 import { uploadTensor } from '../src/io/upload.ts';
 import { fastF16Chunks } from '../weights-tools/random-weights.ts';
 import { writeWeights } from '../weights-tools/write-checkpoint.ts';
+import type { BenchRecord } from './record.ts';
 
-export interface BenchRecord {
-  case: string;
-  shape: number[];
-  dtype: string;
-  unit: string;
-  ours: number;
-  baseline: number;
-  ratio: number;
-  note?: string;
-}
+export type { BenchRecord };
 
 export interface LoadBenchOptions {
   /** Total checkpoint size to generate (default 1.1e9 bytes). */

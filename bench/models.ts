@@ -20,17 +20,8 @@ import { generate, loadPixels, prefill, promptIds } from '../src/models/run.ts';
 import { makeRandom } from '../weights-tools/make-random.ts';
 import { makeTiny } from '../weights-tools/make-tiny.ts';
 import { runMetricsReference } from '../test/reference/metrics-ref.ts';
+import type { BenchRecord } from './record.ts';
 
-export interface ModelRecord {
-  case: string;
-  shape: number[];
-  dtype: string;
-  unit: string;
-  ours: number;
-  baseline: number;
-  ratio: number;
-  note?: string;
-}
 
 const IMAGE = join(import.meta.dirname, '../test/fixtures/images/000000039769.png');
 const QUESTION = 'Please describe everything you can see in this picture, including the animals, the objects and the colours.';
@@ -62,12 +53,12 @@ function torchTimes(dir: string, pixels: Float32Array, shape: readonly number[],
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-async function benchCheckpoint(gpu: Gpu, label: string, m: LoadedLlava): Promise<ModelRecord[]> {
+async function benchCheckpoint(gpu: Gpu, label: string, m: LoadedLlava): Promise<BenchRecord[]> {
   const pixels = loadPixels(m, IMAGE);
   const ids = promptIds(m, { prompt: QUESTION, chat: true }, true);
   const x = m.model.expand(ids, true);
   const seq = x.ids.length;
-  const out: ModelRecord[] = [];
+  const out: BenchRecord[] = [];
   const prefillS = await timeIt(3, async () => {
     gpu.release(prefill(gpu, m.model, x, pixels));
     await gpu.sync();
@@ -92,14 +83,14 @@ async function benchCheckpoint(gpu: Gpu, label: string, m: LoadedLlava): Promise
   return out;
 }
 
-export async function benchModels(gpu: Gpu): Promise<ModelRecord[]> {
+export async function benchModels(gpu: Gpu): Promise<BenchRecord[]> {
   const work = mkdtempSync(join(tmpdir(), 'phaselens-bench-models-'));
   try {
     const tiny = join(work, 'tiny');
     await makeTiny({ arch: 'llava', out: tiny, seed: 0, dtype: 'f16' });
     const mid = join(work, 'mid');
     await makeRandom({ shape: 'llava-mid', out: mid });
-    const records: ModelRecord[] = [];
+    const records: BenchRecord[] = [];
     for (const [label, dir] of [['tiny', tiny], ['llava-mid', mid]] as const) {
       const m = await loadLlava(gpu, dir);
       records.push(...(await benchCheckpoint(gpu, label, m)));

@@ -8,20 +8,11 @@
  */
 import { f32ToBf16Bits, f32ToF16Bits } from '../src/gpu/half.ts';
 import type { SafetensorsDtype } from '../src/io/safetensors.ts';
+import { mulberry32 } from '../src/util/random.ts';
 
 export const INIT_STD = 0.02;
 
-/** mulberry32: 32-bit state, fast, good enough for weights and test data. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** FNV-1a of the name mixed with the seed: one independent stream per tensor. */
 export function tensorSeed(seed: number, name: string): number {

@@ -16,18 +16,9 @@
  * in [0, 2³²); the default is 0. Without a limit every item is kept, in file order.
  */
 import { UserError } from '../errors.ts';
+import { mulberry32 } from '../util/random.ts';
 
-/** mulberry32 (Tommy Ettinger's 32-bit generator): a function returning uniform floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export const DEFAULT_SEED = 0;
 

@@ -2,6 +2,7 @@
 import { afterAll } from 'vitest';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 
 let shared: Promise<Gpu> | undefined;
 
@@ -15,17 +16,8 @@ afterAll(async () => {
   if (shared) await (await shared).sync();
 });
 
-/** mulberry32: small, seeded, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform floats in [0, 1). */
+export const rng = mulberry32;
 
 /** Uniform values in [-scale, scale). */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
