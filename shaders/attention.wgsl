@@ -11,9 +11,10 @@
 override WG: u32 = 64u;
 const T: u32 = $TILEu;  // keys per tile: scores of T keys, one rescale, then T value updates
 
-var<private> o: array<vec4<f32>, DV4>;  // running Σ_j exp(s_j − m_run) v_j
-var<private> m_run: f32;                // running max score
-var<private> l_run: f32;                // running Σ_j exp(s_j − m_run)
+var<private> o: array<array<vec4<f32>, DV4>, R>;  // per row: running Σ_j exp(s_j − m) v_j
+var<private> m_run: array<f32, R>;                 // per row: running max score m
+var<private> l_run: array<f32, R>;                 // per row: running Σ_j exp(s_j − m)
+var<private> rows: array<u32, R>;                  // this invocation's query rows
 
 #if VEC4
 fn v4(base: u32, i: u32) -> vec4<f32> { return v[(base >> 2u) + i]; }
@@ -25,47 +26,75 @@ fn v4(base: u32, i: u32) -> vec4<f32> {
 }
 #endif
 
-// Online softmax over keys [jb, je) for query `row` against kv head g (flash-attention
-// style: per tile, the scores, the new running max, one rescale of o and l, the T updates).
-fn attend(row: u32, g: u32, jb: u32, je: u32) {
+// Online softmax of this invocation's rows over keys [jb, je) of kv head g, T keys at a
+// time: the T·R dot products (head dim outermost, so each k and v vec4 is loaded once for
+// the R rows), then per row the tile's max, one rescale of o and l, and T updates of o.
+fn attend(g: u32, jb: u32, je: u32) {
   for (var j0 = jb; j0 < je; j0 += T) {
-    var s: array<f32, T>;
-    var tmax = NEG_BIG;
+    var kb: array<u32, T>;  // element offsets of the tile's key/value rows (clamped)
     for (var t = 0u; t < T; t++) {
-      let j = min(j0 + t, je - 1u);
-      let x = select(score(row, j, g), NEG_BIG, j0 + t >= je);
-      s[t] = x;
-      tmax = max(tmax, x);
+      kb[t] = head_base(min(j0 + t, je - 1u), p.Hkv, g);
     }
-    let mn = max(m_run, tmax);
-    let c = exp(m_run - mn);
-    var sum = 0.0;
-    for (var t = 0u; t < T; t++) {
-      s[t] = weight(s[t], mn);
-      sum += s[t];
-    }
-    l_run = l_run * c + sum;
-    m_run = mn;
+    var dots = array<array<vec4<f32>, T>, R>();  // explicit: the zero-init of a bare `var` in a loop is not re-run per iteration here
     for (var i = 0u; i < DV4; i++) {
-      var acc = o[i] * c;
-      for (var t = 0u; t < T; t++) {
-        acc = fma(vec4<f32>(s[t]), v4(head_base(min(j0 + t, je - 1u), p.Hkv, g), i), acc);
+      var qi: array<vec4<f32>, R>;
+      for (var r = 0u; r < R; r++) {
+        qi[r] = qv[r][i];
       }
-      o[i] = acc;
+      for (var t = 0u; t < T; t++) {
+        let kk = k4(kb[t], i);
+        for (var r = 0u; r < R; r++) {
+          dots[r][t] = fma(qi[r], kk, dots[r][t]);
+        }
+      }
+    }
+    var w: array<array<f32, T>, R>;  // exp(s − new max), 0 for blocked keys
+    var c: array<f32, R>;            // rescale of the old state
+    for (var r = 0u; r < R; r++) {
+      var tmax = NEG_BIG;
+      for (var t = 0u; t < T; t++) {
+        let x = select(finish_score(rows[r], min(j0 + t, je - 1u), hsum(dots[r][t])), NEG_BIG, j0 + t >= je);
+        w[r][t] = x;
+        tmax = max(tmax, x);
+      }
+      let mn = max(m_run[r], tmax);
+      c[r] = exp(m_run[r] - mn);
+      var sum = 0.0;
+      for (var t = 0u; t < T; t++) {
+        w[r][t] = weight(w[r][t], mn);
+        sum += w[r][t];
+      }
+      l_run[r] = l_run[r] * c[r] + sum;
+      m_run[r] = mn;
+    }
+    for (var i = 0u; i < DV4; i++) {
+      var acc: array<vec4<f32>, R>;
+      for (var r = 0u; r < R; r++) {
+        acc[r] = o[r][i] * c[r];
+      }
+      for (var t = 0u; t < T; t++) {
+        let vv = v4(kb[t], i);
+        for (var r = 0u; r < R; r++) {
+          acc[r] = fma(vec4<f32>(w[r][t]), vv, acc[r]);
+        }
+      }
+      for (var r = 0u; r < R; r++) {
+        o[r][i] = acc[r];
+      }
     }
   }
 }
 
-// out[row, h, :] = o · w
-fn store(row: u32, h: u32, w: f32) {
+// out[row, h, 4i..4i+3] = val (elements past D dropped)
+fn store4(row: u32, h: u32, i: u32, val: vec4<f32>) {
   let base = head_base(row, p.Hq, h);
 #if VEC4
-  for (var i = 0u; i < DV4; i++) {
-    out[(base >> 2u) + i] = o[i] * w;
-  }
+  out[(base >> 2u) + i] = val;
 #else
-  for (var d = 0u; d < D; d++) {
-    out[base + d] = o[d >> 2u][d & 3u] * w;
+  for (var c = 0u; c < 4u; c++) {
+    if (4u * i + c < D) {
+      out[base + 4u * i + c] = val[c];
+    }
   }
 #endif
 }
@@ -78,6 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = wid.x;
   let h = wid.y;
   let g = kv_head(h);
+  rows[0] = row;
   var kend = p.Skv;
 #if CAUSAL
   kend = min(p.Skv, p.qPos0 + row + 1u);
@@ -85,30 +115,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let chunk = (kend + WG - 1u) / WG;
   let jb = min(lid * chunk, kend);
   let je = min(jb + chunk, kend);
-  load_q(row, h);
-  m_run = NEG_BIG;
-  attend(row, g, jb, je);
-  part[lid] = vec4<f32>(m_run, l_run, 0.0, 0.0);
+  load_q(0u, row, h);
+  m_run[0] = NEG_BIG;
+  attend(g, jb, je);
+  part[lid] = vec4<f32>(m_run[0], l_run[0], 0.0, 0.0);
   workgroupBarrier();
   var ml = vec2<f32>(NEG_BIG, 0.0);
   for (var t = 0u; t < WG; t++) {
     ml = merge_ml(ml, part[t].xy);
   }
-  let w = select(0.0, exp(m_run - ml.x) / ml.y, ml.y > 0.0);
+  let w = select(0.0, exp(m_run[0] - ml.x) / ml.y, ml.y > 0.0);
   workgroupBarrier();
   for (var i = 0u; i < DV4; i++) {
-    part[lid * DV4 + i] = o[i] * w;
+    part[lid * DV4 + i] = o[0][i] * w;
   }
   workgroupBarrier();
-  if (lid == 0u) {
-    for (var i = 0u; i < DV4; i++) {
-      var acc = vec4<f32>(0.0);
-      for (var t = 0u; t < WG; t++) {
-        acc += part[t * DV4 + i];
-      }
-      o[i] = acc;
+  for (var i = lid; i < DV4; i += WG) {
+    var acc = vec4<f32>(0.0);
+    for (var t = 0u; t < WG; t++) {
+      acc += part[t * DV4 + i];
     }
-    store(row, h, 1.0);
+    store4(row, h, i, acc);
   }
 }
 #else
@@ -116,17 +143,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wid.y;
   let g = kv_head(h);
-  let r0 = wid.x * WG;
-  let row = min(r0 + lid, p.Sq - 1u);
+  let r0 = wid.x * WG * R;  // this workgroup's rows: r0 + r·WG + lid
+  for (var r = 0u; r < R; r++) {
+    rows[r] = min(r0 + r * WG + lid, p.Sq - 1u);
+    load_q(r, rows[r], h);
+    m_run[r] = NEG_BIG;
+  }
   var kend = p.Skv;
 #if CAUSAL
-  kend = min(p.Skv, p.qPos0 + min(r0 + WG, p.Sq));  // keys any row of this workgroup sees
+  kend = min(p.Skv, p.qPos0 + min(r0 + R * WG, p.Sq));  // keys any row of the workgroup sees
 #endif
-  load_q(row, h);
-  m_run = NEG_BIG;
-  attend(row, g, 0u, kend);
-  if (r0 + lid < p.Sq) {
-    store(row, h, select(0.0, 1.0 / l_run, l_run > 0.0));
+  attend(g, 0u, kend);
+  for (var r = 0u; r < R; r++) {
+    if (r0 + r * WG + lid < p.Sq) {
+      let w = select(0.0, 1.0 / l_run[r], l_run[r] > 0.0);  // 0 for a fully blocked row
+      for (var i = 0u; i < DV4; i++) {
+        store4(rows[r], h, i, o[r][i] * w);
+      }
+    }
   }
 }
 #endif

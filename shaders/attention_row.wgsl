@@ -22,10 +22,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = kv_head(h);
   let row = p.query;
   let at = h * p.Skv;
-  load_q(row, h);
+  load_q(0u, row, h);
   var ml = vec2<f32>(NEG_BIG, 0.0);
   for (var j = lid; j < p.Skv; j += WG) {
-    let s = score(row, j, g);
+    let s = score(0u, row, j, g);
     alpha[at + j] = s;
     if (s > BLOCKED) {
       ml = merge_ml(ml, vec2<f32>(s, 1.0));

@@ -12,8 +12,10 @@
 //   q [Sq, Hq, D]   k [Skv_cap, Hkv, D] (rows 0..Skv-1 used)   mask [Sq, Skv]
 // Query head h reads key/value head h / (Hq / Hkv) (HF's repeat_kv for grouped-query).
 //
-// The includer sets: $D (head dim, ≤ 128), VEC4 (D % 4 == 0: vec4 bindings), CAUSAL, MASK.
-// Per invocation, q_i · scale is held in `qv` (load_q) and scores are taken against it.
+// The includer sets: $D (head dim, ≤ 128), $ROWS (query rows per invocation), VEC4
+// (D % 4 == 0: vec4 bindings), CAUSAL, MASK. Each invocation holds scale · q of its rows in
+// `qv` (load_q); a score is the dot of one slot of qv with a key row (qk), finished by
+// finish_score (mask, causality).
 
 struct Params {
   Sq: u32,     // query rows (tokens)
@@ -42,7 +44,8 @@ const DV4: u32 = (D + 3u) / 4u;  // head dim in vec4s; the tail of the last one 
 const BLOCKED: f32 = -1e30;      // scores at or below this have probability 0
 const NEG_BIG: f32 = -3e38;      // finite "−∞": start of the running max, score of a blocked key
 
-var<private> qv: array<vec4<f32>, DV4>;  // scale · q_i for this invocation's (row, head)
+const R: u32 = $ROWSu;           // query rows per invocation
+var<private> qv: array<array<vec4<f32>, DV4>, R>;  // scale · q of this invocation's rows (one head)
 
 // Element offset of token `tok`, head `h` in a [tokens, heads, D] tensor.
 fn head_base(tok: u32, heads: u32, h: u32) -> u32 {
@@ -71,23 +74,31 @@ fn k4(base: u32, i: u32) -> vec4<f32> {
 }
 #endif
 
-// qv = scale · q[row, h, :]
-fn load_q(row: u32, h: u32) {
+// qv[r] = scale · q[row, h, :]
+fn load_q(r: u32, row: u32, h: u32) {
   let base = head_base(row, p.Hq, h);
   for (var i = 0u; i < DV4; i++) {
-    qv[i] = q4(base, i) * p.scale;
+    qv[r][i] = q4(base, i) * p.scale;
   }
 }
 
-// Score of query `row` (rows of q; its position is qPos0 + row) against key j of kv head g,
-// or NEG_BIG when the pair is blocked by causality. Callers keep j < Skv.
-fn score(row: u32, j: u32, g: u32) -> f32 {
-  let base = head_base(j, p.Hkv, g);
+// scale · q·k for slot r of qv against the key row at element offset kbase.
+fn qk(r: u32, kbase: u32) -> f32 {
   var acc = vec4<f32>(0.0);
   for (var i = 0u; i < DV4; i++) {
-    acc = fma(qv[i], k4(base, i), acc);
+    acc = fma(qv[r][i], k4(kbase, i), acc);
   }
-  var s = (acc.x + acc.y) + (acc.z + acc.w);
+  return hsum(acc);
+}
+
+fn hsum(a: vec4<f32>) -> f32 {
+  return (a.x + a.y) + (a.z + a.w);
+}
+
+// The score of query `row` (a row of q; position qPos0 + row) and key j < Skv from their
+// scaled dot product: + mask[row, j]; NEG_BIG when causality blocks the pair.
+fn finish_score(row: u32, j: u32, dot: f32) -> f32 {
+  var s = dot;
 #if MASK
   s += mask[row * p.Skv + j];
 #endif
@@ -95,6 +106,11 @@ fn score(row: u32, j: u32, g: u32) -> f32 {
   s = select(s, NEG_BIG, j > p.qPos0 + row);
 #endif
   return s;
+}
+
+// Score of query `row`, held in slot r of qv, against key j of kv head g.
+fn score(r: u32, row: u32, j: u32, g: u32) -> f32 {
+  return finish_score(row, j, qk(r, head_base(j, p.Hkv, g)));
 }
 
 // Weight of a score relative to the running max m (0 for blocked keys).

@@ -26,6 +26,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { isCpuAdapter } from './common.ts';
 
 export interface AttentionScoreOptions {
   /** Mask keys after each query's position (default false: bidirectional / cross). */
@@ -49,8 +50,10 @@ export interface AttentionScoreOptions {
 export type AttentionVariant = 'rows' | 'split';
 
 export interface AttentionOptions extends AttentionScoreOptions {
-  /** Kernel variant (default: chosen by shape, see `pickVariant`); for benchmarks. */
+  /** Kernel variant (default: chosen by shape and adapter, see `pickVariant`); for benchmarks and tests. */
   variant?: AttentionVariant;
+  /** 'rows' only: query rows each invocation carries, 1..4 (default: see `pickVariant`). */
+  rowsPerInvocation?: number;
 }
 
 export interface AttentionRowOptions extends AttentionScoreOptions {
@@ -61,10 +64,10 @@ export interface AttentionRowOptions extends AttentionScoreOptions {
 /** Largest head dim: q · scale and the running output live in per-invocation arrays. */
 export const MAX_HEAD_DIM = 128;
 
-const WG_ROWS = 64; // 'rows': query rows per workgroup (one per invocation)
+const WG_ROWS = 64; // 'rows': invocations per workgroup (each carries R query rows)
 const WG_SPLIT = 32; // 'split': invocations sharing one query row's keys
 const WG_ROW = 64; // attention_row.wgsl: invocations per head
-const TILE = 8; // keys per online-softmax step
+const TILE = 4; // keys per online-softmax step (shaders/attention.wgsl header: measurements)
 
 interface Geometry {
   Sq: number;
@@ -117,16 +120,25 @@ export function visiblePairs(Sq: number, Skv: number, causal: boolean, qPos0 = M
 }
 
 /**
- * 'rows' (one invocation per query row, a workgroup = 64 rows of one head) when there are
- * enough rows to fill it; 'split' (a workgroup per row and head, its invocations splitting
- * the keys) for decoding and other short query blocks.
+ * Which kernel runs (measurements in the header of shaders/attention.wgsl):
+ *   Sq < 64: 'split' — a workgroup per (query row, head) whose invocations share the keys
+ *            (decoding, the Q-Former's 32 queries); 'rows' would leave most of its rows idle.
+ *   else:    'rows' — an invocation per R query rows of one head. On CPU adapters R = 4 from
+ *            512 rows, 2 from 128 (each k/v load then feeds R rows; lavapipe 600×600, D=64:
+ *            R=4 ≈ 1.6× R=1); GPUs take R = 1 (registers: R·2·D floats per invocation).
  */
-export function pickVariant(Sq: number, Skv: number): AttentionVariant {
-  return Sq >= 16 || Skv < 2 * WG_SPLIT ? 'rows' : 'split';
+export function pickVariant(Sq: number): AttentionVariant {
+  return Sq < 64 ? 'split' : 'rows';
 }
 
-function pipelineDefines(g: Geometry, mask: boolean) {
-  return { D: g.D, VEC4: g.D % 4 === 0, CAUSAL: g.causal, MASK: mask };
+/** R, the query rows per invocation of 'rows' (see pickVariant). */
+export function rowsPerInvocation(gpu: Gpu, Sq: number): number {
+  if (!isCpuAdapter(gpu)) return 1;
+  return Sq >= 512 ? 4 : Sq >= 128 ? 2 : 1;
+}
+
+function pipelineDefines(g: Geometry, mask: boolean, rows: number) {
+  return { D: g.D, ROWS: rows, VEC4: g.D % 4 === 0, CAUSAL: g.causal, MASK: mask };
 }
 
 function params(g: Geometry, query: number) {
@@ -139,19 +151,21 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const { Sq, Skv, Hq, D } = g;
   const out = gpu.tensor([Sq, Hq * D], 'f32', opts.name ?? 'attn_output');
   if (Sq === 0) return out;
-  const variant = opts.variant ?? pickVariant(Sq, Skv);
+  const variant = opts.variant ?? pickVariant(Sq);
   const split = variant === 'split';
+  const R = split ? 1 : (opts.rowsPerInvocation ?? rowsPerInvocation(gpu, Sq));
+  if (!(Number.isInteger(R) && R >= 1 && R <= 4)) throw new GpuError(`attention: rowsPerInvocation ${R} is outside 1..4`);
   const pairs = visiblePairs(Sq, Skv, g.causal, g.qPos0);
   gpu.dispatch({
-    kernel: `attention.${variant}`,
+    kernel: split ? 'attention.split' : `attention.rows${R}`,
     pipeline: {
       shader: 'attention.wgsl',
-      defines: { ...pipelineDefines(g, !!opts.mask), SPLIT: split, TILE },
+      defines: { ...pipelineDefines(g, !!opts.mask, R), SPLIT: split, TILE },
       constants: { WG: split ? WG_SPLIT : WG_ROWS },
     },
     params: params(g, 0),
     bindings: [q, k, v, opts.mask ?? null, out],
-    workgroups: split ? [Sq, Hq] : [Math.ceil(Sq / WG_ROWS), Hq],
+    workgroups: split ? [Sq, Hq] : [Math.ceil(Sq / (WG_ROWS * R)), Hq],
     shapes: `Sq=${Sq} Skv=${Skv} Hq=${Hq} Hkv=${g.Hkv} D=${D}${g.causal ? ` causal qPos0=${g.qPos0}` : ''}${opts.mask ? ' mask' : ''}`,
     flops: 4 * pairs * Hq * D,
     bytes: 4 * (2 * Sq * Hq * D + 2 * Skv * g.Hkv * D + (opts.mask ? Sq * Skv : 0)),
@@ -168,7 +182,7 @@ export function attentionRow(gpu: Gpu, q: Tensor, k: Tensor, opts: AttentionRowO
   const alpha = gpu.tensor([Hq, Skv], 'f32', opts.name ?? 'attn_weights');
   gpu.dispatch({
     kernel: 'attention.row',
-    pipeline: { shader: 'attention_row.wgsl', defines: pipelineDefines(g, !!opts.mask), constants: { WG: WG_ROW } },
+    pipeline: { shader: 'attention_row.wgsl', defines: pipelineDefines(g, !!opts.mask, 1), constants: { WG: WG_ROW } },
     params: params(g, query),
     bindings: [q, k, null, opts.mask ?? null, alpha],
     workgroups: [Hq],
