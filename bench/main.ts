@@ -12,14 +12,16 @@
  *   --json   also write the records as a JSON array (see bench/record.ts)
  *   --reps   timed samples per side (default 5)
  *   --quick  tiny shapes: checks that the suite runs, measures nothing useful
+ *   --matmul-kernel subgroup|tile4x4   force a matmul variant (default: what linear() picks)
  * Exits 1 when a GPU result fails validation or a benchmark cannot run.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { cpus, loadavg } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createNodeGpu } from '../src/gpu/node.ts';
 import type { Gpu } from '../src/gpu/context.ts';
+import type { MatmulKernel } from '../src/ops/linear.ts';
 import { benchAttention, benchMatmul, type KernelBenchOptions } from './kernels.ts';
 import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
 
@@ -63,8 +65,9 @@ const program = new Command('bench')
   .option('--json <file>', 'also write the records as JSON')
   .option('--reps <n>', 'timed samples per side', positiveInt, 5)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)
+  .addOption(new Option('--matmul-kernel <variant>', 'force a matmul kernel variant').choices(['subgroup', 'tile4x4']))
   .parse(process.argv);
-const opts = program.opts<{ only?: string; json?: string; reps: number; quick: boolean }>();
+const opts = program.opts<{ only?: string; json?: string; reps: number; quick: boolean; matmulKernel?: MatmulKernel }>();
 
 const wanted = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
 const available = Object.keys(groups).filter((g) => g !== 'load' || existsSync(LOAD));
@@ -80,7 +83,7 @@ const selected = available.filter((g) => !wanted || wanted.includes(g) || groups
 const keep = (r: BenchRecord) => !wanted || wanted.includes(r.case) || selected.some((g) => wanted.includes(g) && groups[g].cases.includes(r.case));
 
 const gpu = await createNodeGpu();
-console.log(`adapter: ${gpu.adapterName}; ${cpus().length} CPU threads (${cpus()[0]?.model ?? 'unknown CPU'})`);
+console.log(`adapter: ${gpu.adapterName}; ${cpus().length} CPU threads (${cpus()[0]?.model ?? 'unknown CPU'}); load average ${loadavg()[0].toFixed(2)}`);
 console.log(`groups: ${selected.join(', ') || '(none)'}${opts.quick ? ' (--quick: tiny shapes, not a measurement)' : ''}\n`);
 
 const records: BenchRecord[] = [];
@@ -91,6 +94,7 @@ for (const g of selected) {
     const rs = await groups[g].run(gpu, {
       reps: opts.reps,
       quick: opts.quick,
+      matmulKernel: opts.matmulKernel,
       onRecord: (r) => {
         if (!keep(r)) return;
         const f = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : '-');
@@ -106,6 +110,7 @@ for (const g of selected) {
 }
 
 console.log(formatRecords(records));
+console.log(`\nload average at the end: ${loadavg()[0].toFixed(2)} (other processes on the machine slow both sides, not always equally)`);
 if (opts.json) {
   await writeFile(opts.json, recordsJson(records));
   console.log(`\nwrote ${records.length} records to ${opts.json}`);
