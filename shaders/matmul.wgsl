@@ -11,23 +11,29 @@ enable subgroups;
 //     no optional features. Picked on GPUs and on any adapter without `subgroups`.
 //
 //   subgroup (SG on) — for CPU adapters (lavapipe, SwiftShader) that have `subgroups`.
-//     lavapipe runs the invocations of a subgroup as the 8 lanes of an AVX2 register; a
-//     load whose address differs per lane is a loop of 8 bounds-checked scalar loads
-//     (~10 instructions per element, Mesa 25.0), while arithmetic is one instruction for
-//     8 lanes. So the kernel is built to load as few elements per FMA as it can:
-//       - one workgroup = RM rows of y × 4·WG columns; every invocation shares the rows
-//         and owns 4 columns (col = 4·WG·wid.y + WG·c + lid), accumulating RM×4 outputs
-//         (RM = 32: 128 accumulators; they spill to the L1-resident stack, which costs far
-//         less than a load);
+//     lavapipe (Mesa 25.0) runs the invocations of a subgroup as the 8 lanes of an AVX2
+//     register. Arithmetic is one instruction for 8 lanes, but a storage-buffer load whose
+//     address is not a compile-time/push constant is a loop over the lanes with a bounds
+//     check per element: ~10–12 instructions per loaded float. Workgroup memory costs about
+//     the same, textures are function calls, and `ffma` is lowered to mul + add. So the
+//     kernel is shaped to load as few elements per multiply-add as registers allow:
+//       - a workgroup = RM rows of y × 4·WG columns; its invocations share the rows and each
+//         owns 4 columns (col = 4·WG·wid.y + WG·c + lid), accumulating RM×4 outputs (RM = 32:
+//         128 accumulators, mostly spilled to the L1-resident stack, which costs far less
+//         than a load). 32 is also where Mesa stops unrolling the row loops (40 runs 2.5×
+//         slower);
 //       - x is loaded once per group of G = min(subgroup size, 8) lanes: lane l loads
-//         x[r, k+4l .. k+4l+3] for the RM rows, and the group reads each value from its
-//         lane with subgroupShuffle (a register permute) instead of loading it again;
-//       - W is read as vec4s along K for the 4 columns (the only per-lane loads left in the
-//         inner loop), transposed (free: a renaming in SoA form) so one mat4×vec4 per row
-//         does the 16 FMAs of a 4-column × 4-k step.
-//     Measured on this machine (2 cores, M=600, K=N=1024): ~7–11 GFLOP/s for tile4x4,
-//     ~25–35 for subgroup (bench/: `npm run bench -- --only matmul`). RM = 4 for M ≤ 8
-//     (decoding), where 32 rows would be mostly padding.
+//         x[r, 4(k+l) .. 4(k+l)+3] for the RM rows, and each lane then reads the values it
+//         needs from the lane that loaded them with subgroupShuffle (one vpermd);
+//       - W is read as vec4s along K for the 4 columns, transposed (free in SoA form) so
+//         one mat4×vec4 per row does the 16 multiply-adds of a 4-column × 4-k step.
+//     That is 0.5 loaded floats per 8-lane multiply-add instead of 4 for tile4x4.
+//     The op runs K in passes of 1024 (flags/k4_begin/k4_end below) so a workgroup's
+//     slices of x and W stay in L2; that alone took cycles per FLOP down ~1.7× at K = 4096.
+//     RM = 4 for M ≤ 8 (decoding), where 32 rows would be mostly padding.
+//     Measured (perf stat, cycles per FLOP on one core of this EPYC, 600×1024×1024 f32):
+//     subgroup ~15 GFLOP/s per core, tile4x4 ~4.3 (the kernel this file had before: 4.4);
+//     OpenBLAS sgemm ~110 per core. `npm run bench -- --only matmul` times both on 2 cores.
 //
 // Both: rows past M and columns past N are clamped for loads and skipped for stores, so
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
