@@ -36,7 +36,7 @@ fn attend(g: u32, jb: u32, je: u32) {
       kb[t] = head_base(min(j0 + t, je - 1u), p.Hkv, g);
     }
     var dots = array<array<vec4<f32>, T>, R>();  // explicit: the zero-init of a bare `var` in a loop is not re-run per iteration here
-    for (var i = 0u; i < DV4; i++) {
+    for (var i = 0u; i < p.dv4; i++) {
       var qi: array<vec4<f32>, R>;
       for (var r = 0u; r < R; r++) {
         qi[r] = qv[r][i];
@@ -67,7 +67,7 @@ fn attend(g: u32, jb: u32, je: u32) {
       l_run[r] = l_run[r] * c[r] + sum;
       m_run[r] = mn;
     }
-    for (var i = 0u; i < DV4; i++) {
+    for (var i = 0u; i < p.dv4; i++) {
       var acc: array<vec4<f32>, R>;
       for (var r = 0u; r < R; r++) {
         acc[r] = o[r][i] * c[r];

@@ -25,6 +25,9 @@ struct Params {
   qPos0: u32,  // absolute position of query row 0 (CAUSAL: row i sees keys j ≤ qPos0 + i)
   query: u32,  // attention_row.wgsl only: the query row whose α is written
   scale: f32,  // multiplier of q·k (1/√D by default)
+  dv4: u32,    // head dim in vec4s, ceil(D / 4) = DV4: loops over the head dim run to this
+               // run-time copy, so the compiler does not unroll them (lavapipe: 10–80 s
+               // compiles for D = 64–128, and no faster)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,6 +49,7 @@ const NEG_BIG: f32 = -3e38;      // finite "−∞": start of the running max, s
 
 const R: u32 = $ROWSu;           // query rows per invocation
 var<private> qv: array<array<vec4<f32>, DV4>, R>;  // scale · q of this invocation's rows (one head)
+
 
 // Element offset of token `tok`, head `h` in a [tokens, heads, D] tensor.
 fn head_base(tok: u32, heads: u32, h: u32) -> u32 {
@@ -77,7 +81,7 @@ fn k4(base: u32, i: u32) -> vec4<f32> {
 // qv[r] = scale · q[row, h, :]
 fn load_q(r: u32, row: u32, h: u32) {
   let base = head_base(row, p.Hq, h);
-  for (var i = 0u; i < DV4; i++) {
+  for (var i = 0u; i < p.dv4; i++) {
     qv[r][i] = q4(base, i) * p.scale;
   }
 }
@@ -85,7 +89,7 @@ fn load_q(r: u32, row: u32, h: u32) {
 // scale · q·k for slot r of qv against the key row at element offset kbase.
 fn qk(r: u32, kbase: u32) -> f32 {
   var acc = vec4<f32>(0.0);
-  for (var i = 0u; i < DV4; i++) {
+  for (var i = 0u; i < p.dv4; i++) {
     acc = fma(qv[r][i], k4(kbase, i), acc);
   }
   return hsum(acc);

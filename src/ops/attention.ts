@@ -123,18 +123,19 @@ export function visiblePairs(Sq: number, Skv: number, causal: boolean, qPos0 = M
  * Which kernel runs (measurements in the header of shaders/attention.wgsl):
  *   Sq < 64: 'split' — a workgroup per (query row, head) whose invocations share the keys
  *            (decoding, the Q-Former's 32 queries); 'rows' would leave most of its rows idle.
- *   else:    'rows' — an invocation per R query rows of one head. On CPU adapters R = 4 from
- *            512 rows, 2 from 128 (each k/v load then feeds R rows; lavapipe 600×600, D=64:
- *            R=4 ≈ 1.6× R=1); GPUs take R = 1 (registers: R·2·D floats per invocation).
+ *   else:    'rows' — an invocation per R query rows of one head (see rowsPerInvocation).
  */
 export function pickVariant(Sq: number): AttentionVariant {
   return Sq < 64 ? 'split' : 'rows';
 }
 
-/** R, the query rows per invocation of 'rows' (see pickVariant). */
+/**
+ * R, the query rows each 'rows' invocation carries: every k/v load then feeds R rows. CPU
+ * adapters take 2 from 128 rows (lavapipe, 600 tokens: 1.4–1.5× R = 1; R = 4 no better);
+ * GPUs take 1 (each row costs 2·D floats of registers; not measured on a GPU yet).
+ */
 export function rowsPerInvocation(gpu: Gpu, Sq: number): number {
-  if (!isCpuAdapter(gpu)) return 1;
-  return Sq >= 512 ? 4 : Sq >= 128 ? 2 : 1;
+  return isCpuAdapter(gpu) && Sq >= 128 ? 2 : 1;
 }
 
 function pipelineDefines(g: Geometry, mask: boolean, rows: number) {
@@ -142,7 +143,7 @@ function pipelineDefines(g: Geometry, mask: boolean, rows: number) {
 }
 
 function params(g: Geometry, query: number) {
-  return { values: [g.Sq, g.Skv, g.Hq, g.Hkv, g.qPos0, query, g.scale], types: 'uuuuuuf' };
+  return { values: [g.Sq, g.Skv, g.Hq, g.Hkv, g.qPos0, query, g.scale, Math.ceil(g.D / 4)], types: 'uuuuuufu' };
 }
 
 /** out [Sq, Hq·D] = softmax(scale · q kᵀ + mask) v per head (see the file header). */
