@@ -180,14 +180,15 @@ export interface AttentionShape {
 }
 
 /**
- * CLIP-style bidirectional attention over a 600-token sequence (16 heads of 64) and one
- * LLaMA-7B decoding step (32 heads of 128) against a 600-entry KV cache. (A 600-token
- * LLaMA prefill, D = 128, is left out: its pipeline takes minutes to compile on lavapipe.)
+ * CLIP-style bidirectional attention over a 600-token sequence (16 heads of 64), a LLaMA-7B
+ * causal prefill of 600 tokens (32 heads of 128) and one LLaMA-7B decoding step against a
+ * 600-entry KV cache.
  */
 export function attentionShapes(quick = false): AttentionShape[] {
   if (quick) return [{ Sq: 24, Skv: 24, H: 2, Hkv: 2, D: 16, causal: false }, { Sq: 1, Skv: 40, H: 2, Hkv: 1, D: 16, causal: true }];
   return [
     { Sq: 600, Skv: 600, H: 16, Hkv: 16, D: 64, causal: false },
+    { Sq: 600, Skv: 600, H: 32, Hkv: 32, D: 128, causal: true },
     { Sq: 1, Skv: 600, H: 32, Hkv: 32, D: 128, causal: true },
   ];
 }
