@@ -19,3 +19,7 @@ export {
   type ContextSets, type ContextWidth, type ContextScalars,
 } from './contextualization.ts';
 export { normAttention, headGram, type NormAttentionOptions, type NormAttentionResult } from './norm-attention.ts';
+export {
+  attention, attentionRow, pickVariant as attentionVariant, visiblePairs, MAX_HEAD_DIM,
+  type AttentionOptions, type AttentionRowOptions, type AttentionScoreOptions, type AttentionVariant,
+} from './attention.ts';
