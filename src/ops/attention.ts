@@ -12,9 +12,10 @@
  * keys are positions 0..Skv-1 (a KV cache). qPos0 defaults to Skv − Sq: the queries are the
  * last Sq positions (Sq = Skv: plain causal self-attention; Sq = 1: decoding).
  *
- * Mask: f32 [Sq, Skv], added to the scores. 0 keeps an edge; −inf (or anything ≤ −1e30,
- * e.g. HF's finfo(f32).min) blocks it exactly. A query row with every key blocked outputs 0
- * (HF would give a uniform average there; we never produce NaN).
+ * Mask: f32 [Sq, Skv], added to the scores. 0 keeps an edge; anything ≤ −1e30 blocks it
+ * exactly (prefer HF's finfo(f32).min = −3.4028e38: −inf works on lavapipe, but WGSL lets
+ * implementations assume finite floats). A query row with every key blocked outputs 0 (HF
+ * would give a uniform average there; we never produce NaN).
  *
  * `attentionRow` writes the softmax weights α [Hq, Skv] of one query row (default: the last)
  * with the same scores, for norm-based attention.
