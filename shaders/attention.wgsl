@@ -9,7 +9,7 @@
 //         (R = ROWS). The key loop is the same for the whole workgroup (causal: up to the
 //         workgroup's last row, later keys masked per row), so every k/v address is uniform:
 //         lavapipe loads it once and broadcasts it, and each load feeds R rows. No workgroup
-//         memory, no barriers.
+//         memory, no barriers. Rows past Sq repeat row Sq−1 and are not stored.
 //   split (SPLIT, Sq < 64: decoding, Q-Former queries): workgroup = one (query row, head);
 //         invocation t takes a contiguous 1/WG of the keys with its own (m, l, o), then
 //         the WG partial states are merged through workgroup memory (3 barriers).
@@ -17,11 +17,15 @@
 // Measured on lavapipe (2 shared cores, AMD EPYC, Mesa 25; GFLOP/s = 4·pairs·Hq·D / time,
 // pairs = unmasked query–key pairs; the machine was shared, so wall times vary ~2×; the
 // process CPU time is the steadier figure, given as GFLOP/s per core):
-//   CLIP-L 600×600, 16 heads, D=64:    rows R=1 5.2, R=2 7.8, R=4 7.3, split 3.2 GFLOP/s
-//                                      (CPU: R=1 2.5–2.7, R=2 3.0–3.8, R=4 3.4–3.8 /core)
-//   LLaMA prefill 600, 32×128, causal: CPU R=1 2.2–2.3, R=2 3.0, R=4 2.5 GFLOP/s/core
-//   decode 1×600, 32 heads, D=128:     split 2.5–5 GFLOP/s (2–4 ms), rows 0.04 (rows idle)
-//   Sq=48, Skv=600: split 2× rows; Sq=128: rows R=2 1.7× split.
+//   CLIP-L 600×600, 16 heads, D=64:     rows R=1 5.2–5.6, R=2 7.8–7.9, R=4 7.3–8.5,
+//                                       split 3.2–3.3 GFLOP/s (R=2: 190 ms)
+//                                       (CPU: R=1 2.5–2.7, R=2 3.0–3.8, R=4 3.4–3.8 /core)
+//   the same, causal:                   R=1 3.9–4.6, R=2 5.6–6.0, R=4 4.1–4.5 GFLOP/s
+//   LLaMA prefill 600, 32×128, causal:  R=1 4.4–4.7, R=2 3.3–6.1 (R=2: 480 ms) GFLOP/s;
+//                                       CPU R=1 2.2–2.3, R=2 3.0, R=4 2.5 GFLOP/s/core
+//   decode 1×600, 32 heads, D=128:      split 2.3–2.5 GFLOP/s (4 ms); rows 0.04–0.08
+//   Sq=48, Skv=600: split 2× rows (R=4); Sq=257, D=88: rows R=2 ≈ R=4 1.2× split;
+//   Sq=128: rows R=2 1.7× split.
 //   Keys per tile T = 2, 4, 8, 16: 4 and 8 best (within noise), 16 and 2 slower.
 //   Also tried: a fully unrolled body for D=64 (generated code): 2× slower (spills);
 //   head-dim loops with a compile-time trip count: the same speed as the run-time bound
