@@ -14,19 +14,15 @@
  * separates them: relErr ≤ 1e-5 for a single op chain, 2e-5 for a whole layer (a few
  * hundred f32 roundings on values of size ~1). Splices and copies are compared exactly.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bf16BitsToF32, f16BitsToF32 } from '../../src/gpu/half.ts';
-import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { writeSafetensors } from '../../src/io/safetensors-write.ts';
-import { openFileSource } from '../../src/io/source-node.ts';
 import { randn, relErr } from '../helpers/gpu.ts';
-import { havePyTorch, runLlavaReference, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
+import { linear, loadCheckpoint, makeTiny, rmsNorm, rope, type Mat, type Weights } from './host-math.ts';
+import { runLlavaReference, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const IMAGE_TOKEN = 32000;
 // "USER: <image>\nWhat is this? ASSISTANT:" as LLaMA ids (exact ids do not matter here)
 const PROMPT = [1, 3148, 1001, 29901, 29871, IMAGE_TOKEN, 29871, 13, 5618, 338, 445, 29973, 319, 1799, 9047, 13566, 29901];
@@ -34,37 +30,6 @@ const NEW_TOKENS = 4;
 
 // ---------------------------------------------------------------------------------------
 // checkpoint access (all tensors as f32; the tiny checkpoints are a few MB)
-
-type Weights = Map<string, { data: Float32Array; shape: number[] }>;
-
-async function loadCheckpoint(dir: string): Promise<Weights> {
-  let files = ['model.safetensors'];
-  try {
-    const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
-    files = [...new Set(Object.values(index.weight_map))];
-  } catch {
-    // single file
-  }
-  const out: Weights = new Map();
-  for (const f of files) {
-    const file = await SafetensorsFile.open(await openFileSource(join(dir, f)));
-    for (const [name, info] of file.tensors) {
-      const bytes = await file.readTensor(name);
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const n = info.shape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        if (info.dtype === 'F32') data[i] = dv.getFloat32(4 * i, true);
-        else if (info.dtype === 'F16') data[i] = f16BitsToF32(dv.getUint16(2 * i, true));
-        else if (info.dtype === 'BF16') data[i] = bf16BitsToF32(dv.getUint16(2 * i, true));
-        else throw new Error(`${name}: dtype ${info.dtype}`);
-      }
-      out.set(name, { data, shape: info.shape });
-    }
-    await file.close();
-  }
-  return out;
-}
 
 function W(w: Weights, name: string): Float32Array {
   const t = w.get(name);
@@ -74,21 +39,6 @@ function W(w: Weights, name: string): Float32Array {
 
 // ---------------------------------------------------------------------------------------
 // plain-loop math, rows-major [n, d] matrices as flat arrays, f64 accumulation
-
-type Mat = Float64Array;
-
-/** y[n, m] = x[n, k] · W[m, k]ᵀ + b */
-function linear(x: ArrayLike<number>, n: number, k: number, w: Float32Array, m: number, b?: Float32Array): Mat {
-  const y = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) {
-    for (let o = 0; o < m; o++) {
-      let s = b ? b[o] : 0;
-      for (let j = 0; j < k; j++) s += x[i * k + j] * w[o * k + j];
-      y[i * m + o] = s;
-    }
-  }
-  return y;
-}
 
 function layerNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, b: Float32Array, eps: number): Mat {
   const y = new Float64Array(n * d);
@@ -100,17 +50,6 @@ function layerNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, 
     for (let j = 0; j < d; j++) v += (x[i * d + j] - mean) ** 2;
     const r = 1 / Math.sqrt(v / d + eps);
     for (let j = 0; j < d; j++) y[i * d + j] = (x[i * d + j] - mean) * r * g[j] + b[j];
-  }
-  return y;
-}
-
-function rmsNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, eps: number): Mat {
-  const y = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let ss = 0;
-    for (let j = 0; j < d; j++) ss += x[i * d + j] ** 2;
-    const r = 1 / Math.sqrt(ss / d + eps);
-    for (let j = 0; j < d; j++) y[i * d + j] = x[i * d + j] * r * g[j];
   }
   return y;
 }
@@ -162,25 +101,6 @@ function attention(q: Mat, k: Mat, v: Mat, n: number, nh: number, nkv: number, h
   return { out, maps };
 }
 
-/** RoPE, HF rotate-half layout, positions 0..n-1, in place on [n, heads·hd]. */
-function rope(x: Mat, n: number, heads: number, hd: number, theta: number): void {
-  const half = hd / 2;
-  for (let p = 0; p < n; p++) {
-    for (let h = 0; h < heads; h++) {
-      const o = p * heads * hd + h * hd;
-      for (let i = 0; i < half; i++) {
-        const a = p / theta ** ((2 * i) / hd);
-        const c = Math.cos(a);
-        const s = Math.sin(a);
-        const x1 = x[o + i];
-        const x2 = x[o + i + half];
-        x[o + i] = x1 * c - x2 * s;
-        x[o + i + half] = x2 * c + x1 * s;
-      }
-    }
-  }
-}
-
 function add(a: ArrayLike<number>, b: ArrayLike<number>): Mat {
   const y = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) y[i] = a[i] + b[i];
@@ -195,11 +115,6 @@ function rows(t: RefTensor, r: number[]): Float32Array {
 }
 
 // ---------------------------------------------------------------------------------------
-
-function makeTiny(dir: string, args: string[]): void {
-  const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/run-ts.mjs'), join(ROOT, 'weights-tools/make-tiny.ts'), '--arch', 'llava', '--seed', '1', '--out', dir, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`make-tiny failed: ${r.stderr}`);
-}
 
 interface Case {
   name: string;

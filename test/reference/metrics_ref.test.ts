@@ -20,105 +20,33 @@
  * (attention maps, logits, hidden states), relErr ≤ 1e-5 (a few hundred f32 roundings on
  * values of size ~1, as in llava_ref.test.ts).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { f16BitsToF32 } from '../../src/gpu/half.ts';
-import { SafetensorsFile } from '../../src/io/safetensors.ts';
-import { openFileSource } from '../../src/io/source-node.ts';
 import { randn, relErr } from '../helpers/gpu.ts';
 import { computeMetricsReference, runMetricsReferenceFull, type MetricsRef } from './metrics-ref.ts';
 import type { RefTensor } from './pyref.ts';
+import { linear, loadCheckpoint as loadAll, makeTiny, rmsNorm, rope } from './host-math.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
+type Weights = Map<string, Float32Array>;
+
+async function loadCheckpoint(dir: string): Promise<Weights> {
+  return new Map([...(await loadAll(dir))].map(([name, t]) => [name, t.data]));
+}
+
 const IMAGE_TOKEN = 32000;
 // "USER: <image>\nWhat is this? ASSISTANT:" as LLaMA ids (exact ids do not matter here)
 const PROMPT = [1, 3148, 1001, 29901, 29871, IMAGE_TOKEN, 29871, 13, 5618, 338, 445, 29973, 319, 1799, 9047, 13566, 29901];
 const P = 'language_model.model.';
 
-type Weights = Map<string, Float32Array>;
-
-async function loadCheckpoint(dir: string): Promise<Weights> {
-  const file = await SafetensorsFile.open(await openFileSource(join(dir, 'model.safetensors')));
-  const out: Weights = new Map();
-  try {
-    for (const [name, info] of file.tensors) {
-      const bytes = await file.readTensor(name);
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const n = info.shape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        if (info.dtype === 'F32') data[i] = dv.getFloat32(4 * i, true);
-        else if (info.dtype === 'F16') data[i] = f16BitsToF32(dv.getUint16(2 * i, true));
-        else throw new Error(`${name}: dtype ${info.dtype}`);
-      }
-      out.set(name, data);
-    }
-  } finally {
-    await file.close();
-  }
-  return out;
-}
-
-function makeTiny(dir: string, args: string[]): void {
-  const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/run-ts.mjs'), join(ROOT, 'weights-tools/make-tiny.ts'), '--arch', 'llava', '--seed', '1', '--out', dir, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`make-tiny failed: ${r.stderr}`);
-}
-
 // ---------------------------------------------------------------------------------------
 // plain-loop f64 math on row-major flat matrices
-
-type Mat = Float64Array;
 
 function row(x: ArrayLike<number>, i: number, d: number): Float64Array {
   const r = new Float64Array(d);
   for (let j = 0; j < d; j++) r[j] = x[i * d + j];
   return r;
-}
-
-/** y[n, m] = x[n, k] · W[m, k]ᵀ */
-function linear(x: ArrayLike<number>, n: number, k: number, w: Float32Array, m: number): Mat {
-  const y = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) {
-    for (let o = 0; o < m; o++) {
-      let s = 0;
-      for (let j = 0; j < k; j++) s += x[i * k + j] * w[o * k + j];
-      y[i * m + o] = s;
-    }
-  }
-  return y;
-}
-
-function rmsNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, eps: number): Mat {
-  const y = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let ss = 0;
-    for (let j = 0; j < d; j++) ss += x[i * d + j] ** 2;
-    const r = 1 / Math.sqrt(ss / d + eps);
-    for (let j = 0; j < d; j++) y[i * d + j] = x[i * d + j] * r * g[j];
-  }
-  return y;
-}
-
-/** RoPE, HF rotate-half layout, positions 0..n-1, in place on [n, heads·hd]. */
-function rope(x: Mat, n: number, heads: number, hd: number, theta: number): void {
-  const half = hd / 2;
-  for (let p = 0; p < n; p++) {
-    for (let h = 0; h < heads; h++) {
-      const o = p * heads * hd + h * hd;
-      for (let i = 0; i < half; i++) {
-        const a = p / theta ** ((2 * i) / hd);
-        const c = Math.cos(a);
-        const s = Math.sin(a);
-        const x1 = x[o + i];
-        const x2 = x[o + i + half];
-        x[o + i] = x1 * c - x2 * s;
-        x[o + i + half] = x2 * c + x1 * s;
-      }
-    }
-  }
 }
 
 const norm = (v: ArrayLike<number>) => {
