@@ -11,11 +11,10 @@
  *
  * See the docstring of metrics_ref.py for the exact definitions and conventions.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LLAVA_REF_SCRIPT, LLAVA_REF_VERSION, PYTHON, readRefSafetensors, type RefTensor } from './pyref.ts';
+import { LLAVA_REF_SCRIPT, LLAVA_REF_VERSION, readRefSafetensors, runPython, type RefTensor } from './pyref.ts';
 
 export const METRICS_REF_SCRIPT = join(import.meta.dirname, 'metrics_ref.py');
 /** The `reference.version` metrics_ref.py writes; bump both together. */
@@ -71,21 +70,6 @@ export interface MetricsReferenceOptions extends MetricsOptions {
   inputIds: number[];
 }
 
-function run(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (e) => reject(new Error(`cannot start ${PYTHON} (needs Debian's python3-torch): ${e.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${PYTHON} ${args.join(' ')} exited with ${code}:\n${stderr || stdout}`));
-    });
-  });
-}
-
 /**
  * Runs metrics_ref.py on an activations file that llava_ref.py wrote with
  * `--with-attentions` (for re-running with other options without a new forward).
@@ -96,7 +80,7 @@ export async function computeMetricsReference(activations: string, model: string
   if (opts.query !== undefined) args.push('--query', String(opts.query));
   if (opts.image) args.push('--image-start', String(opts.image[0]), '--image-end', String(opts.image[1]));
   if (opts.debugSums) args.push('--debug-sums');
-  const stdout = await run(args);
+  const stdout = (await runPython(args)).stdout;
   const ref = JSON.parse(stdout) as MetricsRef;
   if (ref.reference?.format !== 'phaselens-metrics-ref' || ref.reference.version !== METRICS_REF_VERSION) {
     throw new Error(`metrics_ref.py wrote format ${ref.reference?.format} version ${ref.reference?.version}, expected phaselens-metrics-ref ${METRICS_REF_VERSION} (metrics_ref.py and metrics-ref.ts disagree)`);
@@ -133,7 +117,7 @@ export async function runMetricsReferenceFull(
     const pix = join(dir, 'pixel_values.f32');
     const activations = join(dir, 'activations.safetensors');
     await writeFile(pix, new Uint8Array(opts.pixelValues.buffer, opts.pixelValues.byteOffset, opts.pixelValues.byteLength));
-    await run([
+    await runPython([
       LLAVA_REF_SCRIPT,
       '--model', opts.model,
       '--pixel-values', pix,

@@ -80,7 +80,8 @@ export async function readRefSafetensors(path: string): Promise<{ tensors: Map<s
   }
 }
 
-function run(args: string[]): Promise<{ stdout: string; stderr: string }> {
+/** Runs /usr/bin/python3 with args; rejects with its output when it fails. */
+export function runPython(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -135,7 +136,7 @@ export async function runLlavaReferenceFull(
     if (opts.withAttentions) args.push('--with-attentions');
     if (opts.noKvCache) args.push('--no-kv-cache');
     args.push(...(opts.extraArgs ?? []));
-    const { stdout } = await run(args);
+    const { stdout } = await runPython(args);
     const { tensors, metadata } = await readRefSafetensors(out);
     if (metadata.format !== 'phaselens-llava-ref' || metadata.version !== LLAVA_REF_VERSION) {
       throw new Error(`${out}: format ${metadata.format} version ${metadata.version}, expected phaselens-llava-ref ${LLAVA_REF_VERSION} (llava_ref.py and pyref.ts disagree)`);
