@@ -25,7 +25,7 @@ import type { Gpu } from '../src/gpu/context.ts';
 import { roundF16, toF16 } from '../src/gpu/half.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
 import { attention, visiblePairs } from '../src/ops/attention.ts';
-import { mulberry32 } from '../src/util/random.ts';
+import { randn, relErr } from '../test/helpers/data.ts';
 import { linear, pickMatmulKernel, type MatmulKernel } from '../src/ops/linear.ts';
 import { sgemmBench, sgemmRun } from './native.ts';
 import { record, type BenchRecord } from './record.ts';
@@ -50,27 +50,6 @@ export interface KernelBenchOptions {
 export class ValidationError extends Error {}
 
 // ---- shared helpers ----------------------------------------------------------------------
-
-/** Seeded uniform values in [-scale, scale). */
-export function randomData(n: number, seed: number, scale = 1): Float32Array {
-  const r = mulberry32(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
-  return out;
-}
-
-/** max |got − want| / max |want| (as the kernel tests measure it). */
-export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  if (got.length !== want.length) throw new ValidationError(`length ${got.length} ≠ ${want.length}`);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]);
-    if (!(e <= d)) d = Number.isNaN(e) ? Infinity : e;
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  return m === 0 ? d : d / m;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -137,8 +116,8 @@ export async function benchMatmul(gpu: Gpu, opts: KernelBenchOptions = {}): Prom
   const out: BenchRecord[] = [];
   const kernel = opts.matmulKernel ?? pickMatmulKernel(gpu);
   for (const { M, N, K, dtype } of matmulShapes(opts.quick)) {
-    const x = randomData(M * K, M + 7 * K);
-    const w = randomData(N * K, N + 13 * K, 0.5);
+    const x = randn(M * K, M + 7 * K);
+    const w = randn(N * K, N + 13 * K, 0.5);
     const xt = gpu.upload(x, [M, K], 'x');
     const wt = dtype === 'f16' ? gpu.upload(toF16(w), [N, K], 'w', 'f16') : gpu.upload(w, [N, K], 'w');
     try {
@@ -236,9 +215,9 @@ export async function benchAttention(gpu: Gpu, opts: KernelBenchOptions = {}): P
   const out: BenchRecord[] = [];
   for (const s of attentionShapes(opts.quick)) {
     const { Sq, Skv, H, Hkv, D, causal } = s;
-    const q = randomData(Sq * H * D, 1 + Sq);
-    const k = randomData(Skv * Hkv * D, 2 + Skv);
-    const v = randomData(Skv * Hkv * D, 3 + Skv);
+    const q = randn(Sq * H * D, 1 + Sq);
+    const k = randn(Skv * Hkv * D, 2 + Skv);
+    const v = randn(Skv * Hkv * D, 3 + Skv);
     const qt = gpu.upload(q, [Sq, H, D], 'q');
     const kt = gpu.upload(k, [Skv, Hkv, D], 'k');
     const vt = gpu.upload(v, [Skv, Hkv, D], 'v');
