@@ -70,13 +70,6 @@ export class LlavaForConditionalGeneration {
     return this.languageModel.hooks;
   }
 
-  /** Number of image features one image contributes. */
-  get imageTokens(): number {
-    const v = this.cfg.vision_config;
-    const patches = (v.image_size / v.patch_size) ** 2;
-    return this.cfg.vision_feature_select_strategy === 'default' ? patches : patches + 1;
-  }
-
   /** Index into the vision tower's hidden states (HF allows negative). */
   get featureLayer(): number {
     const L = this.cfg.vision_config.num_hidden_layers;
@@ -99,32 +92,7 @@ export class LlavaForConditionalGeneration {
 
   /** Expands a single `<image>` token to all feature positions; validates the prompt. */
   expand(ids: readonly number[], hasImage: boolean): Expanded {
-    const x = this.expandImage(ids, hasImage);
-    const max = this.cfg.text_config.max_position_embeddings;
-    if (x.ids.length > max) throw new UserError(`the prompt is ${x.ids.length} tokens after image expansion, longer than the model's max_position_embeddings = ${max}`);
-    return x;
-  }
-
-  private expandImage(ids: readonly number[], hasImage: boolean): Expanded {
-    const tok = this.cfg.image_token_index;
-    const vocab = this.cfg.text_config.vocab_size;
-    const bad = ids.find((i) => !Number.isInteger(i) || i < 0 || i >= vocab);
-    if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
-    if (tok < 0 || tok >= vocab) throw new UserError(`config image_token_index ${tok} is outside the vocabulary of ${vocab}`);
-    const at = ids.flatMap((t, i) => (t === tok ? [i] : []));
-    const n = this.imageTokens;
-    if (!hasImage) {
-      if (at.length) throw new UserError(`the prompt has ${at.length} <image> token(s) but no image was given`);
-      return { ids: [...ids], image: [0, 0] };
-    }
-    if (at.length === 0) throw new UserError('an image was given but the prompt has no <image> token (add "<image>" to the prompt, or use --chat)');
-    if (at.length === 1) {
-      const i = at[0];
-      return { ids: [...ids.slice(0, i), ...Array(n).fill(tok), ...ids.slice(i + 1)], image: [i, i + n] };
-    }
-    const contiguous = at.length === n && at[n - 1] - at[0] === n - 1;
-    if (!contiguous) throw new UserError(`the prompt has ${at.length} <image> tokens for one image: use one (it expands to ${n}) or exactly ${n} in a row`);
-    return { ids: [...ids], image: [at[0], at[0] + n] };
+    return expandImageTokens(this.cfg, ids, hasImage);
   }
 
   /** HF inputs_embeds: token embeddings with the image features spliced in. */
@@ -136,4 +104,44 @@ export class LlavaForConditionalGeneration {
     }
     return e;
   }
+}
+
+/** Number of image features one image contributes. */
+export function imageTokenCount(cfg: LlavaConfig): number {
+  const v = cfg.vision_config;
+  const patches = (v.image_size / v.patch_size) ** 2;
+  return cfg.vision_feature_select_strategy === 'default' ? patches : patches + 1;
+}
+
+/**
+ * Expands a single `<image>` token to all feature positions and validates the prompt
+ * (ids in the vocabulary, image tokens consistent with the image, the context length).
+ * Needs only the config, so a command can check its inputs before loading any weight.
+ */
+export function expandImageTokens(cfg: LlavaConfig, ids: readonly number[], hasImage: boolean): Expanded {
+  const tok = cfg.image_token_index;
+  const vocab = cfg.text_config.vocab_size;
+  const bad = ids.find((i) => !Number.isInteger(i) || i < 0 || i >= vocab);
+  if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+  if (tok < 0 || tok >= vocab) throw new UserError(`config image_token_index ${tok} is outside the vocabulary of ${vocab}`);
+  const x = placeImage(ids, tok, imageTokenCount(cfg), hasImage);
+  const max = cfg.text_config.max_position_embeddings;
+  if (x.ids.length > max) throw new UserError(`the prompt is ${x.ids.length} tokens after image expansion, longer than the model's max_position_embeddings = ${max}`);
+  return x;
+}
+
+function placeImage(ids: readonly number[], tok: number, n: number, hasImage: boolean): Expanded {
+  const at = ids.flatMap((t, i) => (t === tok ? [i] : []));
+  if (!hasImage) {
+    if (at.length) throw new UserError(`the prompt has ${at.length} <image> token(s) but no image was given`);
+    return { ids: [...ids], image: [0, 0] };
+  }
+  if (at.length === 0) throw new UserError('an image was given but the prompt has no <image> token (add "<image>" to the prompt, or use --chat)');
+  if (at.length === 1) {
+    const i = at[0];
+    return { ids: [...ids.slice(0, i), ...Array(n).fill(tok), ...ids.slice(i + 1)], image: [i, i + n] };
+  }
+  const contiguous = at.length === n && at[n - 1] - at[0] === n - 1;
+  if (!contiguous) throw new UserError(`the prompt has ${at.length} <image> tokens for one image: use one (it expands to ${n}) or exactly ${n} in a row`);
+  return { ids: [...ids], image: [at[0], at[0] + n] };
 }

@@ -10,18 +10,24 @@ import type { ImageProcessorConfig } from '../io/image-processor.ts';
 import { loadChatTemplate, loadImageProcessorConfig, loadTokenizer } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
 import type { LmTokenizer } from '../io/tokenizer.ts';
-import { validateCheckpoint } from '../io/validate.ts';
+import { validateCheckpoint, type CheckpointReport } from '../io/validate.ts';
 import { LlavaForConditionalGeneration } from './llava.ts';
 import { checkpointSource, Weights } from './weights.ts';
 
-export interface LoadedLlava {
+/** Everything in a checkpoint folder but the weights: enough to validate a run's inputs. */
+export interface LlavaFiles {
   dir: string;
   config: LlavaConfig;
-  model: LlavaForConditionalGeneration;
   tokenizer: LmTokenizer;
   chatTemplate: string | null;
   processor: ImageProcessorConfig;
-  /** Weight dtypes found in the checkpoint, e.g. ['f16']. */
+  /** The validated checkpoint, open until its weights are loaded. */
+  report: CheckpointReport;
+}
+
+export interface LoadedLlava extends Omit<LlavaFiles, 'report'> {
+  model: LlavaForConditionalGeneration;
+  /** Weight dtypes on the GPU, e.g. ['f16']. */
   weightDtypes: string[];
 }
 
@@ -31,17 +37,21 @@ export interface LoadOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function loadLlava(gpu: Gpu, dir: string, opts: LoadOptions = {}): Promise<LoadedLlava> {
-  const { dtype, onProgress } = opts;
+/** Validates the folder against its config (no GPU allocation) and reads tokenizer, template and processor. */
+export async function openLlava(dir: string): Promise<LlavaFiles> {
   const report = await validateCheckpoint(nodeDirectory(dir));
   const config = report.config;
   if (config.model_type !== 'llava') {
     await report.checkpoint.close();
     throw new UserError(`${dir}: model_type "${config.model_type}" is not supported by this command yet (supported: llava)`);
   }
-  const tokenizer = loadTokenizer(dir);
-  const chatTemplate = loadChatTemplate(dir);
-  const processor = loadImageProcessorConfig(dir);
+  return { dir, config, tokenizer: loadTokenizer(dir), chatTemplate: loadChatTemplate(dir), processor: loadImageProcessorConfig(dir), report };
+}
+
+/** Streams the weights to the GPU, one tensor at a time, and closes the checkpoint. */
+export async function loadLlava(gpu: Gpu, from: string | LlavaFiles, opts: LoadOptions = {}): Promise<LoadedLlava> {
+  const { dtype, onProgress } = opts;
+  const { report, ...files } = typeof from === 'string' ? await openLlava(from) : from;
   const ckpt = report.checkpoint;
   const total = ckpt.tensors.size;
   let done = 0;
@@ -55,9 +65,9 @@ export async function loadLlava(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
     },
   };
   try {
-    const model = await LlavaForConditionalGeneration.load(new Weights(gpu, counted), config);
+    const model = await LlavaForConditionalGeneration.load(new Weights(gpu, counted), files.config);
     const weightDtypes = dtype ? [dtype] : [...new Set([...ckpt.tensors.values()].map((t) => t.dtype.toLowerCase()))];
-    return { dir, config, model, tokenizer, chatTemplate, processor, weightDtypes };
+    return { ...files, model, weightDtypes };
   } finally {
     await ckpt.close();
   }

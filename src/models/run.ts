@@ -12,7 +12,7 @@ import { parseInputIds } from '../io/tokenizer.ts';
 import { mergeTopk, topk } from '../ops/topk.ts';
 import { KvCache, type LlamaForCausalLM } from './llama.ts';
 import type { Expanded, LlavaForConditionalGeneration } from './llava.ts';
-import type { LoadedLlava } from './load.ts';
+import type { LlavaFiles, LoadedLlava } from './load.ts';
 
 export interface PromptOptions {
   prompt?: string;
@@ -22,7 +22,7 @@ export interface PromptOptions {
 }
 
 /** Token ids before image expansion. */
-export function promptIds(m: LoadedLlava, o: PromptOptions, hasImage: boolean): number[] {
+export function promptIds(m: Omit<LlavaFiles, 'report'>, o: PromptOptions, hasImage: boolean): number[] {
   if (o.inputIds !== undefined) {
     if (o.prompt !== undefined) throw new UserError('give either --prompt or --input-ids, not both');
     return parseInputIds(o.inputIds, m.config.text_config.vocab_size);
@@ -32,7 +32,7 @@ export function promptIds(m: LoadedLlava, o: PromptOptions, hasImage: boolean): 
   return m.tokenizer.encode(text);
 }
 
-export function loadPixels(m: LoadedLlava, imagePath: string, opts: PreprocessOptions = {}): PixelValues {
+export function loadPixels(m: Omit<LlavaFiles, 'report'>, imagePath: string, opts: PreprocessOptions = {}): PixelValues {
   const v = m.config.vision_config;
   const px = preprocessImage(readImageFile(imagePath), m.processor, opts);
   const [, h, w] = px.shape;
