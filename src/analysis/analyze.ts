@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
-import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem } from '../data/index.ts';
+import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem, type DataSpec } from '../data/index.ts';
 import type { LoadedLlava } from '../models/load.ts';
 import { buildFigures } from '../report/figures.ts';
 import { writeReport } from '../report/html.ts';
@@ -28,9 +28,14 @@ export interface AnalyzeOutcome {
   items: DataItem[];
 }
 
-export async function analyze(gpu: Gpu, m: LoadedLlava, o: AnalyzeRun): Promise<AnalyzeOutcome> {
+/** The data set's items after `--limit/--seed` (cheap: callers run it before loading weights). */
+export function selectItems(o: Pick<AnalyzeRun, 'data' | 'limit' | 'seed'>): { spec: DataSpec; items: DataItem[] } {
   const spec = parseDataSpec(o.data);
-  const items = sampleItems(loadData(spec), o.limit, o.seed);
+  return { spec, items: sampleItems(loadData(spec), o.limit, o.seed) };
+}
+
+export async function analyze(gpu: Gpu, m: LoadedLlava, o: AnalyzeRun, selection = selectItems(o)): Promise<AnalyzeOutcome> {
+  const { spec, items } = selection;
   const summary = await runItems(items, o.out, (item) => analyzeImage(gpu, m, item, o), { progress: { label: 'analyze', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is object => r !== null) as ImageMetrics[];
   const agg = aggregate(results, { phaseWindow: o.smooth });

@@ -1,9 +1,9 @@
 /** `phaselens analyze`: the phase-diagram analysis of a data set (see README). */
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
-import { analyze } from '../../analysis/analyze.ts';
+import { analyze, selectItems } from '../../analysis/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
-import { loadLlava } from '../../models/load.ts';
+import { loadLlava, openLlava } from '../../models/load.ts';
 import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 
 interface Options extends ProfileOption {
@@ -59,9 +59,12 @@ export function register(program: Command): void {
     const smooth = int('--smooth', o.smooth, 1)!;
     const query = int('--query', o.query, 0);
     const prompt = o.inputIds !== undefined ? { inputIds: o.inputIds } : { prompt: o.prompt ?? (o.chat ? DEFAULT_PROMPT : `<image>\n${DEFAULT_PROMPT}`), chat: o.chat };
+    const dtype = parseDtype(o.dtype);
+    const selection = selectItems({ data: o.data, limit, seed });
+    const files = await openLlava(o.model);
     const gpu = await openGpu(o);
-    const m = await loadLlava(gpu, o.model, { dtype: parseDtype(o.dtype), onProgress: loadProgress('loading weights') });
-    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare });
+    const m = await loadLlava(gpu, files, { dtype, onProgress: loadProgress('loading weights') });
+    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare }, selection);
     console.log(`${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
     console.log(`report: ${r.report}`);
     await finishProfile(gpu, o);
