@@ -41,6 +41,7 @@ export interface Dispatch {
 }
 
 const TRAIL = 8; // recent dispatches quoted in error messages
+const MAX_UNIFORMS = 4096; // cached params buffers (16–32 bytes each) before the cache restarts
 
 export class Gpu {
   readonly pipelines: PipelineCache;
@@ -294,6 +295,12 @@ export class Gpu {
     const key = types + ':' + values.join(',');
     let b = this.uniforms.get(key);
     if (b) return b;
+    if (this.uniforms.size >= MAX_UNIFORMS) {
+      // decoding makes new params every step (positions): start over rather than grow;
+      // recorded work may still use the old buffers, so they go after the next submit
+      for (const old of this.uniforms.values()) this.doomed.push(old);
+      this.uniforms.clear();
+    }
     const data = new ArrayBuffer(Math.max(16, Math.ceil((values.length * 4) / 16) * 16));
     const view = new DataView(data);
     values.forEach((v, i) => {

@@ -114,3 +114,24 @@ async function getProfiledGpu(): Promise<Gpu> {
   const { createNodeGpu } = await import('../../src/gpu/node.ts');
   return createNodeGpu({ profile: true });
 }
+
+describe('params cache', () => {
+  it('stays bounded and correct when every dispatch has new params (decoding positions)', async () => {
+    const { scale } = await import('../../src/ops/elementwise.ts');
+    const gpu = await getGpu();
+    let x = gpu.upload(Float32Array.of(1, 2, 3), [3], 'x');
+    let want = [1, 2, 3];
+    const steps = 4200; // more than the cache holds
+    for (let i = 0; i < steps; i++) {
+      const alpha = (i % 2 ? 2 : 0.5) * (1 + i * 1e-7);
+      const y = scale(gpu, x, alpha);
+      gpu.release(x);
+      x = y;
+      want = want.map((v) => Math.fround(v * Math.fround(alpha)));
+      if (i % 500 === 0) await gpu.sync();
+    }
+    const got = await gpu.readF32(x);
+    expect(Array.from(got)).toEqual(want);
+    expect((gpu as unknown as { uniforms: Map<string, GPUBuffer> }).uniforms.size).toBeLessThanOrEqual(4096);
+  });
+});
