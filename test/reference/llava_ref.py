@@ -224,7 +224,8 @@ def classic_name(key):
     return key
 
 
-def load_weights(model_dir, device):
+def checkpoint_files(model_dir):
+    """The safetensors files of a checkpoint folder: the shards of the index, or model.safetensors."""
     index = os.path.join(model_dir, "model.safetensors.index.json")
     if os.path.exists(index):
         with open(index) as f:
@@ -233,6 +234,11 @@ def load_weights(model_dir, device):
         files = ["model.safetensors"]
     else:
         raise SystemExit(f"{model_dir}: neither model.safetensors nor model.safetensors.index.json")
+    return files
+
+
+def load_weights(model_dir, device):
+    files = checkpoint_files(model_dir)
     w = {}
     for fname in files:
         path = os.path.join(model_dir, fname)

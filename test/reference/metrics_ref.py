@@ -116,14 +116,7 @@ class Activations:
 
 def load_selected(model_dir, names):
     """The checkpoint tensors with these classic-llava names, as float64 (missing: absent)."""
-    index = os.path.join(model_dir, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    elif os.path.exists(os.path.join(model_dir, "model.safetensors")):
-        files = ["model.safetensors"]
-    else:
-        raise SystemExit(f"{model_dir}: neither model.safetensors nor model.safetensors.index.json")
+    files = llava_ref.checkpoint_files(model_dir)
     want = set(names)
     out = {}
     for fname in files:
