@@ -167,6 +167,32 @@ class Cfg:
         self.__dict__.update(d)
 
 
+def llama_config(tc):
+    """LlamaConfig from a text_config dict, with the class defaults and the derived fields."""
+    tc = tc or {}
+    if tc.get("model_type", "llama") != "llama":
+        raise SystemExit(f"text_config.model_type {tc['model_type']!r} is not llama")
+    text = dict(LLAMA_DEFAULTS)
+    text.update({k: v for k, v in tc.items() if k in text})
+    if text["num_key_value_heads"] is None:
+        text["num_key_value_heads"] = text["num_attention_heads"]
+    if text["head_dim"] is None:
+        text["head_dim"] = text["hidden_size"] // text["num_attention_heads"]
+    return text
+
+
+def eos_token_ids(model_dir, text):
+    """generation_config.json's eos_token_id, else the text config's, as a list."""
+    eos = None
+    gpath = os.path.join(model_dir, "generation_config.json")
+    if os.path.exists(gpath):
+        with open(gpath) as f:
+            eos = json.load(f).get("eos_token_id")
+    if eos is None:
+        eos = text["eos_token_id"]
+    return [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
+
+
 def load_config(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)
@@ -177,15 +203,7 @@ def load_config(model_dir):
     vision.update({k: v for k, v in (vc or {}).items() if k in vision})
     if (vc or {}).get("model_type", "clip_vision_model") != "clip_vision_model":
         raise SystemExit(f"vision_config.model_type {vc['model_type']!r} is not clip_vision_model")
-    text = dict(LLAMA_DEFAULTS)
-    tc = c.get("text_config") or {}
-    if tc.get("model_type", "llama") != "llama":
-        raise SystemExit(f"text_config.model_type {tc['model_type']!r} is not llama")
-    text.update({k: v for k, v in tc.items() if k in text})
-    if text["num_key_value_heads"] is None:
-        text["num_key_value_heads"] = text["num_attention_heads"]
-    if text["head_dim"] is None:
-        text["head_dim"] = text["hidden_size"] // text["num_attention_heads"]
+    text = llama_config(c.get("text_config"))
     top = dict(
         image_token_index=c.get("image_token_index", c.get("image_token_id", 32000)),
         projector_hidden_act=c.get("projector_hidden_act", "gelu"),
@@ -195,14 +213,7 @@ def load_config(model_dir):
     )
     if top["vision_feature_select_strategy"] not in ("default", "full"):
         raise SystemExit(f"vision_feature_select_strategy {top['vision_feature_select_strategy']!r}")
-    eos = None
-    gpath = os.path.join(model_dir, "generation_config.json")
-    if os.path.exists(gpath):
-        with open(gpath) as f:
-            eos = json.load(f).get("eos_token_id")
-    if eos is None:
-        eos = text["eos_token_id"]
-    top["eos_token_ids"] = [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
+    top["eos_token_ids"] = eos_token_ids(model_dir, text)
     return Cfg(vision), Cfg(text), Cfg(top)
 
 
@@ -237,18 +248,23 @@ def checkpoint_files(model_dir):
     return files
 
 
-def load_weights(model_dir, device):
-    files = checkpoint_files(model_dir)
+def load_tensors(model_dir, device, rename=lambda key: key, keep=lambda name: True):
+    """Every tensor of the checkpoint as float32 on device, keyed by rename(stored key),
+    except those keep() rejects."""
     w = {}
-    for fname in files:
+    for fname in checkpoint_files(model_dir):
         path = os.path.join(model_dir, fname)
         header, base = read_safetensors_header(path)
         for key, info in header.items():
-            name = classic_name(key)
-            if name.startswith("vision_tower.vision_model.post_layernorm"):
-                continue  # llava takes hidden states, never the pooled output
-            w[name] = torch.from_numpy(read_tensor_f32(path, info, base)).to(device)
+            name = rename(key)
+            if keep(name):
+                w[name] = torch.from_numpy(read_tensor_f32(path, info, base)).to(device)
     return w
+
+
+def load_weights(model_dir, device):
+    # llava takes hidden states, never the pooled output: post_layernorm is not loaded
+    return load_tensors(model_dir, device, classic_name, lambda name: not name.startswith("vision_tower.vision_model.post_layernorm"))
 
 
 def get(w, name):
@@ -493,6 +509,30 @@ def greedy(r, w, tc, top, max_new, stop_at_eos, eos_ids, use_cache):
     return tokens
 
 
+def read_pixel_values(path, shape_arg, default_shape, device):
+    """Raw little-endian float32 [C, H, W]; shape from shape_arg "C,H,W", else PATH.json
+    ({"shape": [...]}) if it exists, else default_shape."""
+    if shape_arg:
+        shape = [int(s) for s in shape_arg.split(",")]
+    elif os.path.exists(path + ".json"):
+        with open(path + ".json") as f:
+            shape = json.load(f)["shape"]
+    else:
+        shape = default_shape
+    pix = np.fromfile(path, dtype="<f4")
+    if pix.size != int(np.prod(shape)) or len(shape) != 3:
+        raise SystemExit(f"{path}: {pix.size} floats do not make pixel_values of shape {shape}")
+    return torch.from_numpy(pix.astype(np.float32).reshape(shape)).to(device)
+
+
+def parse_ids(text, flag):
+    """Comma-separated token ids ("" -> [])."""
+    try:
+        return [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise SystemExit(f"{flag} {text!r}: want comma-separated integers") from None
+
+
 def sync(device):
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -527,18 +567,8 @@ def main():
     vc, tc, top = load_config(a.model)
     if a.eos_token_id:
         top.eos_token_ids = a.eos_token_id
-    if a.pixel_shape:
-        shape = [int(s) for s in a.pixel_shape.split(",")]
-    elif os.path.exists(a.pixel_values + ".json"):
-        with open(a.pixel_values + ".json") as f:
-            shape = json.load(f)["shape"]
-    else:
-        shape = [vc.num_channels, vc.image_size, vc.image_size]
-    pix = np.fromfile(a.pixel_values, dtype="<f4")
-    if pix.size != int(np.prod(shape)) or len(shape) != 3:
-        raise SystemExit(f"{a.pixel_values}: {pix.size} floats do not make pixel_values of shape {shape}")
-    pixel_values = torch.from_numpy(pix.astype(np.float32).reshape(shape)).to(a.device)
-    ids = [int(s) for s in a.input_ids.replace(" ", "").split(",") if s]
+    pixel_values = read_pixel_values(a.pixel_values, a.pixel_shape, [vc.num_channels, vc.image_size, vc.image_size], a.device)
+    ids = parse_ids(a.input_ids, "--input-ids")
     if not ids:
         raise SystemExit("--input-ids is empty")
 
