@@ -1,6 +1,7 @@
 /**
- * Runs the independent PyTorch reference `test/reference/llava_ref.py` (Debian's
- * /usr/bin/python3 with torch and numpy; no transformers) and reads what it writes.
+ * Runs the independent PyTorch references `test/reference/llava_ref.py` and
+ * `test/reference/instructblip_ref.py` (Debian's /usr/bin/python3 with torch and numpy;
+ * no transformers) and reads what they write.
  *
  *   const ref = await runLlavaReference({ model, pixelValues, pixelShape: [3, 336, 336], inputIds });
  *   ref.get('hidden_states.0')  // { data: Float32Array, shape: [seq, d_lm] }
@@ -108,38 +109,103 @@ export async function runLlavaReference(opts: LlavaReferenceOptions): Promise<Ma
 export async function runLlavaReferenceFull(
   opts: LlavaReferenceOptions,
 ): Promise<{ tensors: Map<string, RefTensor>; metadata: Record<string, string>; stats: Record<string, unknown> }> {
+  checkIds(opts.inputIds, 'inputIds', false);
+  const args = ['--input-ids', opts.inputIds.join(','), '--max-new-tokens', String(opts.maxNewTokens ?? 0)];
+  if (opts.stopAtEos) args.push('--stop-at-eos');
+  if (opts.withAttentions) args.push('--with-attentions');
+  if (opts.noKvCache) args.push('--no-kv-cache');
+  args.push(...(opts.extraArgs ?? []));
+  return runReferenceScript(LLAVA_REF_SCRIPT, 'phaselens-llava-ref', LLAVA_REF_VERSION, opts, args);
+}
+
+export const INSTRUCTBLIP_REF_SCRIPT = join(import.meta.dirname, 'instructblip_ref.py');
+/** The `version` metadata instructblip_ref.py writes; bump both together. */
+export const INSTRUCTBLIP_REF_VERSION = '1';
+
+export interface InstructBlipReferenceOptions {
+  /** HF instructblip checkpoint folder (config.json + model.safetensors or shards). */
+  model: string;
+  /** Preprocessed pixel_values, channels first. */
+  pixelValues: Float32Array;
+  pixelShape: [number, number, number];
+  /**
+   * LLaMA ids: [image]*Q + [BOS] + prompt as the processor writes them, or without any
+   * image token (the script then prepends the Q placeholders).
+   */
+  inputIds: number[];
+  /** The instruction in the Q-Former's (BERT) vocabulary; may be empty. */
+  qformerInputIds: number[];
+  /** Greedy tokens to generate after the prompt (default 0). */
+  maxNewTokens?: number;
+  /** Stop greedy decoding at eos (default false). */
+  stopAtEos?: boolean;
+  /** Also return attentions.{l} and attn_input_normed.{l} of the language model. */
+  withAttentions?: boolean;
+  /** Recompute the full forward for each new token instead of using a KV cache. */
+  noKvCache?: boolean;
+  /** Extra command-line arguments for instructblip_ref.py (e.g. --image-token-id). */
+  extraArgs?: string[];
+}
+
+/**
+ * Runs instructblip_ref.py on one image, prompt and Q-Former instruction and returns every
+ * tensor it wrote: input_ids [T], qformer_input_ids [Tq], pixel_values, vision_hidden_states.{k}
+ * (k = 0..Lv, before post_layernorm), vision_last_hidden_state, qformer_hidden_states.{k}
+ * [Q+Tq, d_q] (k = 0..Lq), query_output [Q, d_q], image_features [Q, d_lm],
+ * hidden_states.{l} (l = 0..L, HF convention), residual_final, logits, greedy_tokens.
+ */
+export async function runInstructBlipReference(opts: InstructBlipReferenceOptions): Promise<Map<string, RefTensor>> {
+  return (await runInstructBlipReferenceFull(opts)).tensors;
+}
+
+/** As runInstructBlipReference, plus the file's metadata (image_start, n_image_tokens, bos_position, …) and stats. */
+export async function runInstructBlipReferenceFull(
+  opts: InstructBlipReferenceOptions,
+): Promise<{ tensors: Map<string, RefTensor>; metadata: Record<string, string>; stats: Record<string, unknown> }> {
+  checkIds(opts.inputIds, 'inputIds', false);
+  checkIds(opts.qformerInputIds, 'qformerInputIds', true);
+  // "=" keeps an empty list one argument that argparse does not mistake for a flag
+  const args = ['--input-ids', opts.inputIds.join(','), `--qformer-input-ids=${opts.qformerInputIds.join(',')}`, '--max-new-tokens', String(opts.maxNewTokens ?? 0)];
+  if (opts.stopAtEos) args.push('--stop-at-eos');
+  if (opts.withAttentions) args.push('--with-attentions');
+  if (opts.noKvCache) args.push('--no-kv-cache');
+  args.push(...(opts.extraArgs ?? []));
+  return runReferenceScript(INSTRUCTBLIP_REF_SCRIPT, 'phaselens-instructblip-ref', INSTRUCTBLIP_REF_VERSION, opts, args);
+}
+
+function checkIds(ids: number[], what: string, mayBeEmpty: boolean): void {
+  if ((!mayBeEmpty && ids.length === 0) || !ids.every((t) => Number.isSafeInteger(t) && t >= 0)) {
+    throw new Error(`${what} must be a ${mayBeEmpty ? '' : 'non-empty '}list of non-negative integers`);
+  }
+}
+
+/**
+ * Writes the pixel values to a temporary file, runs a reference script with
+ * `--model --pixel-values --pixel-shape --out` plus `args`, and reads back its tensors,
+ * checking the format / version metadata it must write.
+ */
+async function runReferenceScript(
+  script: string,
+  format: string,
+  version: string,
+  opts: { model: string; pixelValues: Float32Array; pixelShape: [number, number, number] },
+  args: string[],
+): Promise<{ tensors: Map<string, RefTensor>; metadata: Record<string, string>; stats: Record<string, unknown> }> {
   const [c, h, w] = opts.pixelShape;
   if (opts.pixelValues.length !== c * h * w) {
     throw new Error(`pixelValues has ${opts.pixelValues.length} values, pixelShape [${c}, ${h}, ${w}] needs ${c * h * w}`);
   }
-  if (opts.inputIds.length === 0 || !opts.inputIds.every((t) => Number.isSafeInteger(t) && t >= 0)) {
-    throw new Error(`inputIds must be a non-empty list of non-negative integers`);
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'llava-ref-'));
+  // little-endian f32 (every platform Node runs on here is little-endian; checked anyway)
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('the Python references assume a little-endian host');
+  const dir = await mkdtemp(join(tmpdir(), 'py-ref-'));
   try {
     const pix = join(dir, 'pixel_values.f32');
     const out = join(dir, 'out.safetensors');
-    // little-endian f32 (every platform Node runs on here is little-endian; checked anyway)
-    const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-    if (!le) throw new Error('runLlavaReference assumes a little-endian host');
     await writeFile(pix, new Uint8Array(opts.pixelValues.buffer, opts.pixelValues.byteOffset, opts.pixelValues.byteLength));
-    const args = [
-      LLAVA_REF_SCRIPT,
-      '--model', opts.model,
-      '--pixel-values', pix,
-      '--pixel-shape', `${c},${h},${w}`,
-      '--input-ids', opts.inputIds.join(','),
-      '--out', out,
-      '--max-new-tokens', String(opts.maxNewTokens ?? 0),
-    ];
-    if (opts.stopAtEos) args.push('--stop-at-eos');
-    if (opts.withAttentions) args.push('--with-attentions');
-    if (opts.noKvCache) args.push('--no-kv-cache');
-    args.push(...(opts.extraArgs ?? []));
-    const { stdout } = await runPython(args);
+    const { stdout } = await runPython([script, '--model', opts.model, '--pixel-values', pix, '--pixel-shape', `${c},${h},${w}`, '--out', out, ...args]);
     const { tensors, metadata } = await readRefSafetensors(out);
-    if (metadata.format !== 'phaselens-llava-ref' || metadata.version !== LLAVA_REF_VERSION) {
-      throw new Error(`${out}: format ${metadata.format} version ${metadata.version}, expected phaselens-llava-ref ${LLAVA_REF_VERSION} (llava_ref.py and pyref.ts disagree)`);
+    if (metadata.format !== format || metadata.version !== version) {
+      throw new Error(`${out}: format ${metadata.format} version ${metadata.version}, expected ${format} ${version} (${script} and pyref.ts disagree)`);
     }
     let stats: Record<string, unknown> = {};
     const last = stdout.trim().split('\n').pop();
