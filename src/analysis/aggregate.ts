@@ -26,10 +26,12 @@ import { segmentPhases, type Phases } from './phases.ts';
 /** The per-image metrics JSON (see README: "Per-image metrics"). Only the fields used here are typed. */
 export interface ImageMetrics {
   model: string;
+  /** `llava` or `instructblip`. */
+  model_family?: string;
   image: string;
   options: { dtype?: string; drop_bos?: boolean; query?: number | string; k?: number; [key: string]: unknown };
   phaselens_version?: string;
-  tokens: { seq: number; image: [number, number]; text: number[] };
+  tokens: { seq: number; image: [number, number]; text: number[]; visual?: string };
   contextualization: {
     inter: number[];
     intra_image: number[];
@@ -54,6 +56,9 @@ export interface Stat {
 export interface Aggregate {
   phaselens_version: string | null;
   model: string | null;
+  model_family: string | null;
+  /** Where the visual tokens sit, in words (from the first image). */
+  visual_tokens: string | null;
   /** Options of the first image (all images of a run share them). */
   options: ImageMetrics['options'] | null;
   n_images: number;
@@ -191,6 +196,8 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
   return {
     phaselens_version: first?.phaselens_version ?? null,
     model: first?.model ?? null,
+    model_family: first?.model_family ?? null,
+    visual_tokens: first?.tokens.visual ?? null,
     options: first?.options ?? null,
     n_images: ok.length,
     layers: Array.from({ length: L1 }, (_, l) => l),

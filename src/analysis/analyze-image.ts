@@ -5,10 +5,10 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
-import type { LoadedLlava } from '../models/load.ts';
-import { loadPixels, prefill, promptIds, type PromptOptions } from '../models/run.ts';
+import { readImageFile } from '../io/load-node.ts';
+import type { PromptSpec, Vlm } from '../models/vlm.ts';
 import { contextualizationProbe } from '../probes/contextualization.ts';
-import type { HookFn, NameFilter } from '../probes/hooks.ts';
+import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 import { logitLensProbe } from '../probes/logit-lens.ts';
 import { normAttentionProbe } from '../probes/norm-attention.ts';
 import { VERSION } from '../version.ts';
@@ -16,7 +16,7 @@ import { segmentPhases } from './phases.ts';
 import { DEFAULT_WORDS, logitLensRecall, type WordOptions } from './recall.ts';
 
 export interface AnalyzeOptions {
-  prompt: PromptOptions;
+  prompt: PromptSpec;
   dropBos: boolean;
   /** Query position for norm-based attention (default: the last token). */
   query?: number;
@@ -33,34 +33,34 @@ export interface AnalyzeItem {
   captions: string[];
 }
 
-export async function analyzeImage(gpu: Gpu, m: LoadedLlava, item: AnalyzeItem, o: AnalyzeOptions): Promise<Record<string, unknown>> {
-  const pixels = loadPixels(m, item.image, { padToSquare: o.padToSquare });
-  const x = m.model.expand(promptIds(m, o.prompt, true), true);
+export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, o: AnalyzeOptions): Promise<Record<string, unknown>> {
+  const x = m.prepare(o.prompt, readImageFile(item.image), { padToSquare: o.padToSquare });
+  const { groups } = x;
   const seq = x.ids.length;
-  const [s, e] = x.image;
-  const bos = m.tokenizer.bosId;
-  const text = x.ids.map((_, i) => i).filter((i) => (i < s || i >= e) && !(o.dropBos && i === 0 && x.ids[0] === bos));
-  const query = o.query ?? seq - 1;
+  if (o.dropBos && groups.bos === null) throw new UserError('--drop-bos: this prompt has no BOS token (or, without a tokenizer, it cannot be told which one it is)');
+  const text = groups.text.filter((i) => !(o.dropBos && i === groups.bos));
+  const query = o.query ?? groups.last;
   if (!Number.isInteger(query) || query < 0 || query >= seq) throw new UserError(`--query ${query} is outside the sequence (0..${seq - 1})`);
 
-  const lm = m.model.languageModel;
+  const lm = m.languageModel;
   const L = lm.cfg.num_hidden_layers;
-  const ctx = contextualizationProbe(gpu, L, x.image, text);
-  const lens = logitLensProbe(gpu, lm, x.image, o.topk);
+  const ctx = contextualizationProbe(gpu, L, groups.image, text);
+  const lens = logitLensProbe(gpu, lm, groups.image, o.topk);
   const attn = normAttentionProbe(gpu, lm, query);
   const hooks: [NameFilter, HookFn][] = [...ctx.hooks, ...lens.hooks, ...attn.hooks];
-  await m.model.hooks.withHooks(hooks, async () => {
-    gpu.release(prefill(gpu, m.model, x, pixels));
+  await m.hooks.withHooks(hooks, async () => {
+    gpu.release(m.forward(gpu, x));
   });
   const contextualization = await ctx.result();
   const logit_lens = await lens.result();
   const norm_attention = await attn.result();
   const words = o.words ?? DEFAULT_WORDS;
-  const recall = item.captions.length ? logitLensRecall(logit_lens.top_ids, (id) => pieceOf(m, id), item.captions, words) : undefined;
+  const recall = item.captions.length && m.tokenizer ? logitLensRecall(logit_lens.top_ids, (id) => pieceOf(m, id), item.captions, words) : undefined;
   const phases = segmentPhases(contextualization.inter, o.smooth);
   return {
     phaselens_version: VERSION,
-    model: m.dir,
+    model: m.name,
+    model_family: m.family,
     image: item.image,
     id: item.id,
     captions: item.captions,
@@ -73,12 +73,13 @@ export async function analyzeImage(gpu: Gpu, m: LoadedLlava, item: AnalyzeItem, 
       chat: !!o.prompt.chat,
       prompt: o.prompt.prompt ?? null,
       input_ids: o.prompt.inputIds ?? null,
+      qformer_input_ids: o.prompt.qformerInputIds ?? null,
       pad_to_square: o.padToSquare,
       phase_smoothing: o.smooth,
       hidden_states: 'HF output_hidden_states: 0 = input embeddings, l = output of decoder layer l, L = after the final norm',
       recall_words: { min_length: words.minLength, lowercase: words.lowercase, stop_words: words.stopWords.size },
     },
-    tokens: { seq, image: [s, e], text, ids: x.ids },
+    tokens: { seq, image: groups.image, text, bos: groups.bos, ids: x.ids, ...(x.qformerIds ? { qformer_ids: x.qformerIds } : {}), visual: m.visualTokens },
     contextualization,
     norm_attention,
     logit_lens,
@@ -88,6 +89,6 @@ export async function analyzeImage(gpu: Gpu, m: LoadedLlava, item: AnalyzeItem, 
 }
 
 /** The vocabulary piece of an lm_head row; rows past the tokenizer (LLaVA pads 32002 → 32064) have none. */
-function pieceOf(m: LoadedLlava, id: number): string {
-  return id < m.tokenizer.vocabSize ? m.tokenizer.idToToken(id) : '';
+function pieceOf(m: Vlm, id: number): string {
+  return m.tokenizer && id < m.tokenizer.vocabSize ? m.tokenizer.idToToken(id) : '';
 }

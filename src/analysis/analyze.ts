@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem, type DataSpec } from '../data/index.ts';
-import type { LoadedLlava } from '../models/load.ts';
+import type { Vlm } from '../models/vlm.ts';
 import { buildFigures } from '../report/figures.ts';
 import { writeReport } from '../report/html.ts';
 import { VERSION } from '../version.ts';
@@ -34,7 +34,7 @@ export function selectItems(o: Pick<AnalyzeRun, 'data' | 'limit' | 'seed'>): { s
   return { spec, items: sampleItems(loadData(spec), o.limit, o.seed) };
 }
 
-export async function analyze(gpu: Gpu, m: LoadedLlava, o: AnalyzeRun, selection = selectItems(o)): Promise<AnalyzeOutcome> {
+export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selectItems(o)): Promise<AnalyzeOutcome> {
   const { spec, items } = selection;
   const summary = await runItems(items, o.out, (item) => analyzeImage(gpu, m, item, o), { progress: { label: 'analyze', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is object => r !== null) as ImageMetrics[];
@@ -46,7 +46,9 @@ export async function analyze(gpu: Gpu, m: LoadedLlava, o: AnalyzeRun, selection
     .map((e) => ({ image: e.image ?? e.id, error: e.message }));
   const report = writeReport(o.out, {
     meta: {
-      model: m.dir,
+      model: m.name,
+      family: m.family,
+      visual_tokens: m.visualTokens,
       dataset: formatDataSpec(spec),
       dtype: `weights ${m.weightDtypes.join('/')}; activations and accumulation f32`,
       adapter: `${gpu.adapterName} (shader-f16 ${gpu.features.f16}, timestamp-query ${gpu.features.timestamps}, subgroups ${gpu.features.subgroups})`,

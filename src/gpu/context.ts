@@ -168,12 +168,20 @@ export class Gpu {
    * Copies `count` elements of `src` starting at element `srcAt` into `dst` at element
    * `dstAt` (same dtype, 4-byte elements): splices rows, fills a KV cache.
    */
+  /**
+   * Copies `count` elements. Packed f16 moves whole u32 words, so offsets and count must be
+   * even there (and both tensors f16): that is how a fused weight is split into row blocks.
+   */
   copy(src: Tensor, dst: Tensor, srcAt = 0, dstAt = 0, count = src.numel - srcAt): void {
-    if (src.dtype === 'f16' || dst.dtype === 'f16') throw new GpuError(`copy ${src} → ${dst}: only 4-byte element types`);
+    const half = src.dtype === 'f16' || dst.dtype === 'f16';
+    if (half && (src.dtype !== dst.dtype || srcAt % 2 || dstAt % 2 || count % 2)) {
+      throw new GpuError(`copy ${src}[${srcAt}:${srcAt + count}] → ${dst}[${dstAt}]: f16 copies need both tensors f16 and even offsets and count`);
+    }
     if (srcAt + count > src.numel || dstAt + count > dst.numel || count < 0) {
       throw new GpuError(`copy ${src}[${srcAt}:${srcAt + count}] → ${dst}[${dstAt}:${dstAt + count}]: out of range`);
     }
-    if (count) this.enc().copyBufferToBuffer(src.buffer, srcAt * 4, dst.buffer, dstAt * 4, count * 4);
+    const size = half ? 2 : 4;
+    if (count) this.enc().copyBufferToBuffer(src.buffer, srcAt * size, dst.buffer, dstAt * size, count * size);
   }
 
   /** Reads a tensor back (f16 is decoded to f32). */

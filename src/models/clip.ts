@@ -14,44 +14,13 @@ import type { Tensor } from '../gpu/tensor.ts';
 import type { ClipVisionConfig } from '../io/config.ts';
 import { attention } from '../ops/attention.ts';
 import { add } from '../ops/elementwise.ts';
-import { layerNorm } from '../ops/layernorm.ts';
 import { patchEmbed } from '../ops/patch-embed.ts';
-import type { Activation } from '../ops/linear.ts';
-import { HookPoints } from '../probes/hooks.ts';
-import { actName } from '../probes/names.ts';
-import { Linear } from './linear.ts';
+import type { HookPoints } from '../hooks/hooks.ts';
+import { actName } from '../hooks/names.ts';
 import { view } from '../ops/common.ts';
+import { LayerNorm } from './layer-norm.ts';
+import { activationOf, Linear } from './linear.ts';
 import type { Weights } from './weights.ts';
-import { UserError } from '../errors.ts';
-
-export class LayerNorm {
-  constructor(
-    readonly weight: Tensor,
-    readonly bias: Tensor,
-    readonly eps: number,
-  ) {}
-
-  static async load(w: Weights, eps: number): Promise<LayerNorm> {
-    return new LayerNorm(await w.get('weight'), await w.get('bias'), eps);
-  }
-
-  forward(gpu: Gpu, x: Tensor): Tensor {
-    return layerNorm(gpu, x, this.weight, this.bias, this.eps);
-  }
-}
-
-export function activationOf(hiddenAct: string): Activation {
-  switch (hiddenAct) {
-    case 'quick_gelu':
-      return 'quick_gelu';
-    case 'gelu':
-      return 'gelu';
-    case 'silu':
-      return 'silu';
-    default:
-      throw new UserError(`unsupported activation "${hiddenAct}" (supported: gelu, quick_gelu, silu)`);
-  }
-}
 
 class CLIPVisionEmbeddings {
   constructor(
@@ -129,10 +98,9 @@ class CLIPEncoderLayer {
 }
 
 export class CLIPVisionTransformer {
-  readonly hooks = new HookPoints();
-
   constructor(
     readonly cfg: ClipVisionConfig,
+    readonly hooks: HookPoints,
     readonly embeddings: CLIPVisionEmbeddings,
     readonly preLayrnorm: LayerNorm,
     readonly layers: CLIPEncoderLayer[],
@@ -145,26 +113,34 @@ export class CLIPVisionTransformer {
   }
 
   /** w: weights under `vision_tower.vision_model`. post_layernorm is not loaded: LLaVA never uses it. */
-  static async load(w: Weights, cfg: ClipVisionConfig): Promise<CLIPVisionTransformer> {
+  static async load(w: Weights, cfg: ClipVisionConfig, hooks: HookPoints): Promise<CLIPVisionTransformer> {
     const layers: CLIPEncoderLayer[] = [];
     for (let l = 0; l < cfg.num_hidden_layers; l++) layers.push(await CLIPEncoderLayer.load(w.pp(`encoder.layers.${l}`), cfg));
-    return new CLIPVisionTransformer(cfg, await CLIPVisionEmbeddings.load(w.pp('embeddings'), cfg), await LayerNorm.load(w.pp('pre_layrnorm'), cfg.layer_norm_eps), layers);
+    return new CLIPVisionTransformer(cfg, hooks, await CLIPVisionEmbeddings.load(w.pp('embeddings'), cfg), await LayerNorm.load(w.pp('pre_layrnorm'), cfg.layer_norm_eps), layers);
   }
 
   /**
-   * pixels [3, H, W] → HF hidden_states[upTo] ([1 + patches, d]). Layers past `upTo` are
-   * not run (LLaVA reads hidden_states[-2], so the last layer's work would be wasted).
+   * pixels [3, H, W] → HF hidden_states[at] ([1 + patches, d]). Layers past `at` run only
+   * when a hook listens to them (LLaVA reads hidden_states[-2]; `dump` wants every layer
+   * from the same pass, so the tower never runs twice).
    */
-  forward(gpu: Gpu, pixels: Tensor, upTo = this.cfg.num_hidden_layers): Tensor {
+  forward(gpu: Gpu, pixels: Tensor, at = this.cfg.num_hidden_layers): Tensor {
+    const L = this.cfg.num_hidden_layers;
+    let upTo = at;
+    for (let l = at; l < L; l++) if (['resid_pre', 'resid_mid', 'resid_post'].some((s) => this.hooks.listened(actName(s, l, 'vision')))) upTo = l + 1;
     const e = this.embeddings.forward(gpu, pixels);
     let h = this.preLayrnorm.forward(gpu, e);
     gpu.release(e);
+    let kept: Tensor | undefined;
     for (let l = 0; l < upTo; l++) {
       h = this.hooks.run(actName('resid_pre', l, 'vision'), h);
+      if (l === at) kept = h; // hidden_states[at] is the input of layer `at`
       const next = this.hooks.run(actName('resid_post', l, 'vision'), this.layers[l].forward(gpu, h, l, this.hooks));
-      gpu.release(h);
+      if (h !== kept) gpu.release(h);
       h = next;
     }
-    return h;
+    if (upTo === at) kept = h;
+    else gpu.release(h);
+    return kept!;
   }
 }

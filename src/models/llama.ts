@@ -5,6 +5,8 @@
  * https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py
  *
  * Records dispatches only; no arithmetic in JavaScript. Hook points (all [pos, …] f32):
+ *   lm.embed                       [pos, d_model]   inputs_embeds (the composition runs it,
+ *                                                   after the image features are spliced in)
  *   lm.blocks.{l}.resid_pre        [pos, d_model]   HF hidden_states[l]
  *   lm.blocks.{l}.ln1.normalized   [pos, d_model]   input of self-attention
  *   lm.blocks.{l}.attn.q / .k      [pos, n_heads | n_kv_heads, d_head] after RoPE
@@ -24,8 +26,8 @@ import { embedding, type EmbeddingPart } from '../ops/embedding.ts';
 import { linear } from '../ops/linear.ts';
 import { rmsNorm } from '../ops/rmsnorm.ts';
 import { rope, ropeTable, type RopeTable } from '../ops/rope.ts';
-import { HookPoints } from '../probes/hooks.ts';
-import { actName } from '../probes/names.ts';
+import type { HookPoints } from '../hooks/hooks.ts';
+import { actName } from '../hooks/names.ts';
 import { Linear } from './linear.ts';
 import type { Weights } from './weights.ts';
 
@@ -174,11 +176,11 @@ export interface LlamaForwardOptions {
 }
 
 export class LlamaForCausalLM {
-  readonly hooks = new HookPoints();
   private ropeTable?: RopeTable;
 
   constructor(
     readonly cfg: LlamaConfig,
+    readonly hooks: HookPoints,
     readonly embedTokens: EmbeddingPart[],
     readonly layers: LlamaDecoderLayer[],
     readonly norm: LlamaRMSNorm,
@@ -186,6 +188,7 @@ export class LlamaForCausalLM {
     readonly lmHead: EmbeddingPart[],
   ) {
     const L = cfg.num_hidden_layers;
+    hooks.declare(actName('embed'), '[pos, d_model]');
     for (let l = 0; l < L; l++) {
       this.hooks.declare(actName('resid_pre', l), '[pos, d_model]');
       this.hooks.declare(actName('ln1.normalized', l), '[pos, d_model]');
@@ -200,14 +203,14 @@ export class LlamaForCausalLM {
   }
 
   /** w: weights under the LlamaForCausalLM root (e.g. `language_model`). */
-  static async load(w: Weights, cfg: LlamaConfig): Promise<LlamaForCausalLM> {
+  static async load(w: Weights, cfg: LlamaConfig, hooks: HookPoints): Promise<LlamaForCausalLM> {
     const m = w.pp('model');
     const embed = await m.getSplit('embed_tokens.weight');
     const layers: LlamaDecoderLayer[] = [];
     for (let l = 0; l < cfg.num_hidden_layers; l++) layers.push(await LlamaDecoderLayer.load(m.pp(`layers.${l}`), cfg));
     const norm = new LlamaRMSNorm(await m.get('norm.weight'), cfg.rms_norm_eps);
     const head = cfg.tie_word_embeddings && !w.has('lm_head.weight') ? embed : await w.getSplit('lm_head.weight');
-    return new LlamaForCausalLM(cfg, embed, layers, norm, head);
+    return new LlamaForCausalLM(cfg, hooks, embed, layers, norm, head);
   }
 
   /** Token embeddings [n, d_model] of ids [n] (i32). */

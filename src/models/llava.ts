@@ -9,14 +9,23 @@
  * the embeddings at the `<image>` positions; a single `<image>` token expands to all
  * features, as HF's processor does, and an already-expanded prompt is accepted as is.
  * Hook point: projector.out [n_img, d_model].
+ *
+ * Prompts: `--prompt` is tokenised as is (BOS as the tokenizer config says), or wrapped in
+ * the checkpoint's chat template with `--chat` (`USER: <image>\n{question} ASSISTANT:`);
+ * `--input-ids` gives the ids instead (with one `<image>` or all of them).
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
+import { HookPoints } from '../hooks/hooks.ts';
+import { actName } from '../hooks/names.ts';
+import { chatPrompt } from '../io/chat.ts';
 import type { LlavaConfig } from '../io/config.ts';
-import { CLIPVisionTransformer, activationOf } from './clip.ts';
-import { Linear } from './linear.ts';
-import { LlamaForCausalLM } from './llama.ts';
+import { CLIPVisionTransformer } from './clip.ts';
+import { activationOf, Linear } from './linear.ts';
+import { KvCache, LlamaForCausalLM } from './llama.ts';
+import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, type OpenedCheckpoint } from './open.ts';
+import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class LlavaMultiModalProjector {
@@ -49,25 +58,23 @@ export interface Expanded {
 export class LlavaForConditionalGeneration {
   constructor(
     readonly cfg: LlavaConfig,
+    readonly hooks: HookPoints,
     readonly visionTower: CLIPVisionTransformer,
     readonly multiModalProjector: LlavaMultiModalProjector,
     readonly languageModel: LlamaForCausalLM,
   ) {
-    languageModel.hooks.declare('projector.out', '[n_img, d_model]');
+    hooks.declare('projector.out', '[n_img, d_model]');
   }
 
-  static async load(w: Weights, cfg: LlavaConfig): Promise<LlavaForConditionalGeneration> {
+  static async load(w: Weights, cfg: LlavaConfig, hooks = new HookPoints()): Promise<LlavaForConditionalGeneration> {
     if (Array.isArray(cfg.vision_feature_layer)) throw new UserError('vision_feature_layer as a list (feature concatenation) is not supported yet');
     return new LlavaForConditionalGeneration(
       cfg,
-      await CLIPVisionTransformer.load(w.pp('vision_tower.vision_model'), cfg.vision_config),
+      hooks,
+      await CLIPVisionTransformer.load(w.pp('vision_tower.vision_model'), cfg.vision_config, hooks),
       await LlavaMultiModalProjector.load(w.pp('multi_modal_projector'), cfg),
-      await LlamaForCausalLM.load(w.pp('language_model'), cfg.text_config),
+      await LlamaForCausalLM.load(w.pp('language_model'), cfg.text_config, hooks),
     );
-  }
-
-  get hooks() {
-    return this.languageModel.hooks;
   }
 
   /** Index into the vision tower's hidden states (HF allows negative). */
@@ -90,20 +97,82 @@ export class LlavaForConditionalGeneration {
     return out;
   }
 
-  /** Expands a single `<image>` token to all feature positions; validates the prompt. */
-  expand(ids: readonly number[], hasImage: boolean): Expanded {
-    return expandImageTokens(this.cfg, ids, hasImage);
-  }
-
-  /** HF inputs_embeds: token embeddings with the image features spliced in. */
-  inputsEmbeds(gpu: Gpu, ids: Tensor, image: [number, number], features?: Tensor): Tensor {
+  /** Prefill of a prepared input; returns the final-normed hidden states [S, d]. */
+  forward(gpu: Gpu, x: VlmInput, opts: { cache?: KvCache } = {}): Tensor {
+    const ids = gpu.upload(Int32Array.from(x.ids), [x.ids.length], 'input_ids');
     const e = this.languageModel.embed(gpu, ids);
-    if (features) {
+    if (x.pixels) {
+      const px = gpu.upload(x.pixels.data, x.pixels.shape, 'pixel_values');
+      const features = this.imageFeatures(gpu, px);
       const d = e.shape[1];
-      gpu.copy(features, e, 0, image[0] * d, (image[1] - image[0]) * d);
+      const [s, end] = x.groups.image;
+      gpu.copy(features, e, 0, s * d, (end - s) * d);
+      gpu.release(px, features);
     }
-    return e;
+    const embeds = this.hooks.run(actName('embed'), e);
+    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache });
+    gpu.release(ids, embeds);
+    return hidden;
   }
+}
+
+/** The dump contract's vision part: hidden_states[k] of the tower, k = 0..Lv. */
+function llavaDumpPoints(cfg: LlavaConfig): [string, string][] {
+  const Lv = cfg.vision_config.num_hidden_layers;
+  return [
+    ['vision_hidden_states.0', actName('resid_pre', 0, 'vision')],
+    ...Array.from({ length: Lv }, (_, l): [string, string] => [`vision_hidden_states.${l + 1}`, actName('resid_post', l, 'vision')]),
+    ['image_features', 'projector.out'],
+  ];
+}
+
+/** A LLaVA checkpoint folder as VlmFiles (called by the registry once the folder is validated). */
+export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: string | null): VlmFiles {
+  const n = imageTokenCount(cfg);
+  const info: ModelInfo = {
+    family: 'llava',
+    name: c.dir.name,
+    config: cfg,
+    lm: cfg.text_config,
+    tokenizer: c.tokenizer,
+    processor: c.processor,
+    visualTokens: `the ${n} image features (CLIP patches through the projector), at the <image> position of the prompt`,
+    promptFor: (question, chat) => (chat ? question : `<image>\n${question}`),
+    prepare(p, image, opts) {
+      if (p.qformerInputIds !== undefined) throw new UserError('--qformer-input-ids is for InstructBLIP checkpoints; this one is LLaVA');
+      const pixels = image ? pixelValues(c, image, cfg.vision_config.image_size, opts) : undefined;
+      const x = expandImageTokens(cfg, llavaPromptIds(c, cfg, chatTemplate, p, !!pixels), !!pixels);
+      const bos = c.tokenizer?.bosId ?? cfg.text_config.bos_token_id;
+      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos) };
+    },
+    decode: (ids) => decodeIds(c.tokenizer, ids),
+  };
+  return {
+    ...info,
+    close: () => c.report.checkpoint.close(),
+    async load(gpu, opts = {}): Promise<Vlm> {
+      const { model, weightDtypes } = await streamWeights(gpu, c, opts, (w) => LlavaForConditionalGeneration.load(w, cfg));
+      return {
+        ...info,
+        hooks: model.hooks,
+        languageModel: model.languageModel,
+        weightDtypes,
+        forward: (g, x, o) => model.forward(g, x, o),
+        dumpPoints: llavaDumpPoints(cfg),
+      };
+    },
+  };
+}
+
+/** Token ids before image expansion. */
+function llavaPromptIds(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: string | null, p: PromptSpec, hasImage: boolean): number[] {
+  if (p.inputIds !== undefined) {
+    if (p.prompt !== undefined) throw new UserError('give either --prompt or --input-ids, not both');
+    return lmInputIds(p.inputIds, cfg.text_config);
+  }
+  if (p.prompt === undefined) throw new UserError('a prompt is needed: --prompt TEXT or --input-ids 1,2,3');
+  const text = p.chat ? chatPrompt(chatTemplate, p.prompt, { image: hasImage, source: c.dir.name }) : p.prompt;
+  return needTokenizer(c).encode(text);
 }
 
 /** Number of image features one image contributes. */
@@ -125,8 +194,7 @@ export function expandImageTokens(cfg: LlavaConfig, ids: readonly number[], hasI
   if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
   if (tok < 0 || tok >= vocab) throw new UserError(`config image_token_index ${tok} is outside the vocabulary of ${vocab}`);
   const x = placeImage(ids, tok, imageTokenCount(cfg), hasImage);
-  const max = cfg.text_config.max_position_embeddings;
-  if (x.ids.length > max) throw new UserError(`the prompt is ${x.ids.length} tokens after image expansion, longer than the model's max_position_embeddings = ${max}`);
+  checkContext(x.ids, cfg.text_config);
   return x;
 }
 

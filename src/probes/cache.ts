@@ -5,7 +5,7 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { HookPoints, NameFilter } from './hooks.ts';
+import type { HookPoints, NameFilter } from '../hooks/hooks.ts';
 
 export async function runWithCache<T>(gpu: Gpu, hooks: HookPoints, names: NameFilter, body: () => Promise<T>): Promise<{ result: T; cache: Map<string, Tensor> }> {
   const cache = new Map<string, Tensor>();

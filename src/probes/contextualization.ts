@@ -5,8 +5,8 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import { contextResult, contextScalars, contextSets, contextualization, type ContextScalars } from '../ops/contextualization.ts';
-import type { HookFn, NameFilter } from './hooks.ts';
-import { hiddenStateIndex, prenormHook } from './hidden-states.ts';
+import type { HookFn, NameFilter } from '../hooks/hooks.ts';
+import { hiddenStateIndex, prenormHook } from '../hooks/hidden-states.ts';
 
 export interface ContextualizationResult {
   inter: (number | null)[];

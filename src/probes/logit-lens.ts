@@ -9,8 +9,8 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { LlamaForCausalLM } from '../models/llama.ts';
 import { mergeTopk, topk, type TopkResult } from '../ops/topk.ts';
-import type { HookFn, NameFilter } from './hooks.ts';
-import { hiddenStateIndex } from './hidden-states.ts';
+import type { HookFn, NameFilter } from '../hooks/hooks.ts';
+import { hiddenStateIndex } from '../hooks/hidden-states.ts';
 
 export interface LogitLensResult {
   k: number;

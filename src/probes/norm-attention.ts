@@ -11,7 +11,7 @@ import type { Tensor } from '../gpu/tensor.ts';
 import type { LlamaForCausalLM } from '../models/llama.ts';
 import { attentionRow } from '../ops/attention.ts';
 import { headGram, normAttention } from '../ops/norm-attention.ts';
-import type { HookFn, NameFilter } from './hooks.ts';
+import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 
 export interface NormAttentionResult {
   query: number;

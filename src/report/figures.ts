@@ -80,9 +80,11 @@ function curveSeries(name: string, s: readonly Stat[], x: readonly number[], col
   return { name, x, y: means(s), band: hasStd(s) ? stds(s) : undefined, bandLabel: '± 1 std', color };
 }
 
+const FAMILY: Record<string, string> = { llava: 'LLaVA-1.5', instructblip: 'InstructBLIP' };
+
 function subtitle(a: Aggregate, s: readonly Stat[], extra = ''): string {
   const band = hasStd(s) ? ' · shaded band: ± 1 sample std' : ' · no std band (fewer than 2 images)';
-  return `${a.model ?? 'model ?'} · mean over images (${nRange(s)})${band}${extra}`;
+  return `${a.model_family ? `${FAMILY[a.model_family] ?? a.model_family} ` : ''}${a.model ?? 'model ?'} · mean over images (${nRange(s)})${band}${extra}`;
 }
 
 export function figureInter(a: Aggregate): Figure {

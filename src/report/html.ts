@@ -12,6 +12,10 @@ import { esc } from './svg.ts';
 
 export interface ReportMeta {
   model: string;
+  /** `llava` or `instructblip`. Default: the aggregate's. */
+  family?: string;
+  /** Where the visual tokens sit, in words. Default: the aggregate's. */
+  visual_tokens?: string;
   /** e.g. "coco:…/captions_val2017.json:…/val2017". */
   dataset?: string;
   dtype?: string;
@@ -80,6 +84,8 @@ export function renderReport(input: ReportInput): string {
 
   const metaRows = [
     row('model', meta.model),
+    row('model family', meta.family ?? a.model_family),
+    row('visual tokens', meta.visual_tokens ?? a.visual_tokens),
     row('data set', meta.dataset),
     row('images with results', meta.n_images ?? a.n_images),
     row('errors', errors.length),
@@ -113,7 +119,7 @@ export function renderReport(input: ReportInput): string {
     ? `<h2>Token layout (sample image)</h2><table class="meta">${[
         row('image', s.image),
         row('sequence length', s.tokens.seq),
-        row('image tokens', `[${s.tokens.image[0]}, ${s.tokens.image[1]}) — ${s.tokens.image[1] - s.tokens.image[0]} tokens`),
+        row('visual tokens', `[${s.tokens.image[0]}, ${s.tokens.image[1]}) — ${s.tokens.image[1] - s.tokens.image[0]} tokens${s.tokens.visual ? `: ${s.tokens.visual}` : ''}`),
         row('text tokens', `${s.tokens.text.length} (${s.tokens.text.length <= 24 ? s.tokens.text.join(', ') : s.tokens.text.slice(0, 12).join(', ') + ', …, ' + s.tokens.text.slice(-6).join(', ')})`),
         row('norm-attention query', s.norm_attention?.query),
         row('phases of this image', s.phases ? `${JSON.stringify(s.phases.boundaries)} ${JSON.stringify(s.phases.labels)}` : undefined),

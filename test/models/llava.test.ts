@@ -12,8 +12,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadLlava, type LoadedLlava } from '../../src/models/load.ts';
-import { generate, loadPixels, promptIds } from '../../src/models/run.ts';
+import { generate } from '../../src/models/generate.ts';
+import type { Vlm, VlmInput } from '../../src/models/vlm.ts';
+import { loadDir, prepareFile } from '../helpers/model.ts';
 import { dumpActivations, type HostTensor } from '../../src/probes/dump.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
 import { runLlavaReference } from '../reference/pyref.ts';
@@ -38,25 +39,27 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 for (const c of cases) {
   describe(`LLaVA parity vs PyTorch: ${c.name}`, () => {
-    let m: LoadedLlava;
+    let m: Vlm;
     let ours: Map<string, HostTensor>;
     let ref: Map<string, { data: Float32Array | Int32Array; shape: number[] }>;
-    let ids: number[];
+    let x: VlmInput;
 
     beforeAll(async () => {
       const dir = join(work, `tiny-${c.seed}`);
       await makeTiny({ arch: 'llava', out: dir, seed: c.seed, dtype: c.dtype, shards: c.shards, gqa: c.gqa });
       const gpu = await getGpu();
-      m = await loadLlava(gpu, dir, { dtype: c.load });
-      const pixels = loadPixels(m, IMAGE);
-      ids = promptIds(m, { prompt: 'What is shown in this image?', chat: true }, true);
-      const x = m.model.expand(ids, true);
-      ours = await dumpActivations(gpu, m, x, pixels);
+      m = await loadDir(gpu, dir, { dtype: c.load });
+      x = prepareFile(m, { prompt: 'What is shown in this image?', chat: true }, IMAGE);
+      ours = await dumpActivations(gpu, m, x);
+      // the reference gets the ids with one <image> token, and expands it itself
+      const [s, e] = x.groups.image;
+      const ids = [...x.ids.slice(0, s + 1), ...x.ids.slice(e)];
+      const pixels = x.pixels!;
       ref = await runLlavaReference({ model: dir, pixelValues: pixels.data, pixelShape: [...pixels.shape] as [number, number, number], inputIds: ids, maxNewTokens: 6 });
     });
 
     it('produces every tensor of the dump contract with the reference shapes', () => {
-      const L = m.config.text_config.num_hidden_layers;
+      const L = m.lm.num_hidden_layers;
       const Lv = m.config.vision_config.num_hidden_layers;
       const names = ['input_ids', 'pixel_values', 'image_features', 'residual_final', 'logits'];
       for (let k = 0; k <= Lv; k++) names.push(`vision_hidden_states.${k}`);
@@ -81,8 +84,7 @@ for (const c of cases) {
 
     if (c.tol === TOL) it('greedy generation with the KV cache gives the reference tokens', async () => {
       const gpu = await getGpu();
-      const x = m.model.expand(ids, true);
-      const g = await generate(gpu, m, x, loadPixels(m, IMAGE), 6);
+      const g = await generate(gpu, m, x, 6);
       const want = Array.from(ref.get('greedy_tokens')!.data);
       expect(g.tokens).toEqual(want.slice(0, g.tokens.length));
       expect(g.tokens.length).toBe(want.length);

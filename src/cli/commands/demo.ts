@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { analyze } from '../../analysis/analyze.ts';
-import { loadLlava } from '../../models/load.ts';
+import { nodeDirectory } from '../../io/source-node.ts';
+import { openModel } from '../../models/registry.ts';
 import { makeTiny } from '../../../weights-tools/make-tiny.ts';
 import { finishProfile, openGpu } from '../gpu-session.ts';
 import { DEFAULT_PROMPT } from './analyze.ts';
@@ -33,7 +34,7 @@ export function register(program: Command): void {
         await makeTiny({ arch: 'llava', out: dir, seed: SEED, dtype: 'f16' });
       }
       const gpu = await openGpu({ profile: o.profile });
-      const m = await loadLlava(gpu, dir);
+      const m = await (await openModel(nodeDirectory(dir))).load(gpu);
       const data = `coco:${join(COCO, 'annotations/captions_val2017.json')}:${join(COCO, 'val2017')}`;
       const t0 = performance.now();
       const r = await analyze(gpu, m, { data, out: o.out, prompt: { prompt: DEFAULT_PROMPT, chat: true }, dropBos: false, topk: 5, smooth: 1, padToSquare: false });

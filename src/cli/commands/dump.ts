@@ -5,23 +5,23 @@ import { writeSafetensors } from '../../io/safetensors-write.ts';
 import { dumpActivations } from '../../probes/dump.ts';
 import { VERSION } from '../../version.ts';
 import { finishProfile } from '../gpu-session.ts';
-import { addLlavaRunOptions, prepareLlavaRun, type LlavaRunOptions } from '../llava-run.ts';
+import { addModelRunOptions, prepareModelRun, type ModelRunOptions } from '../model-run.ts';
 
-interface Options extends LlavaRunOptions {
+interface Options extends ModelRunOptions {
   out: string;
 }
 
 export function register(program: Command): void {
-  addLlavaRunOptions(
+  addModelRunOptions(
     program
       .command('dump')
-      .description('run one forward pass and write input_ids, pixel_values, vision_hidden_states.*, image_features, hidden_states.*, residual_final and logits to a safetensors file'),
+      .description('run one forward pass and write every activation of the dump contract (README) to a safetensors file'),
   )
     .requiredOption('--out <file>', 'output .safetensors')
     .action(async (o: Options) => {
       if (!o.out.endsWith('.safetensors')) throw new UserError(`--out must name a .safetensors file, got ${o.out}`);
-      const { gpu, m, pixels, x } = await prepareLlavaRun(o);
-      const tensors = await dumpActivations(gpu, m, x, pixels);
+      const { gpu, m, x } = await prepareModelRun(o);
+      const tensors = await dumpActivations(gpu, m, x);
       const specs = [...tensors.entries()].map(([name, t]) => ({ name, dtype: t.data instanceof Int32Array ? ('I32' as const) : ('F32' as const), shape: t.shape }));
       await writeSafetensors(o.out, specs, (s) => {
         const d = tensors.get(s.name)!.data;
@@ -30,12 +30,16 @@ export function register(program: Command): void {
         format: 'phaselens-dump',
         phaselens_version: VERSION,
         model: o.model,
+        model_family: m.family,
         weight_dtypes: m.weightDtypes.join(','),
         image: o.image ?? '',
         chat: String(o.chat),
+        prompt: o.prompt ?? '',
+        input_ids: o.inputIds ?? '',
+        qformer_input_ids: o.qformerInputIds ?? '',
         pad_to_square: String(o.padToSquare),
       });
-      console.log(`wrote ${tensors.size} tensors (seq ${x.ids.length}, image tokens [${x.image[0]}, ${x.image[1]})) to ${o.out}`);
+      console.log(`wrote ${tensors.size} tensors (seq ${x.ids.length}, visual tokens [${x.groups.image[0]}, ${x.groups.image[1]})) to ${o.out}`);
       await finishProfile(gpu, o);
     });
 }

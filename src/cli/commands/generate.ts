@@ -1,23 +1,23 @@
 /** `phaselens generate`: greedy answer to a prompt about an image, with tokens/s. */
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
-import { generate } from '../../models/run.ts';
+import { generate } from '../../models/generate.ts';
 import { finishProfile } from '../gpu-session.ts';
-import { addLlavaRunOptions, prepareLlavaRun, type LlavaRunOptions } from '../llava-run.ts';
+import { addModelRunOptions, prepareModelRun, type ModelRunOptions } from '../model-run.ts';
 
-interface Options extends LlavaRunOptions {
+interface Options extends ModelRunOptions {
   maxNewTokens: string;
 }
 
 export function register(program: Command): void {
-  addLlavaRunOptions(program.command('generate').description('greedy generation with a KV cache on the GPU; prints the answer and tokens/s'))
+  addModelRunOptions(program.command('generate').description('greedy generation with a KV cache on the GPU; prints the answer and tokens/s'))
     .option('--max-new-tokens <n>', 'tokens to generate', '32')
     .action(async (o: Options) => {
       const maxNew = Number(o.maxNewTokens);
       if (!Number.isInteger(maxNew) || maxNew < 1) throw new UserError(`--max-new-tokens must be a positive integer, got ${o.maxNewTokens}`);
-      const { gpu, m, pixels, x } = await prepareLlavaRun(o, maxNew);
-      const g = await generate(gpu, m, x, pixels, maxNew);
-      console.log(m.tokenizer.decode(g.tokens, { skipSpecialTokens: true }).trim());
+      const { gpu, m, x } = await prepareModelRun(o, maxNew);
+      const g = await generate(gpu, m, x, maxNew);
+      console.log(m.decode(g.tokens));
       const decoded = Math.max(0, g.tokens.length - 1);
       console.error(
         `prefill: ${x.ids.length} tokens in ${(g.prefillMs / 1000).toFixed(2)} s (${((x.ids.length * 1000) / g.prefillMs).toFixed(1)} tokens/s); ` +

@@ -1,0 +1,80 @@
+/**
+ * What `dump`, `generate` and `analyze` share: the model and prompt options, and their
+ * preparation in the order that fails fast — the checkpoint is validated, the prompt
+ * tokenised and the image decoded before a single weight is uploaded, so a typo costs
+ * seconds, not a 14 GB load. Works for every family (`openModel` dispatches on config.json).
+ */
+import type { Command } from 'commander';
+import type { Gpu } from '../gpu/context.ts';
+import { UserError } from '../errors.ts';
+import { readImageFile } from '../io/load-node.ts';
+import { nodeDirectory } from '../io/source-node.ts';
+import { openModel } from '../models/registry.ts';
+import type { PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
+import { addProfileOption, loadProgress, openGpu, parseDtype, type ProfileOption } from './gpu-session.ts';
+
+export interface PromptOptions {
+  prompt?: string;
+  inputIds?: string;
+  qformerInputIds?: string;
+  chat: boolean;
+}
+
+export interface ModelRunOptions extends ProfileOption, PromptOptions {
+  model: string;
+  image?: string;
+  dtype?: string;
+  padToSquare: boolean;
+}
+
+/** The options every model command takes (help text for both families). */
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--model <dir>', 'Hugging Face checkpoint folder (LLaVA-1.5 or InstructBLIP, told apart by config.json)')
+    .option('--prompt <text>', 'LLaVA: the prompt (use <image> for the image, or --chat); InstructBLIP: the instruction, for both tokenizers')
+    .option('--input-ids <ids>', 'comma-separated LM token ids instead of --prompt (InstructBLIP: with or without the query image tokens in front)')
+    .option('--qformer-input-ids <ids>', 'InstructBLIP: comma-separated Q-Former token ids instead of tokenising --prompt')
+    .option('--chat', "LLaVA: wrap the prompt in the checkpoint's chat template", false)
+    .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint)')
+    .option('--pad-to-square', "LLaVA-1.5's original preprocessing: pad to a square with the mean colour instead of center-cropping", false);
+}
+
+export function addModelRunOptions(cmd: Command): Command {
+  return addProfileOption(addModelOptions(cmd).option('--image <file>', 'PNG or JPEG'));
+}
+
+export function promptSpec(o: PromptOptions): PromptSpec {
+  return { prompt: o.prompt, inputIds: o.inputIds, qformerInputIds: o.qformerInputIds, chat: o.chat };
+}
+
+export interface ModelRun {
+  gpu: Gpu;
+  m: Vlm;
+  x: VlmInput;
+}
+
+/** Opens the folder (no weights) and runs `check` before the GPU and the weights; closes it on error. */
+export async function openChecked<T>(dir: string, check: (files: VlmFiles) => T): Promise<{ files: VlmFiles; checked: T }> {
+  const files = await openModel(nodeDirectory(dir));
+  try {
+    return { files, checked: check(files) };
+  } catch (e) {
+    await files.close();
+    throw e;
+  }
+}
+
+/** `newTokens`: how many tokens the run will append (generation), checked against the context too. */
+export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promise<ModelRun> {
+  const dtype = parseDtype(o.dtype);
+  const { files, checked: x } = await openChecked(o.model, (f) => {
+    const image = o.image ? readImageFile(o.image) : undefined;
+    const x = f.prepare(promptSpec(o), image, { padToSquare: o.padToSquare });
+    const max = f.lm.max_position_embeddings;
+    if (x.ids.length + newTokens > max) throw new UserError(`${x.ids.length} prompt tokens + ${newTokens} new tokens exceed max_position_embeddings = ${max}`);
+    return x;
+  });
+  const gpu = await openGpu(o);
+  const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
+  return { gpu, m, x };
+}

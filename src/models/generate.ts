@@ -1,0 +1,67 @@
+/**
+ * Greedy generation with a KV cache on the GPU, for any family: the prefill goes through
+ * `Vlm.forward` (towers, splice, decoder), each new token through the decoder alone.
+ */
+import type { Gpu } from '../gpu/context.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { UserError } from '../errors.ts';
+import { mergeTopk, topk } from '../ops/topk.ts';
+import { KvCache, type LlamaForCausalLM } from './llama.ts';
+import type { Vlm, VlmInput } from './vlm.ts';
+
+/** Greedy next token from the last row of hidden [S, d] (argmax over all lm_head parts). */
+export async function greedyNext(gpu: Gpu, lm: LlamaForCausalLM, hidden: Tensor): Promise<number> {
+  const [S, d] = hidden.shape;
+  const last = gpu.tensor([1, d], 'f32', 'last_hidden');
+  gpu.copy(hidden, last, (S - 1) * d, 0, d);
+  const parts = lm.logits(gpu, last).map((p) => ({ p, r: topk(gpu, p.tensor, 1, p.colStart) }));
+  const read = [];
+  for (const { p, r } of parts) {
+    read.push({
+      values: (await gpu.read(r.values)) as Float32Array,
+      ids: (await gpu.read(r.ids)) as Uint32Array,
+      stats: (await gpu.read(r.stats)) as Float32Array,
+    });
+    gpu.release(p.tensor, r.values, r.ids, r.stats);
+  }
+  gpu.release(last);
+  return mergeTopk(read, 1, 1).ids[0][0];
+}
+
+export interface Generation {
+  tokens: number[];
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** EOS ids: text_config.eos_token_id, else the tokenizer's. */
+export function eosIds(m: Pick<Vlm, 'lm' | 'tokenizer'>): Set<number> {
+  return new Set([m.lm.eos_token_id ?? m.tokenizer?.eosId].flat().filter((e): e is number => e !== null && e !== undefined));
+}
+
+/** Greedy decoding with the KV cache on the GPU; stops at EOS or after maxNew tokens. */
+export async function generate(gpu: Gpu, m: Vlm, x: VlmInput, maxNew: number, onToken?: (id: number) => void): Promise<Generation> {
+  const lm = m.languageModel;
+  const eos = eosIds(m);
+  const room = lm.cfg.max_position_embeddings - x.ids.length;
+  if (maxNew > room) throw new UserError(`${x.ids.length} prompt tokens + ${maxNew} new tokens exceed max_position_embeddings = ${lm.cfg.max_position_embeddings}`);
+  const cache = KvCache.create(gpu, lm.cfg, x.ids.length + maxNew);
+  const t0 = performance.now();
+  let hidden = m.forward(gpu, x, { cache });
+  let next = await greedyNext(gpu, lm, hidden);
+  const t1 = performance.now();
+  const tokens: number[] = [];
+  while (tokens.length < maxNew) {
+    tokens.push(next);
+    onToken?.(next);
+    if (eos.has(next) || tokens.length === maxNew) break;
+    gpu.release(hidden);
+    const ids = gpu.upload(Int32Array.of(next), [1], 'next_id');
+    const e = lm.embed(gpu, ids);
+    hidden = lm.forward(gpu, e, { pos0: cache.length, cache });
+    gpu.release(ids, e);
+    next = await greedyNext(gpu, lm, hidden);
+  }
+  gpu.release(hidden, ...cache.k, ...cache.v);
+  return { tokens, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
+}

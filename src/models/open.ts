@@ -1,0 +1,94 @@
+/**
+ * What every family's `VlmFiles` is built from: a validated checkpoint folder with its
+ * tokenizer and image processor read (no weight touched), and the helpers both families'
+ * `prepare` and `load` share — image preprocessing checked against the vision tower,
+ * prompt ids checked against the vocabulary and the context, the position groups, and
+ * the counted, streamed weight upload.
+ */
+import type { Gpu } from '../gpu/context.ts';
+import { UserError } from '../errors.ts';
+import type { DirectorySource } from '../io/byte-source.ts';
+import type { LlamaConfig } from '../io/config.ts';
+import type { RgbImage } from '../io/image.ts';
+import { preprocessImage, type ImageProcessorConfig, type PixelValues, type PreprocessOptions } from '../io/image-processor.ts';
+import { parseInputIds, type LmTokenizer } from '../io/tokenizer.ts';
+import type { CheckpointReport } from '../io/validate.ts';
+import { checkpointSource, Weights } from './weights.ts';
+import type { LoadOptions, PositionGroups } from './vlm.ts';
+
+export interface OpenedCheckpoint {
+  dir: DirectorySource;
+  /** Validated; its checkpoint stays open until the weights are loaded. */
+  report: CheckpointReport;
+  tokenizer: LmTokenizer | null;
+  /** The error a prompt gets when there is no tokenizer. */
+  noTokenizer: string;
+  processor: ImageProcessorConfig;
+}
+
+/** `pixel_values` of an image, checked against the size the vision tower was built for. */
+export function pixelValues(c: OpenedCheckpoint, image: RgbImage, size: number, opts: PreprocessOptions = {}): PixelValues {
+  const px = preprocessImage(image, c.processor, opts);
+  const [, h, w] = px.shape;
+  if (h !== size || w !== size) throw new UserError(`${c.dir.name}/preprocessor_config.json makes ${h}×${w} images but the vision tower expects ${size}×${size}`);
+  return px;
+}
+
+/** The tokenizer, or the error that names the missing files and `--input-ids`. */
+export function needTokenizer(c: OpenedCheckpoint): LmTokenizer {
+  if (!c.tokenizer) throw new UserError(c.noTokenizer);
+  return c.tokenizer;
+}
+
+/** `--input-ids` parsed against the LM's embedding size. */
+export function lmInputIds(s: string, lm: LlamaConfig): number[] {
+  return parseInputIds(s, lm.vocab_size);
+}
+
+export function checkContext(ids: readonly number[], lm: LlamaConfig, what = 'the prompt'): void {
+  const max = lm.max_position_embeddings;
+  if (ids.length > max) throw new UserError(`${what} is ${ids.length} tokens with the image placed, longer than the model's max_position_embeddings = ${max}`);
+}
+
+/**
+ * The groups of a sequence whose visual tokens are `image`: text = every other position;
+ * BOS = the first text position when it holds `bosId`.
+ */
+export function positionGroups(ids: readonly number[], image: [number, number], bosId: number | null): PositionGroups {
+  const text = ids.map((_, i) => i).filter((i) => i < image[0] || i >= image[1]);
+  const first = text[0];
+  const bos = bosId !== null && first !== undefined && ids[first] === bosId ? first : null;
+  return { image, text, bos, last: ids.length - 1 };
+}
+
+/** Id text for generated tokens, through the tokenizer when there is one. */
+export function decodeIds(tokenizer: LmTokenizer | null, ids: readonly number[]): string {
+  if (!tokenizer) return `[ids ${ids.join(',')}]`;
+  return tokenizer.decode(ids.filter((i) => i < tokenizer.vocabSize), { skipSpecialTokens: true }).trim();
+}
+
+/**
+ * Streams the checkpoint's weights to the GPU through `build` (the family's module tree),
+ * one tensor at a time, counting progress; closes the checkpoint whatever happens.
+ */
+export async function streamWeights<T>(gpu: Gpu, c: OpenedCheckpoint, opts: LoadOptions, build: (w: Weights) => Promise<T>): Promise<{ model: T; weightDtypes: string[] }> {
+  const ckpt = c.report.checkpoint;
+  const total = ckpt.tensors.size;
+  let done = 0;
+  const source = checkpointSource(ckpt, opts.dtype);
+  const counted = {
+    has: source.has,
+    load: async (...a: Parameters<typeof source.load>) => {
+      const r = await source.load(...a);
+      opts.onProgress?.(++done, total);
+      return r;
+    },
+  };
+  try {
+    const model = await build(new Weights(gpu, counted));
+    const weightDtypes = opts.dtype ? [opts.dtype] : [...new Set([...ckpt.tensors.values()].map((t) => t.dtype.toLowerCase()))];
+    return { model, weightDtypes };
+  } finally {
+    await ckpt.close();
+  }
+}
