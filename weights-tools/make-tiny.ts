@@ -106,6 +106,7 @@ export function tinyConfigJson(arch: TinyArch, dtype: WeightDtype = 'f32', gqa =
   return {
     architectures: ['InstructBlipForConditionalGeneration'],
     initializer_factor: 1.0,
+    image_token_index: 32000,
     initializer_range: 0.02,
     model_type: 'instructblip',
     num_query_tokens: 8,

@@ -3,7 +3,8 @@
  * processor and generation config, in the layout HF's processors save.
  *
  * Both architectures use the real llava-1.5 LLaMA tokenizer (vocab 32064, `<image>`
- * 32000, `<pad>` 32001) from weights-tools/assets. InstructBLIP adds the Q-Former's
+ * 32000, `<pad>` 32001) from weights-tools/assets; InstructBLIP's tokenizer_config names
+ * `</s>` as BOS, as the Vicuna InstructBLIP checkpoints do. InstructBLIP adds the Q-Former's
  * BERT tokenizer under `qformer_tokenizer/` (where InstructBlipProcessor.save_pretrained
  * puts it), with the `[DEC]` bos token (id 30522) that Salesforce's conversion adds.
  * The image processor files are adapted to the checkpoint's image size.
@@ -33,10 +34,10 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFile(path, JSON.stringify(value, null, 2) + '\n');
 }
 
-async function llamaTokenizer(out: string, processorClass: string): Promise<void> {
+async function llamaTokenizer(out: string, processorClass: string, overrides: Record<string, unknown> = {}): Promise<void> {
   for (const f of ['tokenizer.json', 'special_tokens_map.json', 'added_tokens.json', 'generation_config.json']) await copy(join(LLAVA, f), join(out, f));
   const config = await readJson(join(LLAVA, 'tokenizer_config.json'));
-  await writeJson(join(out, 'tokenizer_config.json'), { ...config, processor_class: processorClass });
+  await writeJson(join(out, 'tokenizer_config.json'), { ...config, processor_class: processorClass, ...overrides });
 }
 
 /** LlavaProcessor files (CLIPImageProcessor at `imageSize`). */
@@ -49,7 +50,9 @@ export async function writeLlavaProcessor(out: string, imageSize: number): Promi
 
 /** InstructBlipProcessor files (BlipImageProcessor at `imageSize`, Q-Former tokenizer). */
 export async function writeInstructBlipProcessor(out: string, imageSize: number): Promise<void> {
-  await llamaTokenizer(out, 'InstructBlipProcessor');
+  // Salesforce/instructblip-vicuna-7b's tokenizer_config.json names `</s>` as BOS (and
+  // UNK); its prompts therefore start with id 2, not LLaMA's `<s>` = 1
+  await llamaTokenizer(out, 'InstructBlipProcessor', { bos_token: '</s>', unk_token: '</s>' });
   await writeJson(join(out, 'processor_config.json'), { processor_class: 'InstructBlipProcessor' });
   await writeJson(join(out, 'preprocessor_config.json'), {
     do_convert_rgb: true,
