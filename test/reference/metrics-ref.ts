@@ -1,6 +1,7 @@
 /**
- * Runs the independent metrics reference: test/reference/llava_ref.py (PyTorch forward,
- * `--with-attentions`) and then test/reference/metrics_ref.py (float64, naive formulas:
+ * Runs the independent metrics reference: test/reference/llava_ref.py or
+ * test/reference/instructblip_ref.py (PyTorch forward, `--with-attentions`; chosen by the
+ * checkpoint's model_type) and then test/reference/metrics_ref.py (float64, naive formulas:
  * pairwise cosines, per-head Kobayashi vectors, full-vocabulary softmax), and returns the
  * per-image metrics in the schema of `phaselens analyze`.
  *
@@ -13,8 +14,9 @@
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LLAVA_REF_SCRIPT, LLAVA_REF_VERSION, readRefSafetensors, runPython, type RefTensor } from './pyref.ts';
+import { INSTRUCTBLIP_REF_SCRIPT, INSTRUCTBLIP_REF_VERSION, LLAVA_REF_SCRIPT, LLAVA_REF_VERSION, readRefSafetensors, runPython, type RefTensor } from './pyref.ts';
 
 export const METRICS_REF_SCRIPT = join(import.meta.dirname, 'metrics_ref.py');
 /** The `reference.version` metrics_ref.py writes; bump both together. */
@@ -29,7 +31,7 @@ export interface Contextualization {
 export interface MetricsRef {
   reference: { format: 'phaselens-metrics-ref'; version: string };
   options: { drop_bos: boolean; query: number; k: number };
-  /** image = [start, end), end exclusive; text = every other position (minus 0 with dropBos). */
+  /** image = [start, end), end exclusive; text = every other position (minus BOS with dropBos). */
   tokens: { seq: number; image: [number, number]; text: number[] };
   contextualization: {
     /** [L + 1] each; null where a set is too small (inter: empty set; intra: < 2 tokens). */
@@ -48,8 +50,10 @@ export interface MetricsRef {
 }
 
 export interface MetricsOptions {
-  /** Leave position 0 out of the text set. */
+  /** Leave the BOS position out of the text set. */
   dropBos?: boolean;
+  /** Where BOS is (default: the first position outside the image span: 0 for LLaVA, Q for InstructBLIP). */
+  bosPosition?: number;
   /** Query row of norm_attention (default: the last token; negative counts from the end). */
   query?: number;
   /** LogitLens top-k (default 5). */
@@ -61,13 +65,18 @@ export interface MetricsOptions {
 }
 
 export interface MetricsReferenceOptions extends MetricsOptions {
-  /** HF llava checkpoint folder (config.json + model.safetensors or shards). */
+  /** HF llava or instructblip checkpoint folder (config.json + model.safetensors or shards). */
   model: string;
   /** Preprocessed pixel_values, channels first. */
   pixelValues: Float32Array;
   pixelShape: [number, number, number];
-  /** Token ids with the image token once (expanded by llava_ref.py) or already expanded. */
+  /**
+   * LLaVA: token ids with the image token once (expanded by llava_ref.py) or already
+   * expanded. InstructBLIP: [image]*Q + [BOS] + prompt, or without image tokens (prepended).
+   */
   inputIds: number[];
+  /** InstructBLIP only (required there): the instruction in the Q-Former's vocabulary. */
+  qformerInputIds?: number[];
 }
 
 /**
@@ -77,6 +86,7 @@ export interface MetricsReferenceOptions extends MetricsOptions {
 export async function computeMetricsReference(activations: string, model: string, opts: MetricsOptions = {}): Promise<MetricsRef> {
   const args = [METRICS_REF_SCRIPT, '--activations', activations, '--model', model, '--topk', String(opts.k ?? 5)];
   if (opts.dropBos) args.push('--drop-bos');
+  if (opts.bosPosition !== undefined) args.push('--bos-position', String(opts.bosPosition));
   if (opts.query !== undefined) args.push('--query', String(opts.query));
   if (opts.image) args.push('--image-start', String(opts.image[0]), '--image-end', String(opts.image[1]));
   if (opts.debugSums) args.push('--debug-sums');
@@ -94,7 +104,7 @@ export async function runMetricsReference(opts: MetricsReferenceOptions): Promis
 }
 
 /**
- * As runMetricsReference, plus the llava_ref.py tensors the metrics were computed from
+ * As runMetricsReference, plus the forward's tensors the metrics were computed from
  * (hidden_states.{l}, residual_final, logits, attentions.{l}, attn_input_normed.{l}, …)
  * and its metadata. With `workDir`, the activations file stays there as
  * `activations.safetensors` (for computeMetricsReference); otherwise a temporary folder
@@ -117,22 +127,29 @@ export async function runMetricsReferenceFull(
     const pix = join(dir, 'pixel_values.f32');
     const activations = join(dir, 'activations.safetensors');
     await writeFile(pix, new Uint8Array(opts.pixelValues.buffer, opts.pixelValues.byteOffset, opts.pixelValues.byteLength));
-    await runPython([
-      LLAVA_REF_SCRIPT,
-      '--model', opts.model,
-      '--pixel-values', pix,
-      '--pixel-shape', `${c},${h},${w}`,
-      '--input-ids', opts.inputIds.join(','),
-      '--out', activations,
-      '--with-attentions',
-    ]);
+    const family = modelType(opts.model);
+    const args = ['--model', opts.model, '--pixel-values', pix, '--pixel-shape', `${c},${h},${w}`, '--input-ids', opts.inputIds.join(','), '--out', activations, '--with-attentions'];
+    if (family === 'instructblip') {
+      if (!opts.qformerInputIds) throw new Error(`${opts.model} is an instructblip checkpoint: qformerInputIds are required`);
+      args.push(`--qformer-input-ids=${opts.qformerInputIds.join(',')}`);
+    } else if (opts.qformerInputIds) {
+      throw new Error(`${opts.model} is a llava checkpoint: qformerInputIds do not apply`);
+    }
+    const [script, format, version] = family === 'llava' ? [LLAVA_REF_SCRIPT, 'phaselens-llava-ref', LLAVA_REF_VERSION] : [INSTRUCTBLIP_REF_SCRIPT, 'phaselens-instructblip-ref', INSTRUCTBLIP_REF_VERSION];
+    await runPython([script, ...args]);
     const { tensors, metadata } = await readRefSafetensors(activations);
-    if (metadata.format !== 'phaselens-llava-ref' || metadata.version !== LLAVA_REF_VERSION) {
-      throw new Error(`${activations}: format ${metadata.format} version ${metadata.version}, expected phaselens-llava-ref ${LLAVA_REF_VERSION}`);
+    if (metadata.format !== format || metadata.version !== version) {
+      throw new Error(`${activations}: format ${metadata.format} version ${metadata.version}, expected ${format} ${version}`);
     }
     const metrics = await computeMetricsReference(activations, opts.model, opts);
     return { metrics, tensors, metadata, ...(opts.workDir ? { activations } : {}) };
   } finally {
     if (!opts.workDir) await rm(dir, { recursive: true, force: true });
   }
+}
+
+function modelType(model: string): 'llava' | 'instructblip' {
+  const mt = (JSON.parse(readFileSync(join(model, 'config.json'), 'utf8')) as { model_type?: string }).model_type;
+  if (mt !== 'llava' && mt !== 'instructblip') throw new Error(`${model}/config.json: model_type ${mt}, the metrics reference handles llava and instructblip`);
+  return mt;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Independent reference for phaselens' analysis metrics (float64, naive formulas).
 
-Reads what `llava_ref.py --with-attentions` writes (full hidden states and softmax
-attention maps, HF style) plus a few checkpoint tensors, and computes the per-image
+Reads what `llava_ref.py --with-attentions` or `instructblip_ref.py --with-attentions`
+writes (full hidden states and softmax attention maps of the LLaMA language model, HF
+style) plus a few checkpoint tensors, and computes the per-image
 metrics of `phaselens analyze` the slow, obvious way, sharing no code or tricks with the
 GPU probes (no mean-unit-vector identity, no fused attention pass, no split lm_head):
 
@@ -15,7 +16,8 @@ GPU probes (no mean-unit-vector identity, no fused attention pass, no split lm_h
                         intra_image = mean over ordered pairs i != j in the image set
                         intra_text  = the same in the text set
                       text set = every position outside [image_start, image_end), minus
-                      position 0 with --drop-bos. A value is null when its set(s) are too
+                      the BOS position with --drop-bos. InstructBLIP's image span is the
+                      Q query outputs at 0..Q-1 and its BOS follows them at Q. A value is null when its set(s) are too
                       small (inter: an empty set; intra: fewer than 2 tokens).
   norm_attention      Kobayashi et al. 2020 ("Attention is not only a weight"), for the
                       query row q at every decoder layer l = 0..L-1:
@@ -33,23 +35,29 @@ GPU probes (no mean-unit-vector identity, no fused attention pass, no split lm_h
                       lm_head (or the tied embeddings), softmax over the vocabulary, top-k.
                       Ranking is by logit (same order as probability), ties -> smaller id.
 
-Everything is float64 (the activations are float32 as written by llava_ref.py and are
-upcast exactly; so are f16 / bf16 checkpoint weights).
+Everything is float64 (the activations are float32 as written by the references and are
+upcast exactly; so are f16 / bf16 checkpoint weights). The model family is config.json's
+model_type (llava or instructblip); the activations' format must match it.
 
 Usage
 -----
   /usr/bin/python3 test/reference/metrics_ref.py --activations ACTS.safetensors --model DIR \
-      [--image-start S --image-end E] [--drop-bos] [--query Q] [--topk K] [--out FILE.json]
-      [--debug-sums]
+      [--image-start S --image-end E] [--drop-bos] [--bos-position P] [--query Q] [--topk K]
+      [--out FILE.json] [--debug-sums]
 
-  --activations FILE   llava_ref.py output written with --with-attentions.
-  --model DIR          the checkpoint llava_ref.py ran (config.json + safetensors); only
-                       v_proj / o_proj, model.norm and lm_head are read.
+  --activations FILE   llava_ref.py / instructblip_ref.py output written with
+                       --with-attentions (the Q-Former input ids are part of that run).
+  --model DIR          the checkpoint the reference ran (config.json + safetensors); only
+                       the LM's v_proj / o_proj, model.norm and lm_head are read.
   --image-start S, --image-end E
                        the image span [S, E) (E exclusive). Default: the file's metadata,
                        image_start and image_start + n_image_tokens (checked against
-                       input_ids).
-  --drop-bos           leave position 0 out of the text set.
+                       input_ids and the metadata's image_token_index).
+  --drop-bos           leave the BOS position out of the text set.
+  --bos-position P     where BOS is (never assumed to be 0). Default: the first position
+                       outside the image span (0 for LLaVA's "USER: <image>..." prompts, Q
+                       for InstructBLIP's [image]*Q + [BOS] + prompt); --drop-bos then
+                       requires the text bos_token_id there.
   --query Q            query row of norm_attention (default: the last token; negative
                        values count from the end).
   --topk K             LogitLens k (default 5).
@@ -77,20 +85,37 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llava_ref  # noqa: E402  (safetensors reader, config defaults, checkpoint key mapping)
+import instructblip_ref  # noqa: E402  (its config; the LM tensors have llava's classic names)
 
 FORMAT = "phaselens-metrics-ref"
 VERSION = "1"
-ACTIVATIONS_FORMAT = "phaselens-llava-ref"
+# activations format written by each model family's reference
+ACTIVATIONS_FORMATS = {"llava": "phaselens-llava-ref", "instructblip": "phaselens-instructblip-ref"}
 
 
 # --------------------------------------------------------------------------------------
 # Inputs
 
 
-class Activations:
-    """Lazy reader of llava_ref.py's safetensors output; tensors come back as float64."""
+def model_type(model_dir):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        mt = json.load(f).get("model_type")
+    if mt not in ACTIVATIONS_FORMATS:
+        raise SystemExit(f"{model_dir}/config.json: model_type {mt!r}, metrics_ref.py handles {sorted(ACTIVATIONS_FORMATS)}")
+    return mt
 
-    def __init__(self, path):
+
+def text_config(model_dir, mt):
+    """The LLaMA config (llava_ref.Cfg) of either family."""
+    if mt == "llava":
+        return llava_ref.load_config(model_dir)[1]
+    return instructblip_ref.load_config(model_dir)[2]
+
+
+class Activations:
+    """Lazy reader of a reference's safetensors output; tensors come back as float64."""
+
+    def __init__(self, path, expected_format):
         with open(path, "rb") as f:
             n = struct.unpack("<Q", f.read(8))[0]
             header = json.loads(f.read(n).decode("utf-8"))
@@ -98,15 +123,15 @@ class Activations:
         self.base = 8 + n
         self.metadata = header.pop("__metadata__", {}) or {}
         self.header = header
-        if self.metadata.get("format") != ACTIVATIONS_FORMAT:
-            raise SystemExit(f"{path}: metadata format {self.metadata.get('format')!r}, expected {ACTIVATIONS_FORMAT!r} (write it with llava_ref.py)")
+        if self.metadata.get("format") != expected_format:
+            raise SystemExit(f"{path}: metadata format {self.metadata.get('format')!r}, expected {expected_format!r} for this checkpoint (write it with the matching *_ref.py)")
 
     def has(self, name):
         return name in self.header
 
     def f64(self, name):
         if name not in self.header:
-            hint = " (run llava_ref.py with --with-attentions)" if name.startswith(("attentions.", "attn_input_normed.")) else ""
+            hint = " (run the reference with --with-attentions)" if name.startswith(("attentions.", "attn_input_normed.")) else ""
             raise SystemExit(f"{self.path}: no tensor {name!r}{hint}")
         return llava_ref.read_tensor_f32(self.path, self.header[name], self.base).astype(np.float64)
 
@@ -201,6 +226,20 @@ def logit_lens_rows(h, lm_head, k):
     return ids, probs
 
 
+def bos_position(given, ids, s, e, tc, drop_bos):
+    """The BOS position: given, else the first position outside the image span [s, e)."""
+    seq = len(ids)
+    if given is not None:
+        bos = given + seq if given < 0 else given
+        if not 0 <= bos < seq or s <= bos < e:
+            raise SystemExit(f"--bos-position {given} is not a text position of [0, {seq}) outside the image span [{s}, {e})")
+        return bos
+    bos = next((i for i in range(seq) if not (s <= i < e)), None)
+    if drop_bos and (bos is None or ids[bos] != tc.bos_token_id):
+        raise SystemExit(f"--drop-bos: the first text position {bos} does not hold bos_token_id {tc.bos_token_id}; pass --bos-position")
+    return bos
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -211,14 +250,16 @@ def main():
     ap.add_argument("--image-start", type=int, default=None)
     ap.add_argument("--image-end", type=int, default=None)
     ap.add_argument("--drop-bos", action="store_true")
+    ap.add_argument("--bos-position", type=int, default=None)
     ap.add_argument("--query", type=int, default=None)
     ap.add_argument("--topk", type=int, default=5)
     ap.add_argument("--out", default=None)
     ap.add_argument("--debug-sums", action="store_true")
     a = ap.parse_args()
 
-    _, tc, top = llava_ref.load_config(a.model)
-    acts = Activations(a.activations)
+    mt = model_type(a.model)
+    tc = text_config(a.model, mt)
+    acts = Activations(a.activations, ACTIVATIONS_FORMATS[mt])
     L = tc.num_hidden_layers
     H, Hkv, Dh = tc.num_attention_heads, tc.num_key_value_heads, tc.head_dim
     if H % Hkv:
@@ -232,7 +273,7 @@ def main():
     if a.image_start is None:
         s = int(acts.metadata["image_start"])
         e = s + int(acts.metadata["n_image_tokens"])
-        positions = [i for i, t in enumerate(ids) if t == top.image_token_index]
+        positions = [i for i, t in enumerate(ids) if t == int(acts.metadata["image_token_index"])]
         if positions != list(range(s, e)):
             raise SystemExit(f"image tokens are not the contiguous span [{s}, {e}) the metadata names; pass --image-start/--image-end")
     else:
@@ -240,7 +281,8 @@ def main():
     if not (0 <= s <= e <= seq):
         raise SystemExit(f"image span [{s}, {e}) is not inside [0, {seq})")
     image = list(range(s, e))
-    text = [i for i in range(seq) if not (s <= i < e) and not (a.drop_bos and i == 0)]
+    bos = bos_position(a.bos_position, ids, s, e, tc, a.drop_bos)
+    text = [i for i in range(seq) if not (s <= i < e) and not (a.drop_bos and i == bos)]
     q = seq - 1 if a.query is None else a.query
     if q < 0:
         q += seq

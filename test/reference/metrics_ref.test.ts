@@ -1,6 +1,7 @@
 /**
  * Self-checks of the metrics reference test/reference/metrics_ref.py (run through
- * metrics-ref.ts) on tiny llava checkpoints from weights-tools/make-tiny.ts.
+ * metrics-ref.ts) on tiny llava and instructblip checkpoints from weights-tools/make-tiny.ts
+ * (InstructBLIP: visual tokens = the Q query outputs at 0..Q-1, BOS at Q, not 0).
  *
  * Each check is a second, independent computation in plain TypeScript loops (f64), or an
  * identity the metric must satisfy against the model's own forward pass:
@@ -39,6 +40,10 @@ const IMAGE_TOKEN = 32000;
 // "USER: <image>\nWhat is this? ASSISTANT:" as LLaMA ids (exact ids do not matter here)
 const PROMPT = [1, 3148, 1001, 29901, 29871, IMAGE_TOKEN, 29871, 13, 5618, 338, 445, 29973, 319, 1799, 9047, 13566, 29901];
 const P = 'language_model.model.';
+// InstructBLIP: "<s> What is in the image?" (the script prepends the Q image tokens) and the
+// Q-Former's "[CLS] what is in the image ? [SEP]"
+const IB_PROMPT = [1, 1724, 338, 297, 278, 1967, 29973];
+const IB_QFORMER_IDS = [101, 2054, 2003, 1999, 1996, 3746, 1029, 102];
 
 // ---------------------------------------------------------------------------------------
 // plain-loop f64 math on row-major flat matrices
@@ -92,7 +97,10 @@ function topkSoftmax(z: ArrayLike<number>, k: number): { ids: number[]; probs: n
 
 interface Case {
   name: string;
+  arch: 'llava' | 'instructblip';
   makeTiny: string[];
+  /** Visual tokens: llava patches, or instructblip num_query_tokens. */
+  nImage: number;
   dropBos: boolean;
   /** As passed (undefined: default = last; negative: from the end). */
   query?: number;
@@ -100,8 +108,9 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'f32, MHA, default options (BOS kept, last query, k = 5)', makeTiny: [], dropBos: false, k: 5 },
-  { name: 'f16 weights, GQA (4 heads / 2 KV heads), --drop-bos, query −4, k = 3', makeTiny: ['--dtype', 'f16', '--gqa'], dropBos: true, query: -4, k: 3 },
+  { name: 'llava, f32, MHA, default options (BOS kept, last query, k = 5)', arch: 'llava', makeTiny: [], nImage: 9, dropBos: false, k: 5 },
+  { name: 'llava, f16 weights, GQA (4 heads / 2 KV heads), --drop-bos, query −4, k = 3', arch: 'llava', makeTiny: ['--dtype', 'f16', '--gqa'], nImage: 9, dropBos: true, query: -4, k: 3 },
+  { name: 'instructblip, f32, GQA, --drop-bos (BOS at Q), last query, k = 4', arch: 'instructblip', makeTiny: ['--gqa'], nImage: 8, dropBos: true, k: 4 },
 ];
 
 describe('metrics_ref.py (reference metrics) self-checks — needs /usr/bin/python3 with torch, numpy', () => {
@@ -117,18 +126,19 @@ describe('metrics_ref.py (reference metrics) self-checks — needs /usr/bin/pyth
       let m: MetricsRef;
       let activations: string;
       let seq: number, d: number, L: number, nh: number, nkv: number, hd: number, q: number;
-      let image: number[], text: number[];
+      let image: number[], text: number[], bos: number;
       const pixels = randn(3 * 42 * 42, 200 + ci, 2);
 
       beforeAll(async () => {
-        makeTiny(dir, c.makeTiny);
+        makeTiny(dir, c.makeTiny, c.arch);
         tc = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).text_config;
         w = await loadCheckpoint(dir);
         const res = await runMetricsReferenceFull({
           model: dir,
           pixelValues: pixels,
           pixelShape: [3, 42, 42],
-          inputIds: PROMPT,
+          inputIds: c.arch === 'llava' ? PROMPT : IB_PROMPT,
+          ...(c.arch === 'instructblip' ? { qformerInputIds: IB_QFORMER_IDS } : {}),
           dropBos: c.dropBos,
           query: c.query,
           k: c.k,
@@ -147,7 +157,8 @@ describe('metrics_ref.py (reference metrics) self-checks — needs /usr/bin/pyth
         q = c.query === undefined ? seq - 1 : c.query < 0 ? seq + c.query : c.query;
         const ids = Array.from(ref.get('input_ids')!.data);
         image = ids.flatMap((t, i) => (t === IMAGE_TOKEN ? [i] : []));
-        text = ids.flatMap((t, i) => (t !== IMAGE_TOKEN && !(c.dropBos && i === 0) ? [i] : []));
+        bos = ids.findIndex((t) => t !== IMAGE_TOKEN); // 0 for llava's prompt, Q for instructblip's
+        text = ids.flatMap((t, i) => (t !== IMAGE_TOKEN && !(c.dropBos && i === bos) ? [i] : []));
       });
 
       const T = (name: string) => {
@@ -159,7 +170,9 @@ describe('metrics_ref.py (reference metrics) self-checks — needs /usr/bin/pyth
       it('writes the per-image schema with the shapes the config implies', () => {
         expect(Object.keys(m).sort()).toEqual(['contextualization', 'debug', 'logit_lens', 'norm_attention', 'options', 'reference', 'tokens']);
         expect(m.tokens).toEqual({ seq, image: [image[0], image[image.length - 1] + 1], text });
-        expect(image.length).toBe(9);
+        expect(image.length).toBe(c.nImage);
+        expect(bos).toBe(c.arch === 'llava' ? 0 : c.nImage);
+        expect(Array.from(ref.get('input_ids')!.data)[bos]).toBe(tc.bos_token_id ?? 1);
         expect(m.options).toEqual({ drop_bos: c.dropBos, query: q, k: c.k });
         for (const key of ['inter', 'intra_image', 'intra_text'] as const) expect(m.contextualization[key]).toHaveLength(L + 1);
         expect(Object.keys(m.contextualization.last_layer_prenorm).sort()).toEqual(['inter', 'intra_image', 'intra_text']);
@@ -324,6 +337,19 @@ describe('metrics_ref.py (reference metrics) self-checks — needs /usr/bin/pyth
         }
         for (const l of m.logit_lens.top_probs) for (const r of l) for (let j = 1; j < r.length; j++) expect(r[j]).toBeLessThanOrEqual(r[j - 1]);
       });
+
+      if (c.arch === 'instructblip') {
+        it('instructblip: image = [0, Q); --bos-position moves the dropped token; --drop-bos needs BOS there', async () => {
+          expect(m.tokens.image).toEqual([0, c.nImage]);
+          expect(m.tokens.text).toEqual(Array.from({ length: seq - c.nImage - 1 }, (_, i) => c.nImage + 1 + i));
+          const moved = await computeMetricsReference(activations, dir, { dropBos: true, bosPosition: seq - 1, k: 1 });
+          expect(moved.tokens.text).toEqual(Array.from({ length: seq - c.nImage - 1 }, (_, i) => c.nImage + i));
+          const want = contextIdentity(T('hidden_states.2'), d, image, moved.tokens.text);
+          expect(Math.abs(moved.contextualization.inter[2]! - want.inter!)).toBeLessThanOrEqual(1e-9);
+          // image span [0, Q + 1) leaves a non-BOS token first: --drop-bos refuses to guess
+          await expect(computeMetricsReference(activations, dir, { dropBos: true, image: [0, c.nImage + 1], k: 1 })).rejects.toThrow(/bos_token_id/);
+        });
+      }
 
       if (ci === 0) {
         it('options: --drop-bos, --query, --topk and an explicit image span; null where a set is too small', async () => {
