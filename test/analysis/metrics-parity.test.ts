@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeImage } from '../../src/analysis/analyze-image.ts';
-import { loadLlava } from '../../src/models/load.ts';
-import { loadPixels, promptIds } from '../../src/models/run.ts';
+import { loadDir, prepareFile } from '../helpers/model.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
 import { runMetricsReference, type MetricsRef } from '../reference/metrics-ref.ts';
 import { getGpu, relErr } from '../helpers/gpu.ts';
@@ -30,30 +29,37 @@ type Ours = {
   tokens: { text: number[]; image: [number, number] };
 };
 
+const llava = { prompt: 'Describe the image.', chat: true };
+const instructblip = { prompt: 'Describe the image.' };
 const cases = [
-  { name: 'f32, BOS kept, last-token query', dtype: 'f32' as const, gqa: false, dropBos: false, query: undefined as number | undefined, k: 5 },
-  { name: 'f16 GQA, BOS dropped, query 10', dtype: 'f16' as const, gqa: true, dropBos: true, query: 10, k: 3 },
+  { name: 'LLaVA f32, BOS kept, last-token query', arch: 'llava' as const, prompt: llava, dtype: 'f32' as const, gqa: false, dropBos: false, query: undefined as number | undefined, k: 5 },
+  { name: 'LLaVA f16 GQA, BOS dropped, query 10', arch: 'llava' as const, prompt: llava, dtype: 'f16' as const, gqa: true, dropBos: true, query: 10, k: 3 },
+  { name: 'InstructBLIP f32, BOS kept, last-token query', arch: 'instructblip' as const, prompt: instructblip, dtype: 'f32' as const, gqa: false, dropBos: false, query: undefined, k: 5 },
+  // BOS sits after the 8 queries (position 8): dropping it must not drop position 0
+  { name: 'InstructBLIP f16 GQA, BOS dropped, query 3 (a query token)', arch: 'instructblip' as const, prompt: instructblip, dtype: 'f16' as const, gqa: true, dropBos: true, query: 3, k: 3 },
 ];
 
 for (const c of cases) {
   it(`analysis metrics match the PyTorch reference: ${c.name}`, async () => {
     const dir = join(work, c.name.replace(/\W+/g, '-'));
-    await makeTiny({ arch: 'llava', out: dir, seed: 7, dtype: c.dtype, gqa: c.gqa });
+    await makeTiny({ arch: c.arch, out: dir, seed: 7, dtype: c.dtype, gqa: c.gqa });
     const gpu = await getGpu();
-    const m = await loadLlava(gpu, dir);
-    const prompt = { prompt: 'Describe the image.', chat: true };
-    const ours = (await analyzeImage(gpu, m, { id: 'cats', image: IMAGE, captions: ['two cats on a couch'] }, { prompt, dropBos: c.dropBos, query: c.query, topk: c.k, smooth: 1, padToSquare: false })) as unknown as Ours;
-    const pixels = loadPixels(m, IMAGE);
+    const m = await loadDir(gpu, dir);
+    const ours = (await analyzeImage(gpu, m, { id: 'cats', image: IMAGE, captions: ['two cats on a couch'] }, { prompt: c.prompt, dropBos: c.dropBos, query: c.query, topk: c.k, smooth: 1, padToSquare: false })) as unknown as Ours;
+    const x = prepareFile(m, c.prompt, IMAGE);
+    const pixels = x.pixels!;
     const ref = await runMetricsReference({
       model: dir,
       pixelValues: pixels.data,
       pixelShape: [...pixels.shape] as [number, number, number],
-      inputIds: promptIds(m, prompt, true),
+      inputIds: x.ids,
+      qformerInputIds: x.qformerIds,
       dropBos: c.dropBos,
       query: c.query,
       k: c.k,
     });
 
+    if (c.arch === 'instructblip' && c.dropBos) expect(ref.tokens.text[0]).toBe(9); // queries 0..7, BOS 8 dropped
     expect(ours.tokens.text).toEqual(ref.tokens.text);
     expect(ours.tokens.image).toEqual(ref.tokens.image);
     const report: string[] = [];

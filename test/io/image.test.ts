@@ -22,7 +22,11 @@ import {
   toPixelValues,
   type ImageProcessorConfig,
 } from '../../src/io/image-processor.ts';
-import { loadImageProcessorConfig, readImageFile } from '../../src/io/load-node.ts';
+import { readImageFile } from '../../src/io/load-node.ts';
+import { readImageProcessorConfig } from '../../src/io/model-files.ts';
+import { nodeDirectory } from '../../src/io/source-node.ts';
+
+const loadImageProcessorConfig = (d: string) => readImageProcessorConfig(nodeDirectory(d));
 
 const PY = '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, '..', 'reference', 'pillow_preprocess.py');
@@ -220,16 +224,16 @@ describe('decoding and preprocessing vs Pillow (needs /usr/bin/python3 with Pill
     console.log(`JPEG end to end (resized + cropped uint8) vs Pillow: max ${jpegMax}, worst mean ${jpegMean.toFixed(3)} levels`);
   });
 
-  it('the real LLaVA config gives [3, 336, 336]; BLIP gives [3, 224, 224]', () => {
+  it('the real LLaVA config gives [3, 336, 336]; BLIP gives [3, 224, 224]', async () => {
     const img = readImageFile(join(FIX_IMAGES, '000000039769.png'));
-    expect(preprocessImage(img, loadImageProcessorConfig(LLAVA_DIR)).shape).toEqual([3, 336, 336]);
+    expect(preprocessImage(img, await loadImageProcessorConfig(LLAVA_DIR)).shape).toEqual([3, 336, 336]);
     expect(preprocessImage(img, parseImageProcessorConfig(blipJson, 'blip')).shape).toEqual([3, 224, 224]);
   });
 });
 
 describe('processor steps (no Python)', () => {
-  it('parses the real LLaVA-1.5 preprocessor_config.json', () => {
-    const cfg = loadImageProcessorConfig(LLAVA_DIR);
+  it('parses the real LLaVA-1.5 preprocessor_config.json', async () => {
+    const cfg = await loadImageProcessorConfig(LLAVA_DIR);
     expect(cfg).toEqual<ImageProcessorConfig>({
       processorType: 'CLIPImageProcessor',
       doResize: true,
@@ -255,14 +259,16 @@ describe('processor steps (no Python)', () => {
     expect(parseImageProcessorConfig({ image_processor_type: 'BlipImageProcessor', size: 384 }, 'x').size).toEqual({ height: 384, width: 384 });
   });
 
-  it('refuses unsupported or malformed configs with the file named', () => {
+  it('refuses unsupported or malformed configs with the file named', async () => {
     expectUserError(() => parseImageProcessorConfig({ image_processor_type: 'SiglipImageProcessor' }, 'p.json'), 'p.json', 'Siglip', 'not supported');
     expectUserError(() => parseImageProcessorConfig({}, 'p.json'), 'p.json', 'image_processor_type');
     expectUserError(() => parseImageProcessorConfig({ ...llavaJson, resample: 0 }, 'p.json'), 'resample=0', 'NEAREST');
     expectUserError(() => parseImageProcessorConfig({ ...llavaJson, image_mean: [0.5, 0.5] }, 'p.json'), 'image_mean');
     expectUserError(() => parseImageProcessorConfig({ ...llavaJson, size: { shortest_edge: -3 } }, 'p.json'), 'shortest_edge', 'positive integer');
     expectUserError(() => parseImageProcessorConfig({ ...llavaJson, do_resize: 'yes' }, 'p.json'), 'do_resize');
-    expectUserError(() => loadImageProcessorConfig(mkdtempSync(join(tmpdir(), 'phaselens-noproc-'))), 'no preprocessor_config.json');
+    const missing = await loadImageProcessorConfig(mkdtempSync(join(tmpdir(), 'phaselens-noproc-'))).then(() => undefined, (e: unknown) => e);
+    expect(missing).toBeInstanceOf(UserError);
+    expect((missing as Error).message).toContain('no preprocessor_config.json');
   });
 
   it('shortest-edge sizes truncate like int(s * long / short)', () => {

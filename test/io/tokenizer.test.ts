@@ -1,4 +1,4 @@
-// Tokenizers and chat template (src/io/tokenizer.ts, src/io/chat.ts, src/io/load-node.ts).
+// Tokenizers and chat template (src/io/tokenizer.ts, src/io/chat.ts, src/io/model-files.ts).
 //
 // Independent references:
 // - llama.cpp's SentencePiece test vectors for the LLaMA vocabulary (47 texts, ids without
@@ -6,13 +6,24 @@
 // - ids looked up directly in tokenizer.json's vocab / vocab.txt (no tokenizer code);
 // - the LLaVA-1.5 prompt ids HF's LlavaProcessor gives (USER … <image> "▁" "\n" What …).
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { UserError } from '../../src/errors.ts';
 import { LmTokenizer, parseInputIds, QformerTokenizer } from '../../src/io/tokenizer.ts';
 import { applyChatTemplate, chatPrompt, normalizeTemplate, recogniseChatTemplate } from '../../src/io/chat.ts';
-import { loadChatTemplate, loadQformerTokenizer, loadTokenizer } from '../../src/io/load-node.ts';
+import { missingTokenizerReason, readChatTemplate, readQformerTokenizer, readTokenizer } from '../../src/io/model-files.ts';
+import { nodeDirectory } from '../../src/io/source-node.ts';
+
+const loadTokenizer = async (d: string) => readTokenizer(nodeDirectory(d));
+const loadChatTemplate = async (d: string) => readChatTemplate(nodeDirectory(d));
+/** The BERT files laid out as in an InstructBLIP checkpoint (`qformer_tokenizer/`). */
+function qformerCheckpoint(from: string): string {
+  const d = mkdtempSync(join(tmpdir(), 'phaselens-qf-'));
+  mkdirSync(join(d, 'qformer_tokenizer'));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt']) writeFileSync(join(d, 'qformer_tokenizer', f), readFileSync(join(from, f)));
+  return d;
+}
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
 // The real llava-hf/llava-1.5-7b-hf tokenizer files and the BERT uncased tokenizer, kept
@@ -21,8 +32,17 @@ const LLAVA_DIR = join(import.meta.dirname, '..', '..', 'weights-tools', 'assets
 if (!existsSync(join(LLAVA_DIR, 'tokenizer.json'))) throw new Error(`missing ${LLAVA_DIR}/tokenizer.json (the LLaVA-1.5 tokenizer the tests use)`);
 const BERT_DIR = join(import.meta.dirname, '..', '..', 'weights-tools', 'assets', 'bert-base-uncased-tokenizer');
 
-const llava = loadTokenizer(LLAVA_DIR);
+const llava = (await loadTokenizer(LLAVA_DIR))!;
+const chatFromJson = (await loadChatTemplate(LLAVA_DIR))!;
+const chatFromJinja = (await loadChatTemplate(join(FIX, 'llava-chat-template')))!;
+const qformerFromJson = (await readQformerTokenizer(nodeDirectory(qformerCheckpoint(BERT_DIR))))!;
 const vocab = (JSON.parse(readFileSync(join(LLAVA_DIR, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+
+async function expectUserErrorAsync(f: () => Promise<unknown>, ...parts: (string | RegExp)[]): Promise<void> {
+  const err = await f().then(() => undefined, (e: unknown) => e);
+  expect(err, 'expected a UserError').toBeInstanceOf(UserError);
+  for (const p of parts) expect((err as Error).message).toMatch(p);
+}
 
 function expectUserError(f: () => unknown, ...parts: (string | RegExp)[]): void {
   let err: unknown;
@@ -135,15 +155,16 @@ describe('LLaMA tokenizer: special tokens, BOS, vocabulary', () => {
     expectUserError(() => llava.decode([15043, 40000]), '40000', 'cannot decode');
   });
 
-  it('loadTokenizer explains a directory without tokenizer.json', () => {
+  it('a folder without tokenizer.json has no tokenizer, and the reason names the files and --input-ids', async () => {
     const d = mkdtempSync(join(tmpdir(), 'phaselens-tok-'));
     writeFileSync(join(d, 'tokenizer.model'), 'x');
-    expectUserError(() => loadTokenizer(d), d, 'no tokenizer.json', 'tokenizer.model', '--input-ids');
-    expectUserError(() => loadTokenizer(join(d, 'missing')), 'no such directory');
+    expect(await loadTokenizer(d)).toBeNull();
+    const why = await missingTokenizerReason(nodeDirectory(d));
+    for (const part of [d, 'no tokenizer.json', 'tokenizer.model', '--input-ids']) expect(why).toContain(part);
     writeFileSync(join(d, 'tokenizer.json'), '{ not json');
-    expectUserError(() => loadTokenizer(d), 'tokenizer.json', 'not valid JSON');
+    await expectUserErrorAsync(() => loadTokenizer(d), 'tokenizer.json', 'not valid JSON');
     writeFileSync(join(d, 'tokenizer.json'), '{"version": "1.0"}');
-    expectUserError(() => loadTokenizer(d), 'no "model"');
+    await expectUserErrorAsync(() => loadTokenizer(d), 'no "model"');
   });
 });
 
@@ -166,10 +187,10 @@ describe('parseInputIds', () => {
 });
 
 describe('chat template', () => {
-  const fromJson = loadChatTemplate(LLAVA_DIR)!; // chat_template.json
+  const fromJson = chatFromJson; // chat_template.json
   // The same template as llava-hf's chat_template.jinja (the fixture copy came with CRLF
   // line endings, also inside the '<image>\n' literal; see the CRLF test below).
-  const fromJinja = loadChatTemplate(join(FIX, 'llava-chat-template'))!;
+  const fromJinja = chatFromJinja;
 
   it('renders the LLaVA-1.5 prompt for one user turn with one image', () => {
     expect(fromJson).not.toBeNull();
@@ -180,20 +201,20 @@ describe('chat template', () => {
     expect(chatPrompt(fromJson, 'Hi', { image: false })).toBe('USER: Hi ASSISTANT:');
   });
 
-  it('reads chat_template.jinja with universal newlines, as Python does', () => {
+  it('reads chat_template.jinja with universal newlines, as Python does', async () => {
     const d = mkdtempSync(join(tmpdir(), 'phaselens-crlf-'));
     const lf = fromJinja.replace(/\r\n?/g, '\n');
     writeFileSync(join(d, 'chat_template.jinja'), lf.replace(/\n/g, '\r\n'));
-    expect(loadChatTemplate(d)).toBe(lf);
-    expect(chatPrompt(loadChatTemplate(d), 'Q')).toBe('USER: <image>\nQ ASSISTANT:');
+    expect(await loadChatTemplate(d)).toBe(lf);
+    expect(chatPrompt(await loadChatTemplate(d), 'Q')).toBe('USER: <image>\nQ ASSISTANT:');
   });
 
-  it('the chat_template of tokenizer_config.json is used when there is no chat_template file', () => {
+  it('the chat_template of tokenizer_config.json is used when there is no chat_template file', async () => {
     const d = mkdtempSync(join(tmpdir(), 'phaselens-chat-'));
     writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({ chat_template: fromJson }));
-    expect(loadChatTemplate(d)).toBe(fromJson);
+    expect(await loadChatTemplate(d)).toBe(fromJson);
     writeFileSync(join(d, 'tokenizer_config.json'), JSON.stringify({}));
-    expect(loadChatTemplate(d)).toBeNull();
+    expect(await loadChatTemplate(d)).toBeNull();
   });
 
   it('follows the template for several turns, system messages and several images', () => {
@@ -236,7 +257,7 @@ describe('Q-Former tokenizer (BERT uncased WordPiece)', () => {
     if (i < 0) throw new Error(`test bug: ${piece} not in vocab.txt`);
     return i;
   };
-  const fromJson = loadQformerTokenizer(BERT_DIR);
+  const fromJson = qformerFromJson;
   const fromVocab = QformerTokenizer.fromVocabTxt(readFileSync(join(BERT_DIR, 'vocab.txt'), 'utf8'), JSON.parse(readFileSync(join(BERT_DIR, 'tokenizer_config.json'), 'utf8')), 'vocab.txt');
   const cases: [string, string[]][] = [
     ['What is unusual about this image?', ['what', 'is', 'unusual', 'about', 'this', 'image', '?']],
@@ -266,8 +287,10 @@ describe('Q-Former tokenizer (BERT uncased WordPiece)', () => {
     expect(fromJson.decode(fromJson.encodeQformer('Tokenization rocks'), { skipSpecialTokens: true })).toBe('tokenization rocks');
   });
 
-  it('finds qformer_tokenizer/ inside an InstructBLIP checkpoint, else explains', () => {
-    const d = mkdtempSync(join(tmpdir(), 'phaselens-qf-'));
-    expectUserError(() => loadQformerTokenizer(d), d, 'qformer_tokenizer');
+  it('finds qformer_tokenizer/ inside an InstructBLIP checkpoint (tokenizer.json, else vocab.txt), and nothing elsewhere', async () => {
+    expect(await readQformerTokenizer(nodeDirectory(mkdtempSync(join(tmpdir(), 'phaselens-qf-'))))).toBeNull();
+    const d = qformerCheckpoint(BERT_DIR);
+    rmSync(join(d, 'qformer_tokenizer', 'tokenizer.json'));
+    expect((await readQformerTokenizer(nodeDirectory(d)))!.encodeQformer('What is this?')).toEqual(fromJson.encodeQformer('What is this?'));
   });
 });

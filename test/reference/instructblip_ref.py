@@ -31,7 +31,7 @@ Usage
   --input-ids 1,2,3      LLaMA token ids. Either they hold the image token exactly Q times
                          (Q = num_query_tokens; as the processor writes them:
                          [image]*Q + [BOS] + prompt), or not at all, and then Q image tokens
-                         are prepended here.
+                         are prepended here. BOS is not added here.
   --qformer-input-ids    the instruction in the Q-Former's (BERT) vocabulary, e.g.
                          [CLS] ... [SEP]; comma separated, may be empty.
   --image-token-id N     the placeholder id (default: config image_token_index /
@@ -69,8 +69,10 @@ Q-Former text length, Q = num_query_tokens)
   attentions.l, attn_input_normed.l            as llava_ref.py (only --with-attentions)
 __metadata__: format "phaselens-instructblip-ref", version, image_token_index,
 image_start, n_image_tokens (= Q), expanded ("1" if the script prepended the image
-tokens), bos_position (first position after the image span if it holds the text
-bos_token_id, else -1), eos_token_ids, prefill_s.
+tokens), bos_token_id (the tokenizer's: tokenizer_config.json bos_token, </s> = 2 for
+Vicuna InstructBLIP; text_config.bos_token_id only without a tokenizer), bos_position
+(first position after the image span if it holds that id, else -1), eos_token_ids,
+prefill_s.
 """
 import argparse
 import json
@@ -116,6 +118,7 @@ def load_config(model_dir):
         num_query_tokens=c.get("num_query_tokens", 32),
         image_token_index=c.get("image_token_index", c.get("image_token_id")),
         eos_token_ids=lr.eos_token_ids(model_dir, text),
+        bos_token_id=lr.tokenizer_bos_id(model_dir, text["bos_token_id"]),
     )
     if top["image_token_index"] is None:
         top["image_token_index"] = 32000  # Vicuna checkpoints' <image>, appended after the 32000 LLaMA ids
@@ -317,11 +320,11 @@ def main():
         out += [(f"attn_input_normed.{l}", cpu(s)) for l, s in enumerate(r["lm"]["normed"])]
     positions = [i for i, t in enumerate(r["ids"]) if t == top.image_token_index]
     after = positions[-1] + 1
-    bos = after if after < len(r["ids"]) and r["ids"][after] == tc.bos_token_id else -1
+    bos = after if after < len(r["ids"]) and r["ids"][after] == top.bos_token_id else -1
     meta = {
         "format": FORMAT, "version": VERSION, "image_token_index": top.image_token_index,
         "image_start": positions[0], "n_image_tokens": len(positions), "expanded": int(r["expanded"]),
-        "bos_position": bos, "eos_token_ids": json.dumps(top.eos_token_ids), "prefill_s": f"{prefill_s:.6f}",
+        "bos_token_id": top.bos_token_id, "bos_position": bos, "eos_token_ids": json.dumps(top.eos_token_ids), "prefill_s": f"{prefill_s:.6f}",
     }
     lr.write_safetensors(a.out, out, meta)
     print(json.dumps({"prefill_s": prefill_s, "decode_s": decode_s, "load_s": load_s, "seq": len(r["ids"]),

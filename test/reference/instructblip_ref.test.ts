@@ -36,9 +36,11 @@ import { add, attention, gelu, layerNorm, linear, llamaDecoderLayer, loadCheckpo
 import { runInstructBlipReferenceFull, type RefTensor } from './pyref.ts';
 
 const IMAGE_TOKEN = 32000;
-// "<s> What is in the image?" as LLaMA ids, and the instruction for the Q-Former as BERT
-// ids "[CLS] what is in the image ? [SEP]" (exact ids do not matter here)
-const PROMPT = [1, 1724, 338, 297, 278, 1967, 29973];
+// "What is in the image?" as LLaMA ids after the tokenizer's BOS — `</s>` = 2 for Vicuna
+// InstructBLIP (tokenizer_config.json; make-tiny copies that) — and the instruction for the
+// Q-Former as BERT ids "[CLS] what is in the image ? [SEP]" (exact ids do not matter here)
+const BOS = 2;
+const PROMPT = [BOS, 1724, 338, 297, 278, 1967, 29973];
 const QFORMER_IDS = [101, 2054, 2003, 1999, 1996, 3746, 1029, 102];
 const NEW_TOKENS = 4;
 const TOL_OP = 1e-5;
@@ -275,6 +277,7 @@ describe('instructblip_ref.py (PyTorch reference) self-checks — needs /usr/bin
           image_start: '0',
           n_image_tokens: String(nq),
           expanded: c.placed ? '0' : '1',
+          bos_token_id: String(BOS),
           bos_position: String(nq), // BOS follows the queries: it is not position 0
         });
       });

@@ -193,6 +193,42 @@ def eos_token_ids(model_dir, text):
     return [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
 
 
+def tokenizer_bos_id(model_dir, default):
+    """The BOS id the checkpoint's tokenizer prepends: tokenizer_config.json's bos_token
+    (a string or {"content": ...}) looked up in its added_tokens_decoder, tokenizer.json's
+    added_tokens / vocab, or added_tokens.json; `default` (text_config.bos_token_id) when
+    there is no tokenizer. Vicuna InstructBLIP names </s> (2) here, while its text_config
+    says otherwise, so the tokenizer is the authority the processor follows."""
+
+    def read(name):
+        path = os.path.join(model_dir, name)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    tc = read("tokenizer_config.json") or {}
+    bos = tc.get("bos_token")
+    if isinstance(bos, dict):
+        bos = bos.get("content")
+    if not bos:
+        return default
+    for i, t in (tc.get("added_tokens_decoder") or {}).items():
+        if t.get("content") == bos:
+            return int(i)
+    tj = read("tokenizer.json") or {}
+    for t in tj.get("added_tokens") or []:
+        if t.get("content") == bos:
+            return int(t["id"])
+    vocab = (tj.get("model") or {}).get("vocab")
+    if isinstance(vocab, dict) and bos in vocab:
+        return int(vocab[bos])
+    added = read("added_tokens.json") or {}
+    if bos in added:
+        return int(added[bos])
+    raise SystemExit(f"{model_dir}: tokenizer_config.json bos_token {bos!r} is not in the tokenizer's vocabulary")
+
+
 def load_config(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)

@@ -57,7 +57,9 @@ Usage
   --bos-position P     where BOS is (never assumed to be 0). Default: the first position
                        outside the image span (0 for LLaVA's "USER: <image>..." prompts, Q
                        for InstructBLIP's [image]*Q + [BOS] + prompt); --drop-bos then
-                       requires the text bos_token_id there.
+                       requires the tokenizer's BOS id there (tokenizer_config.json
+                       bos_token: </s> = 2 for Vicuna InstructBLIP; text_config.bos_token_id
+                       without a tokenizer).
   --query Q            query row of norm_attention (default: the last token; negative
                        values count from the end).
   --topk K             LogitLens k (default 5).
@@ -110,6 +112,10 @@ def text_config(model_dir, mt):
     if mt == "llava":
         return llava_ref.load_config(model_dir)[1]
     return instructblip_ref.load_config(model_dir)[2]
+
+
+def bos_token_id(model_dir, tc):
+    return llava_ref.tokenizer_bos_id(model_dir, tc.bos_token_id)
 
 
 class Activations:
@@ -226,7 +232,7 @@ def logit_lens_rows(h, lm_head, k):
     return ids, probs
 
 
-def bos_position(given, ids, s, e, tc, drop_bos):
+def bos_position(given, ids, s, e, bos_id, drop_bos):
     """The BOS position: given, else the first position outside the image span [s, e)."""
     seq = len(ids)
     if given is not None:
@@ -235,8 +241,8 @@ def bos_position(given, ids, s, e, tc, drop_bos):
             raise SystemExit(f"--bos-position {given} is not a text position of [0, {seq}) outside the image span [{s}, {e})")
         return bos
     bos = next((i for i in range(seq) if not (s <= i < e)), None)
-    if drop_bos and (bos is None or ids[bos] != tc.bos_token_id):
-        raise SystemExit(f"--drop-bos: the first text position {bos} does not hold bos_token_id {tc.bos_token_id}; pass --bos-position")
+    if drop_bos and (bos is None or ids[bos] != bos_id):
+        raise SystemExit(f"--drop-bos: the first text position {bos} does not hold the tokenizer's bos_token_id {bos_id}; pass --bos-position")
     return bos
 
 
@@ -281,7 +287,7 @@ def main():
     if not (0 <= s <= e <= seq):
         raise SystemExit(f"image span [{s}, {e}) is not inside [0, {seq})")
     image = list(range(s, e))
-    bos = bos_position(a.bos_position, ids, s, e, tc, a.drop_bos)
+    bos = bos_position(a.bos_position, ids, s, e, bos_token_id(a.model, tc), a.drop_bos)
     text = [i for i in range(seq) if not (s <= i < e) and not (a.drop_bos and i == bos)]
     q = seq - 1 if a.query is None else a.query
     if q < 0:

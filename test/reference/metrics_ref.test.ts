@@ -40,9 +40,10 @@ const IMAGE_TOKEN = 32000;
 // "USER: <image>\nWhat is this? ASSISTANT:" as LLaMA ids (exact ids do not matter here)
 const PROMPT = [1, 3148, 1001, 29901, 29871, IMAGE_TOKEN, 29871, 13, 5618, 338, 445, 29973, 319, 1799, 9047, 13566, 29901];
 const P = 'language_model.model.';
-// InstructBLIP: "<s> What is in the image?" (the script prepends the Q image tokens) and the
-// Q-Former's "[CLS] what is in the image ? [SEP]"
-const IB_PROMPT = [1, 1724, 338, 297, 278, 1967, 29973];
+// InstructBLIP: "What is in the image?" after its tokenizer's BOS `</s>` = 2 (the script
+// prepends the Q image tokens) and the Q-Former's "[CLS] what is in the image ? [SEP]"
+const IB_BOS = 2;
+const IB_PROMPT = [IB_BOS, 1724, 338, 297, 278, 1967, 29973];
 const IB_QFORMER_IDS = [101, 2054, 2003, 1999, 1996, 3746, 1029, 102];
 
 // ---------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ describe('metrics_ref.py (reference metrics) self-checks — needs /usr/bin/pyth
         expect(m.tokens).toEqual({ seq, image: [image[0], image[image.length - 1] + 1], text });
         expect(image.length).toBe(c.nImage);
         expect(bos).toBe(c.arch === 'llava' ? 0 : c.nImage);
-        expect(Array.from(ref.get('input_ids')!.data)[bos]).toBe(tc.bos_token_id ?? 1);
+        expect(Array.from(ref.get('input_ids')!.data)[bos]).toBe(c.arch === 'llava' ? 1 : IB_BOS);
         expect(m.options).toEqual({ drop_bos: c.dropBos, query: q, k: c.k });
         for (const key of ['inter', 'intra_image', 'intra_text'] as const) expect(m.contextualization[key]).toHaveLength(L + 1);
         expect(Object.keys(m.contextualization.last_layer_prenorm).sort()).toEqual(['inter', 'intra_image', 'intra_text']);
