@@ -26,7 +26,7 @@
  * approximation moves a layer by 1.0e-4 (vision) / 1.6e-4 (Q-Former), so that variant is
  * asserted to exceed 2× the layer tolerance. Copies and splices are compared exactly.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -189,7 +189,8 @@ async function writeSharpened(src: string, dst: string): Promise<void> {
   const w = await loadCheckpoint(src);
   for (const [name, t] of w) if (SHARPEN.test(name)) w.set(name, { data: t.data.map((v) => v * 20), shape: t.shape });
   mkdirSync(dst, { recursive: true });
-  for (const f of ['config.json', 'generation_config.json']) copyFileSync(join(src, f), join(dst, f));
+  // config, generation config and tokenizer files (the tokenizer names BOS) as they are
+  for (const f of readdirSync(src)) if (f.endsWith('.json')) copyFileSync(join(src, f), join(dst, f));
   const specs = [...w].map(([name, t]) => ({ name, shape: t.shape, dtype: 'F32' as const }));
   await writeSafetensors(join(dst, 'model.safetensors'), specs, (t) => {
     const a = w.get(t.name)!.data;
