@@ -326,7 +326,8 @@ function parseQFormer(r: Reader, visionHidden: number): InstructBlipQFormerConfi
     layer_norm_eps: r.float('layer_norm_eps', 1e-12, 0, 1),
     pad_token_id: r.int('pad_token_id', 0, 0, MAX.vocab),
     position_embedding_type: r.oneOf('position_embedding_type', 'absolute', ['absolute'] as const),
-    cross_attention_frequency: r.int('cross_attention_frequency', 2, 1, num_hidden_layers),
+    // any frequency ≥ 1 is valid: layer 0 always has cross-attention
+    cross_attention_frequency: r.int('cross_attention_frequency', 2, 1, MAX.layers),
     encoder_hidden_size: visionHidden,
   };
 }
