@@ -3,12 +3,13 @@
  *
  *   matmul     ours vs OpenBLAS sgemm          (bench/kernels.ts, bench/native/sgemm.c)
  *   attention  ours vs PyTorch                  (bench/kernels.ts, bench/torch_attention.py)
- *   models     LLaVA prefill/decode and analyze vs PyTorch and the plain forward (bench/models.ts)
+ *   models     LLaVA and InstructBLIP prefill/decode and analyze vs PyTorch and the plain
+ *              forward (bench/models.ts)
  *   load       checkpoint streaming vs `cat`    (bench/load.ts, when present)
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
  *                                              [--reps N] [--quick]
- *   --only   comma-separated groups (matmul, attention, load) or record case names
+ *   --only   comma-separated groups (matmul, attention, models, load) or record case names
  *   --json   also write the records as a JSON array (see bench/record.ts)
  *   --reps   timed samples per side (default 5)
  *   --quick  tiny shapes: checks that the suite runs, measures nothing useful
@@ -33,7 +34,7 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
   matmul: { cases: ['matmul'], run: benchMatmul },
   attention: { cases: ['attention'], run: benchAttention },
   models: {
-    cases: ['llava-prefill', 'llava-decode', 'analyze-overhead', 'analyze-vs-pytorch'],
+    cases: ['llava', 'instructblip'].flatMap((f) => ['prefill', 'decode', 'analyze-overhead', 'analyze-vs-pytorch'].map((c) => `${f}-${c}`)),
     run: async (gpu, opts) => {
       const { benchModels } = await import('./models.ts');
       const records: BenchRecord[] = await benchModels(gpu);
@@ -61,7 +62,7 @@ function positiveInt(v: string): number {
 
 const program = new Command('bench')
   .description('phaselens benchmarks, each against a baseline measured in the same run')
-  .option('--only <list>', 'comma-separated groups (matmul, attention, load) or case names')
+  .option('--only <list>', 'comma-separated groups (matmul, attention, models, load) or case names')
   .option('--json <file>', 'also write the records as JSON')
   .option('--reps <n>', 'timed samples per side', positiveInt, 5)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)

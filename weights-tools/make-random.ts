@@ -8,9 +8,9 @@
  *   phaselens make-random --shape llava-7b --out …
  *
  * The values come from a small table of normals (see fastF16Chunks): plausible
- * magnitudes for timing, not a usable model. Both shapes get the llava-1.5 tokenizer;
- * with instructblip-vicuna-7b's real vocab of 32001 its `<pad>` (32001) is out of
- * range, so feed prompts without padding.
+ * magnitudes for timing, not a usable model. Every shape gets the llava-1.5 tokenizer;
+ * with the InstructBLIP shapes' vocab of 32001 (the real one) its `<pad>` (32001) is out
+ * of range, so feed prompts without padding.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,7 +49,7 @@ async function instructblipVicuna7b(): Promise<Record<string, unknown>> {
 
 /**
  * A mid-size LLaVA for benchmarks on CPU adapters: the 7B layout scaled down (CLIP 512 wide,
- * 224 px → 256 patches; LLaMA 1024 wide, 8 layers; the real vocabulary), ~0.4 B parameters.
+ * 224 px → 256 patches; LLaMA 1024 wide, 8 layers; the real vocabulary), ~0.19 B parameters.
  */
 async function llavaMid(): Promise<Record<string, unknown>> {
   const full = await llava7b();
@@ -61,10 +61,28 @@ async function llavaMid(): Promise<Record<string, unknown>> {
   };
 }
 
+/**
+ * A mid-size InstructBLIP for benchmarks on CPU adapters, about llava-mid's cost: the
+ * vicuna-7b layout scaled down (EVA 512 wide, 6 layers, 224 px → 256 patches; Q-Former
+ * 384 wide, 4 layers, 32 queries, cross-attention every 2nd layer; llava-mid's LLaMA with
+ * vocab 32001 and `<image>` = 32000), ~0.21 B parameters.
+ */
+async function instructblipMid(): Promise<Record<string, unknown>> {
+  const full = await instructblipVicuna7b();
+  return {
+    ...full,
+    image_token_index: 32000,
+    qformer_config: { ...(full.qformer_config as object), hidden_size: 384, intermediate_size: 1536, num_attention_heads: 6, num_hidden_layers: 4, cross_attention_frequency: 2, encoder_hidden_size: 512 },
+    text_config: { ...(full.text_config as object), hidden_size: 1024, intermediate_size: 2752, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 8 },
+    vision_config: { ...(full.vision_config as object), hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 6, image_size: 224, patch_size: 14 },
+  };
+}
+
 export const RANDOM_SHAPES: Record<string, () => Promise<Record<string, unknown>>> = {
   'llava-7b': llava7b,
   'llava-mid': llavaMid,
   'instructblip-vicuna-7b': instructblipVicuna7b,
+  'instructblip-mid': instructblipMid,
 };
 
 export interface MakeRandomOptions {

@@ -42,6 +42,10 @@ Usage
                          --eos-token-id overrides).
   --no-kv-cache          decode by recomputing the full forward for every new token.
   --with-attentions      also write attentions.{l} and attn_input_normed.{l} of the LM.
+  --time-only            write nothing: as llava_ref.py's --time-only, run the prefill
+                         --repeats times (default 3) and a KV-cached greedy decode of
+                         --max-new-tokens (default 8 in this mode), print one JSON line
+                         {"prefill_s": median seconds, "decode_tok_s": tokens per second, ...}.
   --device cpu|cuda      (default cpu).  --threads N: torch CPU threads.
 
 Output (safetensors, F32 unless noted, batch dim dropped; T = LM prompt length, Tq =
@@ -257,6 +261,31 @@ def prefill(pixel_values, ids, qformer_ids, w, vc, qc, tc, top, record, with_att
                 ids=ids, expanded=expanded, embeds=x, lm=out, logits=logits, cache=cache)
 
 
+def time_only(a, run_prefill, w, tc, top, load_s):
+    """--time-only: the figures llava_ref.py's --time-only prints, same keys and rules."""
+    times = []
+    for _ in range(max(1, a.repeats)):
+        lr.sync(a.device)
+        t0 = time.perf_counter()
+        r = run_prefill()
+        lr.sync(a.device)
+        times.append(time.perf_counter() - t0)
+    n_new = 8 if a.max_new_tokens is None else a.max_new_tokens
+    decode_tok_s = None
+    if n_new > 1:
+        lr.sync(a.device)
+        t0 = time.perf_counter()
+        toks = lr.greedy(r, w, tc, top, n_new, False, top.eos_token_ids, not a.no_kv_cache)
+        lr.sync(a.device)
+        # n_new tokens need n_new - 1 decode forwards (the first comes from the prefill)
+        decode_tok_s = (len(toks) - 1) / (time.perf_counter() - t0)
+    return {
+        "prefill_s": sorted(times)[len(times) // 2], "prefill_all_s": times, "decode_tok_s": decode_tok_s,
+        "decode_tokens": n_new, "seq": len(r["ids"]), "load_s": load_s, "device": a.device,
+        "threads": torch.get_num_threads(), "kv_cache": not a.no_kv_cache,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -265,15 +294,19 @@ def main():
     ap.add_argument("--input-ids", required=True)
     ap.add_argument("--qformer-input-ids", required=True)
     ap.add_argument("--image-token-id", type=int, default=None)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--max-new-tokens", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--max-new-tokens", type=int, default=None)
     ap.add_argument("--stop-at-eos", action="store_true")
     ap.add_argument("--eos-token-id", type=int, action="append", default=None)
     ap.add_argument("--no-kv-cache", action="store_true")
     ap.add_argument("--with-attentions", action="store_true")
+    ap.add_argument("--time-only", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
+    if not a.time_only and not a.out:
+        ap.error("--out is required (unless --time-only)")
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.device.startswith("cuda"):
@@ -293,13 +326,17 @@ def main():
     w = load_weights(a.model, a.device)
     load_s = time.perf_counter() - t0
 
+    if a.time_only:
+        print(json.dumps(time_only(a, lambda: prefill(pixel_values, ids, qids, w, vc, qc, tc, top, False, False), w, tc, top, load_s)))
+        return
+
     lr.sync(a.device)
     t0 = time.perf_counter()
     r = prefill(pixel_values, ids, qids, w, vc, qc, tc, top, True, a.with_attentions)
     lr.sync(a.device)
     prefill_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    toks = lr.greedy(r, w, tc, top, a.max_new_tokens, a.stop_at_eos, top.eos_token_ids, not a.no_kv_cache)
+    toks = lr.greedy(r, w, tc, top, a.max_new_tokens or 0, a.stop_at_eos, top.eos_token_ids, not a.no_kv_cache)
     lr.sync(a.device)
     decode_s = time.perf_counter() - t0
 
