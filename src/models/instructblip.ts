@@ -34,10 +34,10 @@ import { view } from '../ops/common.ts';
 import { parseInputIds, type QformerTokenizer } from '../io/tokenizer.ts';
 import { InstructBlipVisionModel } from './eva.ts';
 import { Linear } from './linear.ts';
-import { KvCache, LlamaForCausalLM } from './llama.ts';
+import { LlamaForCausalLM } from './llama.ts';
 import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, type OpenedCheckpoint } from './open.ts';
 import { InstructBlipQFormerModel } from './qformer.ts';
-import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmInput } from './vlm.ts';
+import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class InstructBlipForConditionalGeneration {
@@ -76,7 +76,7 @@ export class InstructBlipForConditionalGeneration {
   }
 
   /** Prefill of a prepared input; returns the final-normed hidden states [S, d]. */
-  forward(gpu: Gpu, x: VlmInput, opts: { cache?: KvCache } = {}): Tensor {
+  forward(gpu: Gpu, x: VlmInput, opts: VlmForwardOptions = {}): Tensor {
     if (!x.pixels || !x.qformerIds) throw new UserError('InstructBLIP needs an image and the Q-Former instruction');
     const ids = gpu.upload(Int32Array.from(x.ids), [x.ids.length], 'input_ids');
     const e = this.languageModel.embed(gpu, ids);
@@ -87,7 +87,7 @@ export class InstructBlipForConditionalGeneration {
     gpu.copy(features, e, 0, s * d, (end - s) * d);
     gpu.release(px, features);
     const embeds = this.hooks.run(actName('embed'), e);
-    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache });
+    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache, mask: opts.mask });
     gpu.release(ids, embeds);
     return hidden;
   }
@@ -131,7 +131,10 @@ export function instructBlipFiles(c: OpenedCheckpoint, cfg: InstructBlipConfig, 
       const pixels = pixelValues(c, image, cfg.vision_config.image_size, opts);
       const ids = lmIds(c, cfg, imageToken, p);
       const qformerIds = qformerInputIds(c, cfg, qformerTokenizer, p);
-      return { ids, qformerIds, pixels, groups: positionGroups(ids, [0, Q], c.tokenizer?.bosId ?? null) };
+      const groups = positionGroups(ids, [0, Q], c.tokenizer?.bosId ?? null);
+      // the whole prompt is the instruction: every token after BOS (unknown for given ids)
+      if (p.inputIds === undefined) groups.question = [groups.bos === null ? Q : groups.bos + 1, ids.length];
+      return { ids, qformerIds, pixels, groups };
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };

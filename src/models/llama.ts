@@ -172,6 +172,12 @@ export interface LlamaForwardOptions {
   /** Absolute position of the first input row (KV-cache decoding). */
   pos0?: number;
   cache?: KvCache;
+  /**
+   * Start at this decoder layer: the input is then the residual stream entering it
+   * (`lm.blocks.{fromLayer}.resid_pre`), e.g. cached from an earlier run, so an
+   * intervention in later layers re-runs only those. Not with a KV cache.
+   */
+  fromLayer?: number;
   mask?: (layer: number) => Tensor | undefined;
 }
 
@@ -232,7 +238,10 @@ export class LlamaForCausalLM {
     if (opts.cache && pos0 + S > opts.cache.maxSeq) throw new RangeError(`KV cache holds ${opts.cache.maxSeq} positions, need ${pos0 + S}`);
     this.ropeTable ??= ropeTable(gpu, { headDim: this.cfg.head_dim, maxPos: this.cfg.max_position_embeddings, theta: this.cfg.rope_theta });
     let h = inputsEmbeds;
+    const from = opts.fromLayer ?? 0;
+    if (from < 0 || from >= this.layers.length || (from > 0 && opts.cache)) throw new RangeError(`fromLayer ${from}: expected 0..${this.layers.length - 1}, and no KV cache`);
     this.layers.forEach((layer, l) => {
+      if (l < from) return;
       h = this.hooks.run(actName('resid_pre', l), h);
       const ctx: LayerContext = { layer: l, pos0, rope: this.ropeTable!, hooks: this.hooks, cache: opts.cache, mask: opts.mask };
       const next = this.hooks.run(actName('resid_post', l), layer.forward(gpu, h, ctx));

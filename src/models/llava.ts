@@ -23,9 +23,9 @@ import { chatPrompt } from '../io/chat.ts';
 import type { LlavaConfig } from '../io/config.ts';
 import { CLIPVisionTransformer } from './clip.ts';
 import { activationOf, Linear } from './linear.ts';
-import { KvCache, LlamaForCausalLM } from './llama.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, type OpenedCheckpoint } from './open.ts';
-import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmInput } from './vlm.ts';
+import { LlamaForCausalLM } from './llama.ts';
+import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, textSpan, type OpenedCheckpoint } from './open.ts';
+import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class LlavaMultiModalProjector {
@@ -49,7 +49,7 @@ export class LlavaMultiModalProjector {
 }
 
 /** Where the image sits in the expanded sequence. */
-export interface Expanded {
+interface Expanded {
   ids: number[];
   /** [start, end) of the image-feature positions. */
   image: [number, number];
@@ -98,7 +98,7 @@ export class LlavaForConditionalGeneration {
   }
 
   /** Prefill of a prepared input; returns the final-normed hidden states [S, d]. */
-  forward(gpu: Gpu, x: VlmInput, opts: { cache?: KvCache } = {}): Tensor {
+  forward(gpu: Gpu, x: VlmInput, opts: VlmForwardOptions = {}): Tensor {
     const ids = gpu.upload(Int32Array.from(x.ids), [x.ids.length], 'input_ids');
     const e = this.languageModel.embed(gpu, ids);
     if (x.pixels) {
@@ -110,7 +110,7 @@ export class LlavaForConditionalGeneration {
       gpu.release(px, features);
     }
     const embeds = this.hooks.run(actName('embed'), e);
-    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache });
+    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache, mask: opts.mask });
     gpu.release(ids, embeds);
     return hidden;
   }
@@ -141,9 +141,15 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
     prepare(p, image, opts) {
       if (p.qformerInputIds !== undefined) throw new UserError('--qformer-input-ids is for InstructBLIP checkpoints; this one is LLaVA');
       const pixels = image ? pixelValues(c, image, cfg.vision_config.image_size, opts) : undefined;
-      const x = expandImageTokens(cfg, llavaPromptIds(c, cfg, chatTemplate, p, !!pixels), !!pixels);
+      const prompt = llavaPromptIds(c, cfg, chatTemplate, p, !!pixels);
+      const x = expandImageTokens(cfg, prompt.ids, !!pixels);
       const bos = c.tokenizer?.bosId ?? cfg.text_config.bos_token_id;
-      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos) };
+      // positions after the (single) <image> token move by the features it expanded to
+      const grown = x.ids.length - prompt.ids.length;
+      const question = prompt.question?.map((i) => (pixels && i > x.image[0] ? i + grown : i)) as [number, number] | undefined;
+      const side = cfg.vision_config.image_size / cfg.vision_config.patch_size;
+      const first = x.image[0] + (cfg.vision_feature_select_strategy === 'default' ? 0 : 1);
+      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos, { question, grid: pixels ? { rows: side, cols: side, first } : null }) };
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };
@@ -164,19 +170,24 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
   };
 }
 
-/** Token ids before image expansion. */
-function llavaPromptIds(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: string | null, p: PromptSpec, hasImage: boolean): number[] {
+/** Token ids before image expansion, and where the question sits among them (prompts only). */
+function llavaPromptIds(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: string | null, p: PromptSpec, hasImage: boolean): { ids: number[]; question: [number, number] | null } {
   if (p.inputIds !== undefined) {
     if (p.prompt !== undefined) throw new UserError('give either --prompt or --input-ids, not both');
-    return lmInputIds(p.inputIds, cfg.text_config);
+    return { ids: lmInputIds(p.inputIds, cfg.text_config), question: null };
   }
   if (p.prompt === undefined) throw new UserError('a prompt is needed: --prompt TEXT or --input-ids 1,2,3');
+  const tok = needTokenizer(c);
   const text = p.chat ? chatPrompt(chatTemplate, p.prompt, { image: hasImage, source: c.dir.name }) : p.prompt;
-  return needTokenizer(c).encode(text);
+  // the question: the user's text inside the template, or (raw prompt) everything after <image>
+  const afterImage = text.includes('<image>') ? text.indexOf('<image>') + '<image>'.length : 0;
+  const from = p.chat ? text.indexOf(p.prompt, afterImage) : afterImage;
+  const to = p.chat ? from + p.prompt.length : text.length;
+  return { ids: tok.encode(text), question: textSpan(tok, text, from, to) };
 }
 
 /** Number of image features one image contributes. */
-export function imageTokenCount(cfg: LlavaConfig): number {
+function imageTokenCount(cfg: LlavaConfig): number {
   const v = cfg.vision_config;
   const patches = (v.image_size / v.patch_size) ** 2;
   return cfg.vision_feature_select_strategy === 'default' ? patches : patches + 1;
@@ -187,7 +198,7 @@ export function imageTokenCount(cfg: LlavaConfig): number {
  * (ids in the vocabulary, image tokens consistent with the image, the context length).
  * Needs only the config, so a command can check its inputs before loading any weight.
  */
-export function expandImageTokens(cfg: LlavaConfig, ids: readonly number[], hasImage: boolean): Expanded {
+function expandImageTokens(cfg: LlavaConfig, ids: readonly number[], hasImage: boolean): Expanded {
   const tok = cfg.image_token_index;
   const vocab = cfg.text_config.vocab_size;
   const bad = ids.find((i) => !Number.isInteger(i) || i < 0 || i >= vocab);

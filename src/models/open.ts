@@ -54,11 +54,31 @@ export function checkContext(ids: readonly number[], lm: LlamaConfig, what = 'th
  * The groups of a sequence whose visual tokens are `image`: text = every other position;
  * BOS = the first text position when it holds `bosId`.
  */
-export function positionGroups(ids: readonly number[], image: [number, number], bosId: number | null): PositionGroups {
+export function positionGroups(
+  ids: readonly number[],
+  image: [number, number],
+  bosId: number | null,
+  extra: Partial<Pick<PositionGroups, 'question' | 'grid'>> = {},
+): PositionGroups {
   const text = ids.map((_, i) => i).filter((i) => i < image[0] || i >= image[1]);
   const first = text[0];
   const bos = bosId !== null && first !== undefined && ids[first] === bosId ? first : null;
-  return { image, text, bos, last: ids.length - 1 };
+  return { image, text, bos, last: ids.length - 1, question: extra.question ?? null, grid: extra.grid ?? null };
+}
+
+/**
+ * The tokens of `text.slice(from, to)` within `tok.encode(text)`, as [start, end): the
+ * common prefixes of the encoding with the encodings of the text cut at `from` and `to`
+ * (SentencePiece may merge across a cut; the common prefix stays on the safe side).
+ */
+export function textSpan(tok: LmTokenizer, text: string, from: number, to: number): [number, number] {
+  const full = tok.encode(text);
+  const lcp = (a: number[]) => {
+    let i = 0;
+    while (i < a.length && i < full.length && a[i] === full[i]) i++;
+    return i;
+  };
+  return [lcp(tok.encode(text.slice(0, from))), lcp(tok.encode(text.slice(0, to)))];
 }
 
 /** Id text for generated tokens, through the tokenizer when there is one. */

@@ -30,6 +30,10 @@ export interface PositionGroups {
   bos: number | null;
   /** The final position. */
   last: number;
+  /** [start, end) of the user's question (the prompt text, not the template); null when ids were given. */
+  question: [number, number] | null;
+  /** The patch grid of the visual tokens (LLaVA): the patch in row r, column c sits at first + r·cols + c. */
+  grid: { rows: number; cols: number; first: number } | null;
 }
 
 /** One prepared input: what the LM and the towers are fed. */
@@ -50,6 +54,13 @@ export interface PromptSpec {
   /** Comma-separated Q-Former ids (InstructBLIP). */
   qformerInputIds?: string;
   chat?: boolean;
+}
+
+export interface VlmForwardOptions {
+  /** Keep K/V for decoding. */
+  cache?: KvCache;
+  /** Additive pre-softmax attention mask [S, S] for a decoder layer, or none (attention knockout). */
+  mask?: (layer: number) => Tensor | undefined;
 }
 
 export interface LoadOptions {
@@ -96,7 +107,7 @@ export interface Vlm extends ModelInfo {
    * Prefill: towers, the features spliced into the LM input (hook `lm.embed`), the decoder;
    * returns the final-normed hidden states [S, d_model]. With `cache`, K/V are kept for decoding.
    */
-  forward(gpu: Gpu, input: VlmInput, opts?: { cache?: KvCache }): Tensor;
+  forward(gpu: Gpu, input: VlmInput, opts?: VlmForwardOptions): Tensor;
   /**
    * The family's part of the `phaselens dump` contract: [dump name, hook name] for every
    * tower activation (the LM's hidden states are common to all families, src/probes/dump.ts).
