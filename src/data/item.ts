@@ -18,8 +18,10 @@ export interface DataItem {
   image: string;
   /** Reference captions (COCO: 5; Winoground: the pair's one; folder: from captions.json or none). */
   captions: string[];
-  /** Text the data set itself asks to use as the prompt, if any (none of the built-in loaders sets it). */
+  /** Text the data set itself asks to use as the prompt, if any (the VQA loader's question). */
   prompt?: string;
+  /** Accepted answers (VQA). */
+  answers?: string[];
   /** Per-data-set extras (COCO licence and URLs, Winoground tags, ...), copied into reports. */
   meta: Record<string, unknown>;
 }

@@ -6,9 +6,10 @@
  * | `coco:ANNOTATIONS.json:IMAGES_DIR`    | coco.ts        |
  * | `winoground:EXAMPLES.jsonl:IMAGES_DIR`| winoground.ts  |
  * | `folder:DIR`                          | folder.ts      |
+ * | `vqa:QUESTIONS.jsonl:IMAGES_DIR`      | vqa.ts         |
  *
  * Splitting rule (paths may contain ':'): the kind ends at the first ':'. For `folder`,
- * everything after it is DIR. For `coco` and `winoground`, the file part ends at the next
+ * everything after it is DIR. For `coco`, `winoground` and `vqa`, the file part ends at the next
  * ':' — unless that prefix is not an existing file, in which case the first later ':'
  * whose prefix is an existing file is used (so `coco:/data/a:b/captions.json:/img` works);
  * the rest is IMAGES_DIR and may contain ':' freely. A leading `~/` in a path means the
@@ -22,14 +23,16 @@ import { UserError } from '../errors.ts';
 import { loadCoco } from './coco.ts';
 import { loadFolder } from './folder.ts';
 import type { DataItem } from './item.ts';
+import { loadVqa } from './vqa.ts';
 import { loadWinoground } from './winoground.ts';
 
 export type DataSpec =
   | { kind: 'coco'; annotations: string; images: string }
   | { kind: 'winoground'; examples: string; images: string }
-  | { kind: 'folder'; dir: string };
+  | { kind: 'folder'; dir: string }
+  | { kind: 'vqa'; questions: string; images: string };
 
-export const DATA_SPEC_HELP = 'coco:ANNOTATIONS.json:IMAGES_DIR | winoground:EXAMPLES.jsonl:IMAGES_DIR | folder:DIR';
+export const DATA_SPEC_HELP = 'coco:ANNOTATIONS.json:IMAGES_DIR | winoground:EXAMPLES.jsonl:IMAGES_DIR | folder:DIR | vqa:QUESTIONS.jsonl:IMAGES_DIR';
 
 /** Parse and check a `--data` string: the kind is known, the file exists, the folders are folders. */
 export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSpec {
@@ -43,11 +46,11 @@ export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSp
     if (rest === '') throw new UserError(`--data ${spec}: give the folder, as folder:DIR`);
     return { kind, dir: checkDir(abs(rest), spec, 'DIR') };
   }
-  if (kind !== 'coco' && kind !== 'winoground') {
+  if (kind !== 'coco' && kind !== 'winoground' && kind !== 'vqa') {
     throw new UserError(`--data ${spec}: unknown data set kind "${kind}"; expected ${DATA_SPEC_HELP}`);
   }
-  const usage = kind === 'coco' ? 'coco:ANNOTATIONS.json:IMAGES_DIR' : 'winoground:EXAMPLES.jsonl:IMAGES_DIR';
-  const fileWord = kind === 'coco' ? 'ANNOTATIONS.json' : 'EXAMPLES.jsonl';
+  const fileWord = { coco: 'ANNOTATIONS.json', winoground: 'EXAMPLES.jsonl', vqa: 'QUESTIONS.jsonl' }[kind];
+  const usage = `${kind}:${fileWord}:IMAGES_DIR`;
   const cuts: number[] = [];
   for (let i = rest.indexOf(':'); i >= 0; i = rest.indexOf(':', i + 1)) cuts.push(i);
   if (cuts.length === 0 || rest.slice(0, cuts[0]) === '' || rest.slice(cuts[0] + 1) === '') {
@@ -60,6 +63,7 @@ export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSp
   if (!isFile(file)) throw new UserError(`--data ${spec}: ${fileWord} ${file}: not a file`);
   if (images === '') throw new UserError(`--data ${spec}: expected ${usage} (IMAGES_DIR is empty)`);
   const dir = checkDir(abs(images), spec, 'IMAGES_DIR');
+  if (kind === 'vqa') return { kind, questions: file, images: dir };
   return kind === 'coco' ? { kind, annotations: file, images: dir } : { kind, examples: file, images: dir };
 }
 
@@ -73,6 +77,8 @@ export function loadData(spec: DataSpec | string): DataItem[] {
       return loadWinoground(s.examples, s.images);
     case 'folder':
       return loadFolder(s.dir);
+    case 'vqa':
+      return loadVqa(s.questions, s.images);
   }
 }
 
@@ -85,6 +91,8 @@ export function formatDataSpec(s: DataSpec): string {
       return `winoground:${s.examples}:${s.images}`;
     case 'folder':
       return `folder:${s.dir}`;
+    case 'vqa':
+      return `vqa:${s.questions}:${s.images}`;
   }
 }
 

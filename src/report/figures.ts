@@ -11,7 +11,8 @@
  *   fig4_image_share.svg     Fig. 4b share of the query's norm attention on image keys per decoder layer, mean ± std.
  *   fig5_recall.svg          Fig. 5  LogitLens recall per layer, mean ± std (only when captions exist).
  */
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomicSync } from './write.ts';
 import { join } from 'node:path';
 import type { Aggregate, Stat } from '../analysis/aggregate.ts';
 import { lineChart, PALETTE, REGION_TINTS, type LineSeries, type PointMarker, type ShadedRegion } from './svg.ts';
@@ -234,9 +235,7 @@ export function writeFigures(outDir: string, figures: readonly Figure[]): string
   mkdirSync(dir, { recursive: true });
   return figures.map((f) => {
     const path = join(dir, f.file);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, f.data);
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, f.data);
     return path;
   });
 }

@@ -4,7 +4,8 @@
  * caption under every figure saying exactly what is plotted. No scripts, no external
  * resources. writeReport also writes every figure to OUT/figures/.
  */
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomicSync } from './write.ts';
 import { join } from 'node:path';
 import type { Aggregate, ImageMetrics } from '../analysis/aggregate.ts';
 import { phaseSpans, writeFigures, type Figure } from './figures.ts';
@@ -44,17 +45,33 @@ export interface ReportInput {
   figures: readonly Figure[];
 }
 
+/** The stylesheet every phaselens report page shares. */
+export const REPORT_CSS = `body { font-family: Helvetica, Arial, sans-serif; max-width: 1000px; margin: 24px auto; padding: 0 16px; color: #222; line-height: 1.4; }
+h1 { font-size: 22px; margin-bottom: 4px; }
+h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
+table.meta th { color: #555; font-weight: normal; white-space: nowrap; }
+table.phases th, table.phases td { border-bottom: 1px solid #eee; padding-right: 18px; }
+figure { margin: 24px 0; }
+figure svg, figure img { max-width: 100%; height: auto; display: block; border: 1px solid #eee; }
+figure img { image-rendering: pixelated; }
+figcaption { font-size: 13px; color: #333; margin-top: 6px; }
+.file, .note { color: #777; font-size: 12px; }
+code { font-size: 12px; }
+`;
+
 export const DEFAULT_HIDDEN_STATE_CONVENTION =
   'hidden_states index l = 0..L as HF output_hidden_states: 0 = input embeddings (image features spliced in), l = output of decoder layer l, L = after the final norm; last_layer_prenorm = layer L before the final norm';
 
-function fmt(v: unknown): string {
+export function fmt(v: unknown): string {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : Number(v.toPrecision(4)).toString();
   if (typeof v === 'string') return v;
   return JSON.stringify(v);
 }
 
-function row(k: string, v: unknown): string {
+export function row(k: string, v: unknown): string {
   return `<tr><th>${esc(k)}</th><td>${esc(fmt(v))}</td></tr>`;
 }
 
@@ -67,7 +84,7 @@ function inlineSvg(svg: string): string {
   return svg.replace(/^<\?xml[^>]*>\s*/, '');
 }
 
-function figureHtml(f: Figure): string {
+export function figureHtml(f: Figure): string {
   const body =
     f.kind === 'svg'
       ? inlineSvg(f.data as string)
@@ -137,20 +154,7 @@ export function renderReport(input: ReportInput): string {
 <meta name="generator" content="phaselens ${esc(meta.phaselens_version ?? a.phaselens_version ?? '')}">
 <title>phaselens report — ${esc(meta.model)}</title>
 <style>
-body { font-family: Helvetica, Arial, sans-serif; max-width: 1000px; margin: 24px auto; padding: 0 16px; color: #222; line-height: 1.4; }
-h1 { font-size: 22px; margin-bottom: 4px; }
-h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { text-align: left; padding: 3px 10px 3px 0; vertical-align: top; }
-table.meta th { color: #555; font-weight: normal; white-space: nowrap; }
-table.phases th, table.phases td { border-bottom: 1px solid #eee; padding-right: 18px; }
-figure { margin: 24px 0; }
-figure svg, figure img { max-width: 100%; height: auto; display: block; border: 1px solid #eee; }
-figure img { image-rendering: pixelated; }
-figcaption { font-size: 13px; color: #333; margin-top: 6px; }
-.file, .note { color: #777; font-size: 12px; }
-code { font-size: 12px; }
-</style>
+${REPORT_CSS}</style>
 </head>
 <body>
 <h1>phaselens report</h1>
@@ -176,8 +180,6 @@ export function writeReport(outDir: string, input: ReportInput): string {
   mkdirSync(outDir, { recursive: true });
   writeFigures(outDir, input.figures);
   const path = join(outDir, 'report.html');
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, renderReport(input));
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, renderReport(input));
   return path;
 }

@@ -4,6 +4,7 @@ import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../analysis/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
+import { int } from '../options.ts';
 import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -21,13 +22,6 @@ interface Options extends ProfileOption, PromptOptions {
 }
 
 export const DEFAULT_PROMPT = 'Describe the image.';
-
-function int(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${name} must be an integer ≥ ${min}, got ${v}`);
-  return n;
-}
 
 export function register(program: Command): void {
   addProfileOption(

@@ -6,3 +6,4 @@ export * as generate from './generate.ts';
 export * as dump from './dump.ts';
 export * as demo from './demo.ts';
 export * as analyze from './analyze.ts';
+export * as knockout from './knockout.ts';

@@ -1,0 +1,49 @@
+/** `phaselens knockout`: attention knockout sweeps over a data set (README, "knockout"). */
+import type { Command } from 'commander';
+import { selectItems } from '../../analysis/analyze.ts';
+import { DATA_SPEC_HELP } from '../../data/index.ts';
+import { GROUP_HELP } from '../../interventions/groups.ts';
+import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
+import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
+import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
+import { collect, int } from '../options.ts';
+
+interface Options extends ProfileOption, PromptOptions {
+  model: string;
+  data: string;
+  out: string;
+  flow: string[];
+  window: string;
+  answer?: string;
+  firstToken: boolean;
+  limit?: string;
+  seed: string;
+  dtype?: string;
+  padToSquare: boolean;
+}
+
+export function register(program: Command): void {
+  addProfileOption(
+    addModelOptions(program.command('knockout').description('attention knockout between token groups (arXiv 2411.18620): answer-probability change per centre layer, for every flow'))
+      .requiredOption('--data <spec>', DATA_SPEC_HELP)
+      .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')
+      .requiredOption('--flow <DST<-SRC>', `a flow to block, repeatable; groups: ${GROUP_HELP}`, collect)
+      .option('--window <k>', 'layers knocked out around each centre layer', '9')
+      .option('--answer <text|id>', 'the answer token (default: the greedy first token of the un-intervened run)')
+      .option('--first-token', 'use the first token of a several-token --answer', false)
+      .option('--limit <n>', 'a reproducible random sample of n items')
+      .option('--seed <s>', 'seed of the sample', '0'),
+  ).action(async (o: Options) => {
+    const window = int('--window', o.window, 1)!;
+    const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0) });
+    const dtype = parseDtype(o.dtype);
+    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken };
+    const { files } = await openChecked(o.model, (f) => checkKnockout(f, run, selection.items[0]));
+    const gpu = await openGpu(o);
+    const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
+    const r = await knockout(gpu, m, selection.items, run);
+    console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
+    console.log(`report: ${r.report}`);
+    await finishProfile(gpu, o);
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * Attention knockout ("Cross-modal Information Flow in Multimodal Large Language Models",
+ * arXiv 2411.18620). A flow `DST<-SRC` blocks every attention edge from a query position
+ * in DST to a key position in SRC, in every head, in a window of k decoder layers centred
+ * on l (l − ⌊k/2⌋ … l + ⌈k/2⌉ − 1, clipped to the model: k = 9 gives l−4 … l+4), as a
+ * pre-softmax mask of −3.4e38 (HF's finfo(f32).min): the other weights of the row
+ * renormalise. Reported per centre layer: p_knock of the answer token at the last
+ * position and rel_change_pct = (p_knock − p_base) / p_base × 100.
+ *
+ * The sweep re-runs only what it must: the residual stream entering every decoder layer
+ * is cached from the un-intervened run once per item, and a window starting at layer lo
+ * re-runs layers lo … L−1 from it (the towers and the layers below never run again).
+ */
+import type { Gpu } from '../gpu/context.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { UserError } from '../errors.ts';
+import { actName } from '../hooks/names.ts';
+import type { Vlm, VlmInput } from '../models/vlm.ts';
+import { runWithCache } from '../probes/cache.ts';
+import { runLast } from './answer.ts';
+
+/** Blocks attention; HF's finfo(float32).min (the attention op treats ≤ −1e30 as exactly blocked). */
+export const BLOCKED = -3.4028234663852886e38;
+
+export interface Flow {
+  /** As given, normalised to `dst<-src`. */
+  name: string;
+  dst: number[];
+  src: number[];
+}
+
+/** `DST<-SRC` or `SRC->DST` → the two group specs. */
+export function parseFlow(spec: string): { dst: string; src: string; name: string } {
+  const back = spec.split('<-');
+  const fwd = spec.split('->');
+  let dst: string;
+  let src: string;
+  if (back.length === 2 && fwd.length === 1) [dst, src] = back;
+  else if (fwd.length === 2 && back.length === 1) [src, dst] = fwd;
+  else throw new UserError(`--flow ${JSON.stringify(spec)}: expected DST<-SRC or SRC->DST, e.g. 'last<-image'`);
+  [dst, src] = [dst.trim(), src.trim()];
+  if (!dst || !src) throw new UserError(`--flow ${JSON.stringify(spec)}: both sides need a token group`);
+  return { dst, src, name: `${dst}<-${src}` };
+}
+
+/** Decoder layers [lo, hi] (inclusive) of a window of k layers centred on `centre`, clipped to 0..L−1. */
+export function layerWindow(centre: number, k: number, L: number): [number, number] {
+  if (!Number.isInteger(k) || k < 1) throw new UserError(`--window must be a positive integer, got ${k}`);
+  return [Math.max(0, centre - Math.floor(k / 2)), Math.min(L - 1, centre + Math.ceil(k / 2) - 1)];
+}
+
+/** The additive mask [S, S]: BLOCKED at (q ∈ dst, k ∈ src), 0 elsewhere. */
+export function knockoutMask(gpu: Gpu, seq: number, flow: Flow): Tensor {
+  const m = new Float32Array(seq * seq);
+  for (const q of flow.dst) for (const k of flow.src) m[q * seq + k] = BLOCKED;
+  return gpu.upload(m, [seq, seq], `knockout(${flow.name})`);
+}
+
+export interface KnockoutResult {
+  answer: { id: number; p_base: number };
+  flows: Record<string, { dst: number[]; src: number[]; centres: number[]; window: [number, number][]; p: number[]; rel_change_pct: number[] }>;
+}
+
+export interface KnockoutOptions {
+  /** Window size k (default 9). */
+  window: number;
+  /** Centre layers (default every decoder layer). */
+  centres?: number[];
+  /** Answer token id (default: the greedy first token of the un-intervened run). */
+  answer?: number;
+}
+
+export async function knockoutSweep(gpu: Gpu, m: Vlm, x: VlmInput, flows: readonly Flow[], o: KnockoutOptions): Promise<KnockoutResult> {
+  const lm = m.languageModel;
+  const L = lm.cfg.num_hidden_layers;
+  const seq = x.ids.length;
+  const names = Array.from({ length: L }, (_, l) => actName('resid_pre', l));
+  const { result: hidden, cache: resid } = await runWithCache(gpu, m.hooks, names, async () => m.forward(gpu, x));
+  const first = await runLast(gpu, lm, () => hidden);
+  const answer = o.answer ?? first.top;
+  const pBase = first.p(answer);
+  const centres = o.centres ?? Array.from({ length: L }, (_, l) => l);
+  const out: KnockoutResult = { answer: { id: answer, p_base: pBase }, flows: {} };
+  try {
+    for (const flow of flows) {
+      const mask = knockoutMask(gpu, seq, flow);
+      const r = { dst: flow.dst, src: flow.src, centres, window: [] as [number, number][], p: [] as number[], rel_change_pct: [] as number[] };
+      for (const c of centres) {
+        const [lo, hi] = layerWindow(c, o.window, L);
+        const knocked = await runLast(gpu, lm, () =>
+          lm.forward(gpu, resid.get(names[lo])!, { fromLayer: lo, mask: (l) => (l >= lo && l <= hi ? mask : undefined) }),
+        );
+        const p = knocked.p(answer);
+        r.window.push([lo, hi]);
+        r.p.push(p);
+        r.rel_change_pct.push(((p - pBase) / pBase) * 100);
+      }
+      gpu.release(mask);
+      out.flows[flow.name] = r;
+    }
+  } finally {
+    gpu.release(...resid.values());
+  }
+  return out;
+}

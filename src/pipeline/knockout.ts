@@ -1,0 +1,140 @@
+/**
+ * `phaselens knockout` as a library call: every item of a data set through the knockout
+ * sweep (src/interventions/knockout.ts) for every flow and centre layer, one resumable
+ * JSON per item (README, "knockout"), then the aggregate (mean ± sample std over items
+ * per flow and centre layer), the figure (one line per flow, as in arXiv 2411.18620) and
+ * the report.
+ */
+import { join } from 'node:path';
+import type { Gpu } from '../gpu/context.ts';
+import { stat, type Stat } from '../analysis/aggregate.ts';
+import { readResult, runItems, type RunSummary } from '../analysis/runner.ts';
+import type { DataItem } from '../data/index.ts';
+import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE } from './items.ts';
+import { requireDisjoint } from '../interventions/groups.ts';
+import { knockoutSweep, layerWindow, parseFlow, type Flow, type KnockoutResult } from '../interventions/knockout.ts';
+import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
+import { intervalFigure } from '../report/intervention-figures.ts';
+import { writeInterventionReport } from '../report/intervention-html.ts';
+import { writeFileAtomicSync } from '../report/write.ts';
+import { VERSION } from '../version.ts';
+
+export interface KnockoutRun {
+  out: string;
+  /** For the report: the data set as given. */
+  data: string;
+  prompt: PromptSpec;
+  padToSquare: boolean;
+  /** `DST<-SRC` / `SRC->DST` group specs. */
+  flows: string[];
+  window: number;
+  answer?: string;
+  firstToken: boolean;
+}
+
+/** Flows of one prepared input, resolved and checked (disjoint, non-empty). */
+export function resolveFlows(specs: readonly string[], x: VlmInput): Flow[] {
+  return specs.map((spec) => {
+    const f = parseFlow(spec);
+    const flow = { name: f.name, dst: groupPositions(f.dst, x), src: groupPositions(f.src, x) };
+    requireDisjoint({ name: f.dst, positions: flow.dst }, { name: f.src, positions: flow.src });
+    return flow;
+  });
+}
+
+/** Every flag checked on a stand-in input, before any weight loads (prompt, groups, window, answer). */
+export function checkKnockout(m: ModelInfo, o: KnockoutRun, first?: DataItem): void {
+  const x = m.prepare(itemPrompt(m, first ?? {}, o.prompt), PROBE_IMAGE);
+  resolveFlows(o.flows, x);
+  layerWindow(0, o.window, m.lm.num_hidden_layers);
+  if (o.answer !== undefined) parseAnswer(m, o.answer, o.firstToken);
+}
+
+export async function knockoutItem(gpu: Gpu, m: Vlm, item: DataItem, o: KnockoutRun): Promise<Record<string, unknown>> {
+  const x = prepareItem(m, item, o.prompt, o.padToSquare);
+  const answer = o.answer === undefined ? undefined : parseAnswer(m, o.answer, o.firstToken);
+  const r = await knockoutSweep(gpu, m, x, resolveFlows(o.flows, x), { window: o.window, answer });
+  return {
+    phaselens_version: VERSION,
+    model: m.name,
+    model_family: m.family,
+    id: item.id,
+    image: item.image,
+    options: options(m, o),
+    answer: { id: r.answer.id, text: m.decode([r.answer.id]), p_base: r.answer.p_base },
+    flows: r.flows,
+  };
+}
+
+function options(m: Pick<Vlm, 'weightDtypes'>, o: KnockoutRun): Record<string, unknown> {
+  return {
+    weight_dtypes: m.weightDtypes,
+    flows: o.flows,
+    window: o.window,
+    answer: o.answer ?? 'greedy first token of the un-intervened run',
+    first_token: o.firstToken,
+    prompt: o.prompt.prompt ?? null,
+    input_ids: o.prompt.inputIds ?? null,
+    qformer_input_ids: o.prompt.qformerInputIds ?? null,
+    chat: !!o.prompt.chat,
+    pad_to_square: o.padToSquare,
+    mask: 'pre-softmax −3.4e38 on (DST query, SRC key) in every head of the window; the other weights renormalise',
+  };
+}
+
+export interface KnockoutAggregate {
+  phaselens_version: string;
+  model: string;
+  model_family: string;
+  n_items: number;
+  options: Record<string, unknown>;
+  flows: Record<string, { centres: number[]; window: [number, number][]; rel_change_pct: Stat[]; p: Stat[] }>;
+}
+
+export function aggregateKnockout(results: readonly { flows: KnockoutResult['flows'] }[], head: Omit<KnockoutAggregate, 'flows' | 'n_items'>): KnockoutAggregate {
+  const flows: KnockoutAggregate['flows'] = {};
+  const first = results[0];
+  for (const [name, f] of Object.entries(first?.flows ?? {})) {
+    const all = results.map((r) => r.flows[name]);
+    flows[name] = {
+      centres: f.centres,
+      window: f.window,
+      rel_change_pct: f.centres.map((_, i) => stat(all.map((a) => a.rel_change_pct[i]))),
+      p: f.centres.map((_, i) => stat(all.map((a) => a.p[i]))),
+    };
+  }
+  return { ...head, n_items: results.length, flows };
+}
+
+export async function knockout(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: KnockoutRun): Promise<{ summary: RunSummary; report: string }> {
+  const summary = await runItems(items, o.out, (item) => knockoutItem(gpu, m, item, o), { progress: { label: 'knockout', unit: 'img' } });
+  const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is { flows: KnockoutResult['flows'] } => r !== null);
+  const agg = aggregateKnockout(results, { phaselens_version: VERSION, model: m.name, model_family: m.family, options: options(m, o) });
+  writeFileAtomicSync(join(o.out, 'aggregate.json'), JSON.stringify(agg, null, 1) + '\n');
+  const csv = ['flow,centre,window_lo,window_hi,rel_change_pct_mean,rel_change_pct_std,p_mean,n'];
+  for (const [name, f] of Object.entries(agg.flows)) {
+    f.centres.forEach((c, i) => csv.push([JSON.stringify(name), c, ...f.window[i], f.rel_change_pct[i].mean, f.rel_change_pct[i].std ?? '', f.p[i].mean, f.p[i].n].join(',')));
+  }
+  writeFileAtomicSync(join(o.out, 'aggregate.csv'), csv.join('\n') + '\n');
+  const figure = intervalFigure({
+    id: 'knockout',
+    file: 'knockout_rel_change.svg',
+    title: 'Attention knockout — relative change of the answer probability',
+    subtitle: `${m.family} ${m.name} · mean over ${agg.n_items} item(s) · window ${o.window} layers`,
+    xLabel: 'centre layer l of the knocked-out window',
+    yLabel: '(p_knock − p_base) / p_base, %',
+    series: Object.entries(agg.flows).map(([name, f]) => ({ name, x: f.centres, stats: f.rel_change_pct })),
+    caption: `For each flow DST<-SRC, attention from DST queries to SRC keys is blocked in layers l−${Math.floor(o.window / 2)}…l+${Math.ceil(o.window / 2) - 1} (clipped), and the probability of the answer token at the last position is compared with the un-intervened run; mean over items with a ± 1 sample-std band.`,
+  });
+  const report = writeInterventionReport(o.out, {
+    title: 'Attention knockout',
+    method: 'Attention knockout as in "Cross-modal Information Flow in Multimodal Large Language Models" (arXiv 2411.18620): a flow DST<-SRC blocks every attention edge from a DST query to a SRC key, in every head of a window of layers centred on l, by a pre-softmax mask; the remaining weights renormalise.',
+    meta: { model: m.name, family: m.family, data: o.data, items: agg.n_items, failed: summary.failed, phaselens_version: VERSION, ...agg.options },
+    figures: [figure],
+    table: {
+      columns: ['flow', 'centre', 'window', 'rel. change % (mean)', 'std', 'p_knock (mean)', 'n'],
+      rows: Object.entries(agg.flows).flatMap(([name, f]) => f.centres.map((c, i) => [name, c, `${f.window[i][0]}–${f.window[i][1]}`, f.rel_change_pct[i].mean, f.rel_change_pct[i].std, f.p[i].mean, f.p[i].n])),
+    },
+  });
+  return { summary, report };
+}
