@@ -7,3 +7,4 @@ export * as dump from './dump.ts';
 export * as demo from './demo.ts';
 export * as analyze from './analyze.ts';
 export * as knockout from './knockout.ts';
+export * as ablate from './ablate.ts';
