@@ -8,3 +8,4 @@ export * as demo from './demo.ts';
 export * as analyze from './analyze.ts';
 export * as knockout from './knockout.ts';
 export * as ablate from './ablate.ts';
+export * as patch from './patch.ts';
