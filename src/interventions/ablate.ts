@@ -42,8 +42,8 @@ export function parseLayers(spec: string, L: number, flag = '--layers'): number[
   return [...out].sort((x, y) => x - y);
 }
 
-/** The KV heads an ablation touches: all, or the groups of the named query heads. */
-function kvHeads(cfg: LlamaConfig, heads: number[] | null | undefined): number[] {
+/** The KV heads an ablation touches: all, or the groups of the named query heads (UserError for part of a group). */
+export function kvHeads(cfg: LlamaConfig, heads: number[] | null | undefined): number[] {
   const H = cfg.num_attention_heads;
   const Hkv = cfg.num_key_value_heads;
   if (!heads) return Array.from({ length: Hkv }, (_, h) => h);

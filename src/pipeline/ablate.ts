@@ -11,7 +11,7 @@ import { stat } from '../analysis/aggregate.ts';
 import { readResult, runItems, type RunSummary } from '../analysis/runner.ts';
 import { vqaCorrect } from '../analysis/vqa-score.ts';
 import type { DataItem } from '../data/index.ts';
-import { ablationHooks, parseLayers, type Ablation } from '../interventions/ablate.ts';
+import { ablationHooks, kvHeads, parseLayers, type Ablation } from '../interventions/ablate.ts';
 import { runLast } from '../interventions/answer.ts';
 import { generate } from '../models/generate.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
@@ -42,6 +42,7 @@ export function checkAblate(m: ModelInfo, o: AblateRun, first?: DataItem): void 
   const x = m.prepare(itemPrompt(m, first ?? {}, o.prompt), PROBE_IMAGE);
   groupPositions(o.token, x);
   parseLayers(o.layers, m.lm.num_hidden_layers);
+  kvHeads(m.lm, o.heads);
   if (o.answer !== undefined) parseAnswer(m, o.answer, o.firstToken);
 }
 

@@ -1,0 +1,117 @@
+/**
+ * `phaselens knockout`, `ablate` and `patch` through the real CLI on tiny checkpoints of
+ * both families: the outputs and their schema (README), and bad input refused with a
+ * clear message before any weight loads.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTiny } from '../../weights-tools/make-tiny.ts';
+
+const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
+const FIX = join(import.meta.dirname, '../fixtures/images');
+const CATS = join(FIX, '000000039769.png');
+const OTHER = join(FIX, '000000011813.jpg');
+const work = mkdtempSync(join(tmpdir(), 'phaselens-interventions-cli-'));
+const vqa = join(work, 'vqa');
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, err: r.stderr, out: r.stdout };
+}
+
+function refused(r: ReturnType<typeof cli>, msg: RegExp): void {
+  expect(r.err).toMatch(msg);
+  expect(r.err).not.toMatch(/\n\s+at /);
+  expect(r.err).not.toMatch(/loading weights/);
+  expect(r.code).toBe(2);
+}
+
+beforeAll(async () => {
+  mkdirSync(vqa);
+  for (const f of [CATS, OTHER]) copyFileSync(f, join(vqa, f.split('/').pop()!));
+  writeFileSync(
+    join(vqa, 'q.jsonl'),
+    ['{"image": "000000039769.png", "question": "How many cats are there?", "answers": ["2", "two"]}', '{"image": "000000011813.jpg", "question": "What is on the table?", "answers": ["food"]}'].join('\n'),
+  );
+  await makeTiny({ arch: 'llava', out: join(work, 'llava'), seed: 8, gqa: true });
+  await makeTiny({ arch: 'instructblip', out: join(work, 'instructblip'), seed: 8 });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const data = () => `vqa:${join(vqa, 'q.jsonl')}:${vqa}`;
+const chat = (arch: string) => (arch === 'llava' ? ['--chat'] : []);
+
+for (const arch of ['llava', 'instructblip'] as const) {
+  describe(`${arch}: the three commands`, () => {
+    const model = () => join(work, arch);
+
+    it('knockout writes per-item flows for every centre layer, the aggregate, the figure and the report', () => {
+      const out = join(work, `ko-${arch}`);
+      const r = cli('knockout', '--model', model(), '--data', data(), ...chat(arch), '--flow', 'last<-image', '--flow', 'image->bos', '--window', '3', '--out', out);
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.code).toBe(0);
+      const items = readdirSync(join(out, 'images'));
+      expect(items).toHaveLength(2);
+      const j = JSON.parse(readFileSync(join(out, 'images', items[0]), 'utf8'));
+      expect(Object.keys(j.flows)).toEqual(['last<-image', 'bos<-image']);
+      const f = j.flows['last<-image'];
+      expect(f.centres).toEqual([0, 1, 2]);
+      expect(f.window).toEqual([[0, 1], [0, 2], [1, 2]]);
+      f.p.forEach((p: number, i: number) => expect(f.rel_change_pct[i]).toBeCloseTo(((p - j.answer.p_base) / j.answer.p_base) * 100, 9));
+      // BOS (position 0 for LLaVA) sees no later key: blocking its edges to the image changes nothing
+      if (arch === 'llava') expect(j.flows['bos<-image'].p).toEqual([j.answer.p_base, j.answer.p_base, j.answer.p_base]);
+      const agg = JSON.parse(readFileSync(join(out, 'aggregate.json'), 'utf8'));
+      expect(agg.flows['last<-image'].rel_change_pct[0].n).toBe(2);
+      expect(readFileSync(join(out, 'figures', 'knockout_rel_change.svg'), 'utf8')).toContain('last&lt;-image');
+      expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('Attention knockout');
+    });
+
+    it('ablate writes answers with and without the ablation, p_drop and VQA accuracy', () => {
+      const out = join(work, `ab-${arch}`);
+      const r = cli('ablate', '--model', model(), '--data', data(), ...chat(arch), '--token', 'image', '--layers', '0-1', '--sweep-layers', '--max-new-tokens', '2', '--out', out);
+      expect(r.code).toBe(0);
+      const j = JSON.parse(readFileSync(join(out, 'images', readdirSync(join(out, 'images'))[0]), 'utf8'));
+      expect(j.ablation.layers).toEqual([0, 1]);
+      expect(j.ablation.p_drop).toBeCloseTo(j.answer.p_base - j.ablation.p_answer, 12);
+      expect(j.per_layer.map((p: { layer: number }) => p.layer)).toEqual([0, 1]);
+      expect(typeof j.vqa.correct_base).toBe('boolean');
+      const agg = JSON.parse(readFileSync(join(out, 'aggregate.json'), 'utf8'));
+      expect(agg.vqa.n).toBe(2);
+      expect(existsSync(join(out, 'figures', 'ablate_p_drop.svg'))).toBe(true);
+    });
+
+    it('patch writes patch.json: the whole-sequence patch at layer 0 reproduces the source run', () => {
+      const out = join(work, `pa-${arch}`);
+      const prompt = arch === 'llava' ? ['--prompt', 'What animal is this?', '--chat'] : ['--prompt', 'What animal is this?'];
+      const r = cli('patch', '--model', model(), '--source', CATS, '--target', OTHER, ...prompt, '--token', 'image', '--answers', 'cat,dog', '--out', out);
+      expect(r.code).toBe(0);
+      const j = JSON.parse(readFileSync(join(out, 'patch.json'), 'utf8'));
+      expect(j.site).toBe('lm.blocks.{l}.resid_pre');
+      expect(Object.keys(j.answers)).toEqual(['cat', 'dog']);
+      expect(j.per_layer).toHaveLength(3);
+      // only the image rows differ between the two runs, so patching them at layer 0 is the source run
+      expect(j.per_layer[0].logit_diff).toBe(j.base_source.logit_diff);
+      expect(j.per_layer[0].logit_diff).not.toBe(j.base_target.logit_diff);
+    });
+  });
+}
+
+describe('bad input is refused before any weight loads', () => {
+  const llava = () => join(work, 'llava');
+  const cases: [string, () => string[], RegExp][] = [
+    ['knockout: unknown group', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last<-imgae', '--out', join(work, 'x')], /unknown token group "imgae"/],
+    ['knockout: overlapping groups', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'text<-last', '--out', join(work, 'x')], /overlap/],
+    ['knockout: bad flow', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last=image', '--out', join(work, 'x')], /DST<-SRC or SRC->DST/],
+    ['knockout: window 0', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last<-image', '--window', '0', '--out', join(work, 'x')], /--window must be an integer ≥ 1/],
+    ['knockout: several-token answer', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last<-image', '--answer', 'couch potato', '--out', join(work, 'x')], /is \d+ tokens.*--first-token/],
+    ['ablate: layers outside the model', () => ['ablate', '--model', llava(), '--data', data(), '--chat', '--token', '@5', '--layers', '0-9', '--out', join(work, 'x')], /within 0\.\.2/],
+    ['ablate: position past the sequence', () => ['ablate', '--model', llava(), '--data', data(), '--chat', '--token', '@999', '--out', join(work, 'x')], /past the sequence/],
+    ['ablate: half a GQA group of heads', () => ['ablate', '--model', llava(), '--data', data(), '--chat', '--token', 'image', '--heads', '0', '--out', join(work, 'x')], /whole groups/],
+    ['patch: one answer', () => ['patch', '--model', llava(), '--source', CATS, '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', 'cat', '--out', join(work, 'x')], /give two answers/],
+    ['patch: neither source nor vector', () => ['patch', '--model', llava(), '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', 'cat,dog', '--out', join(work, 'x')], /--source IMG.*--add/],
+  ];
+  for (const [what, args, msg] of cases) it(what, () => refused(cli(...args()), msg));
+});
