@@ -11,7 +11,7 @@ import { readImageFile } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
 import { openModel } from '../models/registry.ts';
 import type { PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
-import { addProfileOption, loadProgress, openGpu, parseDtype, type ProfileOption } from './gpu-session.ts';
+import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from './gpu-session.ts';
 
 export interface PromptOptions {
   prompt?: string;
@@ -77,4 +77,18 @@ export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promis
   const gpu = await openGpu(o);
   const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
   return { gpu, m, x };
+}
+
+/**
+ * The body of a command over a loaded model: the folder opened and `check` run on it
+ * (every flag against the prepared prompt) before the GPU starts and the weights load,
+ * then `body`, then the profile.
+ */
+export async function withModel(o: ProfileOption & { model: string; dtype?: string }, check: (files: VlmFiles) => void, body: (gpu: Gpu, m: Vlm) => Promise<void>): Promise<void> {
+  const dtype = parseDtype(o.dtype);
+  const { files } = await openChecked(o.model, check);
+  const gpu = await openGpu(o);
+  const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
+  await body(gpu, m);
+  await finishProfile(gpu, o);
 }

@@ -12,14 +12,13 @@
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { ClipVisionConfig } from '../io/config.ts';
-import { attention } from '../ops/attention.ts';
 import { add } from '../ops/elementwise.ts';
 import { patchEmbed } from '../ops/patch-embed.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
-import { view } from '../ops/common.ts';
 import { LayerNorm } from './layer-norm.ts';
-import { activationOf, Linear } from './linear.ts';
+import { Linear } from './linear.ts';
+import { vitLayer } from './vit-layer.ts';
 import type { Weights } from './weights.ts';
 
 class CLIPVisionEmbeddings {
@@ -80,20 +79,7 @@ class CLIPEncoderLayer {
 
   forward(gpu: Gpu, h: Tensor, layer: number, hooks: HookPoints): Tensor {
     const { cfg } = this;
-    const S = h.shape[0];
-    const H = cfg.num_attention_heads;
-    const D = cfg.hidden_size / H;
-    const x = this.layerNorm1.forward(gpu, h);
-    const q = view(this.qProj.forward(gpu, x), [S, H, D]);
-    const k = view(this.kProj.forward(gpu, x), [S, H, D]);
-    const v = view(this.vProj.forward(gpu, x), [S, H, D]);
-    const z = attention(gpu, q, k, v, { causal: false, name: actName('attn.z', layer, 'vision') });
-    const mid = hooks.run(actName('resid_mid', layer, 'vision'), this.outProj.forward(gpu, z, { residual: h }));
-    const x2 = this.layerNorm2.forward(gpu, mid);
-    const a = this.fc1.forward(gpu, x2, { act: activationOf(cfg.hidden_act) });
-    const out = this.fc2.forward(gpu, a, { residual: mid, name: actName('resid_post', layer, 'vision') });
-    gpu.release(x, q, k, v, z, mid, x2, a);
-    return out;
+    return vitLayer(gpu, { ...this, heads: cfg.num_attention_heads, hiddenAct: cfg.hidden_act, qkv: [this.qProj, this.kProj, this.vProj] }, h, layer, hooks);
   }
 }
 

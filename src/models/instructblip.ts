@@ -35,6 +35,7 @@ import { parseInputIds, type QformerTokenizer } from '../io/tokenizer.ts';
 import { InstructBlipVisionModel } from './eva.ts';
 import { Linear } from './linear.ts';
 import { LlamaForCausalLM } from './llama.ts';
+import { decodeWithFeatures } from './splice.ts';
 import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, type OpenedCheckpoint } from './open.ts';
 import { InstructBlipQFormerModel } from './qformer.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
@@ -78,18 +79,10 @@ export class InstructBlipForConditionalGeneration {
   /** Prefill of a prepared input; returns the final-normed hidden states [S, d]. */
   forward(gpu: Gpu, x: VlmInput, opts: VlmForwardOptions = {}): Tensor {
     if (!x.pixels || !x.qformerIds) throw new UserError('InstructBLIP needs an image and the Q-Former instruction');
-    const ids = gpu.upload(Int32Array.from(x.ids), [x.ids.length], 'input_ids');
-    const e = this.languageModel.embed(gpu, ids);
     const px = gpu.upload(x.pixels.data, x.pixels.shape, 'pixel_values');
     const features = this.imageFeatures(gpu, px, x.qformerIds);
-    const d = e.shape[1];
-    const [s, end] = x.groups.image;
-    gpu.copy(features, e, 0, s * d, (end - s) * d);
-    gpu.release(px, features);
-    const embeds = this.hooks.run(actName('embed'), e);
-    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache, mask: opts.mask });
-    gpu.release(ids, embeds);
-    return hidden;
+    gpu.release(px);
+    return decodeWithFeatures(gpu, this.languageModel, this.hooks, x, features, opts);
   }
 }
 

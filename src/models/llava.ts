@@ -24,6 +24,7 @@ import type { LlavaConfig } from '../io/config.ts';
 import { CLIPVisionTransformer } from './clip.ts';
 import { activationOf, Linear } from './linear.ts';
 import { LlamaForCausalLM } from './llama.ts';
+import { decodeWithFeatures } from './splice.ts';
 import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, textSpan, type OpenedCheckpoint } from './open.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
@@ -99,20 +100,13 @@ export class LlavaForConditionalGeneration {
 
   /** Prefill of a prepared input; returns the final-normed hidden states [S, d]. */
   forward(gpu: Gpu, x: VlmInput, opts: VlmForwardOptions = {}): Tensor {
-    const ids = gpu.upload(Int32Array.from(x.ids), [x.ids.length], 'input_ids');
-    const e = this.languageModel.embed(gpu, ids);
+    let features: Tensor | undefined;
     if (x.pixels) {
       const px = gpu.upload(x.pixels.data, x.pixels.shape, 'pixel_values');
-      const features = this.imageFeatures(gpu, px);
-      const d = e.shape[1];
-      const [s, end] = x.groups.image;
-      gpu.copy(features, e, 0, s * d, (end - s) * d);
-      gpu.release(px, features);
+      features = this.imageFeatures(gpu, px);
+      gpu.release(px);
     }
-    const embeds = this.hooks.run(actName('embed'), e);
-    const hidden = this.languageModel.forward(gpu, embeds, { cache: opts.cache, mask: opts.mask });
-    gpu.release(ids, embeds);
-    return hidden;
+    return decodeWithFeatures(gpu, this.languageModel, this.hooks, x, features, opts);
   }
 }
 

@@ -19,7 +19,7 @@ import { intervalFigure } from '../report/intervention-figures.ts';
 import { writeInterventionReport } from '../report/intervention-html.ts';
 import { writeFileAtomicSync } from '../report/write.ts';
 import { VERSION } from '../version.ts';
-import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE } from './items.ts';
+import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 
 export interface AblateRun {
   out: string;
@@ -75,11 +75,7 @@ export async function ablateItem(gpu: Gpu, m: Vlm, item: DataItem, o: AblateRun)
     }
   }
   return {
-    phaselens_version: VERSION,
-    model: m.name,
-    model_family: m.family,
-    id: item.id,
-    image: item.image,
+    ...resultHeader(m, item),
     options: options(m, o),
     answer: { id: answer, text: m.decode([answer]), p_base: pBase },
     ablation: {
@@ -98,18 +94,13 @@ export async function ablateItem(gpu: Gpu, m: Vlm, item: DataItem, o: AblateRun)
 
 function options(m: Pick<Vlm, 'weightDtypes'>, o: AblateRun): Record<string, unknown> {
   return {
-    weight_dtypes: m.weightDtypes,
+    ...promptOptions(m, o.prompt, o.padToSquare),
     token: o.token,
     layers: o.layers,
     heads: o.heads ?? 'all',
     sweep: o.sweep,
     max_new_tokens: o.maxNewTokens,
     answer: o.answer ?? 'greedy first token of the un-intervened run',
-    prompt: o.prompt.prompt ?? null,
-    input_ids: o.prompt.inputIds ?? null,
-    qformer_input_ids: o.prompt.qformerInputIds ?? null,
-    chat: !!o.prompt.chat,
-    pad_to_square: o.padToSquare,
     ablation: 'post-softmax attention weights from every query to the ablated keys set to 0, no renormalisation, in prefill and generation',
   };
 }

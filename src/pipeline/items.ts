@@ -6,7 +6,8 @@
 import type { DataItem } from '../data/index.ts';
 import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
-import type { ModelInfo, PromptSpec, VlmInput } from '../models/vlm.ts';
+import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
+import { VERSION } from '../version.ts';
 import { resolveGroup } from '../interventions/groups.ts';
 
 export const DEFAULT_QUESTION = 'Describe the image.';
@@ -47,4 +48,21 @@ export function parseAnswer(m: Pick<ModelInfo, 'tokenizer' | 'lm'>, spec: string
     throw new UserError(`${flag} ${JSON.stringify(spec)} is ${ids.length} tokens (${pieces}); give a one-token answer, or add --first-token to use the first`);
   }
   return ids[0];
+}
+
+/** The head of every per-item result: how it was made and of what. */
+export function resultHeader(m: Pick<Vlm, 'name' | 'family'>, item: Pick<DataItem, 'id' | 'image'>): Record<string, unknown> {
+  return { phaselens_version: VERSION, model: m.name, model_family: m.family, id: item.id, image: item.image };
+}
+
+/** The options every output records about the weights and the prompt. */
+export function promptOptions(m: Pick<Vlm, 'weightDtypes'>, p: PromptSpec, padToSquare: boolean): Record<string, unknown> {
+  return {
+    weight_dtypes: m.weightDtypes,
+    prompt: p.prompt ?? null,
+    input_ids: p.inputIds ?? null,
+    qformer_input_ids: p.qformerInputIds ?? null,
+    chat: !!p.chat,
+    pad_to_square: padToSquare,
+  };
 }

@@ -10,7 +10,7 @@ import type { Gpu } from '../gpu/context.ts';
 import { stat, type Stat } from '../analysis/aggregate.ts';
 import { readResult, runItems, type RunSummary } from '../analysis/runner.ts';
 import type { DataItem } from '../data/index.ts';
-import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE } from './items.ts';
+import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 import { requireDisjoint } from '../interventions/groups.ts';
 import { knockoutSweep, layerWindow, parseFlow, type Flow, type KnockoutResult } from '../interventions/knockout.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
@@ -55,11 +55,7 @@ export async function knockoutItem(gpu: Gpu, m: Vlm, item: DataItem, o: Knockout
   const answer = o.answer === undefined ? undefined : parseAnswer(m, o.answer, o.firstToken);
   const r = await knockoutSweep(gpu, m, x, resolveFlows(o.flows, x), { window: o.window, answer });
   return {
-    phaselens_version: VERSION,
-    model: m.name,
-    model_family: m.family,
-    id: item.id,
-    image: item.image,
+    ...resultHeader(m, item),
     options: options(m, o),
     answer: { id: r.answer.id, text: m.decode([r.answer.id]), p_base: r.answer.p_base },
     flows: r.flows,
@@ -68,16 +64,11 @@ export async function knockoutItem(gpu: Gpu, m: Vlm, item: DataItem, o: Knockout
 
 function options(m: Pick<Vlm, 'weightDtypes'>, o: KnockoutRun): Record<string, unknown> {
   return {
-    weight_dtypes: m.weightDtypes,
+    ...promptOptions(m, o.prompt, o.padToSquare),
     flows: o.flows,
     window: o.window,
     answer: o.answer ?? 'greedy first token of the un-intervened run',
     first_token: o.firstToken,
-    prompt: o.prompt.prompt ?? null,
-    input_ids: o.prompt.inputIds ?? null,
-    qformer_input_ids: o.prompt.qformerInputIds ?? null,
-    chat: !!o.prompt.chat,
-    pad_to_square: o.padToSquare,
     mask: 'pre-softmax −3.4e38 on (DST query, SRC key) in every head of the window; the other weights renormalise',
   };
 }

@@ -16,7 +16,7 @@ import { intervalFigure } from '../report/intervention-figures.ts';
 import { writeInterventionReport } from '../report/intervention-html.ts';
 import { writeFileAtomicSync } from '../report/write.ts';
 import { VERSION } from '../version.ts';
-import { groupPositions, itemPrompt, parseAnswer, PROBE_IMAGE } from './items.ts';
+import { groupPositions, itemPrompt, parseAnswer, PROBE_IMAGE, promptOptions } from './items.ts';
 
 export interface PatchRun {
   out: string;
@@ -70,15 +70,10 @@ export async function patch(gpu: Gpu, m: Vlm, o: PatchRun): Promise<{ file: stri
     site: o.fromLayerOn ? 'lm.blocks.{l..L-1}.resid_pre' : 'lm.blocks.{l}.resid_pre',
     mode: o.add ? 'add' : 'copy',
     options: {
+      ...promptOptions(m, o.prompt, o.padToSquare),
       token: o.token,
       layers: o.layers,
       from_layer_on: o.fromLayerOn,
-      weight_dtypes: m.weightDtypes,
-      prompt: o.prompt.prompt ?? null,
-      input_ids: o.prompt.inputIds ?? null,
-      qformer_input_ids: o.prompt.qformerInputIds ?? null,
-      chat: !!o.prompt.chat,
-      pad_to_square: o.padToSquare,
       ...(o.add ? { add: o.add.file, scale: o.add.scale } : {}),
     },
     answers: { [answers.words[0]]: answers.ids[0], [answers.words[1]]: answers.ids[1] },

@@ -5,8 +5,8 @@ import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { UserError } from '../../errors.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { ablate, checkAblate } from '../../pipeline/ablate.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
-import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
+import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
+import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
 import { int } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -63,13 +63,10 @@ export function register(program: Command): void {
       answer: o.answer,
       firstToken: o.firstToken,
     };
-    const dtype = parseDtype(o.dtype);
-    const { files } = await openChecked(o.model, (f) => checkAblate(f, run, selection.items[0]));
-    const gpu = await openGpu(o);
-    const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-    const r = await ablate(gpu, m, selection.items, run);
-    console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
-    console.log(`report: ${r.report}`);
-    await finishProfile(gpu, o);
+    await withModel(o, (f) => checkAblate(f, run, selection.items[0]), async (gpu, m) => {
+      const r = await ablate(gpu, m, selection.items, run);
+      console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
+      console.log(`report: ${r.report}`);
+    });
   });
 }

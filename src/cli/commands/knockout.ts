@@ -4,8 +4,8 @@ import { selectItems } from '../../analysis/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
-import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
+import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
+import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
 import { collect, int } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -36,14 +36,11 @@ export function register(program: Command): void {
   ).action(async (o: Options) => {
     const window = int('--window', o.window, 1)!;
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0) });
-    const dtype = parseDtype(o.dtype);
     const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken };
-    const { files } = await openChecked(o.model, (f) => checkKnockout(f, run, selection.items[0]));
-    const gpu = await openGpu(o);
-    const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-    const r = await knockout(gpu, m, selection.items, run);
-    console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
-    console.log(`report: ${r.report}`);
-    await finishProfile(gpu, o);
+    await withModel(o, (f) => checkKnockout(f, run, selection.items[0]), async (gpu, m) => {
+      const r = await knockout(gpu, m, selection.items, run);
+      console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
+      console.log(`report: ${r.report}`);
+    });
   });
 }

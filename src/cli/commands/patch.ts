@@ -5,8 +5,8 @@ import { SafetensorsFile } from '../../io/safetensors.ts';
 import { openFileSource } from '../../io/source-node.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkPatch, patch, type PatchRun } from '../../pipeline/patch.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
-import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
+import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
+import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
 import { num } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -68,13 +68,10 @@ export function register(program: Command): void {
       fromLayerOn: o.fromLayerOn,
       add: o.add ? { vector: await readVector(o.add), scale: num('--scale', o.scale)!, file: o.add } : undefined,
     };
-    const dtype = parseDtype(o.dtype);
-    const { files } = await openChecked(o.model, (f) => checkPatch(f, run));
-    const gpu = await openGpu(o);
-    const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-    const r = await patch(gpu, m, run);
-    console.log(`wrote ${r.file}`);
-    console.log(`report: ${r.report}`);
-    await finishProfile(gpu, o);
+    await withModel(o, (f) => checkPatch(f, run), async (gpu, m) => {
+      const r = await patch(gpu, m, run);
+      console.log(`wrote ${r.file}`);
+      console.log(`report: ${r.report}`);
+    });
   });
 }
