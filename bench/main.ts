@@ -5,6 +5,7 @@
  *   attention  ours vs PyTorch                  (bench/kernels.ts, bench/torch_attention.py)
  *   models     LLaVA and InstructBLIP prefill/decode and analyze vs PyTorch and the plain
  *              forward (bench/models.ts)
+ *   interventions  knockout sweep vs the naive re-run and vs PyTorch (bench/interventions.ts)
  *   load       checkpoint streaming vs `cat`    (bench/load.ts, when present)
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
@@ -42,6 +43,15 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
       return records;
     },
   },
+  interventions: {
+    cases: ['knockout-sweep-vs-naive', 'knockout-sweep-vs-pytorch'],
+    run: async (gpu, opts) => {
+      const { benchInterventions } = await import('./interventions.ts');
+      const records = await benchInterventions(gpu);
+      records.forEach((r) => opts.onRecord?.(r));
+      return records;
+    },
+  },
   load: {
     cases: ['safetensors-stream', 'load-rss'],
     run: async (gpu, opts) => {
@@ -62,7 +72,7 @@ function positiveInt(v: string): number {
 
 const program = new Command('bench')
   .description('phaselens benchmarks, each against a baseline measured in the same run')
-  .option('--only <list>', 'comma-separated groups (matmul, attention, models, load) or case names')
+  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, load) or case names')
   .option('--json <file>', 'also write the records as JSON')
   .option('--reps <n>', 'timed samples per side', positiveInt, 5)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)

@@ -67,6 +67,15 @@ async function llavaMid(): Promise<Record<string, unknown>> {
  * 384 wide, 4 layers, 32 queries, cross-attention every 2nd layer; llava-mid's LLaMA with
  * vocab 32001 and `<image>` = 32000), ~0.21 B parameters.
  */
+/**
+ * LLaVA-1.5-7B's depth at a CPU adapter's width: llava-mid's vision tower and a 32-layer
+ * LLaMA 512 wide (the knockout sweep's cost depends on the layer count; ~0.1 B parameters).
+ */
+async function llavaDeep(): Promise<Record<string, unknown>> {
+  const mid = await llavaMid();
+  return { ...mid, text_config: { ...(mid.text_config as object), hidden_size: 512, intermediate_size: 1376, num_attention_heads: 8, num_key_value_heads: 8, num_hidden_layers: 32 } };
+}
+
 async function instructblipMid(): Promise<Record<string, unknown>> {
   const full = await instructblipVicuna7b();
   return {
@@ -81,6 +90,7 @@ async function instructblipMid(): Promise<Record<string, unknown>> {
 export const RANDOM_SHAPES: Record<string, () => Promise<Record<string, unknown>>> = {
   'llava-7b': llava7b,
   'llava-mid': llavaMid,
+  'llava-deep': llavaDeep,
   'instructblip-vicuna-7b': instructblipVicuna7b,
   'instructblip-mid': instructblipMid,
 };
