@@ -36,9 +36,9 @@ import { InstructBlipVisionModel } from './eva.ts';
 import { Linear } from './linear.ts';
 import { LlamaForCausalLM } from './llama.ts';
 import { decodeWithFeatures } from './splice.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, type OpenedCheckpoint } from './open.ts';
+import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, type OpenedCheckpoint } from './open.ts';
 import { InstructBlipQFormerModel } from './qformer.ts';
-import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { ModelInfo, PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class InstructBlipForConditionalGeneration {
@@ -131,21 +131,7 @@ export function instructBlipFiles(c: OpenedCheckpoint, cfg: InstructBlipConfig, 
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };
-  return {
-    ...info,
-    close: () => c.report.checkpoint.close(),
-    async load(gpu, opts = {}): Promise<Vlm> {
-      const { model, weightDtypes } = await streamWeights(gpu, c, opts, (w) => InstructBlipForConditionalGeneration.load(w, cfg));
-      return {
-        ...info,
-        hooks: model.hooks,
-        languageModel: model.languageModel,
-        weightDtypes,
-        forward: (g, x, o) => model.forward(g, x, o),
-        dumpPoints: instructBlipDumpPoints(cfg),
-      };
-    },
-  };
+  return vlmFiles(c, info, (w) => InstructBlipForConditionalGeneration.load(w, cfg), instructBlipDumpPoints(cfg));
 }
 
 /** LM ids with the Q image tokens in front. */

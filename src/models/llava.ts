@@ -25,8 +25,8 @@ import { CLIPVisionTransformer } from './clip.ts';
 import { activationOf, Linear } from './linear.ts';
 import { LlamaForCausalLM } from './llama.ts';
 import { decodeWithFeatures } from './splice.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, streamWeights, textSpan, type OpenedCheckpoint } from './open.ts';
-import type { ModelInfo, PromptSpec, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, textSpan, type OpenedCheckpoint } from './open.ts';
+import type { ModelInfo, PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class LlavaMultiModalProjector {
@@ -147,21 +147,7 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };
-  return {
-    ...info,
-    close: () => c.report.checkpoint.close(),
-    async load(gpu, opts = {}): Promise<Vlm> {
-      const { model, weightDtypes } = await streamWeights(gpu, c, opts, (w) => LlavaForConditionalGeneration.load(w, cfg));
-      return {
-        ...info,
-        hooks: model.hooks,
-        languageModel: model.languageModel,
-        weightDtypes,
-        forward: (g, x, o) => model.forward(g, x, o),
-        dumpPoints: llavaDumpPoints(cfg),
-      };
-    },
-  };
+  return vlmFiles(c, info, (w) => LlavaForConditionalGeneration.load(w, cfg), llavaDumpPoints(cfg));
 }
 
 /** Token ids before image expansion, and where the question sits among them (prompts only). */

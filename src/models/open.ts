@@ -14,7 +14,10 @@ import { preprocessImage, type ImageProcessorConfig, type PixelValues, type Prep
 import { parseInputIds, type LmTokenizer } from '../io/tokenizer.ts';
 import type { CheckpointReport } from '../io/validate.ts';
 import { checkpointSource, Weights } from './weights.ts';
-import type { LoadOptions, PositionGroups } from './vlm.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import type { HookPoints } from '../hooks/hooks.ts';
+import type { LlamaForCausalLM } from './llama.ts';
+import type { LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 
 export interface OpenedCheckpoint {
   dir: DirectorySource;
@@ -111,4 +114,23 @@ export async function streamWeights<T>(gpu: Gpu, c: OpenedCheckpoint, opts: Load
   } finally {
     await ckpt.close();
   }
+}
+
+/** What a family's composition class gives the interface once its weights are loaded. */
+export interface Composition {
+  hooks: HookPoints;
+  languageModel: LlamaForCausalLM;
+  forward(gpu: Gpu, x: VlmInput, opts?: VlmForwardOptions): Tensor;
+}
+
+/** A family's VlmFiles: its ModelInfo, and `load` building its composition from the streamed weights. */
+export function vlmFiles(c: OpenedCheckpoint, info: ModelInfo, build: (w: Weights) => Promise<Composition>, dumpPoints: Vlm['dumpPoints']): VlmFiles {
+  return {
+    ...info,
+    close: () => c.report.checkpoint.close(),
+    async load(gpu, opts = {}): Promise<Vlm> {
+      const { model, weightDtypes } = await streamWeights(gpu, c, opts, build);
+      return { ...info, hooks: model.hooks, languageModel: model.languageModel, weightDtypes, forward: (g, x, o) => model.forward(g, x, o), dumpPoints };
+    },
+  };
 }
