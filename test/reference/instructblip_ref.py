@@ -245,7 +245,10 @@ def place_image_tokens(ids, top):
     raise SystemExit(f"input_ids hold image token {it} {count} times: want 0 (prepended here) or num_query_tokens = {nq}")
 
 
-def prefill(pixel_values, ids, qformer_ids, w, vc, qc, tc, top, record, with_attn):
+def build_embeds(pixel_values, ids, qformer_ids, w, vc, qc, top):
+    """The language model's inputs_embeds: EVA tower, Q-Former, language_projection, the
+    Q image tokens placed and spliced. Returns dict(vstates, image_embeds, qstates,
+    query_output, feats, ids (placed), expanded, embeds [T, d])."""
     vstates, image_embeds = eva_vision(pixel_values, w, vc)
     qstates = qformer(image_embeds, qformer_ids, w, qc, top.num_query_tokens)
     query_output = qstates[-1][: top.num_query_tokens]
@@ -254,11 +257,16 @@ def prefill(pixel_values, ids, qformer_ids, w, vc, qc, tc, top, record, with_att
     x = lr.embed(ids, w).clone()
     mask = torch.as_tensor([t == top.image_token_index for t in ids], device=x.device)
     x[mask] = feats  # masked_scatter: features fill the image positions in order
-    cache = []
-    out = lr.llama_forward(x, w, tc, 0, cache, record, with_attn)  # RoPE positions 0..T-1 from the first query
-    logits = out["final"] @ lr.lm_head_weight(w, tc).t()
     return dict(vstates=vstates, image_embeds=image_embeds, qstates=qstates, query_output=query_output, feats=feats,
-                ids=ids, expanded=expanded, embeds=x, lm=out, logits=logits, cache=cache)
+                ids=ids, expanded=expanded, embeds=x)
+
+
+def prefill(pixel_values, ids, qformer_ids, w, vc, qc, tc, top, record, with_attn):
+    r = build_embeds(pixel_values, ids, qformer_ids, w, vc, qc, top)
+    cache = []
+    out = lr.llama_forward(r["embeds"], w, tc, 0, cache, record, with_attn)  # RoPE positions 0..T-1 from the first query
+    logits = out["final"] @ lr.lm_head_weight(w, tc).t()
+    return dict(r, lm=out, logits=logits, cache=cache)
 
 
 def time_only(a, run_prefill, w, tc, top, load_s):

@@ -420,11 +420,21 @@ def rotate_half(x):
     return torch.cat([-x[..., half:], x[..., :half]], -1)
 
 
-def llama_forward(embeds, w, tc, start=0, cache=None, record=False, with_attn=False):
+def llama_forward(embeds, w, tc, start=0, cache=None, record=False, with_attn=False, hooks=None):
     """embeds [n, d] at positions start..start+n-1. cache: list of (k, v) per layer
     ([kv_heads, past, hd]) or None; it is extended in place when given.
     Returns dict with 'final' ([n, d] after the final norm), and, when record, 'states'
-    (HF hidden_states tuple), 'residual', 'attn', 'normed'."""
+    (HF hidden_states tuple), 'residual', 'attn', 'normed'.
+
+    hooks (for interventions_ref.py; None changes nothing): an object whose optional
+    methods are called in every layer i, each returning the (possibly new) tensor:
+      resid_pre(i, x, start)          x [n, d] = the residual stream entering layer i
+                                      (HF hidden_states[i]); recorded states keep the
+                                      un-hooked value
+      scores(i, scores, qpos, kpos)   [heads, n, total] scaled, causally masked (-inf)
+                                      scores, before the softmax
+      probs(i, probs, qpos, kpos)     [heads, n, total] softmax output, before it weights V
+    qpos [n, 1] and kpos [1, total] are absolute positions (long tensors)."""
     p = "language_model.model."
     n, _ = embeds.shape
     nh, nkv, hd = tc.num_attention_heads, tc.num_key_value_heads, tc.head_dim
@@ -438,8 +448,12 @@ def llama_forward(embeds, w, tc, start=0, cache=None, record=False, with_attn=Fa
     act = act_fn(tc.hidden_act)
     x = embeds
     out = {"states": [x] if record else None, "attn": [], "normed": []}
+    hook = (lambda name: getattr(hooks, name, None)) if hooks is not None else (lambda name: None)
+    resid_hook, scores_hook, probs_hook = hook("resid_pre"), hook("scores"), hook("probs")
     for i in range(tc.num_hidden_layers):
         lp = f"{p}layers.{i}."
+        if resid_hook is not None:
+            x = resid_hook(i, x, start)
         h = rms_norm(x, get(w, lp + "input_layernorm.weight"), tc.rms_norm_eps)
         if with_attn:
             out["normed"].append(h)
@@ -463,7 +477,11 @@ def llama_forward(embeds, w, tc, start=0, cache=None, record=False, with_attn=Fa
         qpos = torch.arange(start, start + n, device=device)[:, None]
         kpos = torch.arange(total, device=device)[None, :]
         scores = scores.masked_fill(kpos > qpos, float("-inf"))  # causal
+        if scores_hook is not None:
+            scores = scores_hook(i, scores, qpos, kpos)
         probs = torch.softmax(scores, -1)
+        if probs_hook is not None:
+            probs = probs_hook(i, probs, qpos, kpos)
         if with_attn:
             out["attn"].append(probs)
         attn = (probs @ v).transpose(0, 1).reshape(n, nh * hd)
@@ -508,7 +526,9 @@ def expand_ids(ids, top, n_img):
     raise SystemExit(f"input_ids hold image token {it} {count} times: want once (to expand) or {n_img} times (expanded)")
 
 
-def prefill(pixel_values, ids, w, vc, tc, top, record, with_attn):
+def build_embeds(pixel_values, ids, w, vc, top):
+    """The language model's inputs_embeds: vision tower, projector, image-token expansion
+    and splice. Returns dict(vstates, feats, ids (expanded), expanded, embeds [seq, d])."""
     vstates = clip_vision(pixel_values, w, vc)
     feats = image_features(vstates, w, top)
     ids, expanded = expand_ids(ids, top, feats.shape[0])
@@ -516,10 +536,15 @@ def prefill(pixel_values, ids, w, vc, tc, top, record, with_attn):
     mask = torch.as_tensor([t == top.image_token_index for t in ids], device=x.device)
     x = x.clone()
     x[mask] = feats  # masked_scatter: features fill the image positions in order
+    return dict(vstates=vstates, feats=feats, ids=ids, expanded=expanded, embeds=x)
+
+
+def prefill(pixel_values, ids, w, vc, tc, top, record, with_attn):
+    r = build_embeds(pixel_values, ids, w, vc, top)
     cache = []
-    out = llama_forward(x, w, tc, 0, cache, record, with_attn)
+    out = llama_forward(r["embeds"], w, tc, 0, cache, record, with_attn)
     logits = out["final"] @ lm_head_weight(w, tc).t()
-    return dict(vstates=vstates, feats=feats, ids=ids, expanded=expanded, embeds=x, lm=out, logits=logits, cache=cache)
+    return dict(r, lm=out, logits=logits, cache=cache)
 
 
 def greedy(r, w, tc, top, max_new, stop_at_eos, eos_ids, use_cache):
