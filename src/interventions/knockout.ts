@@ -7,14 +7,20 @@
  * renormalise. Reported per centre layer: p_knock of the answer token at the last
  * position and rel_change_pct = (p_knock − p_base) / p_base × 100.
  *
- * The sweep re-runs only what it must: the residual stream entering every decoder layer
- * is cached from the un-intervened run once per item, and a window starting at layer lo
- * re-runs layers lo … L−1 from it (the towers and the layers below never run again).
+ * The sweep re-runs only what it must. A knockout changes only the DST query rows inside
+ * the window, and under causal attention a row depends only on rows at or before it, so
+ * every row before the first DST position p0 is the same as in the un-intervened run, at
+ * every layer. That run is made once per item, keeping the residual stream entering each
+ * decoder layer and every layer's K/V (a KV cache); a window starting at layer lo then
+ * re-runs only layers lo … L−1 and only rows p0 … S−1, attending to the cached K/V of the
+ * rows before p0 (the towers and the layers below lo never run again); afterwards the
+ * cache's rows p0 … S−1 of those layers get their un-intervened values back.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import { actName } from '../hooks/names.ts';
+import { KvCache } from '../models/llama.ts';
 import type { Vlm, VlmInput } from '../models/vlm.ts';
 import { runWithCache } from '../probes/cache.ts';
 import { runLast } from './answer.ts';
@@ -49,11 +55,11 @@ export function layerWindow(centre: number, k: number, L: number): [number, numb
   return [Math.max(0, centre - Math.floor(k / 2)), Math.min(L - 1, centre + Math.ceil(k / 2) - 1)];
 }
 
-/** The additive mask [S, S]: BLOCKED at (q ∈ dst, k ∈ src), 0 elsewhere. */
-export function knockoutMask(gpu: Gpu, seq: number, flow: Flow): Tensor {
-  const m = new Float32Array(seq * seq);
-  for (const q of flow.dst) for (const k of flow.src) m[q * seq + k] = BLOCKED;
-  return gpu.upload(m, [seq, seq], `knockout(${flow.name})`);
+/** The additive mask [S − q0, S] of query rows q0 … S−1: BLOCKED at (q ∈ dst, k ∈ src), 0 elsewhere. */
+export function knockoutMask(gpu: Gpu, seq: number, flow: Flow, q0 = 0): Tensor {
+  const m = new Float32Array((seq - q0) * seq);
+  for (const q of flow.dst) for (const k of flow.src) if (q >= q0) m[(q - q0) * seq + k] = BLOCKED;
+  return gpu.upload(m, [seq - q0, seq], `knockout(${flow.name})`);
 }
 
 export interface KnockoutResult {
@@ -75,21 +81,38 @@ export async function knockoutSweep(gpu: Gpu, m: Vlm, x: VlmInput, flows: readon
   const L = lm.cfg.num_hidden_layers;
   const seq = x.ids.length;
   const names = Array.from({ length: L }, (_, l) => actName('resid_pre', l));
-  const { result: hidden, cache: resid } = await runWithCache(gpu, m.hooks, names, async () => m.forward(gpu, x));
+  const cache = KvCache.create(gpu, lm.cfg, seq);
+  const { result: hidden, cache: resid } = await runWithCache(gpu, m.hooks, names, async () => m.forward(gpu, x, { cache }));
+  // the re-runs overwrite rows p0… of the cache: these copies put the base rows back
+  const width = lm.cfg.num_key_value_heads * lm.cfg.head_dim;
+  const keep = (t: Tensor) => {
+    const c = gpu.tensor(t.shape, t.dtype, `${t.name}.base`);
+    gpu.copy(t, c);
+    return c;
+  };
+  const baseK = cache.k.map(keep);
+  const baseV = cache.v.map(keep);
   const first = await runLast(gpu, lm, () => hidden);
   const answer = o.answer ?? first.top;
   const pBase = first.p(answer);
   const centres = o.centres ?? Array.from({ length: L }, (_, l) => l);
   const out: KnockoutResult = { answer: { id: answer, p_base: pBase }, flows: {} };
+  const d = lm.cfg.hidden_size;
   try {
     for (const flow of flows) {
-      const mask = knockoutMask(gpu, seq, flow);
+      const p0 = Math.min(...flow.dst);
+      const mask = knockoutMask(gpu, seq, flow, p0);
       const r = { dst: flow.dst, src: flow.src, centres, window: [] as [number, number][], p: [] as number[], rel_change_pct: [] as number[] };
       for (const c of centres) {
         const [lo, hi] = layerWindow(c, o.window, L);
-        const knocked = await runLast(gpu, lm, () =>
-          lm.forward(gpu, resid.get(names[lo])!, { fromLayer: lo, mask: (l) => (l >= lo && l <= hi ? mask : undefined) }),
-        );
+        const rows = gpu.tensor([seq - p0, d], 'f32', 'knockout.rows');
+        gpu.copy(resid.get(names[lo])!, rows, p0 * d, 0, (seq - p0) * d);
+        const knocked = await runLast(gpu, lm, () => lm.forward(gpu, rows, { fromLayer: lo, pos0: p0, cache, mask: (l) => (l >= lo && l <= hi ? mask : undefined) }));
+        gpu.release(rows);
+        for (let l = lo; l < L; l++) {
+          gpu.copy(baseK[l], cache.k[l], p0 * width, p0 * width, (seq - p0) * width);
+          gpu.copy(baseV[l], cache.v[l], p0 * width, p0 * width, (seq - p0) * width);
+        }
         const p = knocked.p(answer);
         r.window.push([lo, hi]);
         r.p.push(p);
@@ -99,7 +122,7 @@ export async function knockoutSweep(gpu: Gpu, m: Vlm, x: VlmInput, flows: readon
       out.flows[flow.name] = r;
     }
   } finally {
-    gpu.release(...resid.values());
+    gpu.release(...resid.values(), ...cache.k, ...cache.v, ...baseK, ...baseV);
   }
   return out;
 }

@@ -175,7 +175,8 @@ export interface LlamaForwardOptions {
   /**
    * Start at this decoder layer: the input is then the residual stream entering it
    * (`lm.blocks.{fromLayer}.resid_pre`), e.g. cached from an earlier run, so an
-   * intervention in later layers re-runs only those. Not with a KV cache.
+   * intervention in later layers re-runs only those. With a KV cache holding the earlier
+   * positions of every layer (and `pos0`), only the rows from pos0 on are re-run.
    */
   fromLayer?: number;
   mask?: (layer: number) => Tensor | undefined;
@@ -239,7 +240,7 @@ export class LlamaForCausalLM {
     this.ropeTable ??= ropeTable(gpu, { headDim: this.cfg.head_dim, maxPos: this.cfg.max_position_embeddings, theta: this.cfg.rope_theta });
     let h = inputsEmbeds;
     const from = opts.fromLayer ?? 0;
-    if (from < 0 || from >= this.layers.length || (from > 0 && opts.cache)) throw new RangeError(`fromLayer ${from}: expected 0..${this.layers.length - 1}, and no KV cache`);
+    if (from < 0 || from >= this.layers.length) throw new RangeError(`fromLayer ${from}: expected 0..${this.layers.length - 1}`);
     this.layers.forEach((layer, l) => {
       if (l < from) return;
       h = this.hooks.run(actName('resid_pre', l), h);

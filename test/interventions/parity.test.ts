@@ -51,10 +51,12 @@ for (const arch of ['llava', 'instructblip'] as const) {
       source = prepareFile(m, prompt, CATS);
     });
 
-    it('knockout: p and rel_change_pct per centre layer, for two flows', async () => {
+    it('knockout: p and rel_change_pct per centre layer, for three flows', async () => {
       const gpu = await getGpu();
       const flows = [
         { name: 'last<-image', dst: group('last'), src: group('image') },
+        // several DST rows: the sweep re-runs every row from the first of them
+        { name: 'question<-image', dst: group('question'), src: group('image') },
         { name: 'last<-question', dst: group('last'), src: group('question').filter((p) => p !== x.groups.last) },
       ];
       const ours = await knockoutSweep(gpu, m, x, flows, { window: 3 });
