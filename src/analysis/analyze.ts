@@ -7,6 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem, type DataSpec } from '../data/index.ts';
+import { shardItems, type Shard } from '../data/shard.ts';
 import type { Vlm } from '../models/vlm.ts';
 import { buildFigures } from '../report/figures.ts';
 import { writeReport } from '../report/html.ts';
@@ -20,6 +21,8 @@ export interface AnalyzeRun extends AnalyzeOptions {
   out: string;
   limit?: number;
   seed?: number;
+  /** This process's part of the items (src/data/shard.ts). */
+  shard?: Shard | null;
 }
 
 export interface AnalyzeOutcome {
@@ -29,39 +32,58 @@ export interface AnalyzeOutcome {
 }
 
 /** The data set's items after `--limit/--seed` (cheap: callers run it before loading weights). */
-export function selectItems(o: Pick<AnalyzeRun, 'data' | 'limit' | 'seed'>): { spec: DataSpec; items: DataItem[] } {
+export function selectItems(o: Pick<AnalyzeRun, 'data' | 'limit' | 'seed' | 'shard'>): { spec: DataSpec; items: DataItem[] } {
   const spec = parseDataSpec(o.data);
-  return { spec, items: sampleItems(loadData(spec), o.limit, o.seed) };
+  return { spec, items: shardItems(sampleItems(loadData(spec), o.limit, o.seed), o.shard ?? null) };
 }
 
 export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selectItems(o)): Promise<AnalyzeOutcome> {
   const { spec, items } = selection;
   const summary = await runItems(items, o.out, (item) => analyzeImage(gpu, m, item, o), { progress: { label: 'analyze', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is object => r !== null) as ImageMetrics[];
-  const agg = aggregate(results, { phaseWindow: o.smooth });
-  writeAggregate(o.out, agg);
-  const figures = buildFigures(agg);
   const errors = readErrors(o.out)
     .filter((e) => items.some((i) => i.id === e.id))
     .map((e) => ({ image: e.image ?? e.id, error: e.message }));
-  const report = writeReport(o.out, {
+  const report = finishAnalyze(o.out, results, errors, o.smooth, {
+    dataset: formatDataSpec(spec),
+    adapter: `${gpu.adapterName} (shader-f16 ${gpu.features.f16}, timestamp-query ${gpu.features.timestamps}, subgroups ${gpu.features.subgroups})`,
+    options: { limit: o.limit ?? null, seed: o.seed ?? null, shard: o.shard ? `${o.shard.index}/${o.shard.count}` : null },
+  });
+  return { summary, report, items };
+}
+
+/**
+ * Aggregate, figures and report of per-image results (one run's, or several shards'
+ * merged): the model, family and dtypes are read from the results themselves.
+ */
+export function finishAnalyze(
+  out: string,
+  results: readonly ImageMetrics[],
+  errors: { image: string; error: string }[],
+  smooth: number,
+  extra: { dataset: string; adapter?: string; options?: Record<string, unknown> },
+): string {
+  const agg = aggregate(results, { phaseWindow: smooth });
+  writeAggregate(out, agg);
+  const first = results[0];
+  const dtypes = (first?.options.weight_dtypes as string[] | undefined) ?? [];
+  return writeReport(out, {
     meta: {
-      model: m.name,
-      family: m.family,
-      visual_tokens: m.visualTokens,
-      dataset: formatDataSpec(spec),
-      dtype: `weights ${m.weightDtypes.join('/')}; activations and accumulation f32`,
-      adapter: `${gpu.adapterName} (shader-f16 ${gpu.features.f16}, timestamp-query ${gpu.features.timestamps}, subgroups ${gpu.features.subgroups})`,
+      model: first?.model ?? '—',
+      family: first?.model_family,
+      visual_tokens: first?.tokens.visual,
+      dataset: extra.dataset,
+      dtype: `weights ${dtypes.join('/')}; activations and accumulation f32`,
+      adapter: extra.adapter,
       n_images: results.length,
       errors,
       phaselens_version: VERSION,
-      options: { ...(agg.options ?? {}), limit: o.limit ?? null, seed: o.seed ?? null },
+      options: { ...(agg.options ?? {}), ...(extra.options ?? {}) },
     },
     aggregate: agg,
-    perImageSample: results[0] ?? null,
-    figures,
+    perImageSample: first ?? null,
+    figures: buildFigures(agg),
   });
-  return { summary, report, items };
 }
 
 /** Result files present in OUT/images (for messages). */

@@ -105,7 +105,11 @@ function options(m: Pick<Vlm, 'weightDtypes'>, o: AblateRun): Record<string, unk
   };
 }
 
-interface AblateItem {
+/** What finishAblate reads of a per-item result. */
+export interface AblateItem {
+  model: string;
+  model_family: string;
+  options: Record<string, unknown>;
   answer: { p_base: number };
   ablation: { p_answer: number; p_drop: number };
   vqa?: { correct_base: boolean; correct_ablated: boolean };
@@ -115,41 +119,48 @@ interface AblateItem {
 export async function ablate(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: AblateRun): Promise<{ summary: RunSummary; report: string }> {
   const summary = await runItems(items, o.out, (item) => ablateItem(gpu, m, item, o), { progress: { label: 'ablate', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is AblateItem => r !== null);
+  return { summary, report: finishAblate(o.out, results, { data: o.data, failed: summary.failed }) };
+}
+
+/** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
+export function finishAblate(out: string, results: readonly AblateItem[], run: { data: string; failed: number }): string {
+  const first = results[0];
+  const opts = (first?.options ?? {}) as { token?: string; layers?: string; sweep?: boolean };
   const vqa = results.filter((r) => r.vqa);
   const acc = (k: 'correct_base' | 'correct_ablated') => (vqa.length ? vqa.filter((r) => r.vqa![k]).length / vqa.length : null);
   const layers = results[0]?.per_layer?.map((p) => p.layer) ?? [];
   const agg = {
     phaselens_version: VERSION,
-    model: m.name,
-    model_family: m.family,
+    model: first?.model ?? '—',
+    model_family: first?.model_family ?? '—',
     n_items: results.length,
-    options: options(m, o),
+    options: first?.options ?? {},
     p_base: stat(results.map((r) => r.answer.p_base)),
     p_answer: stat(results.map((r) => r.ablation.p_answer)),
     p_drop: stat(results.map((r) => r.ablation.p_drop)),
     vqa: vqa.length ? { n: vqa.length, accuracy_base: acc('correct_base'), accuracy_ablated: acc('correct_ablated') } : null,
     per_layer: layers.map((l, i) => ({ layer: l, p_drop: stat(results.map((r) => r.per_layer?.[i]?.p_drop)) })),
   };
-  writeFileAtomicSync(join(o.out, 'aggregate.json'), JSON.stringify(agg, null, 1) + '\n');
-  const csv = ['layer,p_drop_mean,p_drop_std,n', `${JSON.stringify(o.layers)},${agg.p_drop.mean},${agg.p_drop.std ?? ''},${agg.p_drop.n}`];
+  writeFileAtomicSync(join(out, 'aggregate.json'), JSON.stringify(agg, null, 1) + '\n');
+  const csv = ['layer,p_drop_mean,p_drop_std,n', `${JSON.stringify(opts.layers)},${agg.p_drop.mean},${agg.p_drop.std ?? ''},${agg.p_drop.n}`];
   for (const p of agg.per_layer) csv.push(`${p.layer},${p.p_drop.mean},${p.p_drop.std ?? ''},${p.p_drop.n}`);
-  writeFileAtomicSync(join(o.out, 'aggregate.csv'), csv.join('\n') + '\n');
-  const figure = o.sweep
+  writeFileAtomicSync(join(out, 'aggregate.csv'), csv.join('\n') + '\n');
+  const figure = opts.sweep
     ? intervalFigure({
         id: 'ablate',
         file: 'ablate_p_drop.svg',
         title: 'Token ablation — drop of the answer probability per layer',
-        subtitle: `${m.family} ${m.name} · ablated keys ${o.token} · mean over ${agg.n_items} item(s)`,
+        subtitle: `${agg.model_family} ${agg.model} · ablated keys ${opts.token} · mean over ${agg.n_items} item(s)`,
         xLabel: 'decoder layer ablated (alone)',
         yLabel: 'p_base − p_ablated',
-        series: [{ name: `ablate ${o.token}`, x: layers, stats: agg.per_layer.map((p) => p.p_drop) }],
+        series: [{ name: `ablate ${opts.token}`, x: layers, stats: agg.per_layer.map((p) => p.p_drop) }],
         caption: 'Attention weights from every query to the ablated keys zeroed after the softmax (no renormalisation) in one layer at a time; drop of the answer token probability at the last position, mean ± 1 sample std over items.',
       })
     : intervalFigure({
         id: 'ablate',
         file: 'ablate_p.svg',
         title: 'Token ablation — answer probability per item',
-        subtitle: `${m.family} ${m.name} · ablated keys ${o.token} in layers ${o.layers}`,
+        subtitle: `${agg.model_family} ${agg.model} · ablated keys ${opts.token} in layers ${opts.layers}`,
         xLabel: 'item (in data set order)',
         yLabel: 'p(answer)',
         series: [
@@ -158,22 +169,21 @@ export async function ablate(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: Ab
         ],
         caption: 'Probability of the answer token at the last position without and with the ablation (post-softmax zeroing of the attention to the ablated keys, no renormalisation).',
       });
-  const report = writeInterventionReport(o.out, {
+  return writeInterventionReport(out, {
     title: 'Token ablation',
     method: 'Token ablation as in "The Narrow Gate: Localized Image-Text Communication in Vision-Language Models" (arXiv 2412.06646): the attention weights from every query to the chosen key positions are set to zero after the softmax, without renormalisation, in the chosen layers, during prefill and generation.',
     meta: {
-      model: m.name,
-      family: m.family,
-      data: o.data,
+      model: agg.model,
+      family: agg.model_family,
+      data: run.data,
       items: agg.n_items,
-      failed: summary.failed,
+      failed: run.failed,
       'p_drop (mean ± std)': `${agg.p_drop.mean} ± ${agg.p_drop.std}`,
       ...(agg.vqa ? { 'VQA accuracy base / ablated': `${agg.vqa.accuracy_base} / ${agg.vqa.accuracy_ablated} (n = ${agg.vqa.n})` } : {}),
       phaselens_version: VERSION,
       ...agg.options,
     },
     figures: [figure],
-    table: { columns: ['layer', 'p_drop (mean)', 'std', 'n'], rows: [[o.layers, agg.p_drop.mean, agg.p_drop.std, agg.p_drop.n], ...agg.per_layer.map((p) => [p.layer, p.p_drop.mean, p.p_drop.std, p.p_drop.n])] },
+    table: { columns: ['layer', 'p_drop (mean)', 'std', 'n'], rows: [[opts.layers, agg.p_drop.mean, agg.p_drop.std, agg.p_drop.n], ...agg.per_layer.map((p) => [p.layer, p.p_drop.mean, p.p_drop.std, p.p_drop.n])] },
   });
-  return { summary, report };
 }

@@ -99,33 +99,47 @@ export function aggregateKnockout(results: readonly { flows: KnockoutResult['flo
 
 export async function knockout(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: KnockoutRun): Promise<{ summary: RunSummary; report: string }> {
   const summary = await runItems(items, o.out, (item) => knockoutItem(gpu, m, item, o), { progress: { label: 'knockout', unit: 'img' } });
-  const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is { flows: KnockoutResult['flows'] } => r !== null);
-  const agg = aggregateKnockout(results, { phaselens_version: VERSION, model: m.name, model_family: m.family, options: options(m, o) });
-  writeFileAtomicSync(join(o.out, 'aggregate.json'), JSON.stringify(agg, null, 1) + '\n');
+  const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is KnockoutItem => r !== null);
+  return { summary, report: finishKnockout(o.out, results, { data: o.data, failed: summary.failed }) };
+}
+
+/** What finishKnockout reads of a per-item result. */
+export interface KnockoutItem {
+  model: string;
+  model_family: string;
+  options: Record<string, unknown>;
+  flows: KnockoutResult['flows'];
+}
+
+/** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
+export function finishKnockout(out: string, results: readonly KnockoutItem[], run: { data: string; failed: number }): string {
+  const first = results[0];
+  const agg = aggregateKnockout(results, { phaselens_version: VERSION, model: first?.model ?? '—', model_family: first?.model_family ?? '—', options: first?.options ?? {} });
+  const window = Number(agg.options.window);
+  writeFileAtomicSync(join(out, 'aggregate.json'), JSON.stringify(agg, null, 1) + '\n');
   const csv = ['flow,centre,window_lo,window_hi,rel_change_pct_mean,rel_change_pct_std,p_mean,n'];
   for (const [name, f] of Object.entries(agg.flows)) {
     f.centres.forEach((c, i) => csv.push([JSON.stringify(name), c, ...f.window[i], f.rel_change_pct[i].mean, f.rel_change_pct[i].std ?? '', f.p[i].mean, f.p[i].n].join(',')));
   }
-  writeFileAtomicSync(join(o.out, 'aggregate.csv'), csv.join('\n') + '\n');
+  writeFileAtomicSync(join(out, 'aggregate.csv'), csv.join('\n') + '\n');
   const figure = intervalFigure({
     id: 'knockout',
     file: 'knockout_rel_change.svg',
     title: 'Attention knockout — relative change of the answer probability',
-    subtitle: `${m.family} ${m.name} · mean over ${agg.n_items} item(s) · window ${o.window} layers`,
+    subtitle: `${agg.model_family} ${agg.model} · mean over ${agg.n_items} item(s) · window ${window} layers`,
     xLabel: 'centre layer l of the knocked-out window',
     yLabel: '(p_knock − p_base) / p_base, %',
     series: Object.entries(agg.flows).map(([name, f]) => ({ name, x: f.centres, stats: f.rel_change_pct })),
-    caption: `For each flow DST<-SRC, attention from DST queries to SRC keys is blocked in layers l−${Math.floor(o.window / 2)}…l+${Math.ceil(o.window / 2) - 1} (clipped), and the probability of the answer token at the last position is compared with the un-intervened run; mean over items with a ± 1 sample-std band.`,
+    caption: `For each flow DST<-SRC, attention from DST queries to SRC keys is blocked in layers l−${Math.floor(window / 2)}…l+${Math.ceil(window / 2) - 1} (clipped), and the probability of the answer token at the last position is compared with the un-intervened run; mean over items with a ± 1 sample-std band.`,
   });
-  const report = writeInterventionReport(o.out, {
+  return writeInterventionReport(out, {
     title: 'Attention knockout',
     method: 'Attention knockout as in "Cross-modal Information Flow in Multimodal Large Language Models" (arXiv 2411.18620): a flow DST<-SRC blocks every attention edge from a DST query to a SRC key, in every head of a window of layers centred on l, by a pre-softmax mask; the remaining weights renormalise.',
-    meta: { model: m.name, family: m.family, data: o.data, items: agg.n_items, failed: summary.failed, phaselens_version: VERSION, ...agg.options },
+    meta: { model: agg.model, family: agg.model_family, data: run.data, items: agg.n_items, failed: run.failed, phaselens_version: VERSION, ...agg.options },
     figures: [figure],
     table: {
       columns: ['flow', 'centre', 'window', 'rel. change % (mean)', 'std', 'p_knock (mean)', 'n'],
       rows: Object.entries(agg.flows).flatMap(([name, f]) => f.centres.map((c, i) => [name, c, `${f.window[i][0]}–${f.window[i][1]}`, f.rel_change_pct[i].mean, f.rel_change_pct[i].std, f.p[i].mean, f.p[i].n])),
     },
   });
-  return { summary, report };
 }

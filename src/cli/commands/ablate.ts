@@ -7,7 +7,7 @@ import { GROUP_HELP } from '../../interventions/groups.ts';
 import { ablate, checkAblate } from '../../pipeline/ablate.ts';
 import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
-import { int } from '../options.ts';
+import { addShardOptions, int, shardOf } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
   model: string;
@@ -23,6 +23,8 @@ interface Options extends ProfileOption, PromptOptions {
   limit?: string;
   seed: string;
   dtype?: string;
+  shard?: string;
+  shards?: string;
   padToSquare: boolean;
 }
 
@@ -36,7 +38,7 @@ function parseHeads(v: string | undefined): number[] | null {
 
 export function register(program: Command): void {
   addProfileOption(
-    addModelOptions(program.command('ablate').description('zero the attention to chosen key positions after the softmax (arXiv 2412.06646): answers, answer probability, VQA accuracy'))
+    addShardOptions(addModelOptions(program.command('ablate').description('zero the attention to chosen key positions after the softmax (arXiv 2412.06646): answers, answer probability, VQA accuracy'))
       .requiredOption('--data <spec>', DATA_SPEC_HELP)
       .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')
       .requiredOption('--token <group>', `the ablated key positions, e.g. @575 or image; groups: ${GROUP_HELP}`)
@@ -48,8 +50,8 @@ export function register(program: Command): void {
       .option('--first-token', 'use the first token of a several-token --answer', false)
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),
-  ).action(async (o: Options) => {
-    const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0) });
+  )).action(async (o: Options) => {
+    const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
     const run = {
       out: o.out,
       data: o.data,

@@ -4,7 +4,7 @@ import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../analysis/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
-import { int } from '../options.ts';
+import { addShardOptions, int, shardOf } from '../options.ts';
 import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -14,6 +14,8 @@ interface Options extends ProfileOption, PromptOptions {
   limit?: string;
   seed: string;
   dtype?: string;
+  shard?: string;
+  shards?: string;
   dropBos: boolean;
   topk: string;
   query?: string;
@@ -25,7 +27,7 @@ export const DEFAULT_PROMPT = 'Describe the image.';
 
 export function register(program: Command): void {
   addProfileOption(
-    addModelOptions(
+    addShardOptions(addModelOptions(
       program
         .command('analyze')
         .description(`contextualization, norm-based attention and LogitLens of every image of a data set; aggregate, figures and an HTML report (default prompt: "${DEFAULT_PROMPT}" in the family's usual form)`),
@@ -38,7 +40,7 @@ export function register(program: Command): void {
       .option('--topk <k>', 'LogitLens top-k per visual token', '5')
       .option('--query <i>', 'query position for norm-based attention (default: the last token)')
       .option('--smooth <w>', 'moving-average window before the phase segmentation', '1'),
-  ).action(async (o: Options) => {
+  )).action(async (o: Options) => {
     const limit = int('--limit', o.limit, 1);
     const seed = int('--seed', o.seed, 0);
     const topk = int('--topk', o.topk, 1)!;
@@ -46,7 +48,8 @@ export function register(program: Command): void {
     const smooth = int('--smooth', o.smooth, 1)!;
     const query = int('--query', o.query, 0);
     const dtype = parseDtype(o.dtype);
-    const selection = selectItems({ data: o.data, limit, seed });
+    const shard = shardOf(o);
+    const selection = selectItems({ data: o.data, limit, seed, shard });
     const { files, checked: prompt } = await openChecked(o.model, (f) => {
       const p = promptSpec(o);
       if (p.inputIds === undefined && p.prompt === undefined) p.prompt = f.promptFor(DEFAULT_PROMPT, o.chat);
@@ -58,7 +61,7 @@ export function register(program: Command): void {
     });
     const gpu = await openGpu(o);
     const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare }, selection);
+    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare }, selection);
     console.log(`${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
     console.log(`report: ${r.report}`);
     await finishProfile(gpu, o);

@@ -9,3 +9,4 @@ export * as analyze from './analyze.ts';
 export * as knockout from './knockout.ts';
 export * as ablate from './ablate.ts';
 export * as patch from './patch.ts';
+export * as merge from './merge.ts';

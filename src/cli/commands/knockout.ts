@@ -6,7 +6,7 @@ import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
 import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
-import { collect, int } from '../options.ts';
+import { addShardOptions, collect, int, shardOf } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
   model: string;
@@ -19,12 +19,14 @@ interface Options extends ProfileOption, PromptOptions {
   limit?: string;
   seed: string;
   dtype?: string;
+  shard?: string;
+  shards?: string;
   padToSquare: boolean;
 }
 
 export function register(program: Command): void {
   addProfileOption(
-    addModelOptions(program.command('knockout').description('attention knockout between token groups (arXiv 2411.18620): answer-probability change per centre layer, for every flow'))
+    addShardOptions(addModelOptions(program.command('knockout').description('attention knockout between token groups (arXiv 2411.18620): answer-probability change per centre layer, for every flow'))
       .requiredOption('--data <spec>', DATA_SPEC_HELP)
       .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')
       .requiredOption('--flow <DST<-SRC>', `a flow to block, repeatable; groups: ${GROUP_HELP}`, collect)
@@ -33,9 +35,9 @@ export function register(program: Command): void {
       .option('--first-token', 'use the first token of a several-token --answer', false)
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),
-  ).action(async (o: Options) => {
+  )).action(async (o: Options) => {
     const window = int('--window', o.window, 1)!;
-    const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0) });
+    const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
     const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken };
     await withModel(o, (f) => checkKnockout(f, run, selection.items[0]), async (gpu, m) => {
       const r = await knockout(gpu, m, selection.items, run);

@@ -1,0 +1,80 @@
+/**
+ * `phaselens merge`: the aggregate, figures and report of several output folders — the
+ * shards of one run (`--shard I/N`), or one folder that several shards wrote into. The
+ * per-item results are collected (an id found twice is kept once; its copies must be
+ * equal), copied into OUT/images/, and finished exactly as the run itself would have
+ * finished them. Runs are merged only when every result agrees on the model, the
+ * options and the phaselens version; otherwise the error names the field and the folders.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { finishAnalyze } from '../analysis/analyze.ts';
+import type { ImageMetrics } from '../analysis/aggregate.ts';
+import { ERRORS_FILE, IMAGES_SUBDIR, readErrors, readResult, resultPath, type ItemError } from '../analysis/runner.ts';
+import { UserError } from '../errors.ts';
+import { writeFileAtomicSync } from '../report/write.ts';
+import { finishAblate, type AblateItem } from './ablate.ts';
+import { finishKnockout, type KnockoutItem } from './knockout.ts';
+
+type Kind = 'analyze' | 'knockout' | 'ablate';
+type Result = Record<string, unknown> & { options?: Record<string, unknown> };
+
+function kindOf(r: Result, where: string): Kind {
+  if ('contextualization' in r) return 'analyze';
+  if ('flows' in r) return 'knockout';
+  if ('ablation' in r) return 'ablate';
+  throw new UserError(`${where}: not a result of analyze, knockout or ablate`);
+}
+
+/** The fields two runs must share to be merged: model, family, version, and every option. */
+function signature(r: Result): [string, unknown][] {
+  return [
+    ['model', r.model],
+    ['model_family', r.model_family],
+    ['phaselens_version', r.phaselens_version],
+    ...Object.entries(r.options ?? {}).map(([k, v]): [string, unknown] => [`options.${k}`, v]),
+  ];
+}
+
+export function merge(inputs: readonly string[], out: string): { kind: Kind; items: number; report: string } {
+  if (inputs.length === 0) throw new UserError('merge: give at least one output folder');
+  const results = new Map<string, { id: string; r: Result; from: string }>();
+  let ref: { sig: Map<string, string>; from: string; kind: Kind } | undefined;
+  for (const dir of inputs) {
+    const images = join(dir, IMAGES_SUBDIR);
+    if (!existsSync(images)) throw new UserError(`${dir}: no ${IMAGES_SUBDIR}/ folder (not an output folder of analyze, knockout or ablate)`);
+    for (const f of readdirSync(images).filter((n) => n.endsWith('.json')).sort()) {
+      const id = f.slice(0, -'.json'.length);
+      const r = readResult(dir, id) as Result | null;
+      if (!r) continue; // unreadable or partial: the run would redo it too
+      const where = join(images, f);
+      const kind = kindOf(r, where);
+      const sig = new Map(signature(r).map(([k, v]) => [k, JSON.stringify(v)]));
+      if (!ref) ref = { sig, from: where, kind };
+      else {
+        if (kind !== ref.kind) throw new UserError(`merge: ${where} is a ${kind} result, ${ref.from} a ${ref.kind} result`);
+        for (const k of new Set([...ref.sig.keys(), ...sig.keys()])) {
+          if (ref.sig.get(k) !== sig.get(k)) throw new UserError(`merge: the runs differ in ${k}: ${ref.sig.get(k) ?? 'absent'} in ${ref.from}, ${sig.get(k) ?? 'absent'} in ${where}`);
+        }
+      }
+      const seen = results.get(id);
+      if (seen && JSON.stringify(seen.r) !== JSON.stringify(r)) throw new UserError(`merge: item ${id} has different results in ${seen.from} and ${dir}`);
+      if (!seen) results.set(id, { id, r, from: dir });
+    }
+  }
+  if (!ref) throw new UserError(`merge: no results in ${inputs.join(', ')}`);
+  const all = [...results.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  mkdirSync(join(out, IMAGES_SUBDIR), { recursive: true });
+  for (const { id, r, from } of all) if (resolve(from) !== resolve(out)) writeFileAtomicSync(resultPath(out, id), JSON.stringify(r) + '\n');
+  const errors: ItemError[] = inputs.flatMap((d) => readErrors(d)).filter((e) => !results.has(e.id));
+  writeFileAtomicSync(join(out, ERRORS_FILE), JSON.stringify({ errors }, null, 1) + '\n');
+  const data = `merged from ${inputs.join(', ')}`;
+  const rs = all.map((x) => x.r);
+  let report: string;
+  if (ref.kind === 'analyze') {
+    const smooth = Number(rs[0].options?.phase_smoothing ?? 1);
+    report = finishAnalyze(out, rs as unknown as ImageMetrics[], errors.map((e) => ({ image: e.image ?? e.id, error: e.message })), smooth, { dataset: data });
+  } else if (ref.kind === 'knockout') report = finishKnockout(out, rs as unknown as KnockoutItem[], { data, failed: errors.length });
+  else report = finishAblate(out, rs as unknown as AblateItem[], { data, failed: errors.length });
+  return { kind: ref.kind, items: rs.length, report };
+}
