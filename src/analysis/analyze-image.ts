@@ -10,6 +10,7 @@ import type { PromptSpec, Vlm } from '../models/vlm.ts';
 import { contextualizationProbe } from '../probes/contextualization.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 import { logitLensProbe } from '../probes/logit-lens.ts';
+import { finiteProbe } from '../probes/finite.ts';
 import { normAttentionProbe } from '../probes/norm-attention.ts';
 import { VERSION } from '../version.ts';
 import { segmentPhases } from './phases.ts';
@@ -47,13 +48,16 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, o: Analy
   const ctx = contextualizationProbe(gpu, L, groups.image, text);
   const lens = logitLensProbe(gpu, lm, groups.image, o.topk);
   const attn = normAttentionProbe(gpu, lm, query);
-  const hooks: [NameFilter, HookFn][] = [...ctx.hooks, ...lens.hooks, ...attn.hooks];
+  const finite = finiteProbe(gpu, m.hooks);
+  const hooks: [NameFilter, HookFn][] = [...ctx.hooks, ...lens.hooks, ...attn.hooks, ...finite.hooks];
   await m.hooks.withHooks(hooks, async () => {
     gpu.release(m.forward(gpu, x));
   });
+  const bad = await finite.result();
   const contextualization = await ctx.result();
   const logit_lens = await lens.result();
   const norm_attention = await attn.result();
+  if (bad) throw new UserError(`non-finite values (NaN or Inf) in the activations: ${bad.count} at ${bad.at}, the first hook point where they appear`);
   const words = o.words ?? DEFAULT_WORDS;
   const recall = item.captions.length && m.tokenizer ? logitLensRecall(logit_lens.top_ids, (id) => pieceOf(m, id), item.captions, words) : undefined;
   const phases = segmentPhases(contextualization.inter, o.smooth);

@@ -158,6 +158,16 @@ export async function runItems<I extends RunItem>(
   const progress: Progress | null = opts.progress === false ? null : createProgress(todo.length, opts.progress === true || opts.progress === undefined ? {} : opts.progress);
   if (summary.skipped > 0) progress?.log(`resuming in ${outDir}: ${summary.skipped} of ${items.length} already done, ${todo.length} to go`);
 
+  const fail = async (it: I, message: string) => {
+    const rec: ItemError = { id: it.id, ...(it.image !== undefined && { image: it.image }), message, time: new Date().toISOString() };
+    errors.set(it.id, rec);
+    summary.errors.push(rec);
+    summary.failed++;
+    await saveErrors();
+    progress?.log(`phaselens: ${it.id}: ${message} (recorded in ${join(outDir, ERRORS_FILE)}; going on)`);
+    progress?.tick(true);
+  };
+
   try {
     for (const it of todo) {
       let result: object;
@@ -165,19 +175,19 @@ export async function runItems<I extends RunItem>(
         result = await work(it);
       } catch (e) {
         if (!(e instanceof UserError)) throw e;
-        const rec: ItemError = { id: it.id, ...(it.image !== undefined && { image: it.image }), message: e.message, time: new Date().toISOString() };
-        errors.set(it.id, rec);
-        summary.errors.push(rec);
-        summary.failed++;
-        await saveErrors();
-        progress?.log(`phaselens: ${it.id}: ${e.message} (recorded in ${join(outDir, ERRORS_FILE)}; going on)`);
-        progress?.tick(true);
+        await fail(it, e.message);
         continue;
       }
       if (typeof result !== 'object' || result === null || Array.isArray(result)) {
         throw new Error(`runItems: work(${it.id}) returned ${Array.isArray(result) ? 'an array' : String(result)}, not a JSON object`);
       }
       const text = JSON.stringify(result) + '\n'; // before any file is opened: a throw here leaves nothing behind
+      // (after stringify, so the result has no cycles) JSON would write NaN and Inf as null: a non-finite number is a failed item, never a silent gap
+      const bad = firstNonFinite(result);
+      if (bad !== null) {
+        await fail(it, `non-finite value (${bad.value}) at ${bad.path}`);
+        continue;
+      }
       await writeFileAtomic(resultPath(outDir, it.id), text);
       summary.done++;
       if (errors.delete(it.id)) await saveErrors();
@@ -188,4 +198,21 @@ export async function runItems<I extends RunItem>(
     progress?.stop();
   }
   return summary;
+}
+
+/** The path of the first NaN / ±Inf number in a result object (e.g. `recall[3]`), or null. */
+export function firstNonFinite(v: unknown, path = ''): { path: string; value: number } | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? null : { path: path || '(value)', value: v };
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const r = firstNonFinite(v[i], `${path}[${i}]`);
+      if (r) return r;
+    }
+  } else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      const r = firstNonFinite(x, path ? `${path}.${k}` : k);
+      if (r) return r;
+    }
+  }
+  return null;
 }
