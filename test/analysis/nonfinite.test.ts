@@ -47,6 +47,17 @@ describe('non-finite values', () => {
     expect(errors).toHaveLength(2);
     for (const e of errors) expect(e.message).toMatch(/non-finite values \(NaN or Inf\) in the activations: \d+ at lm\.blocks\.1\.resid_post,/);
     expect(readdirSync(join(out, 'images'))).toEqual([]);
+
+    // inspect --check-values finds the tensor; the clean checkpoint passes
+    const bad = spawnSync(process.execPath, [CLI, 'inspect', model, '--check-values'], { encoding: 'utf8', timeout: 120_000 });
+    expect(bad.stdout).toMatch(/language_model\.model\.layers\.1\.mlp\.down_proj\.weight: 1 non-finite value/);
+    expect(bad.stderr).toMatch(/1 tensor\(s\) hold NaN or Inf/);
+    expect(bad.status).toBe(2);
+    const clean = join(work, 'clean');
+    await makeTiny({ arch: 'instructblip', out: clean, seed: 2, dtype: 'f16' });
+    const ok = spawnSync(process.execPath, [CLI, 'inspect', clean, '--check-values'], { encoding: 'utf8', timeout: 120_000 });
+    expect(ok.stdout).toMatch(/values\s+\d+ in 165 floating-point tensors: all finite/);
+    expect(ok.status).toBe(0);
   });
 
   it('a NaN or Inf left in a result fails the item with its path', async () => {

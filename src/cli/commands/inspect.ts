@@ -4,6 +4,8 @@ import { UserError } from '../../errors.ts';
 import { formatReport } from '../../io/inspect.ts';
 import { nodeDirectory } from '../../io/source-node.ts';
 import { checkCheckpoint } from '../../io/validate.ts';
+import { checkValues } from '../../io/check-values.ts';
+import { loadProgress } from '../gpu-session.ts';
 
 export function register(program: Command): void {
   program
@@ -11,10 +13,17 @@ export function register(program: Command): void {
     .description('list a checkpoint folder\'s tensors, parameter counts and memory, and check them against config.json')
     .argument('<dir>', 'Hugging Face checkpoint folder (config.json + *.safetensors)')
     .option('--full', 'list every tensor instead of condensing repeated layers', false)
-    .action(async (dir: string, o: { full: boolean }) => {
+    .option('--check-values', 'also read every weight and report tensors holding NaN or Inf', false)
+    .action(async (dir: string, o: { full: boolean; checkValues: boolean }) => {
       const report = await checkCheckpoint(nodeDirectory(dir));
+      const values = o.checkValues ? await checkValues(report.checkpoint, loadProgress('checking values')) : null;
       await report.checkpoint.close();
       console.log(formatReport(dir, report, o.full));
+      if (values) {
+        console.log(`\nvalues     ${values.values} in ${values.tensors} floating-point tensors: ${values.bad.length ? `${values.bad.length} tensor(s) hold NaN or Inf` : 'all finite'}`);
+        for (const b of values.bad) console.log(`  ${b.name}: ${b.count} non-finite value(s)`);
+      }
       if (report.problems.length) throw new UserError(`${dir} is not usable: ${report.problems.length} problem(s), listed above`);
+      if (values?.bad.length) throw new UserError(`${dir}: ${values.bad.length} tensor(s) hold NaN or Inf values, listed above`);
     });
 }
