@@ -60,6 +60,8 @@ export interface RunSummary {
   failed: number;
   /** This run's failures. */
   errors: ItemError[];
+  /** The run stopped early on SIGTERM (what Slurm sends at preemption or the time limit): re-run to resume. */
+  stopped: boolean;
 }
 
 export interface RunOptions {
@@ -154,7 +156,13 @@ export async function runItems<I extends RunItem>(
   await saveErrors();
 
   const todo = items.filter((it) => readResult(outDir, it.id) === null);
-  const summary: RunSummary = { total: items.length, done: 0, skipped: items.length - todo.length, failed: 0, errors: [] };
+  const summary: RunSummary = { total: items.length, done: 0, skipped: items.length - todo.length, failed: 0, errors: [], stopped: false };
+  // SIGTERM: finish the item in hand (its file is written atomically), then stop cleanly
+  const onTerm = () => {
+    summary.stopped = true;
+    progress?.log(`phaselens: SIGTERM: stopping after the current item; re-run the same command to resume`);
+  };
+  process.once('SIGTERM', onTerm);
   const progress: Progress | null = opts.progress === false ? null : createProgress(todo.length, opts.progress === true || opts.progress === undefined ? {} : opts.progress);
   if (summary.skipped > 0) progress?.log(`resuming in ${outDir}: ${summary.skipped} of ${items.length} already done, ${todo.length} to go`);
 
@@ -170,6 +178,7 @@ export async function runItems<I extends RunItem>(
 
   try {
     for (const it of todo) {
+      if (summary.stopped) break;
       let result: object;
       try {
         result = await work(it);
@@ -195,6 +204,7 @@ export async function runItems<I extends RunItem>(
       progress?.tick();
     }
   } finally {
+    process.off('SIGTERM', onTerm);
     progress?.stop();
   }
   return summary;

@@ -5,6 +5,7 @@
  * seconds, not a 14 GB load. Works for every family (`openModel` dispatches on config.json).
  */
 import type { Command } from 'commander';
+import type { RunSummary } from '../analysis/runner.ts';
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
@@ -91,4 +92,14 @@ export async function withModel(o: ProfileOption & { model: string; dtype?: stri
   const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
   await body(gpu, m);
   await finishProfile(gpu, o);
+}
+
+/** The last lines of a data-set command; a run stopped by SIGTERM exits 143 so a scheduler sees it did not finish. */
+export function reportRun(s: RunSummary, out: string, report: string, noun = 'items'): void {
+  console.log(`${s.done} ${noun}, ${s.skipped} already done, ${s.failed} failed (see ${out}/errors.json)`);
+  console.log(`report: ${report}`);
+  if (s.stopped) {
+    console.error(`phaselens: stopped by SIGTERM with ${s.total - s.done - s.skipped - s.failed} item(s) left; re-run the same command to resume`);
+    process.exitCode = 143;
+  }
 }

@@ -6,7 +6,7 @@ import { UserError } from '../../errors.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { ablate, checkAblate } from '../../pipeline/ablate.ts';
 import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
-import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
+import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -67,8 +67,7 @@ export function register(program: Command): void {
     };
     await withModel(o, (f) => checkAblate(f, run, selection.items[0]), async (gpu, m) => {
       const r = await ablate(gpu, m, selection.items, run);
-      console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
-      console.log(`report: ${r.report}`);
+      reportRun(r.summary, o.out, r.report);
     });
   });
 }

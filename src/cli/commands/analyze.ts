@@ -5,7 +5,7 @@ import { analyze, selectItems } from '../../analysis/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
-import { addModelOptions, openChecked, promptSpec, type PromptOptions } from '../model-run.ts';
+import { addModelOptions, openChecked, promptSpec, reportRun, type PromptOptions } from '../model-run.ts';
 
 interface Options extends ProfileOption, PromptOptions {
   model: string;
@@ -62,8 +62,7 @@ export function register(program: Command): void {
     const gpu = await openGpu(o);
     const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
     const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare }, selection);
-    console.log(`${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
-    console.log(`report: ${r.report}`);
+    reportRun(r.summary, o.out, r.report, 'analysed');
     await finishProfile(gpu, o);
   });
 }

@@ -5,7 +5,7 @@ import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
 import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
-import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
+import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, collect, int, shardOf } from '../options.ts';
 
 interface Options extends ProfileOption, PromptOptions {
@@ -41,8 +41,7 @@ export function register(program: Command): void {
     const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken };
     await withModel(o, (f) => checkKnockout(f, run, selection.items[0]), async (gpu, m) => {
       const r = await knockout(gpu, m, selection.items, run);
-      console.log(`${r.summary.done} items, ${r.summary.skipped} already done, ${r.summary.failed} failed (see ${o.out}/errors.json)`);
-      console.log(`report: ${r.report}`);
+      reportRun(r.summary, o.out, r.report);
     });
   });
 }
