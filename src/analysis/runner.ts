@@ -23,7 +23,11 @@
  *   no partial result file, and the error propagates. A failed item is retried by the next
  *   run; its entry leaves `errors.json` once it succeeds. Entries of items that are not in
  *   this run (a different `--limit`) are kept.
- * - Items run one at a time, in the order given. One run per output folder at a time.
+ * - Items run one at a time, in the order given. Several processes may share an output
+ *   folder: each item is locked while it runs (locks.ts); a live process's item is left to
+ *   it (counted as `busy`), a killed process's stale lock and temporary files are cleared.
+ *   errors.json is rewritten whole by each process: an entry another process wrote at the
+ *   same moment can be lost (the item is retried by the next run), never half-written.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -31,6 +35,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SAFE_ID } from '../data/item.ts';
 import { UserError } from '../errors.ts';
+import { deadHere, isStale, tryLock, unlock } from './locks.ts';
 import { createProgress, type Progress, type ProgressOptions } from './progress.ts';
 
 /** What the runner needs of an item (src/data/item.ts `DataItem` has it). */
@@ -60,6 +65,8 @@ export interface RunSummary {
   failed: number;
   /** This run's failures. */
   errors: ItemError[];
+  /** Items left alone because another live process held their lock. */
+  busy: number;
   /** The run stopped early on SIGTERM (what Slurm sends at preemption or the time limit): re-run to resume. */
   stopped: boolean;
 }
@@ -74,7 +81,9 @@ export interface RunOptions {
 export const IMAGES_SUBDIR = 'images';
 export const ERRORS_FILE = 'errors.json';
 
-const TEMP = /^\..+\.tmp$/;
+/** `.<name>.<pid>.<n><hex>.tmp`: the writer's pid tells whether the file is still being written. */
+const TEMP = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/;
+const LOCK = /\.lock$/;
 
 /** `OUT/images/<id>.json`. */
 export function resultPath(outDir: string, id: string): string {
@@ -147,7 +156,11 @@ export async function runItems<I extends RunItem>(
   } catch (e) {
     throw new UserError(`${imagesDir}: cannot create the output folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  for (const n of readdirSync(imagesDir)) if (TEMP.test(n)) rmSync(join(imagesDir, n), { force: true });
+  // leftovers of killed runs; another live process's files are its own
+  for (const n of readdirSync(imagesDir)) {
+    const tmp = TEMP.exec(n);
+    if ((tmp && deadHere(Number(tmp[1]))) || (LOCK.test(n) && isStale(join(imagesDir, n)))) rmSync(join(imagesDir, n), { force: true });
+  }
 
   // Errors of earlier runs: keep those of items that are still without a result.
   const errors = new Map<string, ItemError>();
@@ -156,7 +169,7 @@ export async function runItems<I extends RunItem>(
   await saveErrors();
 
   const todo = items.filter((it) => readResult(outDir, it.id) === null);
-  const summary: RunSummary = { total: items.length, done: 0, skipped: items.length - todo.length, failed: 0, errors: [], stopped: false };
+  const summary: RunSummary = { total: items.length, done: 0, skipped: items.length - todo.length, failed: 0, errors: [], busy: 0, stopped: false };
   // SIGTERM: finish the item in hand (its file is written atomically), then stop cleanly
   const onTerm = () => {
     summary.stopped = true;
@@ -179,37 +192,57 @@ export async function runItems<I extends RunItem>(
   try {
     for (const it of todo) {
       if (summary.stopped) break;
-      let result: object;
+      const lock = join(imagesDir, `${it.id}.lock`);
+      // another process on this folder may have taken or finished it since the list was made
+      if (!tryLock(lock)) {
+        summary.busy++;
+        progress?.tick();
+        continue;
+      }
+      if (readResult(outDir, it.id) !== null) {
+        unlock(lock);
+        summary.skipped++;
+        progress?.tick();
+        continue;
+      }
       try {
-        result = await work(it);
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        await fail(it, e.message);
-        continue;
+        await runOne(it);
+      } finally {
+        unlock(lock);
       }
-      if (typeof result !== 'object' || result === null || Array.isArray(result)) {
-        throw new Error(`runItems: work(${it.id}) returned ${Array.isArray(result) ? 'an array' : String(result)}, not a JSON object`);
-      }
-      const text = JSON.stringify(result) + '\n'; // before any file is opened: a throw here leaves nothing behind
-      // (after stringify, so the result has no cycles) JSON would write NaN and Inf as null: a non-finite number is a failed item, never a silent gap
-      const bad = firstNonFinite(result);
-      if (bad !== null) {
-        await fail(it, `non-finite value (${bad.value}) at ${bad.path}`);
-        continue;
-      }
-      await writeFileAtomic(resultPath(outDir, it.id), text);
-      summary.done++;
-      if (errors.delete(it.id)) await saveErrors();
-      opts.onResult?.(it.id, result);
-      progress?.tick();
     }
   } finally {
     process.off('SIGTERM', onTerm);
     progress?.stop();
   }
   return summary;
-}
 
+  async function runOne(it: I): Promise<void> {
+    let result: object;
+    try {
+      result = await work(it);
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      await fail(it, e.message);
+      return;
+    }
+    if (typeof result !== 'object' || result === null || Array.isArray(result)) {
+      throw new Error(`runItems: work(${it.id}) returned ${Array.isArray(result) ? 'an array' : String(result)}, not a JSON object`);
+    }
+    const text = JSON.stringify(result) + '\n'; // before any file is opened: a throw here leaves nothing behind
+    // (after stringify, so the result has no cycles) JSON would write NaN and Inf as null: a non-finite number is a failed item, never a silent gap
+    const bad = firstNonFinite(result);
+    if (bad !== null) {
+      await fail(it, `non-finite value (${bad.value}) at ${bad.path}`);
+      return;
+    }
+    await writeFileAtomic(resultPath(outDir, it.id), text);
+    summary.done++;
+    if (errors.delete(it.id)) await saveErrors();
+    opts.onResult?.(it.id, result);
+    progress?.tick();
+  }
+}
 /** The path of the first NaN / ±Inf number in a result object (e.g. `recall[3]`), or null. */
 export function firstNonFinite(v: unknown, path = ''): { path: string; value: number } | null {
   if (typeof v === 'number') return Number.isFinite(v) ? null : { path: path || '(value)', value: v };

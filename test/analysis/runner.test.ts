@@ -35,7 +35,7 @@ describe('runItems', () => {
     const out = freshDir();
     const seen: string[] = [];
     const summary = await runItems(items('a', 'b', 'c'), out, async (it) => ({ id: it.id, values: [1, 2.5] }), { ...quiet, onResult: (id) => seen.push(id) });
-    expect(summary).toEqual({ total: 3, done: 3, skipped: 0, failed: 0, errors: [] });
+    expect(summary).toEqual({ total: 3, done: 3, skipped: 0, failed: 0, errors: [], busy: 0, stopped: false });
     expect(listImages(out)).toEqual(['a.json', 'b.json', 'c.json']);
     expect(JSON.parse(readFileSync(resultPath(out, 'b'), 'utf8'))).toEqual({ id: 'b', values: [1, 2.5] });
     expect(readResult(out, 'c')).toEqual({ id: 'c', values: [1, 2.5] });
@@ -120,7 +120,7 @@ describe('runItems', () => {
   it('removes the temporary file when the final rename fails, and stale ones at start', async () => {
     const out = freshDir();
     mkdirSync(join(out, 'images', 'a.json'), { recursive: true }); // rename onto a folder fails
-    writeFileSync(join(out, 'images', '.q.json.123.0abc.tmp'), '{"half": '); // left by a killed run
+    writeFileSync(join(out, 'images', '.q.json.999999999.0abc.tmp'), '{"half": '); // left by a killed run (no such pid)
     await expect(runItems(items('a'), out, async () => ({ ok: true }), quiet)).rejects.toThrow();
     expect(listImages(out)).toEqual(['a.json']); // just the folder: stale and new temporary files gone
   });
@@ -220,5 +220,33 @@ describe('progress', () => {
     expect(formatRate(0, 'img')).toBe('? s/img');
     expect(formatRate(3.4, 'img')).toBe('3.40 img/s');
     expect(formatRate(0.5, 'img')).toBe('2.00 s/img');
+  });
+});
+
+describe('several processes on one output folder', () => {
+  it('each item is done once; a live process keeps its lock, a dead one loses it', async () => {
+    const { mkdtempSync, readdirSync, writeFileSync: write } = await import('node:fs');
+    const { tmpdir, hostname } = await import('node:os');
+    const { join: j } = await import('node:path');
+    const { tryLock } = await import('../../src/analysis/locks.ts');
+    const out = mkdtempSync(j(tmpdir(), 'phaselens-locks-'));
+    const ids = Array.from({ length: 8 }, (_, i) => ({ id: `it${i}` }));
+    const calls: string[] = [];
+    const work = async (it: { id: string }) => {
+      calls.push(it.id);
+      await new Promise((r) => setTimeout(r, 5));
+      return { id: it.id };
+    };
+    // two runs over the same folder at once, in one process: the locks serialise them
+    const [a, b] = await Promise.all([runItems(ids, out, work, { progress: false }), runItems(ids, out, work, { progress: false })]);
+    expect(calls.sort()).toEqual(ids.map((x) => x.id).sort());
+    expect(a.done + b.done).toBe(8);
+    expect(readdirSync(j(out, 'images')).sort()).toEqual(ids.map((x) => `${x.id}.json`).sort());
+    // a lock held by a live process (this one) is respected; one from a dead pid is taken over
+    const dir = j(out, 'images');
+    write(j(dir, 'x.lock'), JSON.stringify({ pid: process.pid + 0, host: hostname(), time: Date.now() }));
+    expect(tryLock(j(dir, 'x.lock'))).toBe(false);
+    write(j(dir, 'y.lock'), JSON.stringify({ pid: 999999999, host: hostname(), time: Date.now() }));
+    expect(tryLock(j(dir, 'y.lock'))).toBe(true);
   });
 });
