@@ -296,10 +296,7 @@ def time_only(a, run_prefill, w, tc, top, load_s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--pixel-values", required=True)
-    ap.add_argument("--pixel-shape", default=None, help="C,H,W")
-    ap.add_argument("--input-ids", required=True)
+    lr.add_input_args(ap)
     ap.add_argument("--qformer-input-ids", required=True)
     ap.add_argument("--image-token-id", type=int, default=None)
     ap.add_argument("--out", default=None)
@@ -310,17 +307,11 @@ def main():
     ap.add_argument("--with-attentions", action="store_true")
     ap.add_argument("--time-only", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None)
+    lr.add_device_args(ap)
     a = ap.parse_args()
     if not a.time_only and not a.out:
         ap.error("--out is required (unless --time-only)")
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    torch.set_grad_enabled(False)
+    lr.setup_torch(a)
 
     vc, qc, tc, top = load_config(a.model)
     if a.eos_token_id:

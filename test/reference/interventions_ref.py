@@ -221,10 +221,7 @@ def f32_list(t):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--pixel-values", required=True)
-    ap.add_argument("--pixel-shape", default=None, help="C,H,W")
-    ap.add_argument("--input-ids", required=True)
+    lr.add_input_args(ap)
     ap.add_argument("--qformer-input-ids", default=None)
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--knockout")
@@ -233,15 +230,9 @@ def main():
     ap.add_argument("--answer-id", type=int, default=None)
     ap.add_argument("--max-new-tokens", type=int, default=0)
     ap.add_argument("--with-logits", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None)
+    lr.add_device_args(ap)
     a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    torch.set_grad_enabled(False)
+    lr.setup_torch(a)
 
     m = Model(a.model, a.device)
     tc = m.tc

@@ -599,12 +599,32 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_input_args(ap):
+    """The inputs every reference script takes: the checkpoint, pixel values and LM ids."""
     ap.add_argument("--model", required=True)
     ap.add_argument("--pixel-values", required=True)
     ap.add_argument("--pixel-shape", default=None, help="C,H,W")
     ap.add_argument("--input-ids", required=True)
+
+
+def add_device_args(ap):
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+
+
+def setup_torch(a):
+    """Threads, no TF32 on CUDA (the reference stays float32), no autograd."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    torch.set_grad_enabled(False)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_args(ap)
     ap.add_argument("--out", default=None)
     ap.add_argument("--max-new-tokens", type=int, default=None)
     ap.add_argument("--stop-at-eos", action="store_true")
@@ -613,17 +633,11 @@ def main():
     ap.add_argument("--with-attentions", action="store_true")
     ap.add_argument("--time-only", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None)
+    add_device_args(ap)
     a = ap.parse_args()
     if not a.time_only and not a.out:
         ap.error("--out is required (unless --time-only)")
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    torch.set_grad_enabled(False)
+    setup_torch(a)
 
     vc, tc, top = load_config(a.model)
     if a.eos_token_id:
