@@ -89,9 +89,10 @@ async function benchCheckpoint(gpu: Gpu, label: string, dir: string, m: Vlm): Pr
   out.push({ case: `${f}-decode`, shape: [NEW_TOKENS], dtype: 'f16', unit: 'tokens/s', ours: decodeTokS, baseline: torch.decode_tok_s, ratio: decodeTokS / torch.decode_tok_s, note: label });
 
   const item = { id: 'cats', image: IMAGE, captions: ['two cats lying on a pink couch with remotes'] };
+  const image = readImageFile(IMAGE);
   const opts = { prompt, dropBos: false, topk: 5, smooth: 1, padToSquare: false };
   const analyzeS = await timeIt(2, async () => {
-    await analyzeImage(gpu, m, item, opts);
+    await analyzeImage(gpu, m, item, image, opts);
   });
   out.push({ case: `${f}-analyze-overhead`, shape, dtype: 'f16', unit: 's/image', ours: analyzeS, baseline: prefillS, ratio: analyzeS / prefillS, note: `${label}; all probes (contextualization, norm attention, LogitLens over every layer) vs the plain forward` });
   const { data, shape: pixelShape } = x.pixels!;

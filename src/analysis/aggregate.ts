@@ -19,8 +19,6 @@
  *     `source` says which.
  *   - phases: segmentation (src/analysis/phases.ts) of the mean inter-modal curve.
  */
-import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { segmentPhases, type Phases } from './phases.ts';
 
 /** The per-image metrics JSON (see README: "Per-image metrics"). Only the fields used here are typed. */
@@ -241,11 +239,6 @@ export function aggregateCsv(a: Aggregate): string {
   return rows.join('\n') + '\n';
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
 
 /** aggregate.json text: one top-level key per line, each value compact. */
 export function aggregateJson(a: Aggregate): string {
@@ -254,11 +247,3 @@ export function aggregateJson(a: Aggregate): string {
 }
 
 /** Writes OUT/aggregate.json and OUT/aggregate.csv; returns their paths. */
-export function writeAggregate(outDir: string, a: Aggregate): { json: string; csv: string } {
-  mkdirSync(outDir, { recursive: true });
-  const json = join(outDir, 'aggregate.json');
-  const csv = join(outDir, 'aggregate.csv');
-  writeAtomic(json, aggregateJson(a));
-  writeAtomic(csv, aggregateCsv(a));
-  return { json, csv };
-}

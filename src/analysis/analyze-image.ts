@@ -5,7 +5,7 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
-import { readImageFile } from '../io/load-node.ts';
+import type { RgbImage } from '../io/image.ts';
 import type { PromptSpec, Vlm } from '../models/vlm.ts';
 import { contextualizationProbe } from '../probes/contextualization.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
@@ -34,8 +34,9 @@ export interface AnalyzeItem {
   captions: string[];
 }
 
-export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, o: AnalyzeOptions): Promise<Record<string, unknown>> {
-  const x = m.prepare(o.prompt, readImageFile(item.image), { padToSquare: o.padToSquare });
+/** `image`: the item's image, decoded by the caller (a file under Node, a File in the page). */
+export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: RgbImage, o: AnalyzeOptions): Promise<Record<string, unknown>> {
+  const x = m.prepare(o.prompt, image, { padToSquare: o.padToSquare });
   const { groups } = x;
   const seq = x.ids.length;
   if (o.dropBos && groups.bos === null) throw new UserError('--drop-bos: this prompt has no BOS token (or, without a tokenizer, it cannot be told which one it is)');

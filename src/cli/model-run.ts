@@ -5,7 +5,7 @@
  * seconds, not a 14 GB load. Works for every family (`openModel` dispatches on config.json).
  */
 import type { Command } from 'commander';
-import type { RunSummary } from '../analysis/runner.ts';
+import type { RunSummary } from '../pipeline/runner.ts';
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';

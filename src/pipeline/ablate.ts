@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { stat } from '../analysis/aggregate.ts';
-import { readResult, runItems, type RunSummary } from '../analysis/runner.ts';
+import { readResult, runItems, type RunSummary } from './runner.ts';
 import { vqaCorrect } from '../analysis/vqa-score.ts';
 import type { DataItem } from '../data/index.ts';
 import { ablationHooks, kvHeads, parseLayers, type Ablation } from '../interventions/ablate.ts';
@@ -16,8 +16,8 @@ import { runLast } from '../interventions/answer.ts';
 import { generate } from '../models/generate.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { writeInterventionReport } from '../report/intervention-html.ts';
-import { writeFileAtomicSync } from '../report/write.ts';
+import { writeInterventionReport } from './outputs.ts';
+import { writeFileAtomicSync } from './outputs.ts';
 import { VERSION } from '../version.ts';
 import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 

@@ -8,15 +8,15 @@
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { stat, type Stat } from '../analysis/aggregate.ts';
-import { readResult, runItems, type RunSummary } from '../analysis/runner.ts';
+import { readResult, runItems, type RunSummary } from './runner.ts';
 import type { DataItem } from '../data/index.ts';
 import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 import { requireDisjoint } from '../interventions/groups.ts';
 import { knockoutSweep, layerWindow, parseFlow, type Flow, type KnockoutResult } from '../interventions/knockout.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { writeInterventionReport } from '../report/intervention-html.ts';
-import { writeFileAtomicSync } from '../report/write.ts';
+import { writeInterventionReport } from './outputs.ts';
+import { writeFileAtomicSync } from './outputs.ts';
 import { VERSION } from '../version.ts';
 
 export interface KnockoutRun {

@@ -8,11 +8,11 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { finishAnalyze } from '../analysis/analyze.ts';
+import { finishAnalyze } from './analyze.ts';
 import type { ImageMetrics } from '../analysis/aggregate.ts';
-import { ERRORS_FILE, IMAGES_SUBDIR, readErrors, readResult, resultPath, type ItemError } from '../analysis/runner.ts';
+import { ERRORS_FILE, IMAGES_SUBDIR, readErrors, readResult, resultPath, type ItemError } from './runner.ts';
 import { UserError } from '../errors.ts';
-import { writeFileAtomicSync } from '../report/write.ts';
+import { writeFileAtomicSync } from './outputs.ts';
 import { finishAblate, type AblateItem } from './ablate.ts';
 import { finishKnockout, type KnockoutItem } from './knockout.ts';
 

@@ -13,8 +13,8 @@ import { patchSweep, type PatchEdit } from '../interventions/patch.ts';
 import type { ModelInfo, PromptSpec, Vlm } from '../models/vlm.ts';
 import { stat } from '../analysis/aggregate.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { writeInterventionReport } from '../report/intervention-html.ts';
-import { writeFileAtomicSync } from '../report/write.ts';
+import { writeInterventionReport } from './outputs.ts';
+import { writeFileAtomicSync } from './outputs.ts';
 import { VERSION } from '../version.ts';
 import { groupPositions, itemPrompt, parseAnswer, PROBE_IMAGE, promptOptions } from './items.ts';
 

@@ -11,9 +11,6 @@
  *   fig4_image_share.svg     Fig. 4b share of the query's norm attention on image keys per decoder layer, mean ± std.
  *   fig5_recall.svg          Fig. 5  LogitLens recall per layer, mean ± std (only when captions exist).
  */
-import { mkdirSync } from 'node:fs';
-import { writeFileAtomicSync } from './write.ts';
-import { join } from 'node:path';
 import type { Aggregate, Stat } from '../analysis/aggregate.ts';
 import { lineChart, PALETTE, REGION_TINTS, type LineSeries, type PointMarker, type ShadedRegion } from './svg.ts';
 import { heatmapPng } from './heatmap.ts';
@@ -229,13 +226,3 @@ export function buildFigures(a: Aggregate, opts: FigureOptions = {}): Figure[] {
   return out.filter((f): f is Figure => f !== null);
 }
 
-/** Writes each figure to OUT/figures/<file> (atomically); returns the paths. */
-export function writeFigures(outDir: string, figures: readonly Figure[]): string[] {
-  const dir = join(outDir, 'figures');
-  mkdirSync(dir, { recursive: true });
-  return figures.map((f) => {
-    const path = join(dir, f.file);
-    writeFileAtomicSync(path, f.data);
-    return path;
-  });
-}

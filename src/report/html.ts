@@ -4,11 +4,8 @@
  * caption under every figure saying exactly what is plotted. No scripts, no external
  * resources. writeReport also writes every figure to OUT/figures/.
  */
-import { mkdirSync } from 'node:fs';
-import { writeFileAtomicSync } from './write.ts';
-import { join } from 'node:path';
 import type { Aggregate, ImageMetrics } from '../analysis/aggregate.ts';
-import { phaseSpans, writeFigures, type Figure } from './figures.ts';
+import { phaseSpans, type Figure } from './figures.ts';
 import { esc } from './svg.ts';
 
 export interface ReportMeta {
@@ -175,11 +172,3 @@ ${sample}
 `;
 }
 
-/** Writes OUT/report.html and every figure under OUT/figures/; returns the report's path. */
-export function writeReport(outDir: string, input: ReportInput): string {
-  mkdirSync(outDir, { recursive: true });
-  writeFigures(outDir, input.figures);
-  const path = join(outDir, 'report.html');
-  writeFileAtomicSync(path, renderReport(input));
-  return path;
-}

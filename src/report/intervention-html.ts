@@ -3,10 +3,7 @@
  * the run, the figure(s), and a per-layer table — self-contained, like report.html of
  * `analyze`, with which it shares its stylesheet and figure markup.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomicSync } from './write.ts';
-import { writeFigures, type Figure } from './figures.ts';
+import type { Figure } from './figures.ts';
 import { esc } from './svg.ts';
 import { figureHtml, fmt, REPORT_CSS, row } from './html.ts';
 
@@ -52,11 +49,3 @@ ${body}
 `;
 }
 
-/** Writes OUT/report.html and the figures under OUT/figures/; returns the report's path. */
-export function writeInterventionReport(outDir: string, r: InterventionReport): string {
-  mkdirSync(outDir, { recursive: true });
-  writeFigures(outDir, r.figures);
-  const path = join(outDir, 'report.html');
-  writeFileAtomicSync(path, renderInterventionReport(r));
-  return path;
-}

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeImage } from '../../src/analysis/analyze-image.ts';
+import { readImageFile } from '../../src/io/load-node.ts';
 import { loadDir, prepareFile } from '../helpers/model.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
 import { runMetricsReference, type MetricsRef } from '../reference/metrics-ref.ts';
@@ -45,7 +46,7 @@ for (const c of cases) {
     await makeTiny({ arch: c.arch, out: dir, seed: 7, dtype: c.dtype, gqa: c.gqa });
     const gpu = await getGpu();
     const m = await loadDir(gpu, dir);
-    const ours = (await analyzeImage(gpu, m, { id: 'cats', image: IMAGE, captions: ['two cats on a couch'] }, { prompt: c.prompt, dropBos: c.dropBos, query: c.query, topk: c.k, smooth: 1, padToSquare: false })) as unknown as Ours;
+    const ours = (await analyzeImage(gpu, m, { id: 'cats', image: IMAGE, captions: ['two cats on a couch'] }, readImageFile(IMAGE), { prompt: c.prompt, dropBos: c.dropBos, query: c.query, topk: c.k, smooth: 1, padToSquare: false })) as unknown as Ours;
     const x = prepareFile(m, c.prompt, IMAGE);
     const pixels = x.pixels!;
     const ref = await runMetricsReference({

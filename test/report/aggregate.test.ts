@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { aggregate, aggregateCsv, imageShare, stat, writeAggregate, type ImageMetrics } from '../../src/analysis/aggregate.ts';
+import { aggregate, aggregateCsv, imageShare, stat, type ImageMetrics } from '../../src/analysis/aggregate.ts';
+import { writeAggregate } from '../../src/pipeline/outputs.ts';
 import { PAPER_PHASES } from '../../src/analysis/phases.ts';
 import { syntheticImage } from './synthetic.ts';
 

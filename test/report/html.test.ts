@@ -5,7 +5,8 @@ import { decode } from 'fast-png';
 import { describe, expect, it } from 'vitest';
 import { aggregate } from '../../src/analysis/aggregate.ts';
 import { buildFigures } from '../../src/report/figures.ts';
-import { renderReport, writeReport, type ReportMeta } from '../../src/report/html.ts';
+import { renderReport, type ReportMeta } from '../../src/report/html.ts';
+import { writeReport } from '../../src/pipeline/outputs.ts';
 import { checkXml } from './xml.ts';
 import { syntheticImage } from './synthetic.ts';
 

@@ -1,6 +1,6 @@
 /** `phaselens ablate`: single-token (or group) attention ablation over a data set (README, "ablate"). */
 import type { Command } from 'commander';
-import { selectItems } from '../../analysis/analyze.ts';
+import { selectItems } from '../../pipeline/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { UserError } from '../../errors.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';

@@ -1,7 +1,7 @@
 /** `phaselens analyze`: the phase-diagram analysis of a data set (see README). */
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
-import { analyze, selectItems } from '../../analysis/analyze.ts';
+import { analyze, selectItems } from '../../pipeline/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
-import { analyze } from '../../analysis/analyze.ts';
+import { analyze } from '../../pipeline/analyze.ts';
 import { nodeDirectory } from '../../io/source-node.ts';
 import { openModel } from '../../models/registry.ts';
 import { makeTiny, type TinyArch } from '../../../weights-tools/make-tiny.ts';

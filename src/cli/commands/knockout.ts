@@ -1,6 +1,6 @@
 /** `phaselens knockout`: attention knockout sweeps over a data set (README, "knockout"). */
 import type { Command } from 'commander';
-import { selectItems } from '../../analysis/analyze.ts';
+import { selectItems } from '../../pipeline/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';

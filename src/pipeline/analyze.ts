@@ -10,10 +10,11 @@ import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem, ty
 import { shardItems, type Shard } from '../data/shard.ts';
 import type { Vlm } from '../models/vlm.ts';
 import { buildFigures } from '../report/figures.ts';
-import { writeReport } from '../report/html.ts';
+import { writeAggregate, writeReport } from './outputs.ts';
 import { VERSION } from '../version.ts';
-import { aggregate, writeAggregate, type ImageMetrics } from './aggregate.ts';
-import { analyzeImage, type AnalyzeOptions } from './analyze-image.ts';
+import { aggregate, type ImageMetrics } from '../analysis/aggregate.ts';
+import { analyzeImage, type AnalyzeOptions } from '../analysis/analyze-image.ts';
+import { readImageFile } from '../io/load-node.ts';
 import { readErrors, readResult, runItems, type RunSummary } from './runner.ts';
 
 export interface AnalyzeRun extends AnalyzeOptions {
@@ -39,7 +40,7 @@ export function selectItems(o: Pick<AnalyzeRun, 'data' | 'limit' | 'seed' | 'sha
 
 export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selectItems(o)): Promise<AnalyzeOutcome> {
   const { spec, items } = selection;
-  const summary = await runItems(items, o.out, (item) => analyzeImage(gpu, m, item, o), { progress: { label: 'analyze', unit: 'img' } });
+  const summary = await runItems(items, o.out, (item) => analyzeImage(gpu, m, item, readImageFile(item.image), o), { progress: { label: 'analyze', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is object => r !== null) as ImageMetrics[];
   const errors = readErrors(o.out)
     .filter((e) => items.some((i) => i.id === e.id))

@@ -1,0 +1,57 @@
+/**
+ * Writing a run's outputs to disk: the aggregate, the figures and the report pages that
+ * src/analysis and src/report build as data and strings (those rooms never touch files,
+ * so the browser page renders the same), each written whole or not at all.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { aggregateCsv, aggregateJson, type Aggregate } from '../analysis/aggregate.ts';
+import type { Figure } from '../report/figures.ts';
+import { renderReport, type ReportInput } from '../report/html.ts';
+import { renderInterventionReport, type InterventionReport } from '../report/intervention-html.ts';
+
+/** A temporary file, then a rename. */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/** OUT/aggregate.json and OUT/aggregate.csv of `analyze`. */
+export function writeAggregate(outDir: string, a: Aggregate): { json: string; csv: string } {
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, 'aggregate.json');
+  const csv = join(outDir, 'aggregate.csv');
+  writeFileAtomicSync(json, aggregateJson(a));
+  writeFileAtomicSync(csv, aggregateCsv(a));
+  return { json, csv };
+}
+
+/** Each figure to OUT/figures/<file>; returns the paths. */
+export function writeFigures(outDir: string, figures: readonly Figure[]): string[] {
+  const dir = join(outDir, 'figures');
+  mkdirSync(dir, { recursive: true });
+  return figures.map((f) => {
+    const path = join(dir, f.file);
+    writeFileAtomicSync(path, f.data);
+    return path;
+  });
+}
+
+/** OUT/report.html of `analyze` and every figure under OUT/figures/; returns the report's path. */
+export function writeReport(outDir: string, input: ReportInput): string {
+  mkdirSync(outDir, { recursive: true });
+  writeFigures(outDir, input.figures);
+  const path = join(outDir, 'report.html');
+  writeFileAtomicSync(path, renderReport(input));
+  return path;
+}
+
+/** OUT/report.html of an intervention run and its figures; returns the report's path. */
+export function writeInterventionReport(outDir: string, r: InterventionReport): string {
+  mkdirSync(outDir, { recursive: true });
+  writeFigures(outDir, r.figures);
+  const path = join(outDir, 'report.html');
+  writeFileAtomicSync(path, renderInterventionReport(r));
+  return path;
+}
