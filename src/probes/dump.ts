@@ -12,7 +12,6 @@
  * vision_last_hidden_state, qformer_hidden_states.*, query_output and image_features.
  */
 import type { Gpu } from '../gpu/context.ts';
-import type { Tensor } from '../gpu/tensor.ts';
 import { hiddenStateHook, prenormHook } from '../hooks/hidden-states.ts';
 import type { Vlm, VlmInput } from '../models/vlm.ts';
 import { runWithCache } from './cache.ts';

@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { analyzeImage } from '../../src/analysis/analyze-image.ts';
 import { readImageFile } from '../../src/io/load-node.ts';
 import { loadDir, prepareFile } from '../helpers/model.ts';

@@ -44,7 +44,9 @@ export function register(program: Command): void {
       const t0 = performance.now();
       const r = await analyze(gpu, m, { data, out, prompt, dropBos: false, topk: 5, smooth: 1, padToSquare: false });
       console.log(`model   ${dir} (tiny ${o.arch}, random weights: the curves show the pipeline, not a trained model)`);
-      console.log(`data    ${r.items.length} COCO val2017 images with captions; prompt ${JSON.stringify(m.decode(x.ids.slice(x.groups.image[1])))} after ${m.visualTokens}`);
+      const [s, e] = x.groups.image;
+      console.log(`data    ${r.items.length} COCO val2017 images with captions; prompt ${JSON.stringify(`${m.decode(x.ids.slice(0, s))}<${e - s} visual tokens>${m.decode(x.ids.slice(e))}`)}`);
+      console.log(`visual  ${m.visualTokens}`);
       console.log(`result  ${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       console.log(`report  ${r.report}`);
       await finishProfile(gpu, o);
