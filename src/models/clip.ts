@@ -12,13 +12,12 @@
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { ClipVisionConfig } from '../io/config.ts';
-import { add } from '../ops/elementwise.ts';
 import { patchEmbed } from '../ops/patch-embed.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { LayerNorm } from './layer-norm.ts';
 import { Linear } from './linear.ts';
-import { vitLayer } from './vit-layer.ts';
+import { vitEmbeddings, vitLayer } from './vit-layer.ts';
 import type { Weights } from './weights.ts';
 
 class CLIPVisionEmbeddings {
@@ -36,15 +35,8 @@ class CLIPVisionEmbeddings {
   /** pixels [3, H, W] → [1 + patches, d]: CLS, then patches row by row, plus positions. */
   forward(gpu: Gpu, pixels: Tensor): Tensor {
     const { cfg } = this;
-    const D = cfg.hidden_size;
     const patches = patchEmbed(gpu, pixels, this.patchEmbedding, { patchSize: cfg.patch_size });
-    const n = patches.shape[0];
-    const tokens = gpu.tensor([n + 1, D], 'f32', 'vision.embed.tokens');
-    gpu.copy(this.classEmbedding, tokens, 0, 0, D);
-    gpu.copy(patches, tokens, 0, D, n * D);
-    const out = add(gpu, tokens, this.positionEmbedding, { name: 'vision.embed' });
-    gpu.release(patches, tokens);
-    return out;
+    return vitEmbeddings(gpu, patches, this.classEmbedding, this.positionEmbedding);
   }
 }
 

@@ -24,12 +24,10 @@ import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import type { InstructBlipVisionConfig } from '../io/config.ts';
-import { view } from '../ops/common.ts';
-import { add } from '../ops/elementwise.ts';
 import { patchEmbed } from '../ops/patch-embed.ts';
 import { LayerNorm } from './layer-norm.ts';
 import { Linear } from './linear.ts';
-import { vitLayer } from './vit-layer.ts';
+import { vitEmbeddings, vitLayer } from './vit-layer.ts';
 import type { Weights } from './weights.ts';
 
 class InstructBlipVisionEmbeddings {
@@ -47,16 +45,9 @@ class InstructBlipVisionEmbeddings {
 
   /** pixels [3, H, W] → [1 + patches, d]: CLS, then patches row by row, plus positions. */
   forward(gpu: Gpu, pixels: Tensor): Tensor {
-    const D = this.cfg.hidden_size;
     const p = this.patchEmbedding;
     const patches = patchEmbed(gpu, pixels, p.weight, { bias: p.bias, patchSize: this.cfg.patch_size });
-    const n = patches.shape[0];
-    const tokens = gpu.tensor([n + 1, D], 'f32', 'vision.embed.tokens');
-    gpu.copy(this.classEmbedding, tokens, 0, 0, D);
-    gpu.copy(patches, tokens, 0, D, n * D);
-    const out = add(gpu, tokens, view(this.positionEmbedding, [n + 1, D]), { name: 'vision.embed' });
-    gpu.release(patches, tokens);
-    return out;
+    return vitEmbeddings(gpu, patches, this.classEmbedding, this.positionEmbedding);
   }
 }
 

@@ -1,5 +1,8 @@
 /**
- * The pre-LN transformer block both vision towers share (HF CLIPEncoderLayer and
+ * What both vision towers (CLIP, EVA) share: the token sequence [CLS ; patches] plus
+ * position embeddings, and the pre-LN transformer block.
+ *
+ * The block (HF CLIPEncoderLayer and
  * InstructBlipEncoderLayer compute the same thing; they differ in weight names and in how
  * q, k, v are projected — separate in CLIP, one fused `qkv` in EVA, split at load):
  *   h + out_proj(attention(layer_norm1(h)))  →  mid + fc2(act(fc1(layer_norm2(mid))))
@@ -11,6 +14,7 @@ import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { attention } from '../ops/attention.ts';
 import { view } from '../ops/common.ts';
+import { add } from '../ops/elementwise.ts';
 import type { LayerNorm } from './layer-norm.ts';
 import { activationOf, type Linear } from './linear.ts';
 
@@ -37,5 +41,16 @@ export function vitLayer(gpu: Gpu, w: VitLayerWeights, h: Tensor, layer: number,
   const a = w.fc1.forward(gpu, x2, { act: activationOf(w.hiddenAct) });
   const out = w.fc2.forward(gpu, a, { residual: mid, name: actName('resid_post', layer, 'vision') });
   gpu.release(x, q, k, v, z, mid, x2, a);
+  return out;
+}
+
+/** patches [n, d] (released here) → [CLS ; patches] + positions [1 + n, d] (hook-free: the tower names it). */
+export function vitEmbeddings(gpu: Gpu, patches: Tensor, classEmbedding: Tensor, positionEmbedding: Tensor): Tensor {
+  const [n, d] = patches.shape;
+  const tokens = gpu.tensor([n + 1, d], 'f32', 'vision.embed.tokens');
+  gpu.copy(classEmbedding, tokens, 0, 0, d);
+  gpu.copy(patches, tokens, 0, d, n * d);
+  const out = add(gpu, tokens, view(positionEmbedding, [n + 1, d]), { name: 'vision.embed' });
+  gpu.release(patches, tokens);
   return out;
 }
