@@ -607,6 +607,18 @@ def add_input_args(ap):
     ap.add_argument("--input-ids", required=True)
 
 
+def add_run_args(ap):
+    """What a dump / greedy / timing run of a model reference takes (see the module docstring)."""
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--stop-at-eos", action="store_true")
+    ap.add_argument("--eos-token-id", type=int, action="append", default=None)
+    ap.add_argument("--no-kv-cache", action="store_true")
+    ap.add_argument("--with-attentions", action="store_true")
+    ap.add_argument("--time-only", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+
+
 def add_device_args(ap):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
@@ -625,14 +637,7 @@ def setup_torch(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_input_args(ap)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--max-new-tokens", type=int, default=None)
-    ap.add_argument("--stop-at-eos", action="store_true")
-    ap.add_argument("--eos-token-id", type=int, action="append", default=None)
-    ap.add_argument("--no-kv-cache", action="store_true")
-    ap.add_argument("--with-attentions", action="store_true")
-    ap.add_argument("--time-only", action="store_true")
-    ap.add_argument("--repeats", type=int, default=3)
+    add_run_args(ap)
     add_device_args(ap)
     a = ap.parse_args()
     if not a.time_only and not a.out:
