@@ -16,6 +16,9 @@ import { VERSION } from '../version.ts';
 import { segmentPhases } from './phases.ts';
 import { DEFAULT_WORDS, logitLensRecall, type WordOptions } from './recall.ts';
 
+/** The question `analyze` asks when none is given, put in the family's usual form by `promptFor`. */
+export const DEFAULT_PROMPT = 'Describe the image.';
+
 export interface AnalyzeOptions {
   prompt: PromptSpec;
   dropBos: boolean;

@@ -19,15 +19,15 @@
  * Images listed but missing from IMAGES_DIR stay in the list (the runner records them as
  * errors); if none of them is there, IMAGES_DIR is probably wrong and loading fails.
  */
-import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
+import type { DataFs } from './data-fs.ts';
 import { checkUniqueIds, fileStem, requireSomeImages, safeId, type DataItem } from './item.ts';
 import { describe, isObject, readJson } from './read.ts';
 
-export function loadCoco(annotationsPath: string, imagesDir: string): DataItem[] {
-  const file = resolve(annotationsPath);
-  const dir = resolve(imagesDir);
-  const j = readJson(file);
+export function cocoItems(fs: DataFs, annotationsPath: string, imagesDir: string): DataItem[] {
+  const file = fs.resolve(annotationsPath);
+  const dir = fs.resolve(imagesDir);
+  const j = readJson(fs, file);
   if (!isObject(j)) throw new UserError(`${file}: expected a COCO captions object with "images" and "annotations", found ${describe(j)}`);
   const images = j.images;
   const annotations = j.annotations;
@@ -50,7 +50,7 @@ export function loadCoco(annotationsPath: string, imagesDir: string): DataItem[]
     const lic = licenses.get(im.license);
     const item: DataItem = {
       id: safeId(fileStem(name)),
-      image: join(dir, name),
+      image: fs.join(dir, name),
       captions: [],
       meta: {
         dataset: 'coco',
@@ -79,6 +79,6 @@ export function loadCoco(annotationsPath: string, imagesDir: string): DataItem[]
   });
 
   checkUniqueIds(items, (i) => `${file}: images[${i}] (${(items[i].meta as { file_name: string }).file_name})`);
-  requireSomeImages(items, dir, file);
+  requireSomeImages(fs, items, dir, file);
   return items;
 }

@@ -11,49 +11,41 @@
  * id = file stem (`cat.png` → `cat`); when two images share a stem (`cat.png`, `cat.jpg`)
  * both use the whole file name instead (`cat.png`, `cat.jpg`). `meta.file_name` is the name.
  */
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
+import type { DataFs } from './data-fs.ts';
 import { checkUniqueIds, fileStem, safeId, type DataItem } from './item.ts';
-import { describe, isObject, listDir, readJson } from './read.ts';
+import { describe, isObject, readJson } from './read.ts';
 
 const IMAGE = /\.(png|jpe?g)$/i;
 
 export const CAPTIONS_FILE = 'captions.json';
 
-export function loadFolder(folder: string): DataItem[] {
-  const dir = resolve(folder);
-  const names = listDir(dir)
-    .filter((n) => IMAGE.test(n) && !n.startsWith('.') && isFile(join(dir, n)))
+export function folderItems(fs: DataFs, folder: string): DataItem[] {
+  const dir = fs.resolve(folder);
+  const names = fs
+    .list(dir)
+    .filter((n) => IMAGE.test(n) && !n.startsWith('.') && fs.isFile(fs.join(dir, n)))
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (names.length === 0) throw new UserError(`${dir}: no .png, .jpg or .jpeg images in this folder`);
 
-  const captions = readCaptions(dir, names);
+  const captions = readCaptions(fs, dir, names);
   const stemCount = new Map<string, number>();
   for (const n of names) stemCount.set(fileStem(n), (stemCount.get(fileStem(n)) ?? 0) + 1);
   const items = names.map((n): DataItem => ({
     id: safeId(stemCount.get(fileStem(n))! > 1 ? n : fileStem(n)),
-    image: join(dir, n),
+    image: fs.join(dir, n),
     captions: captions.get(n) ?? [],
     meta: { dataset: 'folder', file_name: n },
   }));
-  checkUniqueIds(items, (i) => join(dir, names[i]));
+  checkUniqueIds(items, (i) => fs.join(dir, names[i]));
   return items;
 }
 
-function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false; // a dangling link: not an image we can read, and not worth failing over
-  }
-}
-
-function readCaptions(dir: string, names: readonly string[]): Map<string, string[]> {
+function readCaptions(fs: DataFs, dir: string, names: readonly string[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  const path = join(dir, CAPTIONS_FILE);
-  if (!existsSync(path)) return out;
-  const j = readJson(path);
+  const path = fs.join(dir, CAPTIONS_FILE);
+  if (!fs.exists(path)) return out;
+  const j = readJson(fs, path);
   if (!isObject(j)) throw new UserError(`${path}: expected {"<file name>": ["caption", ...]}, found ${describe(j)}`);
   const known = new Set(names);
   const unknown: string[] = [];

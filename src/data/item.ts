@@ -4,8 +4,8 @@
  * list of these; the runner (src/analysis/runner.ts) writes one result per item to
  * `OUT/images/<id>.json`.
  */
-import { existsSync } from 'node:fs';
 import { UserError } from '../errors.ts';
+import type { DataFs } from './data-fs.ts';
 
 export interface DataItem {
   /**
@@ -14,7 +14,7 @@ export interface DataItem {
    * items `wino-<example id>-<0|1>`.
    */
   id: string;
-  /** Absolute path of the image file (it may be missing or unreadable: the runner records that). */
+  /** Path of the image file, as the DataFs resolves it (Node: absolute; it may be missing or unreadable: the runner records that). */
   image: string;
   /** Reference captions (COCO: 5; Winoground: the pair's one; folder: from captions.json or none). */
   captions: string[];
@@ -62,7 +62,7 @@ export function fileStem(name: string): string {
 }
 
 /** UserError when not one listed image exists: the images folder is probably the wrong one. */
-export function requireSomeImages(items: readonly DataItem[], dir: string, listedIn: string): void {
-  if (items.length === 0 || items.some((it) => existsSync(it.image))) return;
+export function requireSomeImages(fs: DataFs, items: readonly DataItem[], dir: string, listedIn: string): void {
+  if (items.length === 0 || items.some((it) => fs.exists(it.image))) return;
   throw new UserError(`${dir}: none of the ${items.length} images listed in ${listedIn} is there (e.g. ${items[0].image}); is this the right images folder?`);
 }

@@ -20,11 +20,12 @@ import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.ts';
-import { loadCoco } from './coco.ts';
-import { loadFolder } from './folder.ts';
+import { cocoItems } from './coco.ts';
+import { folderItems } from './folder.ts';
+import { nodeDataFs } from './fs-node.ts';
 import type { DataItem } from './item.ts';
-import { loadVqa } from './vqa.ts';
-import { loadWinoground } from './winoground.ts';
+import { vqaItems } from './vqa.ts';
+import { winogroundItems } from './winoground.ts';
 
 export type DataSpec =
   | { kind: 'coco'; annotations: string; images: string }
@@ -72,13 +73,13 @@ export function loadData(spec: DataSpec | string): DataItem[] {
   const s = typeof spec === 'string' ? parseDataSpec(spec) : spec;
   switch (s.kind) {
     case 'coco':
-      return loadCoco(s.annotations, s.images);
+      return cocoItems(nodeDataFs, s.annotations, s.images);
     case 'winoground':
-      return loadWinoground(s.examples, s.images);
+      return winogroundItems(nodeDataFs, s.examples, s.images);
     case 'folder':
-      return loadFolder(s.dir);
+      return folderItems(nodeDataFs, s.dir);
     case 'vqa':
-      return loadVqa(s.questions, s.images);
+      return vqaItems(nodeDataFs, s.questions, s.images);
   }
 }
 

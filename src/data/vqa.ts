@@ -8,17 +8,17 @@
  * (one or more strings) are what accuracy is scored against (vqa-score.ts).
  * Blank lines are skipped; ids must be unique.
  */
-import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
+import type { DataFs } from './data-fs.ts';
 import { checkUniqueIds, fileStem, requireSomeImages, safeId, type DataItem } from './item.ts';
 import { describe, isObject, readJsonLines } from './read.ts';
 
-export function loadVqa(questionsPath: string, imagesDir: string): DataItem[] {
-  const file = resolve(questionsPath);
-  const dir = resolve(imagesDir);
+export function vqaItems(fs: DataFs, questionsPath: string, imagesDir: string): DataItem[] {
+  const file = fs.resolve(questionsPath);
+  const dir = fs.resolve(imagesDir);
   const items: DataItem[] = [];
   const where: string[] = [];
-  for (const [line, q] of readJsonLines(file)) {
+  for (const [line, q] of readJsonLines(fs, file)) {
     const at = `${file}:${line}`;
     if (!isObject(q)) throw new UserError(`${at}: expected an object {image, question, answers}, found ${describe(q)}`);
     if (typeof q.image !== 'string' || q.image === '') throw new UserError(`${at}: "image" must be a non-empty string, found ${describe(q.image)}`);
@@ -29,10 +29,10 @@ export function loadVqa(questionsPath: string, imagesDir: string): DataItem[] {
     }
     const id = q.id === undefined ? `${fileStem(q.image)}-q${line}` : String(q.id);
     const { image, question, answers: _a, id: _i, ...rest } = q;
-    items.push({ id: safeId(id), image: join(dir, image as string), captions: [], prompt: question as string, answers: answers as string[], meta: { ...rest, dataset: 'vqa', line } });
+    items.push({ id: safeId(id), image: fs.join(dir, image as string), captions: [], prompt: question as string, answers: answers as string[], meta: { ...rest, dataset: 'vqa', line } });
     where.push(at);
   }
   checkUniqueIds(items, (i) => where[i]);
-  requireSomeImages(items, dir, file);
+  requireSomeImages(fs, items, dir, file);
   return items;
 }

@@ -18,27 +18,27 @@
  * other field of the line (tag, secondary_tag, num_main_preds, collapsed_tag, ...).
  * Blank lines are skipped; example ids must be unique.
  */
-import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
+import type { DataFs } from './data-fs.ts';
 import { checkUniqueIds, requireSomeImages, safeId, type DataItem } from './item.ts';
-import { describe, isObject, listDir, readJsonLines } from './read.ts';
+import { describe, isObject, readJsonLines } from './read.ts';
 
 const EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 
-export function loadWinoground(examplesPath: string, imagesDir: string): DataItem[] {
-  const file = resolve(examplesPath);
-  const dir = resolve(imagesDir);
-  const present = new Set(listDir(dir));
+export function winogroundItems(fs: DataFs, examplesPath: string, imagesDir: string): DataItem[] {
+  const file = fs.resolve(examplesPath);
+  const dir = fs.resolve(imagesDir);
+  const present = new Set(fs.list(dir));
   const resolveImage = (name: string): string => {
-    if (EXTENSIONS.some((e) => name.toLowerCase().endsWith(e))) return join(dir, name);
+    if (EXTENSIONS.some((e) => name.toLowerCase().endsWith(e))) return fs.join(dir, name);
     const found = EXTENSIONS.map((e) => name + e).find((n) => present.has(n));
-    return join(dir, found ?? name + '.png');
+    return fs.join(dir, found ?? name + '.png');
   };
 
   const items: DataItem[] = [];
   const where: string[] = [];
   const lines = new Map<string, number>();
-  for (const [line, ex] of readJsonLines(file)) {
+  for (const [line, ex] of readJsonLines(fs, file)) {
     const at = `${file}:${line}`;
     if (!isObject(ex)) throw new UserError(`${at}: expected an object, found ${describe(ex)}`);
     if (typeof ex.id !== 'number' && typeof ex.id !== 'string') throw new UserError(`${at}: "id" must be a number or string, found ${describe(ex.id)}`);
@@ -69,6 +69,6 @@ export function loadWinoground(examplesPath: string, imagesDir: string): DataIte
     });
   }
   checkUniqueIds(items, (i) => where[i]);
-  requireSomeImages(items, dir, file);
+  requireSomeImages(fs, items, dir, file);
   return items;
 }

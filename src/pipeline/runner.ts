@@ -35,6 +35,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SAFE_ID } from '../data/item.ts';
 import { UserError } from '../errors.ts';
+import { firstNonFinite } from '../util/non-finite.ts';
 import { deadHere, isStale, tryLock, unlock } from './locks.ts';
 import { createProgress, type Progress, type ProgressOptions } from './progress.ts';
 
@@ -242,20 +243,4 @@ export async function runItems<I extends RunItem>(
     opts.onResult?.(it.id, result);
     progress?.tick();
   }
-}
-/** The path of the first NaN / ±Inf number in a result object (e.g. `recall[3]`), or null. */
-export function firstNonFinite(v: unknown, path = ''): { path: string; value: number } | null {
-  if (typeof v === 'number') return Number.isFinite(v) ? null : { path: path || '(value)', value: v };
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const r = firstNonFinite(v[i], `${path}[${i}]`);
-      if (r) return r;
-    }
-  } else if (v && typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      const r = firstNonFinite(x, path ? `${path}.${k}` : k);
-      if (r) return r;
-    }
-  }
-  return null;
 }

@@ -72,8 +72,11 @@ export function row(k: string, v: unknown): string {
   return `<tr><th>${esc(k)}</th><td>${esc(fmt(v))}</td></tr>`;
 }
 
+/** Base64 with btoa, which Node and browsers both have (Buffer is Node's alone: the page renders figures too). */
 function base64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
 }
 
 /** Strip the XML prolog (if any) so an SVG document can be inlined. */

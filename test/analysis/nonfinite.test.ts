@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, clos
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { firstNonFinite, runItems } from '../../src/pipeline/runner.ts';
+import { runItems } from '../../src/pipeline/runner.ts';
+import { firstNonFinite } from '../../src/util/non-finite.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { openFileSource } from '../../src/io/source-node.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';

@@ -2,10 +2,13 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../pipeline/analyze.ts';
+import { DEFAULT_PROMPT } from '../../analysis/analyze-image.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
 import { addModelOptions, openChecked, promptSpec, reportRun, type PromptOptions } from '../model-run.ts';
+
+export { DEFAULT_PROMPT };
 
 interface Options extends ProfileOption, PromptOptions {
   model: string;
@@ -22,8 +25,6 @@ interface Options extends ProfileOption, PromptOptions {
   smooth: string;
   padToSquare: boolean;
 }
-
-export const DEFAULT_PROMPT = 'Describe the image.';
 
 export function register(program: Command): void {
   addProfileOption(
