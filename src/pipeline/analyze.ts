@@ -9,10 +9,9 @@ import type { Gpu } from '../gpu/context.ts';
 import { formatDataSpec, loadData, parseDataSpec, sampleItems, type DataItem, type DataSpec } from '../data/index.ts';
 import { shardItems, type Shard } from '../data/shard.ts';
 import type { Vlm } from '../models/vlm.ts';
-import { buildFigures } from '../report/figures.ts';
 import { writeAggregate, writeReport } from './outputs.ts';
-import { VERSION } from '../version.ts';
-import { aggregate, type ImageMetrics } from '../analysis/aggregate.ts';
+import type { ImageMetrics } from '../analysis/aggregate.ts';
+import { adapterLine, analyzeReport, type AnalyzeRunInfo } from './analyze-report.ts';
 import { analyzeImage, type AnalyzeOptions } from '../analysis/analyze-image.ts';
 import { readImageFile } from '../io/load-node.ts';
 import { readErrors, readResult, runItems, type RunSummary } from './runner.ts';
@@ -47,7 +46,7 @@ export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selec
     .map((e) => ({ image: e.image ?? e.id, error: e.message }));
   const report = finishAnalyze(o.out, results, errors, o.smooth, {
     dataset: formatDataSpec(spec),
-    adapter: `${gpu.adapterName} (shader-f16 ${gpu.features.f16}, timestamp-query ${gpu.features.timestamps}, subgroups ${gpu.features.subgroups})`,
+    adapter: adapterLine(gpu),
     options: { limit: o.limit ?? null, seed: o.seed ?? null, shard: o.shard ? `${o.shard.index}/${o.shard.count}` : null },
   });
   return { summary, report, items };
@@ -55,36 +54,18 @@ export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selec
 
 /**
  * Aggregate, figures and report of per-image results (one run's, or several shards'
- * merged): the model, family and dtypes are read from the results themselves.
+ * merged), written to `out`.
  */
 export function finishAnalyze(
   out: string,
   results: readonly ImageMetrics[],
   errors: { image: string; error: string }[],
   smooth: number,
-  extra: { dataset: string; adapter?: string; options?: Record<string, unknown> },
+  run: AnalyzeRunInfo,
 ): string {
-  const agg = aggregate(results, { phaseWindow: smooth });
-  writeAggregate(out, agg);
-  const first = results[0];
-  const dtypes = (first?.options.weight_dtypes as string[] | undefined) ?? [];
-  return writeReport(out, {
-    meta: {
-      model: first?.model ?? '—',
-      family: first?.model_family,
-      visual_tokens: first?.tokens.visual,
-      dataset: extra.dataset,
-      dtype: `weights ${dtypes.join('/')}; activations and accumulation f32`,
-      adapter: extra.adapter,
-      n_images: results.length,
-      errors,
-      phaselens_version: VERSION,
-      options: { ...(agg.options ?? {}), ...(extra.options ?? {}) },
-    },
-    aggregate: agg,
-    perImageSample: first ?? null,
-    figures: buildFigures(agg),
-  });
+  const { aggregate, report } = analyzeReport(results, errors, smooth, run);
+  writeAggregate(out, aggregate);
+  return writeReport(out, report);
 }
 
 /** Result files present in OUT/images (for messages). */

@@ -1,0 +1,228 @@
+/**
+ * The page (web/index.html): the user picks a checkpoint folder and images or a data set
+ * folder, or presses a demo button; the page runs `analyze` on them in this browser's
+ * WebGPU and shows the CLI report's figures, the LogitLens tokens of the visual token
+ * under the pointer, the kernel profile, and the CLI's output files for download.
+ *
+ * Every failure ends as a message in the page and the controls stay usable. A new
+ * checkpoint gets a fresh device (the old model's buffers go with the old one); the same
+ * checkpoint with new images reuses the loaded weights. A lost device is dropped and the
+ * next run opens a new one. `body[data-state]` (idle, running, done, error) tells tests
+ * and scripts where a run is.
+ */
+import { UserError } from '../errors.ts';
+import { GpuError } from '../gpu/errors.ts';
+import type { Gpu } from '../gpu/context.ts';
+import type { Vlm } from '../models/vlm.ts';
+import { adapterLine } from '../pipeline/analyze-report.ts';
+import type { Figure } from '../report/figures.ts';
+import { figureHtml } from '../report/html.ts';
+import { esc } from '../report/svg.ts';
+import { fetchDemo } from './demo.ts';
+import { runDownloads, showDownloads, type Download } from './downloads.ts';
+import { showHover } from './hover.ts';
+import { pickedData } from './picked-data.ts';
+import { pickedDirectory, pickedFromHandle, pickedFromList, type Picked } from './picked.ts';
+import { profileHtml } from './profile-table.ts';
+import { adapterLimits, analyzeItems, finishPage, loadPicked, openPageGpu, openPicked, type ItemResult, type PageOptions } from './session.ts';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+let gpu: Gpu | undefined;
+let gpuLevel: string | undefined;
+let loaded: { pick: Picked; m: Vlm } | undefined;
+let modelPick: Picked | undefined;
+let dataPick: Picked | undefined;
+
+function setState(state: 'idle' | 'running' | 'done' | 'error'): void {
+  document.body.dataset.state = state;
+  for (const id of ['run', 'demo-llava', 'demo-instructblip']) $<HTMLButtonElement>(id).disabled = state === 'running';
+}
+
+function progress(text: string, done = 0, total = 1): void {
+  $<HTMLProgressElement>('progress').max = total;
+  $<HTMLProgressElement>('progress').value = done;
+  $('progress-text').textContent = text;
+}
+
+function showMessage(text: string | null): void {
+  $('message').hidden = text === null;
+  $('message').textContent = text ?? '';
+}
+
+/** A failure in words: our own errors are messages already; anything else is named as a bug. */
+function describe(e: unknown): string {
+  if (e instanceof UserError) return e.message;
+  if (e instanceof GpuError) return `GPU error: ${e.message}\nThe device has been dropped; the next run opens a new one.`;
+  const err = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return `Unexpected error (a phaselens bug; please report it): ${err}`;
+}
+
+function readOptions(): PageOptions {
+  const int = (id: string, min: number, max: number, what: string) => {
+    const v = Number($<HTMLInputElement>(id).value);
+    if (!Number.isInteger(v) || v < min || v > max) throw new UserError(`${what} must be a whole number from ${min} to ${max}, got "${$<HTMLInputElement>(id).value}"`);
+    return v;
+  };
+  const checked = (id: string) => $<HTMLInputElement>(id).checked;
+  return {
+    question: $<HTMLInputElement>('question').value,
+    chat: checked('chat'),
+    dropBos: checked('drop-bos'),
+    padToSquare: checked('pad-to-square'),
+    topk: int('topk', 1, 32, 'LogitLens top-k'),
+    smooth: int('smooth', 1, 1000, 'the phase smoothing window'),
+  };
+}
+
+/** The device for the chosen adapter level; a new one when the level changed or the last one was lost. */
+async function ensureGpu(): Promise<Gpu> {
+  const level = $<HTMLSelectElement>('adapter-level').value as 'core' | 'compatibility';
+  if (gpu && gpuLevel === level) return gpu;
+  dropGpu();
+  const g = await openPageGpu(level === 'core' ? undefined : level);
+  [gpu, gpuLevel] = [g, level];
+  g.device.lost.then((info) => {
+    if (gpu !== g) return; // dropped on purpose
+    dropGpu();
+    if (document.body.dataset.state !== 'running') {
+      showMessage(`The GPU device was lost (${info.reason}: ${info.message}). The next run opens a new one.`);
+      setState('error');
+    }
+  });
+  $('adapter').textContent = `${adapterLine(g)}; ${adapterLimits(g)}`;
+  return g;
+}
+
+function dropGpu(): void {
+  const g = gpu;
+  [gpu, loaded] = [undefined, undefined];
+  g?.destroy();
+}
+
+async function run(model: Picked | undefined, data: Picked | undefined): Promise<void> {
+  setState('running');
+  showMessage(null);
+  try {
+    if (!model) throw new UserError('Choose a checkpoint folder first (or press a demo button).');
+    if (!data) throw new UserError('Choose images or a data set folder first.');
+    const opts = readOptions();
+    progress('reading the data set…');
+    const items = await pickedData(data);
+    progress('checking the checkpoint…');
+    const { files, analyze } = await openPicked(pickedDirectory(model), opts);
+    if (loaded && loaded.pick !== model) dropGpu();
+    const g = await ensureGpu();
+    const t0 = performance.now();
+    let m: Vlm;
+    if (loaded?.pick === model) {
+      await files.close();
+      m = loaded.m;
+    } else {
+      m = await loadPicked(g, files, (d, t) => progress(`loading weights: ${d}/${t} tensors`, d, t));
+      loaded = { pick: model, m };
+    }
+    const t1 = performance.now();
+    progress(`analysing 0/${items.items.length} images`, 0, items.items.length);
+    const { results, failures } = await analyzeItems(g, m, items, analyze, (d, t, r) => progress(`analysing ${d}/${t} images (${'metrics' in r ? r.item.id : `${r.id} failed`})`, d, t));
+    await g.sync();
+    const t2 = performance.now();
+    const { aggregate, report } = finishPage(g, items, results, failures, opts.smooth);
+    showResults(m, results, failures, opts, runDownloads(results, failures, aggregate, report), report.figures);
+    const timing = $('timings');
+    timing.dataset.loadMs = (t1 - t0).toFixed(0);
+    timing.dataset.analyzeMs = (t2 - t1).toFixed(0);
+    timing.textContent = `${m.name} (${m.family}, weights ${m.weightDtypes.join('/')}); ${items.spec}; weights loaded in ${((t1 - t0) / 1000).toFixed(2)} s${loaded.m === m && t1 - t0 < 1 ? ' (already on the GPU)' : ''}; ${results.length} images analysed in ${((t2 - t1) / 1000).toFixed(2)} s; ${failures.length} failed.`;
+    $('profile').innerHTML = await profileHtml(g);
+    progress(`done: ${results.length} analysed, ${failures.length} failed`, 1, 1);
+    if (failures.length && !results.length) showMessage(`No image could be analysed:\n${failures.map((f) => `${f.image}: ${f.message}`).join('\n')}`);
+    setState(results.length ? 'done' : 'error');
+  } catch (e) {
+    if (e instanceof GpuError) dropGpu();
+    showMessage(describe(e));
+    progress('');
+    setState('error');
+  }
+}
+
+function showResults(m: Vlm, results: ItemResult[], failures: { image: string; message: string }[], opts: PageOptions, downloads: Download[], figures: readonly Figure[]): void {
+  $('results').hidden = false;
+  showDownloads($('downloads'), downloads);
+  $('failures').innerHTML = failures.length
+    ? `<p><b>${failures.length} failed:</b></p><ul>${failures.map((f) => `<li><code>${esc(f.image)}</code>: ${esc(f.message)}</li>`).join('')}</ul>`
+    : '';
+  $('figures').innerHTML = figures.map(figureHtml).join('\n');
+  const select = $<HTMLSelectElement>('hover-image');
+  select.replaceChildren(...results.map((r, i) => new Option(r.item.id, String(i))));
+  const piece = (id: number) => (m.tokenizer && id < m.tokenizer.vocabSize ? m.tokenizer.idToToken(id) : '');
+  const show = () => {
+    const r = results[Number(select.value)];
+    if (!r) return;
+    const lens = r.metrics.logit_lens as { top_ids: number[][][]; top_probs: number[][][] };
+    showHover($<HTMLCanvasElement>('hover-canvas'), $('hover-table'), { family: m.family, image: r.image, padToSquare: opts.padToSquare, topIds: lens.top_ids, topProbs: lens.top_probs, piece });
+  };
+  select.onchange = show;
+  show();
+}
+
+async function pickModelFolder(): Promise<void> {
+  const picker = (window as { showDirectoryPicker?: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+  if (!picker) {
+    $('model-input').click();
+    return;
+  }
+  try {
+    setModel(await pickedFromHandle(await picker()));
+  } catch (e) {
+    if ((e as Error).name !== 'AbortError') showMessage(describe(e));
+  }
+}
+
+function setModel(p: Picked): void {
+  modelPick = p;
+  $('model-name').textContent = `${p.name} (${p.files.size} files)`;
+}
+
+function setData(p: Picked): void {
+  dataPick = p;
+  $('data-name').textContent = `${p.name} (${p.files.size} files)`;
+}
+
+async function demo(which: 'llava' | 'instructblip'): Promise<void> {
+  setState('running');
+  showMessage(null);
+  try {
+    const model = await fetchDemo(which, (d, t) => progress(`fetching the demo checkpoint: ${d}/${t} files`, d, t));
+    const data = await fetchDemo('data', (d, t) => progress(`fetching the demo images: ${d}/${t} files`, d, t));
+    setModel(model);
+    setData(data);
+  } catch (e) {
+    showMessage(describe(e));
+    setState('error');
+    return;
+  }
+  await run(modelPick, dataPick);
+}
+
+function init(): void {
+  const level = new URLSearchParams(location.search).get('adapter');
+  if (level === 'compatibility') $<HTMLSelectElement>('adapter-level').value = level;
+  $('pick-model').onclick = () => void pickModelFolder();
+  $<HTMLInputElement>('model-input').onchange = (e) => {
+    const list = (e.target as HTMLInputElement).files;
+    if (list?.length) setModel(pickedFromList(list));
+  };
+  for (const id of ['images-input', 'data-input']) {
+    $<HTMLInputElement>(id).onchange = (e) => {
+      const list = (e.target as HTMLInputElement).files;
+      if (list?.length) setData(pickedFromList(list));
+    };
+  }
+  $('run').onclick = () => void run(modelPick, dataPick);
+  $('demo-llava').onclick = () => void demo('llava');
+  $('demo-instructblip').onclick = () => void demo('instructblip');
+  if (!navigator.gpu) showMessage('This browser exposes no WebGPU (navigator.gpu is missing). Use Chrome or Edge 113+; on Linux start Chrome with --enable-unsafe-webgpu. Over plain http, WebGPU needs http://localhost or http://127.0.0.1.');
+  setState('idle');
+}
+
+init();
