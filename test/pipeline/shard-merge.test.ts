@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveShard, shardItems } from '../../src/data/shard.ts';
 import { UserError } from '../../src/errors.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
+import { maxDiff, readAggregate } from '../helpers/aggregate.ts';
 
 const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
 const COCO = join(import.meta.dirname, '../fixtures/coco_mini');
@@ -25,23 +26,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return { code: r.status, err: r.stderr, out: r.stdout };
 }
 
-/** Every number of two aggregates, paired; strings and the run's own fields must be equal. */
-function maxDiff(a: unknown, b: unknown, path = ''): number {
-  if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b);
-  if (Array.isArray(a) && Array.isArray(b)) {
-    expect(a.length, path).toBe(b.length);
-    return Math.max(0, ...a.map((x, i) => maxDiff(x, b[i], `${path}[${i}]`)));
-  }
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const keys = Object.keys(a).filter((k) => !['limit', 'seed', 'shard'].includes(k));
-    expect(keys.sort(), path).toEqual(Object.keys(b).filter((k) => !['limit', 'seed', 'shard'].includes(k)).sort());
-    return Math.max(0, ...keys.map((k) => maxDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`)));
-  }
-  expect(a, path).toEqual(b);
-  return 0;
-}
-
-const agg = (dir: string) => JSON.parse(readFileSync(join(dir, 'aggregate.json'), 'utf8'));
+const agg = readAggregate;
 
 describe('shards', () => {
   const items = Array.from({ length: 11 }, (_, i) => ({ id: `img${String((i * 7) % 11).padStart(2, '0')}` }));

@@ -10,3 +10,4 @@ export * as knockout from './knockout.ts';
 export * as ablate from './ablate.ts';
 export * as patch from './patch.ts';
 export * as merge from './merge.ts';
+export * as slurm from './slurm.ts';
