@@ -5,28 +5,15 @@
  * headless Chromium through playwright-core (never a downloaded browser). Outputs come
  * back to Node and are compared with the CPU references in test/reference.
  *
- * Two adapters, one browser each (flags are per process; see DESIGN.md, "Working facts"):
- *  - core: `--enable-unsafe-webgpu` → Dawn's Vulkan backend on SwiftShader ("google
- *    swiftshader"; subgroups, timestamp-query, no shader-f16);
- *  - compatibility: plus `--use-angle=vulkan --use-webgpu-adapter=opengles` and
- *    requestAdapter({ featureLevel: 'compatibility' }) → Dawn's OpenGL ES backend on ANGLE
- *    (adapter info all empty; no optional features). With the required `--disable-gpu`,
- *    ANGLE's Vulkan is SwiftShader too (chrome://gpu: "ANGLE (Google, Vulkan 1.3.0
- *    (SwiftShader Device (Subzero)))"); only without `--disable-gpu` does it use lavapipe.
- *    Still a different WebGPU backend (WGSL → GLSL ES, compatibility-mode limits).
- * On both, the test asserts that the adapter and device have no shader-f16, so the
- * packed-f16 weight path ran through unpack2x16float in core WGSL.
- *
- * Chromium missing fails the suite (it is a test dependency: `bash .ci/system-deps.sh test`
- * installs Debian's `chromium`); set PHASELENS_CHROMIUM to use another binary.
+ * The two adapter classes and how Chromium is launched for them: chromium.ts. On both, the
+ * test asserts that the adapter and device have no shader-f16, so the packed-f16 weight
+ * path ran through unpack2x16float in core WGSL.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bundleBrowser, readShaderTree } from '../../src/browser/build.ts';
 import { browserShaderLoader } from '../../src/gpu/browser.ts';
@@ -34,23 +21,11 @@ import { roundF16 } from '../../src/gpu/half.ts';
 import { layerNormRef } from '../reference/layernorm.ts';
 import { linearRef } from '../reference/matmul.ts';
 import { randn, relErr } from '../helpers/gpu.ts';
+import { ADAPTERS, launchChromium, requireChromium } from './chromium.ts';
 import type { AdapterReport, PageApi } from './page.ts';
 
-const CHROMIUM = process.env.PHASELENS_CHROMIUM ?? '/usr/bin/chromium';
-const BASE_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--enable-unsafe-webgpu',
-];
 // Every wait is bounded: launch, navigation, and each page.evaluate (which Playwright
 // would otherwise wait on forever).
-const LAUNCH_MS = 30_000;
 const STEP_MS = 30_000;
 
 // Tile = 4×4 outputs per invocation, 32×32 per workgroup: no M or N below is a multiple
@@ -60,11 +35,6 @@ const SHAPES: [number, number, number][] = [
   [5, 7, 3],
   [33, 65, 20],
   [37, 130, 257],
-];
-
-const ADAPTERS = [
-  { name: 'core (SwiftShader)', args: [] as string[], featureLevel: undefined },
-  { name: 'compatibility (Dawn GLES on ANGLE)', args: ['--use-angle=vulkan', '--use-webgpu-adapter=opengles'], featureLevel: 'compatibility' as const },
 ];
 
 interface Session {
@@ -84,12 +54,7 @@ let serving: Promise<string> | undefined;
  */
 function serve(): Promise<string> {
   serving ??= (async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}. The browser test needs Debian's chromium (install it as root with ` +
-          '`bash .ci/system-deps.sh test` or `apt-get install chromium`), or set PHASELENS_CHROMIUM=/path/to/chrome. It does not skip.',
-      );
-    }
+    requireChromium();
     const js = await bundleBrowser({ entry: fileURLToPath(new URL('./page.ts', import.meta.url)), sourcemap: true });
     const html = '<!doctype html><meta charset="utf-8"><title>phaselens browser test</title><script type="module" src="/page.js"></script>';
     const srv = createServer((req, res) => {
@@ -137,23 +102,15 @@ const quoteErrors = (errors: string[]) => (errors.length ? `\npage errors:\n  ${
 
 for (const A of ADAPTERS) {
   describe(`browser: ${A.name}`, () => {
-    let browser: Browser | undefined;
-    let xdg: string | undefined;
+    let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
     let session: Promise<Session> | undefined;
 
     /** Launches Chromium for this adapter and opens the page (once); every test awaits it. */
     const open = (): Promise<Session> =>
       (session ??= (async () => {
         const url = await serve();
-        // The Vulkan loader (ANGLE's Vulkan backend) complains on stderr without XDG_RUNTIME_DIR.
-        xdg = process.env.XDG_RUNTIME_DIR ? undefined : mkdtempSync(join(tmpdir(), 'phaselens-xdg-'));
-        // chromium.launch runs every browser on a fresh temporary user-data-dir (removed on close).
-        browser = await chromium.launch({
-          executablePath: CHROMIUM,
-          args: [...BASE_ARGS, ...A.args],
-          timeout: LAUNCH_MS,
-          env: { ...process.env, ...(xdg ? { XDG_RUNTIME_DIR: xdg } : {}) },
-        });
+        chromium = await launchChromium(A);
+        const browser = chromium.browser;
         const page = await browser.newPage();
         page.setDefaultTimeout(STEP_MS);
         const pageErrors: string[] = [];
@@ -175,8 +132,7 @@ for (const A of ADAPTERS) {
         const s = await session?.catch(() => undefined);
         if (s && !s.page.isClosed()) await call(s, 'close').catch(() => {});
       } finally {
-        await browser?.close().catch(() => {});
-        if (xdg) rmSync(xdg, { recursive: true, force: true });
+        await chromium?.close();
       }
     }, STEP_MS + 10_000);
 
