@@ -50,10 +50,13 @@ function showMessage(text: string | null): void {
   $('message').textContent = text ?? '';
 }
 
-/** A failure in words: our own errors are messages already; anything else is named as a bug. */
-function describe(e: unknown): string {
+/**
+ * A failure in words: our own errors are messages already (a GPU error with what the
+ * adapter offers, since it is often a tensor over its limits); anything else is named as a bug.
+ */
+function describe(e: unknown, g?: Gpu): string {
   if (e instanceof UserError) return e.message;
-  if (e instanceof GpuError) return `GPU error: ${e.message}\nThe device has been dropped; the next run opens a new one.`;
+  if (e instanceof GpuError) return `GPU error: ${e.message}\n${g ? `${adapterLimits(g)}\n` : ''}The device has been dropped; the next run opens a new one.`;
   const err = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   return `Unexpected error (a phaselens bug; please report it): ${err}`;
 }
@@ -119,12 +122,20 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
       await files.close();
       m = loaded.m;
     } else {
-      m = await loadPicked(g, files, (d, t) => progress(`loading weights: ${d}/${t} tensors`, d, t));
+      // a failed load leaves its uploaded tensors behind: the device goes with them
+      m = await loadPicked(g, files, (d, t) => progress(`loading weights: ${d}/${t} tensors`, d, t)).catch((e: unknown) => {
+        dropGpu();
+        throw e;
+      });
       loaded = { pick: model, m };
     }
     const t1 = performance.now();
     progress(`analysing 0/${items.items.length} images`, 0, items.items.length);
-    const { results, failures } = await analyzeItems(g, m, items, analyze, (d, t, r) => progress(`analysing ${d}/${t} images (${'metrics' in r ? r.item.id : `${r.id} failed`})`, d, t));
+    const itemMs: number[] = [];
+    const { results, failures } = await analyzeItems(g, m, items, analyze, (d, t, r) => {
+      itemMs.push(performance.now() - t1 - itemMs.reduce((a, b) => a + b, 0));
+      progress(`analysing ${d}/${t} images (${'metrics' in r ? r.item.id : `${r.id} failed`})`, d, t);
+    });
     await g.sync();
     const t2 = performance.now();
     const { aggregate, report } = finishPage(g, items, results, failures, opts.smooth);
@@ -132,14 +143,16 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
     const timing = $('timings');
     timing.dataset.loadMs = (t1 - t0).toFixed(0);
     timing.dataset.analyzeMs = (t2 - t1).toFixed(0);
+    // per item: the first includes compiling every pipeline
+    timing.dataset.itemMs = itemMs.map((x) => x.toFixed(0)).join(',');
     timing.textContent = `${m.name} (${m.family}, weights ${m.weightDtypes.join('/')}); ${items.spec}; weights loaded in ${((t1 - t0) / 1000).toFixed(2)} s${loaded.m === m && t1 - t0 < 1 ? ' (already on the GPU)' : ''}; ${results.length} images analysed in ${((t2 - t1) / 1000).toFixed(2)} s; ${failures.length} failed.`;
     $('profile').innerHTML = await profileHtml(g);
     progress(`done: ${results.length} analysed, ${failures.length} failed`, 1, 1);
     if (failures.length && !results.length) showMessage(`No image could be analysed:\n${failures.map((f) => `${f.image}: ${f.message}`).join('\n')}`);
     setState(results.length ? 'done' : 'error');
   } catch (e) {
+    showMessage(describe(e, gpu));
     if (e instanceof GpuError) dropGpu();
-    showMessage(describe(e));
     progress('');
     setState('error');
   }

@@ -13,7 +13,7 @@ import { analyzeImage, DEFAULT_PROMPT, type AnalyzeOptions } from '../analysis/a
 import type { DataItem } from '../data/item.ts';
 import { UserError } from '../errors.ts';
 import { createBrowserGpu } from '../gpu/browser.ts';
-import type { Gpu } from '../gpu/context.ts';
+import { fmtBytes, type Gpu } from '../gpu/context.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
 import { decodeImage, type RgbImage } from '../io/image.ts';
 import { openModel } from '../models/registry.ts';
@@ -90,8 +90,7 @@ export async function loadPicked(gpu: Gpu, files: VlmFiles, onTensor: (done: num
 
 /** What the adapter offers, for messages about models that do not fit. */
 export function adapterLimits(gpu: Gpu): string {
-  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-  return `adapter ${gpu.adapterName}: maxBufferSize ${mib(gpu.limits.maxBufferSize)}, maxStorageBufferBindingSize ${mib(gpu.limits.maxStorageBufferBindingSize)} (WebGPU does not report total GPU memory)`;
+  return `adapter ${gpu.adapterName}: maxBufferSize ${fmtBytes(gpu.limits.maxBufferSize)}, maxStorageBufferBindingSize ${fmtBytes(gpu.limits.maxStorageBufferBindingSize)} (WebGPU does not report total GPU memory)`;
 }
 
 /** Every item through the instrumented forward, one at a time. */

@@ -16,13 +16,17 @@
  * the page: their file names must agree). Node runs in the checkpoint's parent folder with
  * `--model <folder name>`, so `model` is the same string on both sides.
  *
+ * On the core adapter LLaVA is also compared with Node's Dawn on Chromium's own SwiftShader
+ * (a Vulkan ICD file pointing at libvk_swiftshader.so): the same adapter class on both sides.
+ *
  * Each adapter class takes a full-page screenshot of the result, checked for the figures
  * (SVGs and the heatmap PNG decoded) and for pixel variance, and kept under
  * test/.cache/browser-page/. Bad input (core adapter only): each ends as a message in the
- * page, and the page runs the next job.
+ * page, and the page runs the next job. A small adapter and a lost device are made with
+ * `deviceControl`, an init script that wraps requestDevice (the page has no test hooks).
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -79,15 +83,32 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** `phaselens analyze` under Node, run in the checkpoint's parent folder; returns its output folder and wall time. */
-async function nodeAnalyze(model: string, data: string, chat: boolean): Promise<{ out: string; ms: number }> {
+/**
+ * `phaselens analyze` under Node, run in the checkpoint's parent folder; returns its output
+ * folder, wall time and the adapter line it printed. `vulkanIcd`: the Vulkan driver to use
+ * instead of the system's (lavapipe).
+ */
+async function nodeAnalyze(model: string, data: string, chat: boolean, vulkanIcd?: string): Promise<{ out: string; ms: number; adapter: string }> {
   const out = mkdtempSync(join(work, 'node-'));
   const t0 = performance.now();
-  await promisify(execFile)(process.execPath, [join(ROOT, 'src', 'cli', 'phaselens.mjs'), 'analyze', '--model', basename(model), '--data', data, '--out', out, ...(chat ? ['--chat'] : [])], {
+  const { stderr } = await promisify(execFile)(process.execPath, [join(ROOT, 'src', 'cli', 'phaselens.mjs'), 'analyze', '--model', basename(model), '--data', data, '--out', out, ...(chat ? ['--chat'] : [])], {
     cwd: dirname(model),
-    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? work },
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? work, ...(vulkanIcd && { VK_DRIVER_FILES: vulkanIcd, VK_ICD_FILENAMES: vulkanIcd }) },
   });
-  return { out, ms: performance.now() - t0 };
+  return { out, ms: performance.now() - t0, adapter: /^phaselens: GPU (.*)$/m.exec(stderr)?.[1] ?? '?' };
+}
+
+/**
+ * A Vulkan ICD file for the SwiftShader that Debian's Chromium ships, so Node's Dawn runs
+ * on the same adapter class as the page's core adapter (PHASELENS_SWIFTSHADER_LIB: another
+ * libvk_swiftshader.so).
+ */
+function swiftShaderIcd(): string {
+  const lib = process.env.PHASELENS_SWIFTSHADER_LIB ?? '/usr/lib/chromium/libvk_swiftshader.so';
+  if (!existsSync(lib)) throw new Error(`${lib} not found: Debian's chromium ships it; set PHASELENS_SWIFTSHADER_LIB to another libvk_swiftshader.so`);
+  const icd = join(work, 'swiftshader_icd.json');
+  writeFileSync(icd, JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: lib, api_version: '1.3.0' } }));
+  return icd;
 }
 
 interface PageRun {
@@ -97,6 +118,8 @@ interface PageRun {
   files: Map<string, string>;
   loadMs: number;
   analyzeMs: number;
+  /** Per image; the first includes compiling the pipelines. */
+  itemMs: string;
 }
 
 /** Picks the inputs through the page's file inputs, presses Analyse, waits, and downloads every offered file. */
@@ -116,7 +139,7 @@ async function runPage(page: Page, inputs: { model: string; data?: string; image
     }
   }
   const timing = async (k: string) => Number(await page.getAttribute('#timings', k));
-  return { state, message, files, loadMs: await timing('data-load-ms'), analyzeMs: await timing('data-analyze-ms') };
+  return { state, message, files, loadMs: await timing('data-load-ms'), analyzeMs: await timing('data-analyze-ms'), itemMs: (await page.getAttribute('#timings', 'data-item-ms')) ?? '' };
 }
 
 /**
@@ -183,12 +206,39 @@ async function checkScreenshot(page: Page, name: string): Promise<void> {
   expect(png.height).toBeGreaterThan(2000);
 }
 
+interface DeviceControlWindow {
+  phaselensDevices: { last?: GPUDevice; limitBytes?: number };
+}
+
+/**
+ * Runs in the page before its own code: keeps the last device the page creates (to lose
+ * it) and, when `limitBytes` is set, makes that device report buffer limits of that size,
+ * as a small adapter would (phaselens reads its limits from the device).
+ */
+function deviceControl(): void {
+  const control: DeviceControlWindow['phaselensDevices'] = {};
+  (window as unknown as DeviceControlWindow).phaselensDevices = control;
+  const orig = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, d?: GPUDeviceDescriptor) {
+    const device = await orig.call(this, d);
+    const limit = control.limitBytes;
+    if (limit !== undefined) {
+      const real = device.limits;
+      const small = new Proxy(real, { get: (t, k) => (k === 'maxBufferSize' || k === 'maxStorageBufferBindingSize' ? limit : (t as unknown as Record<string | symbol, unknown>)[k]) });
+      Object.defineProperty(device, 'limits', { value: small });
+    }
+    control.last = device;
+    return device;
+  };
+}
+
 async function openPage(a: AdapterClass) {
   const { served } = await setUp();
   const chromium = await launchChromium(a);
   const page = await chromium.browser.newPage({ acceptDownloads: true });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  await page.addInitScript(deviceControl);
   await page.goto(`${served.url}${a.featureLevel ? `?adapter=${a.featureLevel}` : ''}`);
   return { chromium, page, errors };
 }
@@ -212,7 +262,16 @@ for (const A of ADAPTERS) {
       expect(run.state).toBe('done');
       const node = await nodeAnalyze(model, `coco:${join(coco2, 'annotations', 'captions_val2017.json')}:${join(coco2, 'val2017')}`, true);
       const max = compareRun(run, node.out);
-      console.log(`[page ${A.name}] llava: max |page − node| = ${max.toExponential(2)}; page load ${run.loadMs} ms, analyse ${run.analyzeMs} ms (2 images); node CLI (lavapipe) wall ${node.ms.toFixed(0)} ms`);
+      console.log(`[page ${A.name}] llava: max |page − node ${node.adapter}| = ${max.toExponential(2)}; page load ${run.loadMs} ms, analyse ${run.analyzeMs} ms (per image ${run.itemMs}); node CLI wall ${node.ms.toFixed(0)} ms`);
+      if (!A.featureLevel) {
+        // the same adapter class on both sides: Node's Dawn on Chromium's SwiftShader
+        const same = await nodeAnalyze(model, `coco:${join(coco2, 'annotations', 'captions_val2017.json')}:${join(coco2, 'val2017')}`, true, swiftShaderIcd());
+        expect(same.adapter).toMatch(/swiftshader/i);
+        console.log(`[page ${A.name}] llava: max |page − node ${same.adapter}| = ${compareRun(run, same.out).toExponential(2)}; node CLI wall ${same.ms.toFixed(0)} ms`);
+      }
+      // fp16 weights on an adapter without shader-f16: the packed path (unpack2x16float) ran
+      expect(await page.textContent('#adapter')).toMatch(/shader-f16 false/);
+      expect(await page.textContent('#timings')).toMatch(/weights f16/);
       // recall was computed (the captions came through the pick)
       expect(JSON.parse(run.files.get('000000000802.json')!).recall).toHaveLength(4);
 
@@ -239,7 +298,7 @@ for (const A of ADAPTERS) {
       expect(run.state).toBe('done');
       const node = await nodeAnalyze(model, `folder:${plain2}`, false);
       const max = compareRun(run, node.out);
-      console.log(`[page ${A.name}] instructblip: max |page − node| = ${max.toExponential(2)}; page load ${run.loadMs} ms, analyse ${run.analyzeMs} ms (2 images); node CLI (lavapipe) wall ${node.ms.toFixed(0)} ms`);
+      console.log(`[page ${A.name}] instructblip: max |page − node ${node.adapter}| = ${max.toExponential(2)}; page load ${run.loadMs} ms, analyse ${run.analyzeMs} ms (per image ${run.itemMs}); node CLI wall ${node.ms.toFixed(0)} ms`);
       // InstructBLIP's 32 visual tokens are query outputs: a strip of cells, the first at the top left
       await page.locator('#hover-canvas').hover({ position: { x: 5, y: 5 } });
       await expect.poll(() => page.textContent('#hover-table')).toMatch(/^Visual token 0 \(query 0\)/);
@@ -265,6 +324,7 @@ for (const A of ADAPTERS) {
         expect(run.state).toBe('error');
         expect(run.message).toMatch(pattern);
         expect(run.message).not.toMatch(/phaselens bug|\n\s+at /); // a message, not a stack trace
+        expect(await page.isDisabled('#run')).toBe(false);
         expect(errors).toEqual([]);
       };
 
@@ -315,23 +375,28 @@ for (const A of ADAPTERS) {
         await page.fill('#topk', '5');
       });
 
+      it('a model larger than the adapter can hold: what it needs and what the adapter offers', async () => {
+        const { demo, coco2 } = await setUp();
+        const { page } = await open();
+        // an adapter whose buffers are limited to 64 KiB (the tiny model's embed_tokens is 3.9 MiB)
+        await page.evaluate(() => ((window as unknown as DeviceControlWindow).phaselensDevices.limitBytes = 64 << 10));
+        try {
+          await expectMessage(
+            { model: join(demo, 'llava'), data: coco2 },
+            // the weights split by rows to fit; the first tensor that cannot is RoPE's table, at the first forward
+            /^GPU error: tensor rope\.cos_sin.* needs 256\.0 KiB, over this device's storage-binding limit of 64\.0 KiB.*\nadapter google swiftshader.*: maxBufferSize 64\.0 KiB, maxStorageBufferBindingSize 64\.0 KiB/,
+          );
+        } finally {
+          await page.evaluate(() => ((window as unknown as DeviceControlWindow).phaselensDevices.limitBytes = undefined));
+        }
+      });
+
       it('a lost device: a message, and the next run opens a new device', async () => {
         const { demo, coco2 } = await setUp();
         const { page } = await open();
-        // the page's device, caught as it is created, then lost under the page's feet
-        await page.evaluate(() => {
-          const w = window as unknown as { phaselensLose?: () => void };
-          const orig = GPUAdapter.prototype.requestDevice;
-          let last: GPUDevice | undefined;
-          GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, d?: GPUDeviceDescriptor) {
-            last = await orig.call(this, d);
-            return last;
-          };
-          w.phaselensLose = () => last?.destroy();
-        });
-        // a new pick of the checkpoint gets a fresh device, caught above
+        // a new pick of the checkpoint gets a fresh device, which deviceControl keeps
         expect((await runPage(page, { model: join(demo, 'llava'), data: coco2 })).state).toBe('done');
-        await page.evaluate(() => (window as unknown as { phaselensLose: () => void }).phaselensLose());
+        await page.evaluate(() => (window as unknown as DeviceControlWindow).phaselensDevices.last?.destroy());
         await expect.poll(() => page.textContent('#message')).toMatch(/^The GPU device was lost \(destroyed: .*\)\. The next run opens a new one\./);
         expect(await page.getAttribute('body', 'data-state')).toBe('error');
         const again = await runPage(page, { model: join(demo, 'llava'), data: coco2 });
