@@ -6,11 +6,12 @@
  *   models     LLaVA and InstructBLIP prefill/decode and analyze vs PyTorch and the plain
  *              forward (bench/models.ts)
  *   interventions  knockout sweep vs the naive re-run and vs PyTorch (bench/interventions.ts)
+ *   shards     3 analyze shards + merge vs one process over the same items (bench/shards.ts)
  *   load       checkpoint streaming vs `cat`    (bench/load.ts, when present)
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
  *                                              [--reps N] [--quick]
- *   --only   comma-separated groups (matmul, attention, models, load) or record case names
+ *   --only   comma-separated groups (matmul, attention, models, interventions, shards, load) or case names
  *   --json   also write the records as a JSON array (see bench/record.ts)
  *   --reps   timed samples per side (default 5)
  *   --quick  tiny shapes: checks that the suite runs, measures nothing useful
@@ -52,6 +53,15 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
       return records;
     },
   },
+  shards: {
+    cases: ['shards-merge-overhead', 'shards-extra-startups'],
+    run: async (_gpu, opts) => {
+      const { benchShards } = await import('./shards.ts');
+      const records = await benchShards();
+      records.forEach((r) => opts.onRecord?.(r));
+      return records;
+    },
+  },
   load: {
     cases: ['safetensors-stream', 'load-rss'],
     run: async (gpu, opts) => {
@@ -72,7 +82,7 @@ function positiveInt(v: string): number {
 
 const program = new Command('bench')
   .description('phaselens benchmarks, each against a baseline measured in the same run')
-  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, load) or case names')
+  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, shards, load) or case names')
   .option('--json <file>', 'also write the records as JSON')
   .option('--reps <n>', 'timed samples per side', positiveInt, 5)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)
