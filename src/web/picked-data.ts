@@ -22,42 +22,46 @@ export interface PickedData {
   /** How the page describes it (and the report's "data set" row). */
   spec: string;
   items: DataItem[];
-  /** The image of an item (item.image is its path in the pick). */
+  /** The image of an item (item.image is its path in the pick, the pick's name first). */
   blob(item: DataItem): Blob | undefined;
 }
 
 const dirOf = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('/')));
 const baseOf = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
-/** A synchronous DataFs over the picked paths; `texts` holds every index file's text. */
-export function pickedFs(p: Picked, texts: ReadonlyMap<string, string>): DataFs {
-  const folders = new Set<string>(['']);
-  for (const path of p.files.keys()) for (let d = dirOf(path); d && !folders.has(d); d = dirOf(d)) folders.add(d);
+/**
+ * A synchronous DataFs over picked files keyed by path (the pick's own name first, so the
+ * readers' messages and items name e.g. `coco_mini/val2017/x.jpg`); `texts` holds every
+ * index file's text.
+ */
+export function pickedFs(files: ReadonlyMap<string, Blob>, texts: ReadonlyMap<string, string>): DataFs {
+  const folders = new Set<string>();
+  for (const path of files.keys()) for (let d = dirOf(path); d && !folders.has(d); d = dirOf(d)) folders.add(d);
   return {
     readText(path) {
       const t = texts.get(path);
-      if (t === undefined) throw new UserError(`${p.name}/${path}: ${p.files.has(path) ? 'not read as a text file' : 'not among the picked files'}`);
+      if (t === undefined) throw new UserError(`${path}: ${files.has(path) ? 'not read as a text file' : 'not among the picked files'}`);
       return t.charCodeAt(0) === 0xfeff ? t.slice(1) : t;
     },
     list(dir) {
-      if (!folders.has(dir)) throw new UserError(`${p.name}/${dir}: not a folder of the pick`);
+      if (!folders.has(dir)) throw new UserError(`${dir}: not a folder of the pick`);
       const names = new Set<string>();
-      const prefix = dir ? `${dir}/` : '';
-      for (const path of [...p.files.keys(), ...folders]) if (path.startsWith(prefix) && path !== dir) names.add(path.slice(prefix.length).split('/')[0]);
+      for (const path of [...files.keys(), ...folders]) if (path.startsWith(`${dir}/`)) names.add(path.slice(dir.length + 1).split('/')[0]);
       return [...names];
     },
-    isFile: (path) => p.files.has(path),
-    exists: (path) => p.files.has(path) || folders.has(path),
-    join: (dir, name) => (dir ? `${dir}/${name}` : name),
-    resolve: (path) => path.replace(/^(\.\/)+/, '').replace(/\/+$/, ''),
+    isFile: (path) => files.has(path),
+    exists: (path) => files.has(path) || folders.has(path),
+    join: (dir, name) => `${dir}/${name}`,
+    resolve: (path) => path.replace(/\/+$/, ''),
   };
 }
 
 export async function pickedData(p: Picked): Promise<PickedData> {
+  const files = new Map<string, Blob>([...p.files].map(([k, v]) => [`${p.name}/${k}`, v]));
   const texts = new Map<string, string>();
-  for (const [path, f] of p.files) if (/\.jsonl?$/i.test(path)) texts.set(path, await f.text());
-  const fs = pickedFs(p, texts);
-  const done = (spec: string, items: DataItem[]): PickedData => ({ spec: `${spec} (picked: ${p.name})`, items, blob: (i) => p.files.get(i.image) });
+  for (const [path, f] of files) if (/\.jsonl?$/i.test(path)) texts.set(path, await f.text());
+  const fs = pickedFs(files, texts);
+  const done = (spec: string, items: DataItem[]): PickedData => ({ spec, items, blob: (i) => files.get(i.image) });
 
   const examples = [...texts.keys()].find((k) => baseOf(k) === 'examples.jsonl');
   if (examples !== undefined) {
@@ -67,11 +71,11 @@ export async function pickedData(p: Picked): Promise<PickedData> {
   }
   const coco = cocoCandidate(texts);
   if (coco) {
-    const dir = findFolderWith(p, coco.first);
-    if (dir === undefined) throw new UserError(`${p.name}/${coco.path}: no picked folder holds its first image ${coco.first}; pick the folder that contains both the annotations and the images`);
+    const dir = findFolderWith(files, coco.first);
+    if (dir === undefined) throw new UserError(`${coco.path}: no picked folder holds its first image ${coco.first}; pick the folder that contains both the annotations and the images`);
     return done(`coco:${coco.path}:${dir}`, cocoItems(fs, coco.path, dir));
   }
-  return done(`folder:${p.name}`, folderItems(fs, ''));
+  return done(`folder:${p.name}`, folderItems(fs, p.name));
 }
 
 /** The COCO captions file among the index files (captions_*.json first), with its first image's file name. */
@@ -96,7 +100,7 @@ function cocoCandidate(texts: ReadonlyMap<string, string>): { path: string; firs
 }
 
 /** The folder of the first picked file called `name`. */
-function findFolderWith(p: Picked, name: string): string | undefined {
-  for (const path of p.files.keys()) if (baseOf(path) === name) return dirOf(path);
+function findFolderWith(files: ReadonlyMap<string, Blob>, name: string): string | undefined {
+  for (const path of files.keys()) if (baseOf(path) === name) return dirOf(path);
   return undefined;
 }

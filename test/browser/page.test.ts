@@ -315,7 +315,7 @@ for (const A of ADAPTERS) {
       await page.click('#demo-llava');
       await page.waitForFunction(() => document.body.dataset.state !== 'running', undefined, { timeout: RUN_MS * 3 });
       expect(await page.textContent('#message')).toBe('');
-      expect(await page.textContent('#timings')).toMatch(/^llava-tiny-seed0 \(llava, weights f16\); coco:annotations\/captions_val2017\.json:val2017 .*6 images analysed/);
+      expect(await page.textContent('#timings')).toMatch(/^llava-tiny-seed0 \(llava, weights f16\); coco:coco_mini\/annotations\/captions_val2017\.json:coco_mini\/val2017; .*6 images analysed/);
       expect(await page.locator('#downloads a').count()).toBe(3 + 6);
     });
 
@@ -361,10 +361,10 @@ for (const A of ADAPTERS) {
         const dir = join(work, 'broken');
         mkdirSync(dir);
         writeFileSync(join(dir, 'broken.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(40, 7)]));
-        await expectMessage({ model: join(demo, 'llava'), images: [join(dir, 'broken.png')] }, /No image could be analysed:\nbroken\.png: .*PNG/);
+        await expectMessage({ model: join(demo, 'llava'), images: [join(dir, 'broken.png')] }, /No image could be analysed:\nselected files\/broken\.png: .*PNG/);
         const run = await runPage(page, { model: join(demo, 'llava'), images: [join(dir, 'broken.png'), join(coco2, 'val2017', IMAGES[0])] });
         expect(run.state).toBe('done');
-        expect(JSON.parse(run.files.get('errors.json')!).errors).toEqual([expect.objectContaining({ id: 'broken', image: 'broken.png' })]);
+        expect(JSON.parse(run.files.get('errors.json')!).errors).toEqual([expect.objectContaining({ id: 'broken', image: 'selected files/broken.png' })]);
         expect(run.files.has('000000000802.json')).toBe(true);
       });
 
