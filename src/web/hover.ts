@@ -79,11 +79,14 @@ function drawImage(ctx: CanvasRenderingContext2D, img: RgbImage, pad: boolean): 
   ctx.drawImage(src, (img.width - m) / 2, (img.height - m) / 2, m, m, 0, 0, SIDE, SIDE);
 }
 
+/** Untrained models spread probability over the whole vocabulary: small values keep their digits. */
+const prob = (p: number) => (p >= 0.001 ? p.toFixed(3) : p.toExponential(1));
+
 function tokenTable(s: HoverSource, t: number, where: string): string {
   const k = s.topIds[0][t].length;
   const head = `<tr><th>l</th>${Array.from({ length: k }, (_, i) => `<th>top ${i + 1}</th>`).join('')}</tr>`;
   const rows = s.topIds.map((layer, l) => {
-    const cells = layer[t].map((id, i) => `<td><code>${esc(JSON.stringify(s.piece(id) || `#${id}`))}</code> ${s.topProbs[l][t][i].toFixed(3)}</td>`);
+    const cells = layer[t].map((id, i) => `<td><code>${esc(JSON.stringify(s.piece(id) || `#${id}`))}</code> ${prob(s.topProbs[l][t][i])}</td>`);
     return `<tr><th class="num">${l}</th>${cells.join('')}</tr>`;
   });
   return `<p class="note">Visual token ${t} (${esc(where)}): top-${k} LogitLens tokens and probabilities per hidden-state index l (0 = input embeddings, L = after the final norm).</p><table class="lens">${head}${rows.join('')}</table>`;
