@@ -115,10 +115,14 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
     progress('checking the checkpoint…');
     const { files, analyze } = await openPicked(pickedDirectory(model), opts);
     if (loaded && loaded.pick !== model) dropGpu();
-    const g = await ensureGpu();
+    const g = await ensureGpu().catch(async (e: unknown) => {
+      await files.close();
+      throw e;
+    });
     const t0 = performance.now();
+    const reused = loaded?.pick === model;
     let m: Vlm;
-    if (loaded?.pick === model) {
+    if (loaded && reused) {
       await files.close();
       m = loaded.m;
     } else {
@@ -145,7 +149,7 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
     timing.dataset.analyzeMs = (t2 - t1).toFixed(0);
     // per item: the first includes compiling every pipeline
     timing.dataset.itemMs = itemMs.map((x) => x.toFixed(0)).join(',');
-    timing.textContent = `${m.name} (${m.family}, weights ${m.weightDtypes.join('/')}); ${items.spec}; weights loaded in ${((t1 - t0) / 1000).toFixed(2)} s${loaded.m === m && t1 - t0 < 1 ? ' (already on the GPU)' : ''}; ${results.length} images analysed in ${((t2 - t1) / 1000).toFixed(2)} s; ${failures.length} failed.`;
+    timing.textContent = `${m.name} (${m.family}, weights ${m.weightDtypes.join('/')}); ${items.spec}; ${reused ? 'weights already on the GPU' : `weights loaded in ${((t1 - t0) / 1000).toFixed(2)} s`}; ${results.length} images analysed in ${((t2 - t1) / 1000).toFixed(2)} s; ${failures.length} failed.`;
     $('profile').innerHTML = await profileHtml(g);
     progress(`done: ${results.length} analysed, ${failures.length} failed`, 1, 1);
     if (failures.length && !results.length) showMessage(`No image could be analysed:\n${failures.map((f) => `${f.image}: ${f.message}`).join('\n')}`);

@@ -125,8 +125,8 @@ interface PageRun {
 }
 
 /** Picks the inputs through the page's file inputs, presses Analyse, waits, and downloads every offered file. */
-async function runPage(page: Page, inputs: { model: string; data?: string; images?: string[] }): Promise<PageRun> {
-  await page.setInputFiles('#model-input', inputs.model);
+async function runPage(page: Page, inputs: { model?: string; data?: string; images?: string[] }): Promise<PageRun> {
+  if (inputs.model) await page.setInputFiles('#model-input', inputs.model);
   if (inputs.data) await page.setInputFiles('#data-input', inputs.data);
   if (inputs.images) await page.setInputFiles('#images-input', inputs.images);
   await page.click('#run');
@@ -362,8 +362,10 @@ for (const A of ADAPTERS) {
         mkdirSync(dir);
         writeFileSync(join(dir, 'broken.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(40, 7)]));
         await expectMessage({ model: join(demo, 'llava'), images: [join(dir, 'broken.png')] }, /No image could be analysed:\nselected files\/broken\.png: .*PNG/);
-        const run = await runPage(page, { model: join(demo, 'llava'), images: [join(dir, 'broken.png'), join(coco2, 'val2017', IMAGES[0])] });
+        // the same pick of the checkpoint: its weights stay on the GPU
+        const run = await runPage(page, { images: [join(dir, 'broken.png'), join(coco2, 'val2017', IMAGES[0])] });
         expect(run.state).toBe('done');
+        expect(await page.textContent('#timings')).toMatch(/; weights already on the GPU; 1 images analysed .*; 1 failed\.$/);
         expect(JSON.parse(run.files.get('errors.json')!).errors).toEqual([expect.objectContaining({ id: 'broken', image: 'selected files/broken.png' })]);
         expect(run.files.has('000000000802.json')).toBe(true);
       });
