@@ -61,7 +61,7 @@ export async function writeDatasets(o: DatasetOptions): Promise<{ scenes: number
     truth.push({ file, objects: scene.objects, background: scene.background, caption: caption(scene), qa });
     coco.images.push({ id: i, file_name: file, width: o.size, height: o.size });
     coco.annotations.push({ id: i, image_id: i, caption: caption(scene) });
-    for (const [k, q] of qa.entries()) vqa.push(JSON.stringify({ id: `${file.slice(0, -4)}-${q.type}`, image: file, question: q.question, answers: [q.answer], type: q.type, k }));
+    for (const [k, q] of qa.entries()) vqa.push(JSON.stringify({ id: `${file.slice(0, -4)}-${q.type}`, image: file, question: q.question, answers: [q.answer], type: q.type }));
   }
 
   // pairs come from their own scenes: two objects with different colours
@@ -73,7 +73,7 @@ export async function writeDatasets(o: DatasetOptions): Promise<{ scenes: number
     if (a.colour === b.colour || a.shape === b.shape) continue;
     const twin = swapColours(candidate);
     for (const [j, s] of [candidate, twin].entries()) await writeFile(join(wino, 'images', `ex_${k}_img_${j}.png`), png(render(s, o.size)));
-    examples.push(JSON.stringify({ id: k, image_0: `ex_${k}_img_0`, image_1: `ex_${k}_img_1`, caption_0: caption(candidate), caption_1: caption(twin), tag: 'Attribute', secondary_tag: 'Color', num_main_preds: 1, collapsed_tag: 'Relation' }));
+    examples.push(JSON.stringify({ id: k, image_0: `ex_${k}_img_0`, image_1: `ex_${k}_img_1`, caption_0: caption(candidate), caption_1: caption(twin), tag: 'Attribute', secondary_tag: 'Color', num_main_preds: 1, collapsed_tag: 'Object' }));
     k++;
   }
 

@@ -26,7 +26,7 @@ export type OrganismArch = 'llava' | 'instructblip';
 /** The shipped checkpoints' cap (f16 weights, bytes). */
 export const MAX_CHECKPOINT_BYTES = 16_000_000;
 export const IMAGE_SIZE = 48;
-export const PATCH_SIZE = 8;
+export const PATCH_SIZE = 16;
 
 export interface OrganismShape {
   imageSize: number;

@@ -1,54 +1,79 @@
 /**
- * `phaselens demo`: `analyze` on the embedded default. The tiny checkpoint (LLaVA by
- * default, `--arch instructblip` for the other family) is built from its fixed seed on
- * first use (random weights, the real tokenizer and processor files; deterministic, so it
- * is the same checkpoint on every machine) and the data set is the six COCO val2017
- * images with their captions shipped in test/fixtures/coco_mini (attribution in
- * test/fixtures/PROVENANCE.md). Prints where the report is, and the per-kernel profile.
+ * `phaselens demo`: the shipped model organisms (weights-tools/organisms/: a LLaVA-layout
+ * and an InstructBLIP-layout toy trained on synthetic shapes-world scenes, see their
+ * model cards) through `analyze` on their 48 committed evaluation scenes with captions,
+ * then `generate` on one of those scenes' questions. Both families by default, or one
+ * with `--arch`. Prints, per model, where the report is, the phases of the inter-modal
+ * curve, the LogitLens recall peak, the answer next to the expected one, and the
+ * per-kernel profile.
  */
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
-import { analyze } from '../../pipeline/analyze.ts';
+import type { Aggregate } from '../../analysis/aggregate.ts';
 import { nodeDirectory } from '../../io/source-node.ts';
+import { readImageFile } from '../../io/load-node.ts';
+import { generate } from '../../models/generate.ts';
 import { openModel } from '../../models/registry.ts';
-import { makeTiny, type TinyArch } from '../../../weights-tools/make-tiny.ts';
+import type { Gpu } from '../../gpu/context.ts';
+import { analyze } from '../../pipeline/analyze.ts';
+import { EVAL_SCENES, evalCoco, organismDir } from '../../../weights-tools/train/shipped.ts';
+import type { OrganismArch } from '../../../weights-tools/train/organisms.ts';
 import { finishProfile, openGpu } from '../gpu-session.ts';
 import { DEFAULT_PROMPT } from './analyze.ts';
 
-const COCO = fileURLToPath(new URL('../../../test/fixtures/coco_mini/', import.meta.url));
-const SEED = 0;
+const ARCHES: OrganismArch[] = ['llava', 'instructblip'];
+
+const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(3));
+
+/** One line per phase run: its label, layers and the curve at its ends. */
+function phaseLines(a: Aggregate): string[] {
+  const inter = a.inter.map((s) => s.mean);
+  if (!a.phases) return ['no phases (curve too short)'];
+  const ends = [0, ...a.phases.boundaries, inter.length - 1];
+  return a.phases.labels.map((label, i) => `${a.phases!.directions[i]} ${ends[i]}→${ends[i + 1]} (${fmt(inter[ends[i]])} → ${fmt(inter[ends[i + 1]])}) ${label}`);
+}
+
+async function demoOne(gpu: Gpu, arch: OrganismArch, out: string): Promise<void> {
+  const dir = organismDir(arch);
+  const files = await openModel(nodeDirectory(dir));
+  const m = await files.load(gpu);
+  const chat = arch === 'llava';
+  const prompt = { prompt: m.promptFor(DEFAULT_PROMPT, chat), chat };
+  const t0 = performance.now();
+  const r = await analyze(gpu, m, { data: evalCoco(), out, prompt, dropBos: false, topk: 5, smooth: 1, padToSquare: false });
+  const agg = JSON.parse(readFileSync(join(out, 'aggregate.json'), 'utf8')) as Aggregate;
+  console.log(`\n== ${arch}: ${dir} (a toy trained on synthetic shapes-world scenes; see its README.md)`);
+  console.log(`data    ${r.items.length} held-out shapes-world scenes with captions (${EVAL_SCENES}); prompt ${JSON.stringify(prompt.prompt)}${chat ? ' in the chat template' : ''}`);
+  console.log(`visual  ${m.visualTokens}`);
+  console.log(`result  ${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`inter   ${agg.inter.map((s) => fmt(s.mean)).join(' ')}`);
+  for (const line of phaseLines(agg)) console.log(`phase   ${line}`);
+  if (agg.recall) {
+    const rec = agg.recall.map((s) => s.mean ?? 0);
+    const best = rec.indexOf(Math.max(...rec));
+    console.log(`recall  LogitLens caption-word recall ${rec.map((v) => v.toFixed(2)).join(' ')} (best: layer ${best}, ${rec[best].toFixed(3)}; layer 0: ${rec[0].toFixed(3)})`);
+  }
+
+  const scenes = JSON.parse(readFileSync(join(EVAL_SCENES, 'scenes.json'), 'utf8')) as { scenes: { file: string; qa: { question: string; answer: string }[] }[] };
+  const { file, qa } = scenes.scenes[0];
+  const x = m.prepare({ prompt: m.promptFor(qa[0].question, chat), chat }, readImageFile(join(EVAL_SCENES, 'images', file)));
+  const g = await generate(gpu, m, x, 8);
+  const answer = m.decode(g.tokens).replace('</s>', '').trim();
+  console.log(`answer  ${file}: ${JSON.stringify(qa[0].question)} → ${JSON.stringify(answer)} (expected ${JSON.stringify(qa[0].answer)})`);
+  console.log(`report  ${r.report}`);
+}
 
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('run analyze on the embedded default (tiny checkpoint, six COCO images) and print the kernel profile')
-    .addOption(new Option('--arch <family>', 'which tiny model').choices(['llava', 'instructblip']).default('llava'))
-    .option('--out <dir>', 'output folder (default phaselens-demo, or phaselens-demo-instructblip)')
+    .description('analyze the shipped shapes-world organisms (both families) on their evaluation scenes, answer a question, print the kernel profile')
+    .addOption(new Option('--arch <family>', 'only one family').choices(ARCHES))
+    .option('--out <dir>', 'output folder prefix (default phaselens-demo: phaselens-demo/llava, phaselens-demo/instructblip)', 'phaselens-demo')
     .option('--profile [trace]', 'Chrome trace path', 'phaselens-trace.json')
-    .action(async (o: { arch: TinyArch; out?: string; profile: string }) => {
-      const out = o.out ?? (o.arch === 'llava' ? 'phaselens-demo' : `phaselens-demo-${o.arch}`);
-      const dir = join(tmpdir(), 'phaselens-demo', `${o.arch}-tiny-seed${SEED}`);
-      if (!existsSync(join(dir, 'config.json'))) {
-        console.error(`phaselens: writing the tiny ${o.arch} checkpoint (seed ${SEED}) to ${dir}`);
-        await makeTiny({ arch: o.arch, out: dir, seed: SEED, dtype: 'f16' });
-      }
+    .action(async (o: { arch?: OrganismArch; out: string; profile: string }) => {
       const gpu = await openGpu({ profile: o.profile });
-      const files = await openModel(nodeDirectory(dir));
-      const m = await files.load(gpu);
-      const prompt = { prompt: m.promptFor(DEFAULT_PROMPT, o.arch === 'llava'), chat: o.arch === 'llava' };
-      const x = m.prepare(prompt, { width: 8, height: 8, data: new Uint8Array(192) });
-      const data = `coco:${join(COCO, 'annotations/captions_val2017.json')}:${join(COCO, 'val2017')}`;
-      const t0 = performance.now();
-      const r = await analyze(gpu, m, { data, out, prompt, dropBos: false, topk: 5, smooth: 1, padToSquare: false });
-      console.log(`model   ${dir} (tiny ${o.arch}, random weights: the curves show the pipeline, not a trained model)`);
-      const [s, e] = x.groups.image;
-      console.log(`data    ${r.items.length} COCO val2017 images with captions; prompt ${JSON.stringify(`${m.decode(x.ids.slice(0, s))}<${e - s} visual tokens>${m.decode(x.ids.slice(e))}`)}`);
-      console.log(`visual  ${m.visualTokens}`);
-      console.log(`result  ${r.summary.done} analysed, ${r.summary.skipped} already done, ${r.summary.failed} failed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      console.log(`report  ${r.report}`);
+      for (const arch of o.arch ? [o.arch] : ARCHES) await demoOne(gpu, arch, join(o.out, arch));
       await finishProfile(gpu, o);
     });
 }
