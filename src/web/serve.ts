@@ -69,9 +69,16 @@ if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const at = args.indexOf('--port');
   const port = at >= 0 ? Number(args.splice(at, 2)[1]) : 8717;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error('phaselens: --port needs a number from 0 to 65535 (0: any free port)');
+    process.exit(2);
+  }
   const build = !args.includes('--no-build');
   const dir = resolve(args.find((a) => !a.startsWith('--')) ?? DEFAULT_WEB_OUT);
   if (build) await buildWeb(dir);
-  const s = await serveStatic(dir, port);
+  const s = await serveStatic(dir, port).catch((e: NodeJS.ErrnoException) => {
+    console.error(e.code === 'EADDRINUSE' ? `phaselens: port ${port} on 127.0.0.1 is in use; pick another with \`npm run web -- --port N\`` : `phaselens: cannot serve on port ${port}: ${e.message}`);
+    process.exit(2);
+  });
   console.log(`phaselens page: ${s.url}  (serving ${dir}; Ctrl-C stops)`);
 }
