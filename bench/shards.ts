@@ -4,7 +4,8 @@
  *   baseline: one process over every item;
  *   ours:     3 processes `--shard I/3` one after the other into one folder (as the
  *             tasks of `phaselens slurm` do), then `phaselens merge OUT --out OUT`.
- * Both are real CLI runs, after a warm-up run (Mesa's shader cache). A process costs
+ * Both are real CLI runs, after a warm-up run (Mesa's shader cache); every time is the
+ * median of 3. A process costs
  * S + n·w for n items; S (start, GPU, weights, pipelines, first-forward warm-up) is
  * solved from the single run (24 items) and a plain run of 8 (`--limit 8`), so
  *   shards-merge-overhead  ratio = (Σ shard walls + merge wall − 2·S − one bare process
@@ -24,6 +25,7 @@ const CLI = join(import.meta.dirname, '../src/cli/phaselens.mjs');
 const COCO = join(import.meta.dirname, '../test/fixtures/coco_mini');
 const COPIES = 4;
 const SHARDS = 3;
+const REPS = 3;
 
 /** The shipped COCO images COPIES times over, under new ids; returns the data spec. */
 function copiedCoco(dir: string): string {
@@ -61,13 +63,17 @@ export async function benchShards(): Promise<BenchRecord[]> {
     const run = (out: string, extra: string[] = []) => timed(['analyze', '--model', model, '--data', data, '--out', out, ...extra]);
     run(join(work, 'warm')); // compiles the shaders into Mesa's cache; every run after it starts warm
     const per = (6 * COPIES) / SHARDS;
-    const single = run(join(work, 'single'));
-    const part = run(join(work, 'part'), ['--limit', String(per)]);
+    // each figure is the median of REPS runs into fresh folders (nothing skipped)
+    const median = (f: (rep: number) => number) => {
+      const xs = Array.from({ length: REPS }, (_, rep) => f(rep)).sort((a, b) => a - b);
+      return xs[REPS >> 1];
+    };
+    const single = median((rep) => run(join(work, `single${rep}`)));
+    const part = median((rep) => run(join(work, `part${rep}`), ['--limit', String(per)]));
     const startup = (SHARDS * part - single) / (SHARDS - 1);
-    const bare = timed(['--version']);
-    const out = join(work, 'sharded');
-    const shards = Array.from({ length: SHARDS }, (_, i) => run(out, ['--shard', `${i + 1}/${SHARDS}`]));
-    const merge = timed(['merge', out, '--out', out]);
+    const bare = median(() => timed(['--version']));
+    const shards = Array.from({ length: SHARDS }, (_, i) => median((rep) => run(join(work, `sharded${rep}`), ['--shard', `${i + 1}/${SHARDS}`])));
+    const merge = median((rep) => timed(['merge', join(work, `sharded${rep}`), '--out', join(work, `sharded${rep}`)]));
     const extra = (SHARDS - 1) * startup + bare;
     const sharded = shards.reduce((a, t) => a + t, 0) + merge - extra;
     const items = 6 * COPIES;
