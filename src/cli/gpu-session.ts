@@ -1,28 +1,37 @@
 /**
- * What every GPU command shares: `--profile [TRACE]`, creating the device, a progress line
- * while weights stream in, and the profile table + Chrome trace at the end.
+ * What every GPU command shares: `--profile [TRACE]` and `--kernels`, creating the device,
+ * a progress line while weights stream in, and the profile table + Chrome trace at the end.
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Gpu } from '../gpu/context.ts';
+import { KERNELS_ENV, parseKernelChoice } from '../gpu/adapter-class.ts';
 import { createNodeGpu } from '../gpu/node.ts';
 import { UserError } from '../errors.ts';
 
-export interface ProfileOption {
+export interface GpuCliOptions {
   profile?: string | boolean;
+  kernels?: string;
 }
 
-export function addProfileOption(cmd: Command): Command {
-  return cmd.option('--profile [trace]', 'time every kernel; print a per-kernel table and write a Chrome trace (default phaselens-trace.json)');
+export function addGpuOptions(cmd: Command): Command {
+  return cmd
+    .option('--profile [trace]', 'time every kernel; print a per-kernel table and write a Chrome trace (default phaselens-trace.json)')
+    .option('--kernels <class>', `kernel variants: auto (by adapter class), cpu (software adapters) or gpu; default ${KERNELS_ENV} or auto`);
 }
 
-export async function openGpu(o: ProfileOption): Promise<Gpu> {
-  const gpu = await createNodeGpu({ profile: !!o.profile });
-  console.error(`phaselens: GPU ${gpu.adapterName} (shader-f16 ${yes(gpu.features.f16)}, timestamp-query ${yes(gpu.features.timestamps)}, subgroups ${yes(gpu.features.subgroups)})`);
+export async function openGpu(o: GpuCliOptions): Promise<Gpu> {
+  const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
+  const gpu = await createNodeGpu({ profile: !!o.profile, kernels });
+  const c = gpu.adapterClass;
+  console.error(
+    `phaselens: GPU ${gpu.adapterName} (${c.adapterClass}: ${c.evidence}; ${gpu.kernels} kernels${gpu.kernelsForced ? ', forced' : ''}; ` +
+      `shader-f16 ${yes(gpu.features.f16)}, timestamp-query ${yes(gpu.features.timestamps)}, subgroups ${yes(gpu.features.subgroups)})`,
+  );
   return gpu;
 }
 
-export async function finishProfile(gpu: Gpu, o: ProfileOption): Promise<void> {
+export async function finishProfile(gpu: Gpu, o: GpuCliOptions): Promise<void> {
   if (!gpu.profiler) return;
   await gpu.sync();
   const path = typeof o.profile === 'string' ? o.profile : 'phaselens-trace.json';

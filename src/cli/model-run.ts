@@ -12,7 +12,7 @@ import { readImageFile } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
 import { openModel } from '../models/registry.ts';
 import type { PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from './gpu-session.ts';
+import { addGpuOptions, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from './gpu-session.ts';
 
 export interface PromptOptions {
   prompt?: string;
@@ -21,7 +21,7 @@ export interface PromptOptions {
   chat: boolean;
 }
 
-export interface ModelRunOptions extends ProfileOption, PromptOptions {
+export interface ModelRunOptions extends GpuCliOptions, PromptOptions {
   model: string;
   image?: string;
   dtype?: string;
@@ -41,7 +41,7 @@ export function addModelOptions(cmd: Command): Command {
 }
 
 export function addModelRunOptions(cmd: Command): Command {
-  return addProfileOption(addModelOptions(cmd).option('--image <file>', 'PNG or JPEG'));
+  return addGpuOptions(addModelOptions(cmd).option('--image <file>', 'PNG or JPEG'));
 }
 
 export function promptSpec(o: PromptOptions): PromptSpec {
@@ -85,7 +85,7 @@ export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promis
  * (every flag against the prepared prompt) before the GPU starts and the weights load,
  * then `body`, then the profile.
  */
-export async function withModel(o: ProfileOption & { model: string; dtype?: string }, check: (files: VlmFiles) => void, body: (gpu: Gpu, m: Vlm) => Promise<void>): Promise<void> {
+export async function withModel(o: GpuCliOptions & { model: string; dtype?: string }, check: (files: VlmFiles) => void, body: (gpu: Gpu, m: Vlm) => Promise<void>): Promise<void> {
   const dtype = parseDtype(o.dtype);
   const { files } = await openChecked(o.model, check);
   const gpu = await openGpu(o);

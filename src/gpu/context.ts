@@ -11,6 +11,7 @@ import { Profiler } from './profiler.ts';
 import { byteSize, Tensor, type DType } from './tensor.ts';
 import type { ShaderLoader } from './wgsl.ts';
 import { fromF16 } from './half.ts';
+import { classifyAdapter, kernelClass, type Classified, type KernelChoice, type KernelClass } from './adapter-class.ts';
 
 export interface GpuFeatures {
   f16: boolean;
@@ -20,6 +21,8 @@ export interface GpuFeatures {
 
 export interface GpuOptions {
   profile?: boolean;
+  /** Kernel variants: by adapter class (default), or forced (src/gpu/adapter-class.ts). */
+  kernels?: KernelChoice;
   /** Ask for these optional features only if present (default: all three). */
   features?: Partial<GpuFeatures>;
 }
@@ -47,6 +50,9 @@ export class Gpu {
   readonly pipelines: PipelineCache;
   readonly profiler?: Profiler;
   readonly limits: GPUSupportedLimits;
+  /** Which variants every op picks: 'cpu' (software adapters) or 'gpu'. */
+  readonly kernels: KernelClass;
+  readonly kernelsForced: boolean;
   /** Bytes in live tensors created through this context, and the peak. */
   allocated = 0;
   peakAllocated = 0;
@@ -64,10 +70,13 @@ export class Gpu {
     readonly device: GPUDevice,
     readonly features: GpuFeatures,
     readonly adapterName: string,
+    readonly adapterClass: Classified,
     loadShader: ShaderLoader,
     opts: GpuOptions = {},
   ) {
     this.limits = device.limits;
+    this.kernels = kernelClass(adapterClass.adapterClass, opts.kernels);
+    this.kernelsForced = (opts.kernels ?? 'auto') !== 'auto';
     this.pipelines = new PipelineCache(device, loadShader);
     if (opts.profile) this.profiler = new Profiler(device, features.timestamps);
     device.lost.then((info) => {
@@ -105,7 +114,8 @@ export class Gpu {
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       },
     });
-    return new Gpu(device, features, name, loadShader, opts);
+    const classified = classifyAdapter({ info, isFallbackAdapter: (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter });
+    return new Gpu(device, features, name, classified, loadShader, opts);
   }
 
   // ---- tensors -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { Gpu, type GpuOptions } from './context.ts';
 import { UserError } from '../errors.ts';
+import { KERNELS_ENV, parseKernelChoice } from './adapter-class.ts';
 
 let instance: GPU | undefined;
 
@@ -39,7 +40,7 @@ export async function createNodeGpu(opts: GpuOptions & { powerPreference?: GPUPo
   // collected, Dawn's event loop runs on freed memory and the process dies at random.
   instance ??= create([]);
   const adapter = await adapterOrExplain(instance, opts.powerPreference);
-  return Gpu.fromAdapter(adapter, nodeShaderLoader, opts);
+  return Gpu.fromAdapter(adapter, nodeShaderLoader, { ...opts, kernels: opts.kernels ?? parseKernelChoice(process.env[KERNELS_ENV], KERNELS_ENV) });
 }
 
 /** The adapter, or a UserError that says how to install a driver. */

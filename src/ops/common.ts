@@ -27,9 +27,9 @@ export function rowsOf(op: string, x: Tensor): { rows: number; D: number } {
   return { rows: D === 0 ? 0 : x.numel / D, D };
 }
 
-/** CPU adapters (lavapipe, SwiftShader): workgroup barriers are expensive there. */
+/** CPU-class kernels (lavapipe, SwiftShader, or forced; src/gpu/adapter-class.ts): workgroup barriers are expensive there. */
 export function isCpuAdapter(gpu: Gpu): boolean {
-  return /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+  return gpu.kernels === 'cpu';
 }
 
 /**

@@ -2,13 +2,14 @@
  * y = act(x Wᵀ + b) + residual — HF `nn.Linear` with an optional fused epilogue.
  *   x [..., K] f32, W [N, K] f32 or f16 (HF layout [out, in]), b [N], residual [..., N]
  * Kernel: shaders/matmul.wgsl, two variants (its header says how they differ):
- *   'subgroup' — CPU adapters (lavapipe, SwiftShader) with the `subgroups` feature;
+ *   'subgroup' — CPU-class kernels (lavapipe, SwiftShader; src/gpu/adapter-class.ts) with `subgroups`;
  *                RM = 32 rows per workgroup, 4 for M ≤ 8;
- *   'tile4x4'  — everything else (GPUs, adapters without subgroups).
+ *   'tile4x4'  — GPU-class kernels, and adapters without subgroups.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { isCpuAdapter } from './common.ts';
 
 export type Activation = 'none' | 'gelu' | 'quick_gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2, silu: 3 };
@@ -33,14 +34,11 @@ const SG_WG = 8;
 /**
  * Software adapters run a subgroup as the lanes of one SIMD register, which is what the
  * 'subgroup' variant is shaped for (see shaders/matmul.wgsl). On a GPU its 128 accumulators
- * and 32 staged x vectors per invocation would exhaust the registers, so GPUs get 'tile4x4'.
+ * and 32 staged x vectors per invocation would exhaust the registers, so GPU-class kernels
+ * get 'tile4x4'.
  */
-export function isSoftwareAdapter(gpu: Gpu): boolean {
-  return /\b(software|llvmpipe|lavapipe|swiftshader|cpu)\b/i.test(gpu.adapterName);
-}
-
 export function pickMatmulKernel(gpu: Gpu): MatmulKernel {
-  return gpu.features.subgroups && isSoftwareAdapter(gpu) ? 'subgroup' : 'tile4x4';
+  return gpu.features.subgroups && isCpuAdapter(gpu) ? 'subgroup' : 'tile4x4';
 }
 
 /** Rows of y per 'subgroup' workgroup: 32, or 4 when M is small (decoding). */

@@ -4,6 +4,7 @@
  * it to OUT/, analyze.ts) and the page (which shows it and offers it for download,
  * src/web/) build the same thing.
  */
+import type { Gpu } from '../gpu/context.ts';
 import { aggregate, type Aggregate, type ImageMetrics } from '../analysis/aggregate.ts';
 import { buildFigures } from '../report/figures.ts';
 import type { ReportInput } from '../report/html.ts';
@@ -48,6 +49,7 @@ export function analyzeReport(
 }
 
 /** How a report names the adapter and its optional features. */
-export function adapterLine(gpu: { adapterName: string; features: { f16: boolean; timestamps: boolean; subgroups: boolean } }): string {
-  return `${gpu.adapterName} (shader-f16 ${gpu.features.f16}, timestamp-query ${gpu.features.timestamps}, subgroups ${gpu.features.subgroups})`;
+export function adapterLine(gpu: Pick<Gpu, 'adapterName' | 'adapterClass' | 'kernels' | 'kernelsForced' | 'features'>): string {
+  const kernels = `${gpu.kernels} kernels${gpu.kernelsForced ? ' (forced)' : ''}`;
+  return `${gpu.adapterName} (${gpu.adapterClass.adapterClass}, ${kernels}; shader-f16 ${gpu.features.f16}, timestamp-query ${gpu.features.timestamps}, subgroups ${gpu.features.subgroups})`;
 }

@@ -5,11 +5,11 @@ import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { UserError } from '../../errors.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { ablate, checkAblate } from '../../pipeline/ablate.ts';
-import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
+import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
 
-interface Options extends ProfileOption, PromptOptions {
+interface Options extends GpuCliOptions, PromptOptions {
   model: string;
   data: string;
   out: string;
@@ -37,7 +37,7 @@ function parseHeads(v: string | undefined): number[] | null {
 }
 
 export function register(program: Command): void {
-  addProfileOption(
+  addGpuOptions(
     addShardOptions(addModelOptions(program.command('ablate').description('zero the attention to chosen key positions after the softmax (arXiv 2412.06646): answers, answer probability, VQA accuracy'))
       .requiredOption('--data <spec>', DATA_SPEC_HELP)
       .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')

@@ -4,13 +4,13 @@ import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../pipeline/analyze.ts';
 import { DEFAULT_PROMPT } from '../../analysis/analyze-image.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
-import { addProfileOption, finishProfile, loadProgress, openGpu, parseDtype, type ProfileOption } from '../gpu-session.ts';
+import { addGpuOptions, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
 import { addModelOptions, openChecked, promptSpec, reportRun, type PromptOptions } from '../model-run.ts';
 
 export { DEFAULT_PROMPT };
 
-interface Options extends ProfileOption, PromptOptions {
+interface Options extends GpuCliOptions, PromptOptions {
   model: string;
   data: string;
   out: string;
@@ -27,7 +27,7 @@ interface Options extends ProfileOption, PromptOptions {
 }
 
 export function register(program: Command): void {
-  addProfileOption(
+  addGpuOptions(
     addShardOptions(addModelOptions(
       program
         .command('analyze')

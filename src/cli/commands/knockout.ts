@@ -4,11 +4,11 @@ import { selectItems } from '../../pipeline/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
-import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
+import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, collect, int, shardOf } from '../options.ts';
 
-interface Options extends ProfileOption, PromptOptions {
+interface Options extends GpuCliOptions, PromptOptions {
   model: string;
   data: string;
   out: string;
@@ -25,7 +25,7 @@ interface Options extends ProfileOption, PromptOptions {
 }
 
 export function register(program: Command): void {
-  addProfileOption(
+  addGpuOptions(
     addShardOptions(addModelOptions(program.command('knockout').description('attention knockout between token groups (arXiv 2411.18620): answer-probability change per centre layer, for every flow'))
       .requiredOption('--data <spec>', DATA_SPEC_HELP)
       .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')

@@ -5,11 +5,11 @@ import { SafetensorsFile } from '../../io/safetensors.ts';
 import { openFileSource } from '../../io/source-node.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkPatch, patch, type PatchRun } from '../../pipeline/patch.ts';
-import { addProfileOption, type ProfileOption } from '../gpu-session.ts';
+import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
 import { num } from '../options.ts';
 
-interface Options extends ProfileOption, PromptOptions {
+interface Options extends GpuCliOptions, PromptOptions {
   model: string;
   source?: string;
   target: string;
@@ -42,7 +42,7 @@ async function readVector(path: string): Promise<Float32Array> {
 }
 
 export function register(program: Command): void {
-  addProfileOption(
+  addGpuOptions(
     addModelOptions(program.command('patch').description('copy the residual stream of a token group from a source-image run into a target-image run (or add a vector), per layer: logit difference of two answers'))
       .option('--source <image>', 'the image whose activations are copied in (patching)')
       .requiredOption('--target <image>', 'the image of the run that is edited')

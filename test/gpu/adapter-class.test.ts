@@ -1,0 +1,104 @@
+/**
+ * Adapter classes (src/gpu/adapter-class.ts): what real adapters report is classified as
+ * they are; an adapter without evidence is never taken for a discrete GPU; and the
+ * kernel class can be forced, so the GPU-class variants of every op the models use run
+ * here on lavapipe and agree with the CPU-class ones — a whole dump of each family.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { classifyAdapter, kernelClass } from '../../src/gpu/adapter-class.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { createNodeGpu } from '../../src/gpu/node.ts';
+import { pickMatmulKernel } from '../../src/ops/linear.ts';
+import { dumpActivations } from '../../src/probes/dump.ts';
+import { makeTiny } from '../../weights-tools/make-tiny.ts';
+import { getGpu, relErr } from '../helpers/gpu.ts';
+import { loadDir, prepareFile } from '../helpers/model.ts';
+
+const IMAGE = join(import.meta.dirname, '../fixtures/images/000000039769.png');
+const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
+const work = mkdtempSync(join(tmpdir(), 'phaselens-kernel-class-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('classifyAdapter', () => {
+  // adapter info as Dawn and Chrome report it (vendor, architecture, device, description)
+  it.each([
+    [{ vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'llvmpipe: Mesa 25.0.7' }, 'cpu'],
+    [{ vendor: 'google', architecture: 'swiftshader', device: '', description: 'SwiftShader Device (Subzero)' }, 'cpu'],
+    [{ vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' }, 'discrete'],
+    [{ vendor: 'amd', architecture: 'rdna-3', device: '', description: 'AMD Radeon RX 7900 XTX' }, 'discrete'],
+    [{ vendor: 'amd', architecture: 'rdna-2', device: '', description: 'AMD Radeon(TM) Graphics' }, 'integrated'],
+    [{ vendor: 'intel', architecture: 'gen-12lp', device: '', description: 'Intel(R) UHD Graphics 770' }, 'integrated'],
+    [{ vendor: 'intel', architecture: 'xe-hpg', device: '', description: 'Intel(R) Arc(TM) A770 Graphics' }, 'discrete'],
+    [{ vendor: 'apple', architecture: 'metal-3', device: '', description: '' }, 'integrated'],
+    [{ vendor: 'qualcomm', architecture: 'adreno-7xx', device: '', description: '' }, 'integrated'],
+    [{ vendor: '', architecture: '', device: '', description: '' }, 'unknown'],
+    [{ vendor: 'acme', architecture: '', device: '', description: 'Acme Accelerator' }, 'unknown'],
+  ])('%j is %s', (info, want) => {
+    expect(classifyAdapter({ info }).adapterClass).toBe(want);
+  });
+
+  it('takes isFallbackAdapter over the name, and gives an empty-info adapter GPU kernels but no discrete class', () => {
+    expect(classifyAdapter({ info: { vendor: 'nvidia', isFallbackAdapter: true } })).toEqual({ adapterClass: 'cpu', evidence: 'isFallbackAdapter' });
+    expect(classifyAdapter({ info: {}, isFallbackAdapter: true }).adapterClass).toBe('cpu');
+    const compat = classifyAdapter({ info: {} });
+    expect(compat.adapterClass).toBe('unknown');
+    expect(kernelClass(compat.adapterClass)).toBe('gpu');
+    expect(kernelClass('cpu')).toBe('cpu');
+    expect(kernelClass('cpu', 'gpu')).toBe('gpu');
+    expect(kernelClass('discrete', 'cpu')).toBe('cpu');
+  });
+});
+
+describe('forced kernel classes on this machine', () => {
+  let gpuClass: Gpu;
+
+  it('lavapipe is CPU class by default, GPU class when forced', async () => {
+    const auto = await getGpu();
+    expect(auto.adapterClass.adapterClass).toBe('cpu');
+    expect(auto.kernels).toBe('cpu');
+    gpuClass = await createNodeGpu({ kernels: 'gpu' });
+    expect(gpuClass.kernels).toBe('gpu');
+    expect(gpuClass.kernelsForced).toBe(true);
+    expect(pickMatmulKernel(gpuClass)).toBe('tile4x4');
+    if (auto.features.subgroups) expect(pickMatmulKernel(auto)).toBe('subgroup');
+  });
+
+  // Both classes accumulate in f32 over the same inputs and differ only in summation order
+  // and workgroup shapes: 1e-5 of each tensor's scale (the kernel tests' bound for f32).
+  it.each(['llava', 'instructblip'] as const)('%s: a whole dump with GPU-class kernels equals the CPU-class dump', async (arch) => {
+    const dir = join(work, arch);
+    await makeTiny({ arch, seed: 11, out: dir });
+    const dumps = [];
+    for (const gpu of [await getGpu(), gpuClass]) {
+      const m = await loadDir(gpu, dir);
+      const x = prepareFile(m, { prompt: arch === 'llava' ? '<image>\nWhat is this?' : 'What is this?' }, IMAGE);
+      dumps.push(await dumpActivations(gpu, m, x));
+    }
+    const [cpu, gpu] = dumps;
+    expect([...gpu.keys()].sort()).toEqual([...cpu.keys()].sort());
+    for (const [name, t] of cpu) {
+      expect(gpu.get(name)!.shape, name).toEqual(t.shape);
+      expect(relErr(gpu.get(name)!.data, t.data), name).toBeLessThanOrEqual(1e-5);
+    }
+  }, 300_000);
+
+  it('--kernels and PHASELENS_KERNELS: named on the GPU line; a bad value is a clear error', () => {
+    const run = (args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const dump = ['dump', '--model', join(work, 'llava'), '--image', IMAGE, '--input-ids', '1,32000', '--out', join(work, 'd.safetensors')];
+    const forced = run([...dump, '--kernels', 'gpu']);
+    expect(forced.status, forced.stderr).toBe(0);
+    expect(forced.stderr).toMatch(/\(cpu: isFallbackAdapter; gpu kernels, forced;/);
+    const env = run(dump, { PHASELENS_KERNELS: 'gpu' });
+    expect(env.stderr).toContain('gpu kernels, forced');
+    const bad = run([...dump, '--kernels', 'fast']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--kernels must be auto, cpu or gpu, got "fast"');
+    const badEnv = run(dump, { PHASELENS_KERNELS: 'fast' });
+    expect(badEnv.status).toBe(2);
+    expect(badEnv.stderr).toContain('PHASELENS_KERNELS must be auto, cpu or gpu');
+  }, 120_000);
+});
