@@ -36,7 +36,7 @@ export async function finishProfile(gpu: Gpu, o: GpuCliOptions): Promise<void> {
   await gpu.sync();
   const path = typeof o.profile === 'string' ? o.profile : 'phaselens-trace.json';
   writeFileSync(path, JSON.stringify(gpu.profiler.trace()));
-  console.log(`\n${gpu.profiler.table()}\nChrome trace written to ${path} (open in https://ui.perfetto.dev or chrome://tracing)`);
+  console.log(`\n${gpu.profiler.table(gpu.pipelines.created)}\nChrome trace written to ${path} (open in https://ui.perfetto.dev or chrome://tracing)`);
 }
 
 export function loadProgress(label: string): (done: number, total: number) => void {

@@ -63,6 +63,8 @@ export class Gpu {
   private uniforms = new Map<string, GPUBuffer>();
   private doomed: GPUBuffer[] = [];
   private released = new WeakSet<GPUBuffer>();
+  /** Pipelines dispatched at least once: a pipeline's first dispatch is profiled apart (it may include compilation). */
+  private dispatched = new WeakSet<GPUComputePipeline>();
   private lost?: string;
   private uncaptured?: string;
 
@@ -242,7 +244,9 @@ export class Gpu {
       if (t) entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
     });
     const bindGroup = this.device.createBindGroup({ label: desc, layout: pipeline.getBindGroupLayout(0), entries });
-    const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0 });
+    const first = !this.dispatched.has(pipeline);
+    this.dispatched.add(pipeline);
+    const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0, first });
     const pass = this.enc().beginComputePass({ label: desc, timestampWrites });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);

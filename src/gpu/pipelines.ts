@@ -16,6 +16,8 @@ export interface PipelineKey {
 }
 
 export class PipelineCache {
+  /** Pipelines created so far and the host time that took (shader module + pipeline). */
+  readonly created = { count: 0, ms: 0 };
   private cache = new Map<string, GPUComputePipeline>();
   private checks: Promise<void>[] = [];
 
@@ -28,6 +30,7 @@ export class PipelineCache {
     const id = JSON.stringify([key.shader, sorted(key.defines), sorted(key.constants)]);
     let p = this.cache.get(id);
     if (p) return p;
+    const t0 = performance.now();
     const { code, origin } = expandWgsl(key.shader, this.load, key.defines);
     const label = `${key.shader} ${JSON.stringify(key.defines ?? {})}`;
     const module = this.device.createShaderModule({ label, code });
@@ -48,6 +51,8 @@ export class PipelineCache {
       compute: { module, entryPoint: 'main', constants: key.constants },
     });
     this.cache.set(id, p);
+    this.created.count++;
+    this.created.ms += performance.now() - t0;
     return p;
   }
 

@@ -5,15 +5,23 @@
  * the runtime submits each dispatch on its own while profiling: a kernel's time is then
  * done(i) − max(submit(i), done(i−1)), which includes the driver's per-submit overhead.
  *
- * `table()` prints calls / total / mean / achieved GFLOP/s and GB/s per kernel, from the
- * FLOP and byte counts each op declares; `trace()` is Chrome trace-event JSON that opens
- * in Perfetto or chrome://tracing.
+ * Compilation is kept out of kernel times: the host time spent creating pipelines is its
+ * own line, and the first dispatch of each pipeline — where drivers that compile lazily
+ * (lavapipe, some GPU drivers) do their work — is counted apart ('first ms') and left out
+ * of the steady-state means and rates.
+ *
+ * `table()` prints calls / steady total / mean / achieved GFLOP/s and GB/s per kernel,
+ * from the FLOP and byte counts each op declares; `trace()` is Chrome trace-event JSON
+ * that opens in Perfetto or chrome://tracing (steady dispatches, first dispatches, and
+ * host submissions on three tracks).
  */
 export interface KernelRecord {
   kernel: string;
   shapes: string;
   flops: number;
   bytes: number;
+  /** The first dispatch of its pipeline (may include compilation). */
+  first?: boolean;
   /** GPU timestamps in ns (timestamp-query only). */
   begin?: number;
   end?: number;
@@ -103,46 +111,62 @@ export class Profiler {
     await Promise.all(p);
   }
 
-  /** One row per kernel: calls, total ms, mean µs, GFLOP/s, GB/s. */
-  summary(): { kernel: string; calls: number; ms: number; gflops: number; gbps: number }[] {
-    const by = new Map<string, { calls: number; ns: number; flops: number; bytes: number }>();
+  /**
+   * One row per kernel: every call, and over the steady ones (not a pipeline's first
+   * dispatch): their count, total ms, GFLOP/s and GB/s; `firstMs` is the first dispatches' time.
+   */
+  summary(): { kernel: string; calls: number; steadyCalls: number; ms: number; gflops: number; gbps: number; firstMs: number }[] {
+    const by = new Map<string, { calls: number; steady: number; ns: number; flops: number; bytes: number; firstNs: number }>();
     for (const r of this.records) {
-      const s = by.get(r.kernel) ?? { calls: 0, ns: 0, flops: 0, bytes: 0 };
+      const s = by.get(r.kernel) ?? { calls: 0, steady: 0, ns: 0, flops: 0, bytes: 0, firstNs: 0 };
       s.calls++;
-      s.flops += r.flops;
-      s.bytes += r.bytes;
-      if (r.begin !== undefined && r.end !== undefined) s.ns += Math.max(0, r.end - r.begin);
+      const ns = r.begin !== undefined && r.end !== undefined ? Math.max(0, r.end - r.begin) : 0;
+      if (r.first) s.firstNs += ns;
+      else {
+        s.steady++;
+        s.flops += r.flops;
+        s.bytes += r.bytes;
+        s.ns += ns;
+      }
       by.set(r.kernel, s);
     }
     return [...by.entries()]
       .map(([kernel, s]) => ({
         kernel,
         calls: s.calls,
+        steadyCalls: s.steady,
         ms: s.ns / 1e6,
         gflops: s.ns ? s.flops / s.ns : 0,
         gbps: s.ns ? s.bytes / s.ns : 0,
+        firstMs: s.firstNs / 1e6,
       }))
       .sort((a, b) => b.ms - a.ms || b.calls - a.calls);
   }
 
-  table(): string {
+  /** The per-kernel table; `pipelines` is the host's pipeline-creation count and time (PipelineCache.created). */
+  table(pipelines?: { count: number; ms: number }): string {
     const rows = this.summary();
-    const head = ['kernel', 'calls', 'total ms', 'mean µs', 'GFLOP/s', 'GB/s'];
+    const head = ['kernel', 'calls', 'steady ms', 'mean µs', 'GFLOP/s', 'GB/s', 'first ms'];
     const body = rows.map((r) => [
       r.kernel,
       String(r.calls),
       r.ms.toFixed(3),
-      ((r.ms * 1000) / r.calls).toFixed(1),
+      r.steadyCalls ? ((r.ms * 1000) / r.steadyCalls).toFixed(1) : '-',
       r.gflops ? r.gflops.toFixed(2) : '-',
       r.gbps ? r.gbps.toFixed(2) : '-',
+      r.firstMs.toFixed(3),
     ]);
     const subMs = this.submissions.reduce((a, s) => a + ((s.end ?? s.start) - s.start), 0);
     const gpuMs = rows.reduce((a, r) => a + r.ms, 0);
-    const foot = this.timestamps
-      ? `total GPU time ${gpuMs.toFixed(3)} ms in ${this.records.length} dispatches, ${this.submissions.length} submissions (${subMs.toFixed(1)} ms host wall)`
-      : `timestamp-query is not available on this adapter: timed whole submissions on the host clock, ` +
-        `one dispatch per submission: ${subMs.toFixed(1)} ms for ${this.records.length} dispatches (includes per-submit overhead)`;
-    return formatTable(head, body) + '\n' + foot;
+    const firstMs = rows.reduce((a, r) => a + r.firstMs, 0);
+    const foot = [
+      this.timestamps
+        ? `steady GPU time ${gpuMs.toFixed(3)} ms; first dispatches of each pipeline ${firstMs.toFixed(3)} ms (may include compilation; not in the means and rates); ${this.records.length} dispatches, ${this.submissions.length} submissions (${subMs.toFixed(1)} ms host wall)`
+        : `timestamp-query is not available on this adapter: timed whole submissions on the host clock, ` +
+          `one dispatch per submission: ${subMs.toFixed(1)} ms for ${this.records.length} dispatches (includes per-submit overhead)`,
+    ];
+    if (pipelines) foot.push(`pipeline creation on the host: ${pipelines.count} pipelines in ${pipelines.ms.toFixed(1)} ms (not in any kernel's time)`);
+    return formatTable(head, body) + '\n' + foot.join('\n');
   }
 
   /** Chrome trace-event JSON (Perfetto / chrome://tracing). */
@@ -156,7 +180,7 @@ export class Profiler {
         cat: 'gpu',
         ph: 'X',
         pid: 1,
-        tid: 1,
+        tid: r.first ? 3 : 1,
         ts: (r.begin! - t0) / 1000,
         dur: Math.max(0, r.end! - r.begin!) / 1000,
         args: { shapes: r.shapes, flops: r.flops, bytes: r.bytes },
@@ -175,6 +199,8 @@ export class Profiler {
         args: { dispatches: s.dispatches },
       }),
     );
+    const track = (tid: number, name: string) => ({ name: 'thread_name', ph: 'M', pid: 1, tid, args: { name } });
+    events.push(track(1, 'GPU dispatches (steady)'), track(2, 'host submissions'), track(3, "GPU: each pipeline's first dispatch"));
     return { traceEvents: events, displayTimeUnit: 'ms' };
   }
 }
