@@ -7,21 +7,27 @@ import type { Command } from 'commander';
 import type { Gpu } from '../gpu/context.ts';
 import { KERNELS_ENV, parseKernelChoice } from '../gpu/adapter-class.ts';
 import { createNodeGpu } from '../gpu/node.ts';
+import { adapterPeak } from '../gpu/peaks.ts';
 import { UserError } from '../errors.ts';
 
 export interface GpuCliOptions {
   profile?: string | boolean;
   kernels?: string;
+  peakTflops?: string;
+  peakGbs?: string;
 }
 
 export function addGpuOptions(cmd: Command): Command {
   return cmd
     .option('--profile [trace]', 'time every kernel; print a per-kernel table and write a Chrome trace (default phaselens-trace.json)')
+    .option('--peak-tflops <t>', "the adapter's FP32 peak, for the profile's % of peak (default: a table of common GPUs)")
+    .option('--peak-gbs <g>', "the adapter's memory bandwidth in GB/s, for the profile's % of peak")
     .option('--kernels <class>', `kernel variants: auto (by adapter class), cpu (software adapters) or gpu; default ${KERNELS_ENV} or auto`);
 }
 
 export async function openGpu(o: GpuCliOptions): Promise<Gpu> {
   const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
+  peakOf(o, ''); // a bad --peak-* fails now, not after the run
   const gpu = await createNodeGpu({ profile: !!o.profile, kernels });
   const c = gpu.adapterClass;
   console.error(
@@ -36,7 +42,7 @@ export async function finishProfile(gpu: Gpu, o: GpuCliOptions): Promise<void> {
   await gpu.sync();
   const path = typeof o.profile === 'string' ? o.profile : 'phaselens-trace.json';
   writeFileSync(path, JSON.stringify(gpu.profiler.trace()));
-  console.log(`\n${gpu.profiler.table(gpu.pipelines.created)}\nChrome trace written to ${path} (open in https://ui.perfetto.dev or chrome://tracing)`);
+  console.log(`\n${gpu.profiler.table(gpu.pipelines.created, peakOf(o, gpu.adapterName))}\nChrome trace written to ${path} (open in https://ui.perfetto.dev or chrome://tracing)`);
 }
 
 export function loadProgress(label: string): (done: number, total: number) => void {
@@ -52,6 +58,17 @@ export function parseDtype(v: string | undefined): 'f32' | 'f16' | undefined {
   if (v === undefined) return undefined;
   if (v !== 'f32' && v !== 'f16') throw new UserError(`--dtype must be f32 or f16, got ${v}`);
   return v;
+}
+
+function peakOf(o: GpuCliOptions, adapterName: string) {
+  return adapterPeak(adapterName, { tflops: positive('--peak-tflops', o.peakTflops), gbs: positive('--peak-gbs', o.peakGbs) });
+}
+
+function positive(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UserError(`${name} must be a positive number, got ${v}`);
+  return n;
 }
 
 function yes(b: boolean): string {

@@ -15,6 +15,8 @@
  * that opens in Perfetto or chrome://tracing (steady dispatches, first dispatches, and
  * host submissions on three tracks).
  */
+import type { Peak } from './peaks.ts';
+
 export interface KernelRecord {
   kernel: string;
   shapes: string;
@@ -143,10 +145,15 @@ export class Profiler {
       .sort((a, b) => b.ms - a.ms || b.calls - a.calls);
   }
 
-  /** The per-kernel table; `pipelines` is the host's pipeline-creation count and time (PipelineCache.created). */
-  table(pipelines?: { count: number; ms: number }): string {
+  /**
+   * The per-kernel table; `pipelines` is the host's pipeline-creation count and time
+   * (PipelineCache.created); with the adapter's `peak` (src/gpu/peaks.ts) each kernel's
+   * rates are also given as % of it.
+   */
+  table(pipelines?: { count: number; ms: number }, peak?: Peak | null): string {
     const rows = this.summary();
-    const head = ['kernel', 'calls', 'steady ms', 'mean µs', 'GFLOP/s', 'GB/s', 'first ms'];
+    const pct = (v: number, of: number) => (v && Number.isFinite(of) ? ((100 * v) / of).toFixed(1) : '-');
+    const head = ['kernel', 'calls', 'steady ms', 'mean µs', 'GFLOP/s', 'GB/s', 'first ms', ...(peak ? ['% FLOP peak', '% BW peak'] : [])];
     const body = rows.map((r) => [
       r.kernel,
       String(r.calls),
@@ -155,6 +162,7 @@ export class Profiler {
       r.gflops ? r.gflops.toFixed(2) : '-',
       r.gbps ? r.gbps.toFixed(2) : '-',
       r.firstMs.toFixed(3),
+      ...(peak ? [pct(r.gflops, peak.tflops * 1000), pct(r.gbps, peak.gbs)] : []),
     ]);
     const subMs = this.submissions.reduce((a, s) => a + ((s.end ?? s.start) - s.start), 0);
     const gpuMs = rows.reduce((a, r) => a + r.ms, 0);
@@ -165,6 +173,7 @@ export class Profiler {
         : `timestamp-query is not available on this adapter: timed whole submissions on the host clock, ` +
           `one dispatch per submission: ${subMs.toFixed(1)} ms for ${this.records.length} dispatches (includes per-submit overhead)`,
     ];
+    if (peak) foot.push(`peak of ${peak.name}: ${peak.tflops} TFLOP/s FP32, ${peak.gbs} GB/s`);
     if (pipelines) foot.push(`pipeline creation on the host: ${pipelines.count} pipelines in ${pipelines.ms.toFixed(1)} ms (not in any kernel's time)`);
     return formatTable(head, body) + '\n' + foot.join('\n');
   }

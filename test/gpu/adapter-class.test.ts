@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { classifyAdapter, kernelClass } from '../../src/gpu/adapter-class.ts';
+import { adapterPeak } from '../../src/gpu/peaks.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { pickMatmulKernel } from '../../src/ops/linear.ts';
@@ -97,8 +98,26 @@ describe('forced kernel classes on this machine', () => {
     const bad = run([...dump, '--kernels', 'fast']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--kernels must be auto, cpu or gpu, got "fast"');
+    const peak = run([...dump, '--profile', join(work, 'trace.json'), '--peak-tflops', '0.5', '--peak-gbs', '20']);
+    expect(peak.status, peak.stderr).toBe(0);
+    expect(peak.stdout).toContain('% FLOP peak');
+    expect(peak.stdout).toContain('peak of given: 0.5 TFLOP/s FP32, 20 GB/s');
+    const badPeak = run([...dump, '--peak-tflops', 'lots']);
+    expect(badPeak.status).toBe(2);
+    expect(badPeak.stderr).toContain('--peak-tflops must be a positive number, got lots');
     const badEnv = run(dump, { PHASELENS_KERNELS: 'fast' });
     expect(badEnv.status).toBe(2);
     expect(badEnv.stderr).toContain('PHASELENS_KERNELS must be auto, cpu or gpu');
   }, 120_000);
+});
+
+describe('adapterPeak', () => {
+  it('knows common GPUs by their description, takes overrides, and has nothing for a software adapter', () => {
+    expect(adapterPeak('nvidia hopper  NVIDIA H100 80GB HBM3')).toEqual({ name: 'NVIDIA H100 SXM', tflops: 67, gbs: 3350 });
+    expect(adapterPeak('nvidia hopper  NVIDIA H100 PCIe')?.name).toBe('NVIDIA H100 PCIe');
+    expect(adapterPeak('nvidia  NVIDIA H200')?.gbs).toBe(4800);
+    expect(adapterPeak('mesa software llvmpipe')).toBeNull();
+    expect(adapterPeak('mesa software llvmpipe', { tflops: 0.2 })).toMatchObject({ name: 'given', tflops: 0.2 });
+    expect(adapterPeak('NVIDIA H200', { gbs: 4000 })).toEqual({ name: 'NVIDIA H200, overridden', tflops: 67, gbs: 4000 });
+  });
 });
