@@ -23,7 +23,8 @@ export const RGB: Record<Colour, [number, number, number]> = {
   black: [20, 20, 20],
 };
 
-const ANCHOR: Record<Position, [number, number]> = {
+/** Object centres before jitter, as (x, y) fractions of the side. */
+export const ANCHOR: Record<Position, [number, number]> = {
   left: [1 / 6, 1 / 2],
   right: [5 / 6, 1 / 2],
   top: [1 / 2, 1 / 6],

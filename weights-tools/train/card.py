@@ -70,11 +70,14 @@ files) comes from another unused seed.
 
 ## Recipe
 
-`weights-tools/train/train.py`: PyTorch {tr['torch']} on CPU, {tr['threads']} thread, seed {tr['seed']}, {tr['steps']} steps of
-{tr['batch']} {'multi-turn conversations (a random subset of the scene’s questions in random order, the caption last with probability ½)' if arch == 'llava' else 'single instructions (one random task of a random scene)'},
+`weights-tools/train/train.py`: PyTorch {tr['torch']} on CPU, {tr['threads']} thread, seed {tr['seed']}.
+Stage 1 ({tr['vision_steps']} steps of {4 * tr['batch']} images, the stand-in for a pretrained CLIP / EVA tower): the vision
+tower alone learns, through a linear head that is then dropped, which shape, colour and size
+sits in each patch (loss {tr['vision_curve'][0]['loss']:.3f} → {tr['vision_curve'][-1]['loss']:.3f}). Stage 2 (everything trained): {tr['steps']} steps of
+{tr['batch']} {'conversations of up to %d questions' % tr['turns'] if tr['turns'] > 1 else 'single tasks (one random task of a random scene, in the prompt format above)'},
 AdamW lr {tr['lr']:g} (5 % warm-up, cosine to 10 %), weight decay 0.01, gradient clip 1,
 cross-entropy on the answer tokens only (softmax over the ids that occur in answers; see
-train.py). Wall time {tr['wall_s']:.0f} s; loss {tr['first_loss']:.3f} (first {tr['curve'][0]['step']} steps) → {tr['final_loss']:.3f} (last {tr['curve'][-1]['step'] - tr['curve'][-2]['step']} steps).
+train.py). Wall time, both stages: {tr['wall_s']:.0f} s; stage-2 loss {tr['first_loss']:.3f} (first {tr['curve'][0]['step']} steps) → {tr['final_loss']:.3f} (last {tr['curve'][-1]['step'] - tr['curve'][-2]['step']} steps).
 
 ## Held-out scores (`weights-tools/train/eval.py`, greedy, full vocabulary, single turn)
 

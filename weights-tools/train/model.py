@@ -307,10 +307,12 @@ class Llava:
         llama_params(p, self.tc)
         self.w = p.t
 
+    def vision_features(self, pixels):
+        """[B, P, d_v]: hidden_states[-2] without CLS (vision_feature_layer -2, strategy "default")."""
+        return clip_vision(self.w, "vision_tower.vision_model.", self.vc, pixels)[-2][:, 1:]
+
     def image_features(self, pixels):
-        states = clip_vision(self.w, "vision_tower.vision_model.", self.vc, pixels)
-        feats = states[-2][:, 1:]  # vision_feature_layer -2, strategy "default"
-        h = F.gelu(linear(feats, self.w, "multi_modal_projector.linear_1"))
+        h = F.gelu(linear(self.vision_features(pixels), self.w, "multi_modal_projector.linear_1"))
         return linear(h, self.w, "multi_modal_projector.linear_2")
 
     def hidden(self, pixels, ids):
@@ -333,6 +335,10 @@ class InstructBlip:
         p.linear("language_projection", self.tc["hidden_size"], self.qc["hidden_size"])
         llama_params(p, self.tc)
         self.w = p.t
+
+    def vision_features(self, pixels):
+        """[B, P, d_v]: the patch rows of what the Q-Former cross-attends to."""
+        return eva_vision(self.w, self.vc, pixels)[:, 1:]
 
     def hidden(self, pixels, ids, qformer_ids):
         """ids [B, T] = [image]*Q + BOS + prompt (+ answer); qformer_ids [B, Tq], -1 = padding."""

@@ -12,6 +12,9 @@
  *   scene     I32 [M]            which scene a task is about
  *   task      I32 [M]            0–4: QUESTION_TYPES, 5: caption
  *   answer    I32 [M, A]         the answer's ids, then EOS
+ *   patches   I32 [N, G*G, 3]    per vision patch (row-major G×G grid): the shape, colour and
+ *                                size index (SHAPES, COLOURS, SIZES) of the object centred in
+ *                                it, or -1 — the targets of train.py's vision stage
  *   LLaVA:        first [M, P]   `<s>USER: <image>\n{q} ASSISTANT:` (the chat prompt; <image> once)
  *                 turn  [M, P]   `USER: {q} ASSISTANT:` (a later turn, after an EOS)
  *   InstructBLIP: prompt [M, P]  `</s>{q}` (BOS = </s>; the query tokens go in front in train.py)
@@ -29,8 +32,8 @@ import { nodeDirectory } from '../../src/io/source-node.ts';
 import type { LmTokenizer } from '../../src/io/tokenizer.ts';
 import { QA_STREAM } from '../shapes/datasets.ts';
 import { caption, CAPTION_PROMPT, QUESTION_TYPES, questions } from '../shapes/language.ts';
-import { render } from '../shapes/render.ts';
-import { sampleScenes, sceneRand } from '../shapes/world.ts';
+import { ANCHOR, render } from '../shapes/render.ts';
+import { COLOURS, sampleScenes, sceneRand, SHAPES, SIZES, type Scene } from '../shapes/world.ts';
 
 export const TASKS = [...QUESTION_TYPES, 'caption'] as const;
 
@@ -49,6 +52,17 @@ function padded(rows: number[][]): { data: Int32Array; shape: number[] } {
   return { data, shape: [rows.length, width] };
 }
 
+/** [G*G, 3] per-patch object attributes of a scene (-1 where no object is centred). */
+function patchTargets(scene: Scene, grid: number): number[] {
+  const out = new Array<number>(grid * grid * 3).fill(-1);
+  for (const o of scene.objects) {
+    const [x, y] = ANCHOR[o.position];
+    const at = Math.floor(y * grid) * grid + Math.floor(x * grid);
+    out.splice(at * 3, 3, SHAPES.indexOf(o.shape), COLOURS.indexOf(o.colour), SIZES.indexOf(o.size));
+  }
+  return out;
+}
+
 /** Answer ids as they follow the prompt in one tokenisation of prompt + " " + answer. */
 function answerIds(tok: LmTokenizer, prompt: string, answer: string): number[] {
   const ids = tok.encode(answer, { addBos: false });
@@ -63,7 +77,8 @@ export async function prepare(o: PrepareOptions): Promise<{ scenes: number; task
   const dir = nodeDirectory(o.model);
   const json = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8')) as Record<string, unknown>;
   const arch = json.model_type as string;
-  const size = (json.vision_config as { image_size: number }).image_size;
+  const { image_size: size, patch_size: patch } = json.vision_config as { image_size: number; patch_size: number };
+  const grid = size / patch;
   const tok = await readTokenizer(dir);
   if (!tok || tok.eosId === null) throw new UserError(`${o.model}: no tokenizer.json with an EOS token`);
   const qtok = arch === 'instructblip' ? await readQformerTokenizer(dir) : null;
@@ -74,8 +89,10 @@ export async function prepare(o: PrepareOptions): Promise<{ scenes: number; task
   const rows: Record<string, number[][]> = { answer: [], first: [], turn: [], prompt: [], qformer: [] };
   const scene: number[] = [];
   const task: number[] = [];
+  const patches: number[] = [];
   for (const [i, s] of scenes.entries()) {
     pixels.set(render(s, size).data, i * size * size * 3);
+    patches.push(...patchTargets(s, grid));
     const tasks = [...questions(sceneRand(o.seed, i, QA_STREAM), s), { question: CAPTION_PROMPT, answer: caption(s) }];
     for (const [t, { question, answer }] of tasks.entries()) {
       scene.push(i);
@@ -97,6 +114,7 @@ export async function prepare(o: PrepareOptions): Promise<{ scenes: number; task
     ['pixels', { data: pixels, shape: [o.scenes, size, size, 3] }],
     ['scene', { data: Int32Array.from(scene), shape: [scene.length] }],
     ['task', { data: Int32Array.from(task), shape: [task.length] }],
+    ['patches', { data: Int32Array.from(patches), shape: [o.scenes, grid * grid, 3] }],
   ]);
   for (const [name, r] of Object.entries(rows)) if (r.length) tensors.set(name, padded(r));
   const specs: TensorSpec[] = [...tensors].map(([name, t]) => ({ name, dtype: t.data instanceof Uint8Array ? 'U8' : 'I32', shape: t.shape }));

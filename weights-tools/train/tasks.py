@@ -41,6 +41,7 @@ class TaskSet:
         self.pixels = t["pixels"]
         self.scene = t["scene"]
         self.task = t["task"]
+        self.patches = torch.from_numpy(t["patches"].astype(np.int64))  # [N, G*G, 3]
         self.answer = rows(t["answer"])
         self.arch = self.cfg["model_type"]
         if self.arch == "llava":
@@ -97,18 +98,18 @@ class TaskSet:
             q[b, : len(self.qformer[k])] = torch.tensor(self.qformer[k])
         return q
 
-    def conversation(self, rng, scene):
-        """LLaVA: a random subset of the scene's questions in random order, the caption
-        last with probability 1/2 (always when no question was drawn). InstructBLIP:
-        one random task. Returns (task rows, ids, labels)."""
+    def conversation(self, rng, scene, turns=1):
+        """One random task of the scene, or for LLaVA with turns > 1 a conversation: a
+        random subset of up to `turns` of the scene's questions in random order, the
+        caption last with probability 1/2 (always when no question was drawn).
+        Returns (task rows, ids, labels)."""
         base = scene * len(TASKS)
-        if self.arch != "llava":
-            k = base + int(rng.integers(len(TASKS)))
-            p = self.prompt_ids(k)
-            return [k], p + self.answer[k], [-100] * len(p) + self.answer[k]
-        qs = list(rng.permutation(CAPTION)[: int(rng.integers(0, CAPTION + 1))])
-        if not qs or rng.random() < 0.5:
-            qs.append(CAPTION)
+        if turns == 1 or self.arch != "llava":
+            qs = [int(rng.integers(len(TASKS)))]
+        else:
+            qs = list(rng.permutation(CAPTION)[: int(rng.integers(0, min(turns, CAPTION) + 1))])
+            if not qs or rng.random() < 0.5:
+                qs.append(CAPTION)
         ids, lab, ks = [], [], []
         for i, t in enumerate(qs):
             k = base + int(t)
