@@ -7,8 +7,9 @@
  * embeddings (the vocabulary is most of the parameters, so tying halves the file), 8
  * layers so a per-layer curve has room for phases, hidden 64 (what one CPU thread trains
  * in under half an hour). The towers see 48 px
- * shapes-world images in 8 px patches: a 6×6 grid, so LLaVA has 36 visual tokens and the
- * grid's thirds are the world's left / middle / right. InstructBLIP's Q-Former hands 16
+ * shapes-world images in 16 px patches: a 3×3 grid whose cells are the world's places, so
+ * each object sits inside one patch and LLaVA has 9 visual tokens (finer patches cut
+ * objects at the anchors, which lie on their borders). InstructBLIP's Q-Former hands 16
  * query outputs to the decoder.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
