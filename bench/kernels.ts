@@ -2,8 +2,9 @@
  * Kernel benchmarks, llm.c style: every case first validates the GPU result against the
  * baseline's own result on the same inputs, and only then times both.
  *
- *   matmul     y = x·Wᵀ (src/ops/linear.ts, the kernel variant the op picks on this
- *              adapter) vs OpenBLAS cblas_sgemm (bench/native/sgemm.c) with the same
+ *   matmul     y = x·Wᵀ (src/ops/linear.ts, the kernel variant the op picks for the shape
+ *              on this adapter and kernel class — PHASELENS_KERNELS=gpu times the GPU-class
+ *              variants on a software adapter) vs OpenBLAS cblas_sgemm (bench/native/sgemm.c) with the same
  *              layout; shape [M, N, K]; dtype f32, or f16 = f16 weights (the baseline
  *              multiplies the same f16-rounded weights in f32).
  *   attention  softmax(q kᵀ/√D [+ causal mask]) v (src/ops/attention.ts) vs the same math
@@ -114,8 +115,8 @@ export async function benchMatmul(gpu: Gpu, opts: KernelBenchOptions = {}): Prom
   const reps = opts.reps ?? 5;
   const warmup = opts.warmup ?? 2;
   const out: BenchRecord[] = [];
-  const kernel = opts.matmulKernel ?? pickMatmulKernel(gpu);
   for (const { M, N, K, dtype } of matmulShapes(opts.quick)) {
+    const kernel = opts.matmulKernel ?? pickMatmulKernel(gpu, M);
     const x = randn(M * K, M + 7 * K);
     const w = randn(N * K, N + 13 * K, 0.5);
     const xt = gpu.upload(x, [M, K], 'x');
@@ -136,7 +137,7 @@ export async function benchMatmul(gpu: Gpu, opts: KernelBenchOptions = {}): Prom
         unit: 'GFLOP/s',
         ours: flops / ms / 1e6,
         baseline: blas.gflops,
-        note: `kernel ${kernel}; OpenBLAS sgemm, ${blas.threads} threads${process.env.OPENBLAS_CORETYPE ? `, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`,
+        note: `kernel ${kernel} (${gpu.kernels} class); OpenBLAS sgemm, ${blas.threads} threads${process.env.OPENBLAS_CORETYPE ? `, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`,
       });
       out.push(r);
       opts.onRecord?.(r);

@@ -4,13 +4,16 @@ enable subgroups;
 // y[M, N] = act(x[M, K] · W[N, K]ᵀ + bias[N]) + residual[M, N]
 // W in HF Linear layout [out, in], f32 or packed f16; accumulation in f32.
 //
-// Two variants, picked by src/ops/linear.ts (`pickMatmulKernel`):
+// Four variants, one define each, picked by src/ops/linear.ts (`pickMatmulKernel`).
+// CPU-class kernels (src/gpu/adapter-class.ts) get `subgroup`; GPU-class kernels get
+// `gemv` for M ≤ 8 and `tiled` otherwise; `tile4x4` is the fallback for adapters without
+// `subgroups` on the CPU class and for GPU adapters whose workgroup memory is too small.
 //
-//   tile4x4 (SG off) — the portable kernel: an 8×8 workgroup, each invocation keeps a 4×4
+//   tile4x4 (TILE4X4) — the portable kernel: an 8×8 workgroup, each invocation keeps a 4×4
 //     block of y in registers and walks K four at a time. No workgroup memory, no barriers,
-//     no optional features. Picked on GPUs and on any adapter without `subgroups`.
+//     no optional features.
 //
-//   subgroup (SG on) — for CPU adapters (lavapipe, SwiftShader) that have `subgroups`.
+//   subgroup (SG) — for CPU adapters (lavapipe, SwiftShader) that have `subgroups`.
 //     lavapipe (Mesa 25.0) runs the invocations of a subgroup as the 8 lanes of an AVX2
 //     register. Arithmetic is one instruction for 8 lanes, but a storage-buffer load whose
 //     address is not a compile-time/push constant is a loop over the lanes with a bounds
@@ -35,10 +38,30 @@ enable subgroups;
 //     subgroup ~15 GFLOP/s per core, tile4x4 ~4.3 (the kernel this file had before: 4.4);
 //     OpenBLAS sgemm ~110 per core. `npm run bench -- --only matmul` times both on 2 cores.
 //
-// Both: rows past M and columns past N are clamped for loads and skipped for stores, so
+//   gemv (GEMV) — GPUs, M ≤ 8 (decoding), where the matmul is a stream over W and tile4x4
+//     would leave most of its 4×4 register tiles idle. A workgroup owns GC columns; GT
+//     invocations share each column and walk its row of W along K (invocation t reads
+//     vec4 t, t + GT, …), so consecutive invocations read consecutive 16 (f32) or 8 (f16)
+//     bytes: coalesced. Each keeps M = ROWS partial sums (x is small and cache-resident),
+//     then a tree over the GT invocations in workgroup memory adds them. Every invocation
+//     holds real rows and, for K ≥ 4·GT, real k. No subgroup reduction: WGSL does not say
+//     which invocations form a subgroup, so a column's GT invocations could not be mapped
+//     onto one without `subgroup_id`; the tree is log2(GT) barriers once per workgroup.
+//
+//   tiled (TILED) — GPUs, M > 8 (prefill). A workgroup owns a TM × TN block of y (128 × 64,
+//     or 64 × 64 when M ≤ 64) and walks K in steps of TK: its invocations stage the TM × TK
+//     slice of x and the TN × TK slice of W (f16 unpacked to f32) in workgroup memory,
+//     k-major, then each of the (TN/8) × (TM/8) invocations multiplies 8 × 8 outputs out of
+//     it: two vec4 of x and two vec4 of W per k give 64 multiply-adds. An invocation's rows
+//     are two runs of 4, TM/2 apart (columns likewise, TN/2 apart), so neighbouring
+//     invocations read neighbouring vec4s of the staged tiles. One pass over K (no K-split).
+//     Needs (TM + TN)·TK·4 bytes of workgroup memory (12 KiB; the WebGPU minimum is 16).
+//
+// All: rows past M and columns past N are clamped for loads and skipped for stores, so
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
 //
-// defines: SG, RM (SG only), VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
+// defines: one of SG, TILE4X4, GEMV, TILED; RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
+//          TILE_M/TILE_N/TILE_K (TILED); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
 //          ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
 #include "lib/activations.wgsl"
 
@@ -154,7 +177,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 
-#else
+#endif
+
+#if TILE4X4
 // ---- tile4x4: 4×4 outputs per invocation, 8×8 invocations per workgroup -----------------
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
@@ -187,6 +212,123 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var r = 0u; r < 4u; r++) {
     for (var c = 0u; c < 4u; c++) {
       store(r0 + r, c0 + c, acc[r][c]);
+    }
+  }
+}
+#endif
+
+#if GEMV
+// ---- gemv: GC columns per workgroup, GT invocations per column along K, M = ROWS ≤ 8 ----
+#include "lib/grid.wgsl"
+const ROWS: u32 = $ROWSu;   // = M
+const GT: u32 = $GEMV_Tu;   // invocations per column (a power of two)
+const GC: u32 = $GEMV_Cu;   // columns per workgroup
+const GW: u32 = GT * GC;    // workgroup size
+var<workgroup> part: array<f32, ROWS * GW>;  // part[r·GW + lid]: row r's partial sum of invocation lid
+
+@compute @workgroup_size(GW)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let t = lid % GT;
+  let col = workgroup_index(wid, nwg) * GC + lid / GT;
+  let n = min(col, p.N - 1u);
+  var acc: array<f32, ROWS>;
+  for (var k = p.k4_begin + t; k < p.k4_end; k += GT) {
+    let wk = w4(n, k);
+    for (var r = 0u; r < ROWS; r++) {
+      acc[r] += dot(wk, x4(r, k));
+    }
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    part[r * GW + lid] = acc[r];
+  }
+  workgroupBarrier();
+  for (var s = GT / 2u; s > 0u; s >>= 1u) {
+    if (t < s) {
+      for (var r = 0u; r < ROWS; r++) {
+        part[r * GW + lid] += part[r * GW + lid + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    for (var r = 0u; r < ROWS; r++) {
+      store(r, col, part[r * GW + lid]);
+    }
+  }
+}
+#endif
+
+#if TILED
+// ---- tiled: TM × TN of y per workgroup, x and W staged TK at a time in workgroup memory --
+const TM: u32 = $TILE_Mu;  // rows of y per workgroup (a multiple of 8)
+const TN: u32 = $TILE_Nu;  // columns of y per workgroup (a multiple of 8)
+const TK: u32 = $TILE_Ku;  // k per staged step (a multiple of 4)
+const WX: u32 = TN / 8u;   // invocations along columns
+const WY: u32 = TM / 8u;   // invocations along rows
+// k-major, so an invocation's 4 rows (columns) at one k are one vec4:
+//   xs[k·TM/4 + r/4][r % 4] = x[r0 + r, k0 + k],  ws[k·TN/4 + c/4][c % 4] = W[c0 + c, k0 + k]
+var<workgroup> xs: array<vec4<f32>, TK * TM / 4u>;
+var<workgroup> ws: array<vec4<f32>, TK * TN / 4u>;
+
+// x4 / w4 with zeros for k past K (the last step may overrun it)
+fn x4z(row: u32, k4: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), x4(row, min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+}
+fn w4z(col: u32, k4: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), w4(col, min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+}
+
+@compute @workgroup_size(WX, WY)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let r0 = wid.y * TM;
+  let c0 = wid.x * TN;
+  let K4T = TK / 4u;  // vec4s along k per staged row
+  // acc[8h + 2i + g][j] = y[r0 + h·TM/2 + 4·l.y + i, c0 + g·TN/2 + 4·l.x + j]
+  var acc: array<vec4<f32>, 16>;
+  for (var kt = p.k4_begin; kt < p.k4_end; kt += K4T) {
+    for (var e = lid; e < TM * K4T; e += WX * WY) {
+      let r = e / K4T;
+      let k = 4u * (e % K4T);
+      let v = x4z(min(r0 + r, p.M - 1u), kt + e % K4T);
+      let b = k * (TM / 4u) + r / 4u;
+      xs[b][r % 4u] = v.x;
+      xs[b + TM / 4u][r % 4u] = v.y;
+      xs[b + TM / 2u][r % 4u] = v.z;
+      xs[b + 3u * TM / 4u][r % 4u] = v.w;
+    }
+    for (var e = lid; e < TN * K4T; e += WX * WY) {
+      let c = e / K4T;
+      let k = 4u * (e % K4T);
+      let v = w4z(min(c0 + c, p.N - 1u), kt + e % K4T);
+      let b = k * (TN / 4u) + c / 4u;
+      ws[b][c % 4u] = v.x;
+      ws[b + TN / 4u][c % 4u] = v.y;
+      ws[b + TN / 2u][c % 4u] = v.z;
+      ws[b + 3u * TN / 4u][c % 4u] = v.w;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < TK; k++) {
+      let a = array<vec4<f32>, 2>(xs[k * (TM / 4u) + l.y], xs[k * (TM / 4u) + TM / 8u + l.y]);
+      let b0 = ws[k * (TN / 4u) + l.x];
+      let b1 = ws[k * (TN / 4u) + TN / 8u + l.x];
+      for (var h = 0u; h < 2u; h++) {
+        for (var i = 0u; i < 4u; i++) {
+          acc[8u * h + 2u * i] += a[h][i] * b0;
+          acc[8u * h + 2u * i + 1u] += a[h][i] * b1;
+        }
+      }
+    }
+    workgroupBarrier();  // the next step overwrites the tiles
+  }
+  for (var h = 0u; h < 2u; h++) {
+    for (var i = 0u; i < 4u; i++) {
+      for (var g = 0u; g < 2u; g++) {
+        for (var j = 0u; j < 4u; j++) {
+          store(r0 + h * (TM / 2u) + 4u * l.y + i, c0 + g * (TN / 2u) + 4u * l.x + j, acc[8u * h + 2u * i + g][j]);
+        }
+      }
     }
   }
 }

@@ -1,10 +1,12 @@
 /**
  * y = act(x Wᵀ + b) + residual — HF `nn.Linear` with an optional fused epilogue.
  *   x [..., K] f32, W [N, K] f32 or f16 (HF layout [out, in]), b [N], residual [..., N]
- * Kernel: shaders/matmul.wgsl, two variants (its header says how they differ):
+ * Kernel: shaders/matmul.wgsl, four variants (its header says how they differ):
  *   'subgroup' — CPU-class kernels (lavapipe, SwiftShader; src/gpu/adapter-class.ts) with `subgroups`;
  *                RM = 32 rows per workgroup, 4 for M ≤ 8;
- *   'tile4x4'  — GPU-class kernels, and adapters without subgroups.
+ *   'gemv'     — GPU-class kernels, M ≤ 8 (decoding);
+ *   'tiled'    — GPU-class kernels, M > 8 (prefill), when the workgroup memory fits;
+ *   'tile4x4'  — CPU-class adapters without subgroups, GPUs with too little workgroup memory.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
@@ -14,7 +16,7 @@ import { isCpuAdapter } from './common.ts';
 export type Activation = 'none' | 'gelu' | 'quick_gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2, silu: 3 };
 
-export type MatmulKernel = 'subgroup' | 'tile4x4';
+export type MatmulKernel = 'subgroup' | 'tile4x4' | 'gemv' | 'tiled';
 
 export interface LinearOptions {
   bias?: Tensor;
@@ -31,14 +33,38 @@ const TILE_WG = 8;
 /** subgroup: invocations per workgroup (4 columns each); 8 = one lavapipe subgroup, the fastest there. */
 const SG_WG = 8;
 
+/** gemv: at most this many rows (M ≤ 8 is decoding). */
+export const GEMV_MAX_ROWS = 8;
+/** gemv: invocations per column along K, at most (two NVIDIA warps, one AMD wave64). */
+const GEMV_T = 64;
+/** gemv workgroup size (≤ the WebGPU minimum for maxComputeInvocationsPerWorkgroup). */
+const GEMV_WG = 256;
+
+/** tiled: rows × columns of y per workgroup and k per staged step (shaders/matmul.wgsl). */
+function tiledTile(M: number): { TILE_M: number; TILE_N: number; TILE_K: number } {
+  return { TILE_M: M <= 64 ? 64 : 128, TILE_N: 64, TILE_K: 16 };
+}
+
+/** Whether the 'tiled' variant's workgroup (memory and invocations) fits this device. */
+export function tiledFits(gpu: Gpu, M: number): boolean {
+  const { TILE_M, TILE_N, TILE_K } = tiledTile(M);
+  const l = gpu.limits;
+  const invocations = (TILE_M / 8) * (TILE_N / 8);
+  return (TILE_M + TILE_N) * TILE_K * 4 <= l.maxComputeWorkgroupStorageSize
+    && invocations <= l.maxComputeInvocationsPerWorkgroup && TILE_N / 8 <= l.maxComputeWorkgroupSizeX && TILE_M / 8 <= l.maxComputeWorkgroupSizeY;
+}
+
 /**
- * Software adapters run a subgroup as the lanes of one SIMD register, which is what the
- * 'subgroup' variant is shaped for (see shaders/matmul.wgsl). On a GPU its 128 accumulators
- * and 32 staged x vectors per invocation would exhaust the registers, so GPU-class kernels
- * get 'tile4x4'.
+ * The variant for M rows of x. CPU class: software adapters run a subgroup as the lanes
+ * of one SIMD register, which is what 'subgroup' is shaped for (see shaders/matmul.wgsl);
+ * barriers and workgroup memory are slow there. GPU class: 'gemv' for M ≤ 8, where the
+ * op streams W once; 'tiled' otherwise — on a GPU 'subgroup's 128 accumulators and 32
+ * staged x vectors per invocation would exhaust the registers.
  */
-export function pickMatmulKernel(gpu: Gpu): MatmulKernel {
-  return gpu.features.subgroups && isCpuAdapter(gpu) ? 'subgroup' : 'tile4x4';
+export function pickMatmulKernel(gpu: Gpu, M: number): MatmulKernel {
+  if (isCpuAdapter(gpu)) return gpu.features.subgroups ? 'subgroup' : 'tile4x4';
+  if (M <= GEMV_MAX_ROWS) return 'gemv';
+  return tiledFits(gpu, M) ? 'tiled' : 'tile4x4';
 }
 
 /** Rows of y per 'subgroup' workgroup: 32, or 4 when M is small (decoding). */
@@ -65,10 +91,13 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   if (K === 0) throw new GpuError(`linear: ${x} has no input features`);
   if (opts.bias && opts.bias.numel !== N) throw new GpuError(`linear: bias ${opts.bias} does not have ${N} elements`);
   if (opts.residual && opts.residual.numel !== M * N) throw new GpuError(`linear: residual ${opts.residual} is not [${M}, ${N}]`);
-  const kernel = opts.kernel ?? pickMatmulKernel(gpu);
+  const kernel = opts.kernel ?? pickMatmulKernel(gpu, M);
   if (kernel === 'subgroup' && !gpu.features.subgroups) throw new GpuError(`linear: the 'subgroup' kernel needs the subgroups feature, which this device lacks`);
+  if (kernel === 'gemv' && M > GEMV_MAX_ROWS) throw new GpuError(`linear: the 'gemv' kernel takes at most ${GEMV_MAX_ROWS} rows, got ${M}`);
+  if (kernel === 'tiled' && !tiledFits(gpu, M)) throw new GpuError(`linear: the 'tiled' kernel's workgroup does not fit this device's limits`);
   const outShape = [...x.shape.slice(0, -1), N];
   const y = gpu.tensor(outShape, 'f32', opts.name ?? `${x.name}@${w.name}`);
+  if (M === 0) return y; // no rows: nothing to dispatch
   const wf16 = w.dtype === 'f16';
   const defines = {
     VEC4: K % 4 === 0,
@@ -103,10 +132,33 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
         ...common,
       });
     }
+  } else if (kernel === 'gemv') {
+    // GT invocations per column, fewer when K is short so that each has k to sum
+    let GT = GEMV_T;
+    while (GT > 1 && GT / 2 >= K4) GT /= 2;
+    const GC = Math.min(GEMV_WG / GT, 2 ** Math.ceil(Math.log2(N)));
+    gpu.dispatch({
+      kernel: `matmul.gemv.${w.dtype}`,
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, GEMV: true, ROWS: M, GEMV_T: GT, GEMV_C: GC } },
+      params: { values: [M, N, K, 0, K4, 2] },
+      workgroups: gpu.grid(Math.ceil(N / GC)),
+      ...cost(0, K4),
+      ...common,
+    });
+  } else if (kernel === 'tiled') {
+    const tile = tiledTile(M);
+    gpu.dispatch({
+      kernel: `matmul.tiled.${w.dtype}`,
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILED: true, ...tile } },
+      params: { values: [M, N, K, 0, K4, 2] },
+      workgroups: [Math.ceil(N / tile.TILE_N), Math.ceil(M / tile.TILE_M)],
+      ...cost(0, K4),
+      ...common,
+    });
   } else {
     gpu.dispatch({
       kernel: `matmul.${w.dtype}`,
-      pipeline: { shader: 'matmul.wgsl', defines, constants: { WG_X: TILE_WG, WG_Y: TILE_WG } },
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILE4X4: true }, constants: { WG_X: TILE_WG, WG_Y: TILE_WG } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: [Math.ceil(N / (4 * TILE_WG)), Math.ceil(M / (4 * TILE_WG))],
       ...cost(0, K4),

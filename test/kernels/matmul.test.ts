@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { linear, pickMatmulKernel, subgroupRows, type LinearOptions, type MatmulKernel } from '../../src/ops/linear.ts';
+import { createNodeGpu } from '../../src/gpu/node.ts';
 import { toF16, roundF16 } from '../../src/gpu/half.ts';
 import { linearRef } from '../reference/matmul.ts';
 import type { ActName } from '../reference/activations.ts';
@@ -9,9 +10,14 @@ import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 //   tile4x4        4×4 outputs per invocation, 32×32 per workgroup
 //   subgroup RM=4  (M ≤ 8)  4 rows × 32 columns per workgroup, one pass over K
 //   subgroup RM=32 (M > 8)  32 rows × 32 columns per workgroup, K in passes of 1024
+//   gemv           (M ≤ 8)  GC columns per workgroup, GT ≤ 64 invocations per column along K
+//   tiled TM=64    (M ≤ 64) 64 × 64 of y per workgroup, K staged 16 at a time
+//   tiled TM=128   (M > 64) 128 × 64
 // Shapes include M, N that are not multiples of the tiles, K % 4 != 0 (scalar loads with a
 // zero-filled last step), K % 4 == 0 (vec4 loads), single rows/columns, and K > 1024 for the
 // multi-pass path (a pass that is not a multiple of the 8-lane x staging, a short last pass).
+// gemv runs every M in 1..8, K shorter than its 64 invocations per column and K not a
+// multiple of 4·64; tiled runs K that is not a multiple of its 16-wide steps.
 //
 // Tolerance: relErr (max |diff| / max |ref|) ≤ 1e-5 for every case. The f16 cases compare
 // against a reference built from the same f16-rounded weights, so they differ from it only
@@ -25,6 +31,8 @@ const cases: { kernel: MatmulKernel; shapes: Shape[] }[] = [
   { kernel: 'subgroup', shapes: [[1, 1, 1], [5, 7, 3], [1, 33, 36], [8, 70, 130], [3, 200, 1024]] },
   // M > 8: RM = 32
   { kernel: 'subgroup', shapes: [[9, 5, 7], [33, 65, 20], [37, 130, 257], [64, 96, 128], [40, 70, 1100], [19, 45, 1030], [35, 33, 2084]] },
+  { kernel: 'gemv', shapes: [[1, 1, 1], [2, 7, 3], [3, 33, 36], [4, 70, 130], [5, 9, 1030], [6, 200, 257], [7, 65, 512], [8, 130, 2084], [1, 300, 4]] },
+  { kernel: 'tiled', shapes: [[9, 5, 7], [33, 65, 20], [64, 64, 16], [37, 130, 257], [65, 70, 100], [130, 129, 36], [200, 64, 1030]] },
 ];
 
 async function check(kernel: MatmulKernel, [M, N, K]: Shape, wdt: 'f32' | 'f16', epi: { act?: ActName; bias?: boolean; residual?: boolean } = {}) {
@@ -52,7 +60,7 @@ describe('matmul.wgsl (linear)', () => {
   for (const { kernel, shapes } of cases) {
     for (const shape of shapes) {
       const [M, N, K] = shape;
-      const variant = kernel === 'subgroup' ? `subgroup RM=${subgroupRows(M)}` : kernel;
+      const variant = kernel === 'subgroup' ? `subgroup RM=${subgroupRows(M)}` : kernel === 'tiled' ? `tiled TM=${M <= 64 ? 64 : 128}` : kernel;
       for (const wdt of ['f32', 'f16'] as const) {
         it(`${variant} ${wdt} weights M=${M} N=${N} K=${K}`, async () => {
           const gpu = await getGpu();
@@ -75,6 +83,10 @@ describe('matmul.wgsl (linear)', () => {
     { kernel: 'tile4x4', shape: [19, 45, 36], wdt: 'f32', which: [1, 3] },
     { kernel: 'subgroup', shape: [3, 45, 38], wdt: 'f16', which: [1, 3] },
     { kernel: 'subgroup', shape: [19, 45, 2056], wdt: 'f32', which: [0, 1, 2, 3] },
+    { kernel: 'gemv', shape: [1, 45, 38], wdt: 'f32', which: [0, 2] },
+    { kernel: 'gemv', shape: [8, 70, 260], wdt: 'f16', which: [1, 3] },
+    { kernel: 'tiled', shape: [19, 45, 36], wdt: 'f16', which: [0, 2] },
+    { kernel: 'tiled', shape: [70, 90, 50], wdt: 'f32', which: [1, 3] },
   ];
   for (const { kernel, shape, wdt, which } of epilogueCases) {
     for (const e of which.map((i) => epilogues[i])) {
@@ -88,9 +100,37 @@ describe('matmul.wgsl (linear)', () => {
 
   it('picks a kernel the device supports, and the same result with either', async () => {
     const gpu = await getGpu();
-    const picked = pickMatmulKernel(gpu);
+    const picked = pickMatmulKernel(gpu, 21);
     if (picked === 'subgroup') expect(gpu.features.subgroups).toBe(true);
     await check(picked, [21, 50, 64], 'f32', { act: 'silu', bias: true });
+  });
+
+  it('GPU-class kernels (forced on this adapter): gemv for M ≤ 8, tiled above, and linear() uses them', async () => {
+    const gpu = await createNodeGpu({ kernels: 'gpu' });
+    expect(pickMatmulKernel(gpu, 1)).toBe('gemv');
+    expect(pickMatmulKernel(gpu, 8)).toBe('gemv');
+    expect(pickMatmulKernel(gpu, 9)).toBe('tiled');
+    expect(pickMatmulKernel(gpu, 600)).toBe('tiled');
+    const cpu = await getGpu();
+    expect(pickMatmulKernel(cpu, 1)).toBe(cpu.features.subgroups ? 'subgroup' : 'tile4x4');
+    // the default pick on the GPU-class device, against the reference
+    for (const [M, N, K] of [[3, 50, 66], [70, 50, 66]]) {
+      const x = randn(M * K, 5 + M);
+      const w = randn(N * K, 6 + N, 0.5);
+      const b = randn(N, 7);
+      const y = await gpu.readF32(linear(gpu, gpu.upload(x, [M, K], 'x'), gpu.upload(toF16(w), [N, K], 'w', 'f16'), { bias: gpu.upload(b, [N], 'b'), act: 'gelu' }));
+      expect(relErr(y, linearRef(x, roundF16(w), M, N, K, { bias: b, act: 'gelu' }))).toBeLessThanOrEqual(TOL);
+    }
+    await gpu.sync();
+    gpu.destroy();
+  });
+
+  it('refuses gemv past 8 rows', async () => {
+    const gpu = await getGpu();
+    const x = gpu.upload(new Float32Array(9 * 4), [9, 4], 'x');
+    const w = gpu.upload(new Float32Array(8), [2, 4], 'w');
+    expect(() => linear(gpu, x, w, { kernel: 'gemv' })).toThrow(/at most 8 rows/);
+    gpu.release(x, w);
   });
 
   it('refuses mismatched inner sizes and non-f32 activations', async () => {
