@@ -10,7 +10,8 @@ output holds every parameter under its HF name in float32 (export.ts turns it in
 f16 checkpoint); --log gets the recipe, the loss curve and the wall time.
 
 Recipe: stage 1 (vision_stage below) trains the vision tower alone on per-patch object
-attributes; stage 2 trains everything on the tasks with AdamW (lr 2e-3, betas 0.9/0.98,
+attributes; stage 2 trains the rest (the tower stays frozen, as the pretrained one does in
+LLaVA-1.5 and InstructBLIP) on the tasks with AdamW (lr 2e-3, betas 0.9/0.98,
 weight decay 0.01 on matrices), linear warm-up over the first 5 % of steps, cosine decay
 to 10 %, gradient norm clipped at 1, cross-entropy on the answer tokens only. The softmax of that loss runs over the ids that
 occur in the data's answers (about 70 of the 32064), not the whole vocabulary: the full
@@ -112,6 +113,8 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vision-steps", type=int, default=400, help="stage 1 (vision tower on per-patch attributes) steps, batch 4x --batch")
+    ap.add_argument("--train-vision", dest="freeze_vision", action="store_false",
+                    help="also train the vision tower in stage 2 (default: frozen after stage 1, as LLaVA-1.5 and InstructBLIP keep theirs)")
     ap.add_argument("--turns", type=int, default=1, help="LLaVA: conversations of up to N questions (default 1: one task per sequence)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--every", type=int, default=50, help="log the mean loss every N steps")
@@ -124,13 +127,15 @@ def main():
 
     data = TaskSet(a.data, a.model)
     m = M.build(data.cfg, a.seed)
-    params = list(m.w.values())
+    t0 = time.perf_counter()
+    vision = vision_stage(m, data, rng, a.vision_steps, 4 * a.batch, a.lr) if a.vision_steps else []
+    for n, p in m.w.items():
+        p.requires_grad_(not (a.freeze_vision and n.startswith(("vision_tower.", "vision_model."))))
+    params = [p for p in m.w.values() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     rest = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
 
-    t0 = time.perf_counter()
-    vision = vision_stage(m, data, rng, a.vision_steps, 4 * a.batch, a.lr) if a.vision_steps else []
     curve, window = [], []
     for step in range(a.steps):
         for g in opt.param_groups:
@@ -151,9 +156,9 @@ def main():
              {"format": "phaselens-organism-f32", "arch": data.arch, "steps": a.steps})
     log = {
         "arch": data.arch, "data": os.path.abspath(a.data), "data_seed": int(data.meta.get("seed", -1)), "data_scenes": data.n_scenes,
-        "seed": a.seed, "vision_steps": a.vision_steps, "vision_curve": vision, "turns": a.turns, "steps": a.steps, "batch": a.batch, "lr": a.lr, "threads": a.threads, "torch": torch.__version__,
+        "seed": a.seed, "vision_steps": a.vision_steps, "freeze_vision": a.freeze_vision, "vision_curve": vision, "turns": a.turns, "steps": a.steps, "batch": a.batch, "lr": a.lr, "threads": a.threads, "torch": torch.__version__,
         "wall_s": round(wall, 1), "first_loss": curve[0]["loss"], "final_loss": curve[-1]["loss"], "curve": curve,
-        "params": sum(p.numel() for p in params),
+        "params": sum(p.numel() for p in m.w.values()),
     }
     if a.log:
         with open(a.log, "w") as f:
