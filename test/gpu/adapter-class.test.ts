@@ -64,8 +64,9 @@ describe('forced kernel classes on this machine', () => {
     gpuClass = await createNodeGpu({ kernels: 'gpu' });
     expect(gpuClass.kernels).toBe('gpu');
     expect(gpuClass.kernelsForced).toBe(true);
-    expect(pickMatmulKernel(gpuClass)).toBe('tile4x4');
-    if (auto.features.subgroups) expect(pickMatmulKernel(auto)).toBe('subgroup');
+    expect(pickMatmulKernel(gpuClass, 1)).toBe('gemv');
+    expect(pickMatmulKernel(gpuClass, 600)).toBe('tiled');
+    if (auto.features.subgroups) expect(pickMatmulKernel(auto, 600)).toBe('subgroup');
   });
 
   // Both classes accumulate in f32 over the same inputs and differ only in summation order
