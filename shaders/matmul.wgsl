@@ -54,8 +54,10 @@ enable subgroups;
 //     k-major, then each of the (TN/8) × (TM/8) invocations multiplies 8 × 8 outputs out of
 //     it: two vec4 of x and two vec4 of W per k give 64 multiply-adds. An invocation's rows
 //     are two runs of 4, TM/2 apart (columns likewise, TN/2 apart), so neighbouring
-//     invocations read neighbouring vec4s of the staged tiles. One pass over K (no K-split).
-//     Needs (TM + TN)·TK·4 bytes of workgroup memory (12 KiB; the WebGPU minimum is 16).
+//     invocations read neighbouring vec4s of the staged tiles. The next step's x and W are
+//     fetched into registers before the current step's multiply-adds (double buffering
+//     through registers). One pass over K (no K-split). Needs (TM + TN)·TK·4 bytes of
+//     workgroup memory (12 KiB; the WebGPU minimum is 16).
 //
 // All: rows past M and columns past N are clamped for loads and skipped for stores, so
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
@@ -266,17 +268,55 @@ const TN: u32 = $TILE_Nu;  // columns of y per workgroup (a multiple of 8)
 const TK: u32 = $TILE_Ku;  // k per staged step (a multiple of 4)
 const WX: u32 = TN / 8u;   // invocations along columns
 const WY: u32 = TM / 8u;   // invocations along rows
+const WG: u32 = WX * WY;
+const K4T: u32 = TK / 4u;  // vec4s along k per staged row
+// vec4s of x and of W each invocation fetches per step (the op picks tiles that divide)
+const XL: u32 = TM * K4T / WG;
+const WL: u32 = TN * K4T / WG;
 // k-major, so an invocation's 4 rows (columns) at one k are one vec4:
 //   xs[k·TM/4 + r/4][r % 4] = x[r0 + r, k0 + k],  ws[k·TN/4 + c/4][c % 4] = W[c0 + c, k0 + k]
 var<workgroup> xs: array<vec4<f32>, TK * TM / 4u>;
 var<workgroup> ws: array<vec4<f32>, TK * TN / 4u>;
 
-// x4 / w4 with zeros for k past K (the last step may overrun it)
-fn x4z(row: u32, k4: u32) -> vec4<f32> {
-  return select(vec4<f32>(0.0), x4(row, min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+// The next step's vec4s, in registers: fx[i] = x[r0 + e / K4T, 4·(kt + e % K4T) ..] for
+// e = lid + WG·i (fw alike, from W). k past K reads as zeros (the last step may overrun
+// it); rows and columns past M and N are clamped.
+var<private> fx: array<vec4<f32>, XL>;
+var<private> fw: array<vec4<f32>, WL>;
+
+fn fetch(r0: u32, c0: u32, kt: u32, lid: u32) {
+  for (var i = 0u; i < XL; i++) {
+    let e = lid + WG * i;
+    let k4 = kt + e % K4T;
+    fx[i] = select(vec4<f32>(0.0), x4(min(r0 + e / K4T, p.M - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+  }
+  for (var i = 0u; i < WL; i++) {
+    let e = lid + WG * i;
+    let k4 = kt + e % K4T;
+    fw[i] = select(vec4<f32>(0.0), w4(min(c0 + e / K4T, p.N - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+  }
 }
-fn w4z(col: u32, k4: u32) -> vec4<f32> {
-  return select(vec4<f32>(0.0), w4(col, min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+
+// writes the fetched step into the tiles, transposed to k-major
+fn stage(lid: u32) {
+  for (var i = 0u; i < XL; i++) {
+    let e = lid + WG * i;
+    let r = e / K4T;
+    let b = 4u * (e % K4T) * (TM / 4u) + r / 4u;
+    xs[b][r % 4u] = fx[i].x;
+    xs[b + TM / 4u][r % 4u] = fx[i].y;
+    xs[b + TM / 2u][r % 4u] = fx[i].z;
+    xs[b + 3u * TM / 4u][r % 4u] = fx[i].w;
+  }
+  for (var i = 0u; i < WL; i++) {
+    let e = lid + WG * i;
+    let c = e / K4T;
+    let b = 4u * (e % K4T) * (TN / 4u) + c / 4u;
+    ws[b][c % 4u] = fw[i].x;
+    ws[b + TN / 4u][c % 4u] = fw[i].y;
+    ws[b + TN / 2u][c % 4u] = fw[i].z;
+    ws[b + 3u * TN / 4u][c % 4u] = fw[i].w;
+  }
 }
 
 @compute @workgroup_size(WX, WY)
@@ -284,31 +324,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
         @builtin(local_invocation_index) lid: u32) {
   let r0 = wid.y * TM;
   let c0 = wid.x * TN;
-  let K4T = TK / 4u;  // vec4s along k per staged row
   // acc[8h + 2i + g][j] = y[r0 + h·TM/2 + 4·l.y + i, c0 + g·TN/2 + 4·l.x + j]
   var acc: array<vec4<f32>, 16>;
+  // Double-buffered through registers: the next step's global loads are issued before this
+  // step's multiply-adds, so their latency hides behind them (two tile sets in workgroup
+  // memory would need 24 KiB, past the 16 KiB every adapter has).
+  fetch(r0, c0, p.k4_begin, lid);
   for (var kt = p.k4_begin; kt < p.k4_end; kt += K4T) {
-    for (var e = lid; e < TM * K4T; e += WX * WY) {
-      let r = e / K4T;
-      let k = 4u * (e % K4T);
-      let v = x4z(min(r0 + r, p.M - 1u), kt + e % K4T);
-      let b = k * (TM / 4u) + r / 4u;
-      xs[b][r % 4u] = v.x;
-      xs[b + TM / 4u][r % 4u] = v.y;
-      xs[b + TM / 2u][r % 4u] = v.z;
-      xs[b + 3u * TM / 4u][r % 4u] = v.w;
-    }
-    for (var e = lid; e < TN * K4T; e += WX * WY) {
-      let c = e / K4T;
-      let k = 4u * (e % K4T);
-      let v = w4z(min(c0 + c, p.N - 1u), kt + e % K4T);
-      let b = k * (TN / 4u) + c / 4u;
-      ws[b][c % 4u] = v.x;
-      ws[b + TN / 4u][c % 4u] = v.y;
-      ws[b + TN / 2u][c % 4u] = v.z;
-      ws[b + 3u * TN / 4u][c % 4u] = v.w;
-    }
+    stage(lid);
     workgroupBarrier();
+    if (kt + K4T < p.k4_end) {
+      fetch(r0, c0, kt + K4T, lid);
+    }
     for (var k = 0u; k < TK; k++) {
       let a = array<vec4<f32>, 2>(xs[k * (TM / 4u) + l.y], xs[k * (TM / 4u) + TM / 8u + l.y]);
       let b0 = ws[k * (TN / 4u) + l.x];

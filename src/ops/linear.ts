@@ -40,7 +40,11 @@ const GEMV_T = 64;
 /** gemv workgroup size (≤ the WebGPU minimum for maxComputeInvocationsPerWorkgroup). */
 const GEMV_WG = 256;
 
-/** tiled: rows × columns of y per workgroup and k per staged step (shaders/matmul.wgsl). */
+/**
+ * tiled: rows × columns of y per workgroup and k per staged step (shaders/matmul.wgsl).
+ * (TM/8)·(TN/8) invocations fetch TM·TK/4 and TN·TK/4 vec4s per step, so TN and TM must
+ * divide 16·TK.
+ */
 function tiledTile(M: number): { TILE_M: number; TILE_N: number; TILE_K: number } {
   return { TILE_M: M <= 64 ? 64 : 128, TILE_N: 64, TILE_K: 16 };
 }
