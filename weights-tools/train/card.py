@@ -39,7 +39,7 @@ def main():
                   f"{cfg['num_query_tokens']} learned queries, the instruction as `[CLS] … [SEP]` from bert-base-uncased) → `language_projection` → LLaMA decoder; "
                   f"LM input `[{cfg['num_query_tokens']} query outputs, </s>, instruction]` (BOS `</s>` as in Vicuna InstructBLIP)")
     ho, bl = ev["held_out"]["scores"], ev["blank_image"]["scores"]
-    rows = "\n".join(f"| {t} | {ho[t]['accuracy']:.3f} | {bl[t]['accuracy']:.3f} (always “{bl[t]['most_common_answer']}” {bl[t]['most_common_share']:.0%}) | {CHANCE[t]} |" for t in TYPES)
+    rows = "\n".join(f"| {t} | {ho[t]['accuracy']:.3f} | {bl[t]['accuracy']:.3f} (answers “{bl[t]['most_common_answer']}” {bl[t]['most_common_share']:.0%} of the time) | {CHANCE[t]} |" for t in TYPES)
     cap, bcap = ho["caption"], bl["caption"]
     ex = "\n".join(f"- {t}: “{e['generated']}” (reference “{e['reference']}”)" for t in TYPES + ["caption"] for e in ev["held_out"]["examples"][t][:1])
     text = f"""# shapes-{arch}: a toy {arch} trained on synthetic shapes-world scenes
@@ -73,7 +73,7 @@ files) comes from another unused seed.
 `weights-tools/train/train.py`: PyTorch {tr['torch']} on CPU, {tr['threads']} thread, seed {tr['seed']}.
 Stage 1 ({tr['vision_steps']} steps of {4 * tr['batch']} images, the stand-in for a pretrained CLIP / EVA tower): the vision
 tower alone learns, through a linear head that is then dropped, which shape, colour and size
-sits in each patch (loss {tr['vision_curve'][0]['loss']:.3f} → {tr['vision_curve'][-1]['loss']:.3f}). Stage 2 (everything trained): {tr['steps']} steps of
+sits in each patch (loss {tr['vision_curve'][0]['loss']:.3f} → {tr['vision_curve'][-1]['loss']:.3f}). Stage 2 ({'the tower frozen, the rest trained' if tr['freeze_vision'] else 'everything trained'}): {tr['steps']} steps of
 {tr['batch']} {'conversations of up to %d questions' % tr['turns'] if tr['turns'] > 1 else 'single tasks (one random task of a random scene, in the prompt format above)'},
 AdamW lr {tr['lr']:g} (5 % warm-up, cosine to 10 %), weight decay 0.01, gradient clip 1,
 cross-entropy on the answer tokens only (softmax over the ids that occur in answers; see
