@@ -37,7 +37,7 @@ const SG_WG = 8;
 export const GEMV_MAX_ROWS = 8;
 /** gemv: invocations per column along K, at most (two NVIDIA warps, one AMD wave64). */
 const GEMV_T = 64;
-/** gemv workgroup size (≤ the WebGPU minimum for maxComputeInvocationsPerWorkgroup). */
+/** gemv workgroup size: the WebGPU minimum of maxComputeInvocationsPerWorkgroup; its partial sums take ≤ 8·256·4 = 8 KiB of the 16 KiB minimum workgroup memory. */
 const GEMV_WG = 256;
 
 /**
