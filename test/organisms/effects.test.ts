@@ -8,13 +8,15 @@
  *   - ablating every image position in every layer drops it to what answering without
  *     the image allows: at most the accuracy of always giving each question type's most
  *     common answer (computed from the ground truth) plus a margin;
- *   - knocking out last <- image in all layers drops the answer probability by ≥ 50 %,
- *     while a knockout that touches no image edge moves it by < 5 %;
+ *   - on the questions answered from the image (colour, shape), knocking out
+ *     last <- image in all layers drops the answer probability by ≥ 50 %, while a
+ *     knockout that touches no image edge (between two template tokens before the
+ *     image) moves it by < 5 %;
  *   - LogitLens caption-word recall of the visual tokens peaks above its layer-0 value;
  *   - `generate` answers a question about a shipped image as its ground truth says.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,6 +35,7 @@ function cli(...args: string[]): string {
 const json = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 
 interface Question {
+  id: string;
   image: string;
   question: string;
   answers: string[];
@@ -51,34 +54,42 @@ function majorityBaseline(qs: readonly Question[]): number {
   return [...byType.values()].reduce((n, m) => n + Math.max(...m.values()), 0) / qs.length;
 }
 
+/** Questions `ablate` runs (a seeded sample of the 240: about 3 min on lavapipe). */
+const SAMPLE = 120;
+
 const ORGANISMS = [
-  // thresholds: the held-out accuracy in the model card minus room for 240 questions'
-  // sampling error (±3 points at 1σ) and f16 / GPU-vs-PyTorch rounding of near ties
-  { arch: 'llava', accuracy: 0.8, chat: ['--chat'] },
+  // thresholds: the held-out accuracy in the model card minus room for the sample's
+  // sampling error (±3.5 points at 1σ for 120 questions) and f16 / GPU-vs-PyTorch rounding of near ties
+  // (shapes-llava: 0.706 over the five types on 500 held-out scenes; count and existence
+  // are at their no-image level, see its card)
+  { arch: 'llava', accuracy: 0.6, chat: ['--chat'] },
 ] as const;
 
 for (const o of ORGANISMS) {
   describe(`${o.arch} organism`, () => {
     const model = organismDir(o.arch);
-    const n = questions.length;
 
     it('answers the held-out questions, and ablating the image positions takes that away', { timeout: 600_000 }, () => {
       const out = join(work, `ablate-${o.arch}`);
-      cli('ablate', '--model', model, '--data', evalVqa(), ...o.chat, '--token', 'image', '--layers', 'all', '--max-new-tokens', '3', '--out', out);
+      cli('ablate', '--model', model, '--data', evalVqa(), ...o.chat, '--limit', String(SAMPLE), '--seed', '0', '--token', 'image', '--layers', 'all', '--max-new-tokens', '3', '--out', out);
       const agg = json(join(out, 'aggregate.json'));
-      expect(agg.vqa.n).toBe(n);
+      expect(agg.vqa.n).toBe(SAMPLE);
       expect(agg.vqa.accuracy_base).toBeGreaterThanOrEqual(o.accuracy);
-      // without the image a model can at best guess each type's most common answer; the
-      // margin covers a lucky guess on a few binary (existence) questions
-      const baseline = majorityBaseline(questions);
+      // without the image a model can at best guess each type's most common answer (over
+      // the questions sampled); the margin covers lucky guesses on binary questions
+      const asked = new Set(readdirSync(join(out, 'images')).map((f) => f.replace(/\.json$/, '')));
+      const baseline = majorityBaseline(questions.filter((q) => asked.has(q.id)));
       expect(agg.vqa.accuracy_ablated).toBeLessThanOrEqual(baseline + 0.1);
-      expect(agg.vqa.accuracy_base - agg.vqa.accuracy_ablated).toBeGreaterThan(0.3);
+      expect(agg.vqa.accuracy_base - agg.vqa.accuracy_ablated).toBeGreaterThan(0.2);
     });
 
     it('knockout: last <- image in all layers halves the answer probability, an edge between template tokens does not move it', { timeout: 600_000 }, () => {
       const out = join(work, `knockout-${o.arch}`);
+      // the question types the model answers from the image (its card: colour and shape);
       // a window of 16 centred anywhere in 8 layers covers them all
-      cli('knockout', '--model', model, '--data', evalVqa(), ...o.chat, '--limit', '40', '--seed', '0', '--flow', 'last<-image', '--flow', '@2<-@1', '--window', '16', '--out', out);
+      const seen = join(work, `seen-${o.arch}.jsonl`);
+      writeFileSync(seen, questions.filter((q) => q.type === 'colour' || q.type === 'shape').map((q) => JSON.stringify(q)).join('\n') + '\n');
+      cli('knockout', '--model', model, '--data', `vqa:${seen}:${join(EVAL_SCENES, 'images')}`, ...o.chat, '--limit', '30', '--seed', '0', '--flow', 'last<-image', '--flow', '@2<-@1', '--window', '16', '--out', out);
       const agg = json(join(out, 'aggregate.json'));
       const layers = json(join(model, 'config.json')).text_config.num_hidden_layers;
       for (const [flow, f] of Object.entries(agg.flows) as [string, { window: number[][]; rel_change_pct: { mean: number }[] }][]) {
