@@ -30,7 +30,7 @@ describe.skipIf(!havePyTorch())('organism training smoke run', () => {
       await prepare({ model: dir, seed: 5, scenes: 64, out: join(work, `${arch}.safetensors`) });
       const r = spawnSync(
         PYTHON,
-        [TRAIN, '--model', dir, '--data', join(work, `${arch}.safetensors`), '--steps', String(STEPS), '--batch', '6', '--every', '10', '--lr', '3e-3', '--out', join(work, `${arch}-trained.safetensors`), '--log', join(work, `${arch}.json`)],
+        [TRAIN, '--model', dir, '--data', join(work, `${arch}.safetensors`), '--vision-steps', '10', '--steps', String(STEPS), '--batch', '6', '--every', '10', '--lr', '3e-3', '--out', join(work, `${arch}-trained.safetensors`), '--log', join(work, `${arch}.json`)],
         { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
       );
       expect(r.stderr).toBe('');
