@@ -71,8 +71,9 @@ export function register(program: Command): void {
     .addOption(new Option('--arch <family>', 'only one family').choices(ARCHES))
     .option('--out <dir>', 'output folder prefix (default phaselens-demo: phaselens-demo/llava, phaselens-demo/instructblip)', 'phaselens-demo')
     .option('--profile [trace]', 'Chrome trace path', 'phaselens-trace.json')
-    .action(async (o: { arch?: OrganismArch; out: string; profile: string }) => {
-      const gpu = await openGpu({ profile: o.profile });
+    .option('--kernels <class>', 'kernel variants: auto (by adapter class), cpu or gpu')
+    .action(async (o: { arch?: OrganismArch; out: string; profile: string; kernels?: string }) => {
+      const gpu = await openGpu(o);
       for (const arch of o.arch ? [o.arch] : ARCHES) await demoOne(gpu, arch, join(o.out, arch));
       await finishProfile(gpu, o);
     });
