@@ -60,13 +60,28 @@ async function check(kernel: MatmulKernel, [M, N, K]: Shape, wdt: 'f32' | 'f16',
 const hasSubgroups = (await getGpu()).features.subgroups;
 const unavailable = (kernel: MatmulKernel) => kernel === 'subgroup' && !hasSubgroups;
 
+/**
+ * A case of a variant the device cannot run (subgroup without the feature) checks the
+ * refusal instead, and says so in its name.
+ */
+function variantCase(kernel: MatmulKernel, name: string, body: () => Promise<void>) {
+  if (!unavailable(kernel)) return it(name, body);
+  it(`${name} — refused: this device has no subgroups`, async () => {
+    const gpu = await getGpu();
+    const x = gpu.upload(randn(8, 1), [2, 4], 'x');
+    const w = gpu.upload(randn(12, 2), [3, 4], 'w');
+    expect(() => linear(gpu, x, w, { kernel })).toThrow(/needs the subgroups feature/);
+    gpu.release(x, w);
+  });
+}
+
 describe('matmul.wgsl (linear)', () => {
   for (const { kernel, shapes } of cases) {
     for (const shape of shapes) {
       const [M, N, K] = shape;
       const variant = kernel === 'subgroup' ? `subgroup RM=${subgroupRows(M)}` : kernel === 'tiled' ? `tiled TM=${M <= 64 ? 64 : 128}` : kernel;
       for (const wdt of ['f32', 'f16'] as const) {
-        it.skipIf(unavailable(kernel))(`${variant} ${wdt} weights M=${M} N=${N} K=${K}`, async () => {
+        variantCase(kernel, `${variant} ${wdt} weights M=${M} N=${N} K=${K}`, async () => {
           await check(kernel, shape, wdt);
         });
       }
@@ -92,7 +107,7 @@ describe('matmul.wgsl (linear)', () => {
   ];
   for (const { kernel, shape, wdt, which } of epilogueCases) {
     for (const e of which.map((i) => epilogues[i])) {
-      it.skipIf(unavailable(kernel))(`epilogue ${kernel} ${wdt} [${shape.join(', ')}] act=${e.act} bias=${e.bias} residual=${e.residual}`, async () => {
+      variantCase(kernel, `epilogue ${kernel} ${wdt} [${shape.join(', ')}] act=${e.act} bias=${e.bias} residual=${e.residual}`, async () => {
         await check(kernel, shape, wdt, e);
       });
     }

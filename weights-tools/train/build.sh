@@ -9,7 +9,7 @@ set -euo pipefail
 arch=${1:?arch: llava or instructblip}
 steps=${2:?steps}
 batch=${3:?batch}
-work=${4:-/tmp/phaselens-organism-$arch}
+work=${4:-$(mktemp -d -t phaselens-organism-XXXX)}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 out=weights-tools/organisms/shapes-$arch
