@@ -23,7 +23,6 @@ import { checkCheckpoint } from '../../src/io/validate.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
 import { concat, mutateBytes, mutateJson, mutateText, nastyValue, Rng } from './mutate.ts';
 
-const ASSETS = join(import.meta.dirname, '../../../shared/assets');
 const FIXTURES = join(import.meta.dirname, '../fixtures');
 
 /**
@@ -153,11 +152,11 @@ async function checkpointTarget(folders: Folder[]): Promise<Target> {
   };
 }
 
-/** The chat template: the .jinja text, or the JSON files that may carry it; then a prompt rendered with it. */
-function chatTarget(): Target {
-  const jinja = readFileSync(join(ASSETS, 'llava-1.5-7b-hf/chat_template.jinja'), 'utf8');
-  const asJson = new Uint8Array(readFileSync(join(ASSETS, 'llava-1.5-7b-hf/chat_template.json')));
-  const tokConfig = new Uint8Array(readFileSync(join(ASSETS, 'llava-1.5-7b-hf/tokenizer_config.json')));
+/** The chat template: the .jinja text, or the JSON files that may carry it (as make-tiny writes them); then a prompt rendered with it. */
+function chatTarget(llava: Folder): Target {
+  const jinja = readFileSync(join(FIXTURES, 'llava-chat-template/chat_template.jinja'), 'utf8');
+  const asJson = llava.get('chat_template.json')![0];
+  const tokConfig = llava.get('tokenizer_config.json')![0];
   return async (r, save) => {
     const files: Folder = new Map();
     const op = r.int(3);
@@ -274,7 +273,7 @@ export async function makeTargets(): Promise<Record<string, Target>> {
   const folders = [await tinyFolder('llava'), await tinyFolder('instructblip')];
   return {
     checkpoint: await checkpointTarget(folders),
-    chat_template: chatTarget(),
+    chat_template: chatTarget(folders[0]),
     data_sets: dataTarget(),
     images: imageTarget(),
   };
