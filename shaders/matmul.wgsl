@@ -1,13 +1,21 @@
 #if SG
 enable subgroups;
 #endif
+#if F16
+enable f16;
+#endif
+#if SGMAT
+enable chromium_experimental_subgroup_matrix;
+#endif
 // y[M, N] = act(x[M, K] · W[N, K]ᵀ + bias[N]) + residual[M, N]
 // W in HF Linear layout [out, in], f32 or packed f16; accumulation in f32.
 //
-// Four variants, one define each, picked by src/ops/linear.ts (`pickMatmulKernel`).
+// Five variants, one define each, picked by src/ops/linear.ts (`pickMatmulKernel`).
 // CPU-class kernels (src/gpu/adapter-class.ts) get `subgroup`; GPU-class kernels get
-// `gemv` for M ≤ 8 and `tiled` otherwise; `tile4x4` is the fallback for adapters without
-// `subgroups` on the CPU class and for GPU adapters whose workgroup memory is too small.
+// `gemv` for M ≤ 8, and otherwise `sgmat` where the adapter has subgroup matrices and the
+// variant passed its self-check (src/ops/matmul-check.ts), else `tiled`; `tile4x4` is the
+// fallback for adapters without `subgroups` on the CPU class and for GPU adapters whose
+// workgroup memory is too small.
 //
 //   tile4x4 (TILE4X4) — the portable kernel: an 8×8 workgroup, each invocation keeps a 4×4
 //     block of y in registers and walks K four at a time. No workgroup memory, no barriers,
@@ -58,12 +66,30 @@ enable subgroups;
 //     fetched into registers before the current step's multiply-adds (double buffering
 //     through registers). One pass over K (no K-split). Needs (TM + TN)·TK·4 bytes of
 //     workgroup memory (12 KiB; the WebGPU minimum is 16).
+//     With F16 (`shader-f16`, f16 weights: the op's 'tiled16') the W tile is kept as f16 in
+//     workgroup memory — exact, since the weights are f16 — which halves its bytes and its
+//     workgroup-memory traffic; x stays f32 and every multiply-add is f32, so the result is
+//     the f32 kernel's to the last bit.
+//
+//   sgmat (SGMAT) — GPUs with subgroup matrices (`chromium-experimental-subgroup-matrix`,
+//     an f16 → f32 S×S×S configuration: 16 on NVIDIA, 8 on Apple) and f16 weights. One
+//     subgroup per workgroup (the x size must equal the subgroup size) owns a 64 × 64 block
+//     of y as (64/S)² result matrices. x is split into two f16 matrices, hi = f16(x) and
+//     lo = f16(x − hi), and both are multiplied by the f16 W: y = hi·Wᵀ + lo·Wᵀ with f32
+//     accumulation keeps about 22 significant bits of x (|x − hi − lo| ≤ 2⁻²²·|x| in the
+//     normal f16 range) instead of f16's 11, at twice the matrix work — the f32 contract of
+//     the other variants (1e-5) holds where f16 activations alone would miss it by ~100×.
+//     x past ±65504 does not fit f16 and turns into ±inf (the non-finite checks catch it).
+//     Staged k-major in workgroup memory, TK = 2·S per step, the epilogue through one S×S
+//     f32 tile. Written for adapters that this machine has none of: at first use the op's
+//     self-check compares it with 'tiled' on a random problem and falls back if they differ
+//     or it fails to compile.
 //
 // All: rows past M and columns past N are clamped for loads and skipped for stores, so
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
 //
-// defines: one of SG, TILE4X4, GEMV, TILED; RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
-//          TILE_M/TILE_N/TILE_K (TILED); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
+// defines: one of SG, TILE4X4, GEMV, TILED, SGMAT; RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
+//          TILE_M/TILE_N/TILE_K and F16 (TILED), SGM_S (SGMAT, with F16); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
 //          ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
 #include "lib/activations.wgsl"
 
@@ -275,8 +301,13 @@ const XL: u32 = TM * K4T / WG;
 const WL: u32 = TN * K4T / WG;
 // k-major, so an invocation's 4 rows (columns) at one k are one vec4:
 //   xs[k·TM/4 + r/4][r % 4] = x[r0 + r, k0 + k],  ws[k·TN/4 + c/4][c % 4] = W[c0 + c, k0 + k]
+#if F16
+alias wtile = vec4<f16>;
+#else
+alias wtile = vec4<f32>;
+#endif
 var<workgroup> xs: array<vec4<f32>, TK * TM / 4u>;
-var<workgroup> ws: array<vec4<f32>, TK * TN / 4u>;
+var<workgroup> ws: array<wtile, TK * TN / 4u>;
 
 // The next step's vec4s, in registers: fx[i] = x[r0 + e / K4T, 4·(kt + e % K4T) ..] for
 // e = lid + WG·i (fw alike, from W). k past K reads as zeros (the last step may overrun
@@ -312,10 +343,11 @@ fn stage(lid: u32) {
     let e = lid + WG * i;
     let c = e / K4T;
     let b = 4u * (e % K4T) * (TN / 4u) + c / 4u;
-    ws[b][c % 4u] = fw[i].x;
-    ws[b + TN / 4u][c % 4u] = fw[i].y;
-    ws[b + TN / 2u][c % 4u] = fw[i].z;
-    ws[b + 3u * TN / 4u][c % 4u] = fw[i].w;
+    let h = wtile(fw[i]);  // f16 weights: exact
+    ws[b][c % 4u] = h.x;
+    ws[b + TN / 4u][c % 4u] = h.y;
+    ws[b + TN / 2u][c % 4u] = h.z;
+    ws[b + 3u * TN / 4u][c % 4u] = h.w;
   }
 }
 
@@ -338,8 +370,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
     }
     for (var k = 0u; k < TK; k++) {
       let a = array<vec4<f32>, 2>(xs[k * (TM / 4u) + l.y], xs[k * (TM / 4u) + TM / 8u + l.y]);
-      let b0 = ws[k * (TN / 4u) + l.x];
-      let b1 = ws[k * (TN / 4u) + TN / 8u + l.x];
+      let b0 = vec4<f32>(ws[k * (TN / 4u) + l.x]);
+      let b1 = vec4<f32>(ws[k * (TN / 4u) + TN / 8u + l.x]);
       for (var h = 0u; h < 2u; h++) {
         for (var i = 0u; i < 4u; i++) {
           acc[8u * h + 2u * i] += a[h][i] * b0;
@@ -357,6 +389,79 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
         }
       }
     }
+  }
+}
+#endif
+
+#if SGMAT
+// ---- sgmat: 64 × 64 of y per subgroup, split-f16 x times f16 W on subgroup matrices ------
+const S: u32 = $SGM_Su;    // the matrices' M = N = K
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TK: u32 = 2u * S;    // k per staged step
+const IM: u32 = TM / S;    // result matrices along rows
+const IN: u32 = TN / S;    // and along columns
+const K4T: u32 = TK / 4u;
+override WG: u32 = 32u;    // = the subgroup size: one subgroup per workgroup
+alias left = subgroup_matrix_left<f16, S, S>;
+alias right = subgroup_matrix_right<f16, S, S>;
+alias result = subgroup_matrix_result<f32, S, S>;
+// row-major, k fastest: xh[r·TK + k] = hi(x[r0 + r, k0 + k]), ws[c·TK + k] = W[c0 + c, k0 + k]
+var<workgroup> xh: array<f16, TM * TK>;
+var<workgroup> xl: array<f16, TM * TK>;
+var<workgroup> ws: array<f16, TN * TK>;
+var<workgroup> cs: array<f32, S * S>;  // one result matrix on its way to the epilogue
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r0 = wid.y * TM;
+  let c0 = wid.x * TN;
+  var acc: array<result, IM * IN>;  // zero-initialised
+  for (var kt = p.k4_begin; kt < p.k4_end; kt += K4T) {
+    for (var e = lid; e < TM * K4T; e += WG) {
+      let k4 = kt + e % K4T;
+      let v = select(vec4<f32>(0.0), x4(min(r0 + e / K4T, p.M - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end);
+      let hi = vec4<f16>(v);
+      let lo = vec4<f16>(v - vec4<f32>(hi));
+      let b = (e / K4T) * TK + 4u * (e % K4T);
+      for (var c = 0u; c < 4u; c++) {
+        xh[b + c] = hi[c];
+        xl[b + c] = lo[c];
+      }
+    }
+    for (var e = lid; e < TN * K4T; e += WG) {
+      let k4 = kt + e % K4T;
+      let v = vec4<f16>(select(vec4<f32>(0.0), w4(min(c0 + e / K4T, p.N - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end));
+      let b = (e / K4T) * TK + 4u * (e % K4T);
+      for (var c = 0u; c < 4u; c++) {
+        ws[b + c] = v[c];
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk += S) {
+      // B = Wᵀ (k rows × n columns) is ws read column-major
+      var bs: array<right, IN>;
+      for (var j = 0u; j < IN; j++) {
+        bs[j] = subgroupMatrixLoad<right>(&ws, j * S * TK + kk, true, TK);
+      }
+      for (var i = 0u; i < IM; i++) {
+        let ah = subgroupMatrixLoad<left>(&xh, i * S * TK + kk, false, TK);
+        let al = subgroupMatrixLoad<left>(&xl, i * S * TK + kk, false, TK);
+        for (var j = 0u; j < IN; j++) {
+          acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(ah, bs[j], acc[i * IN + j]);
+          acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(al, bs[j], acc[i * IN + j]);
+        }
+      }
+    }
+    workgroupBarrier();  // the next step overwrites the tiles
+  }
+  for (var t = 0u; t < IM * IN; t++) {
+    subgroupMatrixStore(&cs, 0u, acc[t], false, S);
+    workgroupBarrier();
+    for (var e = lid; e < S * S; e += WG) {
+      store(r0 + (t / IN) * S + e / S, c0 + (t % IN) * S + e % S, cs[e]);
+    }
+    workgroupBarrier();
   }
 }
 #endif

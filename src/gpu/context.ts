@@ -19,6 +19,34 @@ export interface GpuFeatures {
   subgroups: boolean;
 }
 
+/** The subgroup-matrix configuration the 'sgmat' matmul uses: f16 × f16 → f32, size × size × size. */
+export interface SubgroupMatrix {
+  size: number;
+  /** The adapter's largest subgroup: the kernel's workgroup is one subgroup. */
+  subgroupSize: number;
+}
+
+/** Dawn's name of the experimental feature (it needs the instance toggle allow_unsafe_apis). */
+export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+
+interface MatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** The largest square f16 → f32 configuration the adapter lists, if any. */
+export function pickSubgroupMatrix(info: { subgroupMatrixConfigs?: readonly MatrixConfig[]; subgroupMaxSize?: number } | undefined): SubgroupMatrix | null {
+  const squares = (info?.subgroupMatrixConfigs ?? []).filter(
+    (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === c.N && c.N === c.K && (c.M === 8 || c.M === 16),
+  );
+  const size = Math.max(0, ...squares.map((c) => c.M));
+  const subgroupSize = info?.subgroupMaxSize ?? 0;
+  return size && subgroupSize >= 1 && subgroupSize <= 128 ? { size, subgroupSize } : null;
+}
+
 export interface GpuOptions {
   profile?: boolean;
   /** Kernel variants: by adapter class (default), or forced (src/gpu/adapter-class.ts). */
@@ -53,6 +81,8 @@ export class Gpu {
   /** Which variants every op picks: 'cpu' (software adapters) or 'gpu'. */
   readonly kernels: KernelClass;
   readonly kernelsForced: boolean;
+  /** Subgroup matrices the device was created with (GPU-class kernels, f16 and subgroups present), or null. */
+  readonly subgroupMatrix: SubgroupMatrix | null;
   /** Bytes in live tensors created through this context, and the peak. */
   allocated = 0;
   peakAllocated = 0;
@@ -75,9 +105,11 @@ export class Gpu {
     readonly adapterClass: Classified,
     loadShader: ShaderLoader,
     opts: GpuOptions = {},
+    subgroupMatrix: SubgroupMatrix | null = null,
   ) {
     this.limits = device.limits;
     this.kernels = kernelClass(adapterClass.adapterClass, opts.kernels);
+    this.subgroupMatrix = subgroupMatrix;
     this.kernelsForced = (opts.kernels ?? 'auto') !== 'auto';
     this.pipelines = new PipelineCache(device, loadShader);
     if (opts.profile) this.profiler = new Profiler(device, features.timestamps);
@@ -104,6 +136,13 @@ export class Gpu {
     if (features.f16) requiredFeatures.push('shader-f16');
     if (features.timestamps) requiredFeatures.push('timestamp-query');
     if (features.subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
+    const classified = classifyAdapter({ info, isFallbackAdapter: (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter });
+    // subgroup matrices only for GPU-class kernels: the 'sgmat' matmul is their only user
+    let subgroupMatrix: SubgroupMatrix | null = null;
+    if (features.f16 && features.subgroups && has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) && kernelClass(classified.adapterClass, opts.kernels) === 'gpu') {
+      subgroupMatrix = pickSubgroupMatrix(info as Parameters<typeof pickSubgroupMatrix>[0]);
+      if (subgroupMatrix) requiredFeatures.push(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
+    }
     const l = adapter.limits;
     const device = await adapter.requestDevice({
       requiredFeatures,
@@ -116,8 +155,7 @@ export class Gpu {
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       },
     });
-    const classified = classifyAdapter({ info, isFallbackAdapter: (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter });
-    return new Gpu(device, features, name, classified, loadShader, opts);
+    return new Gpu(device, features, name, classified, loadShader, opts, subgroupMatrix);
   }
 
   // ---- tensors -------------------------------------------------------------------------
@@ -293,8 +331,10 @@ export class Gpu {
     await this.device.queue.onSubmittedWorkDone();
     const scopes = this.scopes;
     this.scopes = [];
-    await this.pipelines.check();
-    await Promise.all(scopes);
+    // all settled, so that after the first error the others are not left unhandled
+    const [compile, ...rest] = await Promise.allSettled([this.pipelines.check(), ...scopes]);
+    const failed = [compile, ...rest].find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     await this.profiler?.settle();
     this.checkAlive();
   }

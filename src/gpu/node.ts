@@ -35,12 +35,19 @@ export async function createNodeGpu(opts: GpuOptions & { powerPreference?: GPUPo
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     process.env.XDG_RUNTIME_DIR = dir;
   }
+  const adapter = await nodeAdapter(opts.powerPreference);
+  return Gpu.fromAdapter(adapter, nodeShaderLoader, { ...opts, kernels: opts.kernels ?? parseKernelChoice(process.env[KERNELS_ENV], KERNELS_ENV) });
+}
+
+/** The adapter of the process's one Dawn instance (or a UserError that says how to install a driver). */
+export async function nodeAdapter(powerPreference?: GPUPowerPreference): Promise<GPUAdapter> {
   Object.assign(globalThis, globals);
   // Dawn's instance must outlive every device made from it: if the GPU object is garbage
   // collected, Dawn's event loop runs on freed memory and the process dies at random.
-  instance ??= create([]);
-  const adapter = await adapterOrExplain(instance, opts.powerPreference);
-  return Gpu.fromAdapter(adapter, nodeShaderLoader, { ...opts, kernels: opts.kernels ?? parseKernelChoice(process.env[KERNELS_ENV], KERNELS_ENV) });
+  // allow_unsafe_apis: lists experimental features such as subgroup matrices (requested
+  // only where a kernel uses them, see Gpu.fromAdapter)
+  instance ??= create(['enable-dawn-features=allow_unsafe_apis']);
+  return adapterOrExplain(instance, powerPreference);
 }
 
 /** The adapter, or a UserError that says how to install a driver. */

@@ -60,7 +60,8 @@ export class PipelineCache {
   async check(): Promise<void> {
     const checks = this.checks;
     this.checks = [];
-    await Promise.all(checks);
+    const failed = (await Promise.allSettled(checks)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }
 

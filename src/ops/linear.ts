@@ -1,11 +1,14 @@
 /**
  * y = act(x Wᵀ + b) + residual — HF `nn.Linear` with an optional fused epilogue.
  *   x [..., K] f32, W [N, K] f32 or f16 (HF layout [out, in]), b [N], residual [..., N]
- * Kernel: shaders/matmul.wgsl, four variants (its header says how they differ):
+ * Kernel: shaders/matmul.wgsl, five variants (its header says how they differ):
  *   'subgroup' — CPU-class kernels (lavapipe, SwiftShader; src/gpu/adapter-class.ts) with `subgroups`;
  *                RM = 32 rows per workgroup, 4 for M ≤ 8;
  *   'gemv'     — GPU-class kernels, M ≤ 8 (decoding);
+ *   'sgmat'    — GPU-class kernels, M > 8, f16 weights, on adapters with subgroup matrices
+ *                once the variant has passed its self-check (src/ops/matmul-check.ts);
  *   'tiled'    — GPU-class kernels, M > 8 (prefill), when the workgroup memory fits;
+ *                'tiled16' is the same with the W tile in f16 (`shader-f16`, f16 weights);
  *   'tile4x4'  — CPU-class adapters without subgroups, GPUs with too little workgroup memory.
  */
 import type { Gpu } from '../gpu/context.ts';
@@ -16,7 +19,8 @@ import { isCpuAdapter } from './common.ts';
 export type Activation = 'none' | 'gelu' | 'quick_gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2, silu: 3 };
 
-export type MatmulKernel = 'subgroup' | 'tile4x4' | 'gemv' | 'tiled';
+export type MatmulKernel = 'subgroup' | 'tile4x4' | 'gemv' | 'tiled' | 'tiled16' | 'sgmat';
+export const MATMUL_KERNELS: readonly MatmulKernel[] = ['subgroup', 'tile4x4', 'gemv', 'tiled', 'tiled16', 'sgmat'];
 
 export interface LinearOptions {
   bias?: Tensor;
@@ -58,6 +62,17 @@ export function tiledFits(gpu: Gpu, M: number): boolean {
     && invocations <= l.maxComputeInvocationsPerWorkgroup && TILE_N / 8 <= l.maxComputeWorkgroupSizeX && TILE_M / 8 <= l.maxComputeWorkgroupSizeY;
 }
 
+/** sgmat: y per workgroup (shaders/matmul.wgsl; 64 × 64 whatever the matrix size S). */
+const SGM_TILE = 64;
+
+/** Devices whose 'sgmat' passed its self-check (src/ops/matmul-check.ts); only those pick it. */
+const sgmatChecked = new WeakSet<Gpu>();
+
+/** Called by the self-check once 'sgmat' matched 'tiled' on this device. */
+export function markSgmatChecked(gpu: Gpu): void {
+  sgmatChecked.add(gpu);
+}
+
 /**
  * The variant for M rows of x. CPU class: software adapters run a subgroup as the lanes
  * of one SIMD register, which is what 'subgroup' is shaped for (see shaders/matmul.wgsl);
@@ -65,10 +80,23 @@ export function tiledFits(gpu: Gpu, M: number): boolean {
  * op streams W once; 'tiled' otherwise — on a GPU 'subgroup's 128 accumulators and 32
  * staged x vectors per invocation would exhaust the registers.
  */
-export function pickMatmulKernel(gpu: Gpu, M: number): MatmulKernel {
+export function pickMatmulKernel(gpu: Gpu, M: number, wdtype: 'f32' | 'f16' = 'f32'): MatmulKernel {
   if (isCpuAdapter(gpu)) return gpu.features.subgroups ? 'subgroup' : 'tile4x4';
   if (M <= GEMV_MAX_ROWS) return 'gemv';
-  return tiledFits(gpu, M) ? 'tiled' : 'tile4x4';
+  if (wdtype === 'f16' && sgmatChecked.has(gpu)) return 'sgmat';
+  if (!tiledFits(gpu, M)) return 'tile4x4';
+  return wdtype === 'f16' && gpu.features.f16 ? 'tiled16' : 'tiled';
+}
+
+/** Why `kernel` cannot run here for these weights and rows, or null when it can. */
+export function kernelRefusal(gpu: Gpu, kernel: MatmulKernel, M: number, wdtype: 'f32' | 'f16'): string | null {
+  if (kernel === 'subgroup' && !gpu.features.subgroups) return `the 'subgroup' kernel needs the subgroups feature, which this device lacks`;
+  if (kernel === 'gemv' && M > GEMV_MAX_ROWS) return `the 'gemv' kernel takes at most ${GEMV_MAX_ROWS} rows, got ${M}`;
+  if ((kernel === 'tiled' || kernel === 'tiled16') && !tiledFits(gpu, M)) return `the '${kernel}' kernel's workgroup does not fit this device's limits`;
+  if ((kernel === 'tiled16' || kernel === 'sgmat') && wdtype !== 'f16') return `the '${kernel}' kernel takes f16 weights`;
+  if (kernel === 'tiled16' && !gpu.features.f16) return `the 'tiled16' kernel needs the shader-f16 feature, which this device lacks`;
+  if (kernel === 'sgmat' && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (chromium-experimental-subgroup-matrix with an f16 → f32 configuration), which this device lacks`;
+  return null;
 }
 
 /** Rows of y per 'subgroup' workgroup: 32, or 4 when M is small (decoding). */
@@ -95,10 +123,9 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   if (K === 0) throw new GpuError(`linear: ${x} has no input features`);
   if (opts.bias && opts.bias.numel !== N) throw new GpuError(`linear: bias ${opts.bias} does not have ${N} elements`);
   if (opts.residual && opts.residual.numel !== M * N) throw new GpuError(`linear: residual ${opts.residual} is not [${M}, ${N}]`);
-  const kernel = opts.kernel ?? pickMatmulKernel(gpu, M);
-  if (kernel === 'subgroup' && !gpu.features.subgroups) throw new GpuError(`linear: the 'subgroup' kernel needs the subgroups feature, which this device lacks`);
-  if (kernel === 'gemv' && M > GEMV_MAX_ROWS) throw new GpuError(`linear: the 'gemv' kernel takes at most ${GEMV_MAX_ROWS} rows, got ${M}`);
-  if (kernel === 'tiled' && !tiledFits(gpu, M)) throw new GpuError(`linear: the 'tiled' kernel's workgroup does not fit this device's limits`);
+  const kernel = opts.kernel ?? pickMatmulKernel(gpu, M, w.dtype);
+  const refusal = kernelRefusal(gpu, kernel, M, w.dtype);
+  if (refusal) throw new GpuError(`linear: ${refusal}`);
   const outShape = [...x.shape.slice(0, -1), N];
   const y = gpu.tensor(outShape, 'f32', opts.name ?? `${x.name}@${w.name}`);
   if (M === 0) return y; // no rows: nothing to dispatch
@@ -149,13 +176,23 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
       ...cost(0, K4),
       ...common,
     });
-  } else if (kernel === 'tiled') {
+  } else if (kernel === 'tiled' || kernel === 'tiled16') {
     const tile = tiledTile(M);
     gpu.dispatch({
-      kernel: `matmul.tiled.${w.dtype}`,
-      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILED: true, ...tile } },
+      kernel: `matmul.${kernel}.${w.dtype}`,
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILED: true, F16: kernel === 'tiled16', ...tile } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: [Math.ceil(N / tile.TILE_N), Math.ceil(M / tile.TILE_M)],
+      ...cost(0, K4),
+      ...common,
+    });
+  } else if (kernel === 'sgmat') {
+    const sgm = gpu.subgroupMatrix!;
+    gpu.dispatch({
+      kernel: `matmul.sgmat.${w.dtype}`,
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, SGMAT: true, F16: true, SGM_S: sgm.size }, constants: { WG: sgm.subgroupSize } },
+      params: { values: [M, N, K, 0, K4, 2] },
+      workgroups: [Math.ceil(N / SGM_TILE), Math.ceil(M / SGM_TILE)],
       ...cost(0, K4),
       ...common,
     });
