@@ -32,13 +32,7 @@
 //   (p.dv4) but 10–80 s to compile per pipeline, so the bound is a uniform.
 // On GPUs R = 1 (registers: each row holds 2·D floats); not yet measured on one.
 #include "lib/attention_scores.wgsl"
-#if VEC4
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
-#else
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-#endif
+#include "lib/attention_values.wgsl"
 
 override WG: u32 = 64u;
 const T: u32 = $TILEu;  // keys per tile: scores of T keys, one rescale, then T value updates
@@ -47,16 +41,6 @@ var<private> o: array<array<vec4<f32>, DV4>, R>;  // per row: running Σ_j exp(s
 var<private> m_run: array<f32, R>;                 // per row: running max score m
 var<private> l_run: array<f32, R>;                 // per row: running Σ_j exp(s_j − m)
 var<private> rows: array<u32, R>;                  // this invocation's query rows
-
-#if VEC4
-fn v4(base: u32, i: u32) -> vec4<f32> { return v[(base >> 2u) + i]; }
-#else
-fn v4(base: u32, i: u32) -> vec4<f32> {
-  let d = base + 4u * i;
-  let n = base + D;
-  return vec4<f32>(v[d], select(0.0, v[d + 1u], d + 1u < n), select(0.0, v[d + 2u], d + 2u < n), select(0.0, v[d + 3u], d + 3u < n));
-}
-#endif
 
 // Online softmax of this invocation's rows over keys [jb, je) of kv head g, T keys at a
 // time: the T·R dot products (head dim outermost, so each k and v vec4 is loaded once for
@@ -117,20 +101,6 @@ fn attend(g: u32, jb: u32, je: u32) {
       }
     }
   }
-}
-
-// out[row, h, 4i..4i+3] = val (elements past D dropped)
-fn store4(row: u32, h: u32, i: u32, val: vec4<f32>) {
-  let base = head_base(row, p.Hq, h);
-#if VEC4
-  out[(base >> 2u) + i] = val;
-#else
-  for (var c = 0u; c < 4u; c++) {
-    if (4u * i + c < D) {
-      out[base + 4u * i + c] = val[c];
-    }
-  }
-#endif
 }
 
 #if SPLIT

@@ -20,9 +20,13 @@
  * `attentionRow` writes the softmax weights α [Hq, Skv] of one query row (default: the last)
  * with the same scores, for norm-based attention.
  *
- * Kernels: shaders/attention.wgsl (variants 'rows' and 'split', chosen by shape; see its
- * header for the measurements), shaders/attention_row.wgsl; both take their scores from
- * shaders/lib/attention_scores.wgsl.
+ * Kernels (`pickVariant` says which runs where):
+ *   CPU class — shaders/attention.wgsl, variants 'rows' and 'split' (its header has the
+ *               lavapipe measurements);
+ *   GPU class — shaders/attention_flash.wgsl: 'flash' (prefill) and 'decode' (pass 1 of
+ *               flash-decoding, then shaders/attention_decode_merge.wgsl);
+ *   shaders/attention_row.wgsl for `attentionRow`. All take their scores from
+ *   shaders/lib/attention_scores.wgsl, and the value side from lib/attention_values.wgsl.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
@@ -48,13 +52,23 @@ export interface AttentionScoreOptions {
   name?: string;
 }
 
-export type AttentionVariant = 'rows' | 'split';
+export type AttentionVariant = 'rows' | 'split' | 'flash' | 'decode';
+
+/** 'flash' / 'decode': query rows and keys per workgroup tile (shaders/attention_flash.wgsl). */
+export interface FlashTile {
+  rows: number;
+  keys: number;
+}
 
 export interface AttentionOptions extends AttentionScoreOptions {
-  /** Kernel variant (default: chosen by shape and adapter, see `pickVariant`); for benchmarks and tests. */
+  /** Kernel variant (default: chosen by shape and adapter, see `pickVariant`); any variant runs on any adapter, for benchmarks and tests. */
   variant?: AttentionVariant;
-  /** 'rows' only: query rows each invocation carries, 1..4 (default: see `pickVariant`). */
+  /** 'rows' only: query rows each invocation carries, 1..4 (default: see `rowsPerInvocation`). */
   rowsPerInvocation?: number;
+  /** 'flash' / 'decode' only: the tile (default: `flashTile`); it must fit the device's workgroup memory. */
+  tile?: FlashTile;
+  /** 'decode' only: chunks the keys are split into, one workgroup each (default: `decodeChunks`). */
+  chunks?: number;
 }
 
 export interface AttentionRowOptions extends AttentionScoreOptions {
@@ -120,15 +134,86 @@ export function visiblePairs(Sq: number, Skv: number, causal: boolean, qPos0 = M
   return n;
 }
 
+/** 'decode' for at most this many query rows on the GPU class (generation: 1; the Q-Former: 32). */
+export const DECODE_MAX_ROWS = 32;
+
 /**
- * Which kernel runs (measurements in the header of shaders/attention.wgsl):
+ * Which kernel runs, by kernel class (src/gpu/adapter-class.ts) and shape.
+ * CPU class (measurements in the header of shaders/attention.wgsl):
  *   Sq < 64: 'split' — a workgroup per (query row, head) whose invocations share the keys
  *            (decoding, the Q-Former's 32 queries); 'rows' would leave most of its rows idle.
  *   else:    'rows' — an invocation per R query rows of one head (see rowsPerInvocation).
+ * GPU class (shaders/attention_flash.wgsl; not yet timed on a GPU — see its header):
+ *   Sq ≤ 32: 'decode' — keys split over `decodeChunks` workgroups, then a merge pass: one
+ *            row (or 32) per head would otherwise be one workgroup per head, a few dozen
+ *            on a GPU with a hundred-odd cores;
+ *   else:    'flash' — Q tiles per workgroup, K/V tiles in workgroup memory.
+ *   Either falls back to the CPU-class choice when no tile fits the workgroup memory
+ *   (`flashTile`; D = head dim, default the largest).
+ * Measured on lavapipe with the GPU class forced (2 shared cores; GFLOP/s = 4·pairs·Hq·D / time):
+ *   CLIP-L 577×577 16 heads D=64:   flash … (rows R=2 …)
+ *   LLaMA prefill 600, 32×128 causal: flash … (rows R=2 …)
+ *   decode 1×600, 32 heads D=128:   decode … (split …)
  */
-export function pickVariant(Sq: number): AttentionVariant {
-  return Sq < 64 ? 'split' : 'rows';
+export function pickVariant(gpu: Gpu, Sq: number, D = MAX_HEAD_DIM): AttentionVariant {
+  const cpuChoice = Sq < 64 ? 'split' : 'rows';
+  if (isCpuAdapter(gpu)) return cpuChoice;
+  const variant = Sq <= DECODE_MAX_ROWS ? 'decode' : 'flash';
+  return flashTile(gpu, variant, Sq, D) ? variant : cpuChoice;
 }
+
+/** Tiles by preference (largest first); 'decode' sizes the rows to Sq so one query row does not pay for 64. */
+function tileCandidates(variant: 'flash' | 'decode', Sq: number): FlashTile[] {
+  const t = (rows: number, keys: number[]) => keys.map((k) => ({ rows, keys: k }));
+  if (variant === 'flash') return [...t(64, [32]), ...t(32, [32]), ...t(16, [32, 16])];
+  if (Sq === 1) return t(1, [64, 32, 16]);
+  if (Sq <= 8) return t(8, [64, 32, 16]);
+  return [...t(32, [32]), ...t(16, [32, 16])];
+}
+
+/** The invocation layout of a tile (the defines of shaders/attention_flash.wgsl) and its workgroup memory. */
+export function flashLayout(D: number, tile: FlashTile, split: boolean) {
+  const { rows: BQ, keys: BK } = tile;
+  const WG = BQ === 1 ? BK : 128;
+  const RGS = Math.min(BQ, 16); // score step: row groups × key lanes
+  const KL = WG / RGS;
+  const SR = BQ / RGS;
+  const SK = BK / KL;
+  const DV4 = Math.ceil(D / 4);
+  const CL = Math.min(WG, 2 ** Math.ceil(Math.log2(Math.ceil(DV4 / 4)))); // value step: ≤ 4 vec4 columns each
+  const OC = Math.ceil(DV4 / CL);
+  const RGO = Math.min(BQ, WG / CL);
+  const KG = WG / (CL * RGO); // the invocations left over split the keys
+  const OR = BQ / RGO;
+  const ok = [KL, SR, SK, KG, OR].every((x) => Number.isInteger(x) && x >= 1) && KG <= BK && BQ <= WG;
+  const DP = DV4 | 1;
+  const bytes = 16 * (BQ * DP + Math.max(BK * DP, WG * OC)) + 4 * (Math.max(BQ * (BK + 1), KG * BQ) + BQ * KL + BQ * (split ? 2 : 1));
+  return { ok, bytes, WG, defines: { BQ, BK, WG, KL, SR, SK, CL, OC, KG, OR } };
+}
+
+function tileFits(gpu: Gpu, D: number, tile: FlashTile, split: boolean): boolean {
+  const l = flashLayout(D, tile, split);
+  return l.ok && l.bytes <= gpu.limits.maxComputeWorkgroupStorageSize && l.WG <= gpu.limits.maxComputeInvocationsPerWorkgroup && l.WG <= gpu.limits.maxComputeWorkgroupSizeX;
+}
+
+/**
+ * The largest tile that fits the device (maxComputeWorkgroupStorageSize: 48 KiB on NVIDIA,
+ * 32 KiB on lavapipe, 16 KiB the WebGPU minimum), or undefined. 'flash': 64 × 32 (rows ×
+ * keys), 32 × 32, 16 × 32, 16 × 16; 'decode': rows 1, 8 or 32 by Sq, 64 keys or fewer.
+ */
+export function flashTile(gpu: Gpu, variant: 'flash' | 'decode', Sq: number, D: number): FlashTile | undefined {
+  return tileCandidates(variant, Sq).find((t) => tileFits(gpu, D, t, variant === 'decode'));
+}
+
+/** 'decode': about this many workgroups in all (a few per core of a 100-odd-core GPU). */
+const DECODE_WORKGROUPS = 512;
+
+/** 'decode': chunks of keys per (row block, head) — enough workgroups to fill a GPU, at least one tile of keys each. */
+export function decodeChunks(rowBlocks: number, Hq: number, Skv: number, keysPerTile: number): number {
+  return Math.max(1, Math.min(Math.ceil(DECODE_WORKGROUPS / (rowBlocks * Hq)), Math.ceil(Skv / keysPerTile)));
+}
+
+const WG_MERGE = 32; // attention_decode_merge.wgsl: invocations per (row, head); D ≤ 128 is 32 vec4s
 
 /**
  * R, the query rows each 'rows' invocation carries: every k/v load then feeds R rows. CPU
@@ -153,7 +238,11 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
   const { Sq, Skv, Hq, D } = g;
   const out = gpu.tensor([Sq, Hq * D], 'f32', opts.name ?? 'attn_output');
   if (Sq === 0) return out;
-  const variant = opts.variant ?? pickVariant(Sq);
+  const variant = opts.variant ?? pickVariant(gpu, Sq, D);
+  if (variant === 'flash' || variant === 'decode') {
+    flashAttention(gpu, g, q, k, v, out, variant, opts);
+    return out;
+  }
   const split = variant === 'split';
   const R = split ? 1 : (opts.rowsPerInvocation ?? rowsPerInvocation(gpu, Sq));
   if (!(Number.isInteger(R) && R >= 1 && R <= 4)) throw new GpuError(`attention: rowsPerInvocation ${R} is outside 1..4`);
@@ -173,6 +262,53 @@ export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: Atten
     bytes: 4 * (2 * Sq * Hq * D + 2 * Skv * g.Hkv * D + (opts.mask ? Sq * Skv : 0)),
   });
   return out;
+}
+
+function shapesOf(g: Geometry, mask: boolean): string {
+  return `Sq=${g.Sq} Skv=${g.Skv} Hq=${g.Hq} Hkv=${g.Hkv} D=${g.D}${g.causal ? ` causal qPos0=${g.qPos0}` : ''}${mask ? ' mask' : ''}`;
+}
+
+/** 'flash' (one dispatch) or 'decode' (partial states per key chunk, then the merge). */
+function flashAttention(gpu: Gpu, g: Geometry, q: Tensor, k: Tensor, v: Tensor, out: Tensor, variant: 'flash' | 'decode', opts: AttentionOptions): void {
+  const { Sq, Skv, Hq, D } = g;
+  const split = variant === 'decode';
+  const tile = opts.tile ?? flashTile(gpu, variant, Sq, D);
+  if (!tile || !tileFits(gpu, D, tile, split)) {
+    const want = tile ? `${tile.rows}×${tile.keys} tile (${flashLayout(D, tile, split).bytes} bytes)` : 'tile';
+    throw new GpuError(`attention: no '${variant}' ${want} fits this device's ${gpu.limits.maxComputeWorkgroupStorageSize}-byte workgroup memory at D=${D}`);
+  }
+  const layout = flashLayout(D, tile, split);
+  const rowBlocks = Math.ceil(Sq / tile.rows);
+  const chunks = split ? (opts.chunks ?? decodeChunks(rowBlocks, Hq, Skv, tile.keys)) : 1;
+  if (!(Number.isInteger(chunks) && chunks >= 1)) throw new GpuError(`attention: chunks ${chunks} must be a positive integer`);
+  const mask = !!opts.mask;
+  const pairs = visiblePairs(Sq, Skv, g.causal, g.qPos0);
+  const DV4 = Math.ceil(D / 4);
+  const partO = split ? gpu.tensor([Sq, Hq, chunks, 4 * DV4], 'f32', 'attn_partial_o') : undefined;
+  const partML = split ? gpu.tensor([Sq, Hq, chunks, 2], 'f32', 'attn_partial_ml') : undefined;
+  gpu.dispatch({
+    kernel: `attention.${variant}`,
+    pipeline: { shader: 'attention_flash.wgsl', defines: { ...pipelineDefines(g, mask, 1), SPLIT: split, ...layout.defines } },
+    params: params(g, 0),
+    bindings: [q, k, v, opts.mask ?? null, split ? null : out, partO ?? null, partML ?? null],
+    workgroups: [rowBlocks, Hq, chunks],
+    shapes: `${shapesOf(g, mask)} tile=${tile.rows}x${tile.keys}${split ? ` chunks=${chunks}` : ''}`,
+    flops: 4 * pairs * Hq * D,
+    // every workgroup reads its keys' k and v rows (GQA heads re-read them, mostly from cache)
+    bytes: 4 * (Sq * Hq * D + rowBlocks * Hq * 2 * Skv * D + (mask ? Sq * Skv : 0) + (split ? Sq * Hq * chunks * (4 * DV4 + 2) : Sq * Hq * D)),
+  });
+  if (!split) return;
+  gpu.dispatch({
+    kernel: 'attention.decode.merge',
+    pipeline: { shader: 'attention_decode_merge.wgsl', defines: { D }, constants: { WG: WG_MERGE } },
+    params: { values: [Sq, Hq, chunks, DV4] },
+    bindings: [partO!, partML!, out],
+    workgroups: [Sq, Hq],
+    shapes: `Sq=${Sq} Hq=${Hq} D=${D} chunks=${chunks}`,
+    flops: 3 * Sq * Hq * chunks * D,
+    bytes: 4 * (Sq * Hq * chunks * (4 * DV4 + 2) + Sq * Hq * D),
+  });
+  gpu.release(partO, partML);
 }
 
 /** alpha [Hq, Skv]: the softmax weights of query row `query` (default the last) for every head. */
