@@ -18,8 +18,14 @@
  *     image span and query — the usual case, one prompt per run); otherwise the first image's map.
  *     `source` says which.
  *   - phases: segmentation (src/analysis/phases.ts) of the mean inter-modal curve.
+ *   - LogitLens coverage (`logit_lens`): the layers and visual tokens the lens ran on
+ *     (`--lens-layers`, `--lens-positions`; default all). recall(l) is over the covered
+ *     visual tokens; a layer no image covered has n = 0. `same` is false when the images
+ *     were made with different coverage (a folder resumed with other lens flags): then the
+ *     first image's coverage is shown and each layer's recall n counts the images that covered it.
  */
 import { segmentPhases, type Phases } from './phases.ts';
+import { canonicalSpec, coverageOf } from './lens-spec.ts';
 
 /** The per-image metrics JSON (see README: "Per-image metrics"). Only the fields used here are typed. */
 export interface ImageMetrics {
@@ -37,7 +43,8 @@ export interface ImageMetrics {
     last_layer_prenorm?: { inter: number; intra_image: number; intra_text: number };
   };
   norm_attention?: { query: number; layer: number[][]; head?: number[][][] };
-  logit_lens?: { k: number; top_ids: number[][][]; top_probs: number[][][] };
+  /** `layers` / `positions` are absent in results written before the lens could be restricted (then: all). */
+  logit_lens?: { k: number; layers?: number[]; positions?: number[]; top_ids: number[][][]; top_probs: number[][][] };
   recall?: (number | null)[];
   phases?: { boundaries: number[]; labels: string[] };
   error?: string;
@@ -69,6 +76,8 @@ export interface Aggregate {
   last_layer_prenorm: { inter: Stat; intra_image: Stat; intra_text: Stat } | null;
   /** LogitLens recall per layer 0..L; null when no image has captions. */
   recall: Stat[] | null;
+  /** What the LogitLens covered (first image's; see `same`); null when no image has LogitLens results. */
+  logit_lens: LensSummary | null;
   /** Decoder layers 0..L−1 (norm_attention.layer index). */
   norm_attention_layers: number[];
   /** Share of the query's norm attention on image keys, per decoder layer; null without norm attention. */
@@ -88,6 +97,20 @@ export interface Aggregate {
   conventions: Record<string, string>;
 }
 
+export interface LensSummary {
+  /** Covered hidden-state indices, ascending. */
+  layers: number[];
+  /** Covered visual-token positions (0 = first visual token) in canonical form: `all`, `none` or runs like `0:576:4`. */
+  positions: string;
+  /** Number of covered visual tokens, and of visual tokens in the span. */
+  n_positions: number;
+  n_visual: number;
+  /** Every layer 0..L and every visual token: the paper's method. */
+  full: boolean;
+  /** Every image was made with this coverage. */
+  same: boolean;
+}
+
 export interface AggregateOptions {
   /** Moving-average window for the phase segmentation of the mean inter curve (default 1 = none). */
   phaseWindow?: number;
@@ -103,6 +126,8 @@ export const CONVENTIONS: Record<string, string> = {
   norm_attention_map:
     'element-wise mean of per-image norm_attention.layer maps when all images share seq length, image span and query; otherwise the first image',
   phases: 'maximal monotone runs of the mean inter-modal curve (src/analysis/phases.ts)',
+  logit_lens:
+    'hidden-state indices (layers) and visual-token positions (0 = first visual token) the LogitLens covered; recall(l) is over the covered positions, n = 0 at uncovered layers; same = false when images differ in coverage',
 };
 
 /** Mean and sample std of the finite values in xs. */
@@ -188,6 +213,22 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
     };
   }
 
+  const withLens = ok.map((m) => ({ m, c: coverageOf(m) })).filter((x) => x.c !== null);
+  let lens: LensSummary | null = null;
+  if (withLens.length) {
+    const { m: f, c } = withLens[0];
+    const key = (x: { layers: number[]; positions: number[] }) => JSON.stringify([x.layers, x.positions]);
+    const nVisual = f.tokens.image[1] - f.tokens.image[0];
+    lens = {
+      layers: c!.layers,
+      positions: canonicalSpec(c!.positions, nVisual),
+      n_positions: c!.positions.length,
+      n_visual: nVisual,
+      full: c!.layers.length === L1 && c!.positions.length === nVisual,
+      same: withLens.every((x) => key(x.c!) === key(c!)),
+    };
+  }
+
   const meanInter = inter.map((s) => s.mean);
   const phases = L1 >= 2 && meanInter.some((v) => v !== null) ? segmentPhases(meanInter, opts.phaseWindow ?? 1) : null;
 
@@ -204,6 +245,7 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
     intra_text: curve('intra_text'),
     last_layer_prenorm: withPre.length ? { inter: pre('inter'), intra_image: pre('intra_image'), intra_text: pre('intra_text') } : null,
     recall: withRecall.length ? perLayer(withRecall.map((m) => m.recall!), L1) : null,
+    logit_lens: lens,
     norm_attention_layers: Array.from({ length: Math.max(L, 0) }, (_, l) => l),
     norm_attention_image_share: withNa.length ? perLayer(withNa.map((m) => imageShare(m.norm_attention!.layer, m.tokens.image)), L) : null,
     norm_attention_map: map,

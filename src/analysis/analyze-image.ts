@@ -15,11 +15,12 @@ import { normAttentionProbe } from '../probes/norm-attention.ts';
 import { VERSION } from '../version.ts';
 import { segmentPhases } from './phases.ts';
 import { DEFAULT_WORDS, logitLensRecall, type WordOptions } from './recall.ts';
+import { canonicalSpec, resolveLens, type LensSpecs } from './lens-spec.ts';
 
 /** The question `analyze` asks when none is given, put in the family's usual form by `promptFor`. */
 export const DEFAULT_PROMPT = 'Describe the image.';
 
-export interface AnalyzeOptions {
+export interface AnalyzeOptions extends LensSpecs {
   prompt: PromptSpec;
   dropBos: boolean;
   /** Query position for norm-based attention (default: the last token). */
@@ -50,7 +51,9 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
   const lm = m.languageModel;
   const L = lm.cfg.num_hidden_layers;
   const ctx = contextualizationProbe(gpu, L, groups.image, text);
-  const lens = logitLensProbe(gpu, lm, groups.image, o.topk);
+  const nVisual = groups.image[1] - groups.image[0];
+  const cover = resolveLens(o, L, nVisual);
+  const lens = logitLensProbe(gpu, lm, groups.image, o.topk, cover);
   const attn = normAttentionProbe(gpu, lm, query);
   const finite = finiteProbe(gpu, m.hooks);
   const hooks: [NameFilter, HookFn][] = [...ctx.hooks, ...lens.hooks, ...attn.hooks, ...finite.hooks];
@@ -63,7 +66,13 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
   const norm_attention = await attn.result();
   if (bad) throw new UserError(`non-finite values (NaN or Inf) in the activations: ${bad.count} at ${bad.at}, the first hook point where they appear`);
   const words = o.words ?? DEFAULT_WORDS;
-  const recall = item.captions.length && m.tokenizer ? logitLensRecall(logit_lens.top_ids, (id) => pieceOf(m, id), item.captions, words) : undefined;
+  // recall[l] for every hidden-state index l = 0..L, over the covered visual tokens; null at layers the lens did not cover
+  let recall: (number | null)[] | undefined;
+  if (item.captions.length && m.tokenizer && cover.layers.length) {
+    const r = logitLensRecall(logit_lens.top_ids, (id) => pieceOf(m, id), item.captions, words);
+    recall = Array<number | null>(L + 1).fill(null);
+    cover.layers.forEach((l, i) => (recall![l] = r[i]));
+  }
   const phases = segmentPhases(contextualization.inter, o.smooth);
   return {
     phaselens_version: VERSION,
@@ -78,6 +87,8 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
       drop_bos: o.dropBos,
       query,
       k: o.topk,
+      lens_layers: canonicalSpec(cover.layers, L + 1),
+      lens_positions: canonicalSpec(cover.positions, nVisual),
       chat: !!o.prompt.chat,
       prompt: o.prompt.prompt ?? null,
       input_ids: o.prompt.inputIds ?? null,

@@ -13,6 +13,7 @@ import { writeAggregate, writeReport } from './outputs.ts';
 import type { ImageMetrics } from '../analysis/aggregate.ts';
 import { adapterLine, analyzeReport, type AnalyzeRunInfo } from './analyze-report.ts';
 import { analyzeImage, type AnalyzeOptions } from '../analysis/analyze-image.ts';
+import { coverageOf } from '../analysis/lens-spec.ts';
 import { readImageFile } from '../io/load-node.ts';
 import { readErrors, readResult, runItems, type RunSummary } from './runner.ts';
 
@@ -41,6 +42,9 @@ export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selec
   const { spec, items } = selection;
   const summary = await runItems(items, o.out, (item) => analyzeImage(gpu, m, item, readImageFile(item.image), o), { progress: { label: 'analyze', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is object => r !== null) as ImageMetrics[];
+  // a resumed folder keeps its finished results as they were made (as for any other option); say so when their lens coverage differs
+  const covers = new Set(results.map((r) => JSON.stringify(coverageOf(r))));
+  if (covers.size > 1) console.error(`phaselens: the results in ${o.out} were made with different LogitLens coverage (--lens-layers / --lens-positions; finished images are not redone): the aggregate and report say so, and recall's n per layer counts the images that covered it`);
   const errors = readErrors(o.out)
     .filter((e) => items.some((i) => i.id === e.id))
     .map((e) => ({ image: e.image ?? e.id, error: e.message }));

@@ -1,9 +1,14 @@
 /**
- * LogitLens on the visual tokens: at every hidden-state index l = 0..L, the rows of the
- * image span go through the final RMSNorm and lm_head, and the top-k ids and softmax
- * probabilities of each row are taken on the GPU. Index L is already normed by the model
- * (HF convention), so it goes to lm_head directly — it is never normed twice.
- * Only [n_img, k] ids / values / softmax stats per layer and lm_head part are read back.
+ * LogitLens on the visual tokens: at every covered hidden-state index l (default all of
+ * 0..L), the covered rows of the image span (default all) go through the final RMSNorm and
+ * lm_head, and the top-k ids and softmax probabilities of each row are taken on the GPU.
+ * Index L is already normed by the model (HF convention), so it goes to lm_head directly —
+ * it is never normed twice. Only [n_rows, k] ids / values / softmax stats per layer and
+ * lm_head part are read back. Uncovered layers get no hook (no copy, no matmul); uncovered
+ * positions are not copied, so lm_head runs on M = n_rows rows and `linear` picks the
+ * matmul variant for that M (`pickMatmulKernel`, the same as every other projection).
+ * Restricting the coverage changes nothing about the covered entries: each row's logits
+ * depend on that row alone.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -14,22 +19,44 @@ import { hiddenStateIndex } from '../hooks/hidden-states.ts';
 
 export interface LogitLensResult {
   k: number;
-  /** [L + 1][n_img][k] */
+  /** Covered hidden-state indices, ascending (all of 0..L by default). */
+  layers: number[];
+  /** Covered visual tokens, ascending, counted from the first one (sequence position tokens.image[0] + p). */
+  positions: number[];
+  /** [layers.length][positions.length][k]: entry [i][j] is layer layers[i], visual token positions[j]. */
   top_ids: number[][][];
   top_probs: number[][][];
 }
 
-export function logitLensProbe(gpu: Gpu, lm: LlamaForCausalLM, image: [number, number], k: number) {
+/** Ascending indices → [start, end) runs of consecutive ones. */
+function runsOf(xs: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const x of xs) {
+    const r = runs[runs.length - 1];
+    if (r && r[1] === x) r[1]++;
+    else runs.push([x, x + 1]);
+  }
+  return runs;
+}
+
+/** `cover`: the layers and visual-token positions to run (src/analysis/lens-spec.ts), ascending. */
+export function logitLensProbe(gpu: Gpu, lm: LlamaForCausalLM, image: [number, number], k: number, cover: { layers: readonly number[]; positions: readonly number[] }) {
   const L = lm.cfg.num_hidden_layers;
   const index = hiddenStateIndex(L);
-  const [s, e] = image;
-  const n = e - s;
+  const s = image[0];
+  const n = cover.positions.length;
+  const runs = runsOf(cover.positions);
+  const want = new Set(cover.layers);
   const found: { l: number; parts: TopkResult[] }[] = [];
   const hook: HookFn = (h, name) => {
     const l = index.get(name)!;
     const d = h.shape[1];
     const rows = gpu.tensor([n, d], 'f32', `logit_lens.${l}.rows`);
-    gpu.copy(h, rows, s * d, 0, n * d);
+    let at = 0;
+    for (const [a, b] of runs) {
+      gpu.copy(h, rows, (s + a) * d, at * d, (b - a) * d);
+      at += b - a;
+    }
     let x: Tensor = rows;
     if (l < L) {
       x = lm.norm.forward(gpu, rows);
@@ -44,10 +71,12 @@ export function logitLensProbe(gpu: Gpu, lm: LlamaForCausalLM, image: [number, n
     found.push({ l, parts });
     gpu.flush(); // free this layer's logits before the next layer allocates its own
   };
-  const hooks: [NameFilter, HookFn][] = [[(name) => index.has(name), hook]];
+  const hooks: [NameFilter, HookFn][] = n > 0 && want.size > 0 ? [[(name) => want.has(index.get(name) ?? -1), hook]] : [];
 
   async function result(): Promise<LogitLensResult> {
-    const out: LogitLensResult = { k, top_ids: Array(L + 1), top_probs: Array(L + 1) };
+    const layers = [...want].sort((a, b) => a - b);
+    const slot = new Map(layers.map((l, i) => [l, i]));
+    const out: LogitLensResult = { k, layers, positions: [...cover.positions], top_ids: Array(layers.length), top_probs: Array(layers.length) };
     for (const { l, parts } of found) {
       const read = [];
       for (const p of parts) {
@@ -59,8 +88,8 @@ export function logitLensProbe(gpu: Gpu, lm: LlamaForCausalLM, image: [number, n
         read.push(kk === k ? { values, ids, stats } : padParts(values, ids, stats, n, kk, k));
       }
       const m = mergeTopk(read, n, k);
-      out.top_ids[l] = m.ids;
-      out.top_probs[l] = m.probs;
+      out.top_ids[slot.get(l)!] = m.ids;
+      out.top_probs[slot.get(l)!] = m.probs;
     }
     return out;
   }

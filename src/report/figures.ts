@@ -9,7 +9,9 @@
  *                                    layers (rows, 0 at the top) × key positions, image span marked, colour bar.
  *                                    Mean map over images when they share one token layout, else the first image.
  *   fig4_image_share.svg     Fig. 4b share of the query's norm attention on image keys per decoder layer, mean ± std.
- *   fig5_recall.svg          Fig. 5  LogitLens recall per layer, mean ± std (only when captions exist).
+ *   fig5_recall.svg          Fig. 5  LogitLens recall per layer, mean ± std (only when captions exist); a run
+ *                                    with a restricted lens (--lens-layers / --lens-positions) draws only the
+ *                                    covered layers and says what was covered in the subtitle and caption.
  */
 import type { Aggregate, Stat } from '../analysis/aggregate.ts';
 import { lineChart, PALETTE, REGION_TINTS, type LineSeries, type PointMarker, type ShadedRegion } from './svg.ts';
@@ -148,24 +150,46 @@ export function figureIntra(a: Aggregate): Figure {
   };
 }
 
+/** How a restricted (or mixed) LogitLens run is labelled; '' for the full lens (every layer, every visual token, in every image). */
+export function lensCoverageText(a: Aggregate): string {
+  const c = a.logit_lens;
+  if (!c || (c.full && c.same)) return '';
+  const L1 = a.layers.length;
+  const layers = c.layers.length === L1 ? `all ${L1} hidden-state indices` : `hidden-state indices ${c.layers.join(', ')} (${c.layers.length} of ${L1})`;
+  const pos = c.n_positions === c.n_visual ? `all ${c.n_visual} visual tokens` : `visual tokens ${c.positions} (${c.n_positions} of ${c.n_visual}, counted from the first visual token)`;
+  const what = c.full
+    ? 'The first image\'s LogitLens covered every layer and visual token.'
+    : `Restricted LogitLens (--lens-layers / --lens-positions): it covered ${layers} and ${pos}; recall is over the covered tokens and uncovered layers are not drawn.`;
+  return `${what}${c.same ? '' : ` The images differ in coverage (a folder resumed with other lens flags)${c.full ? '' : ': this is the first image\'s'}, and n per layer counts the images that covered the layer.`}`;
+}
+
 export function figureRecall(a: Aggregate): Figure | null {
   if (!a.recall) return null;
+  const restricted = !!a.logit_lens && !a.logit_lens.full;
+  // a restricted lens: only the layers some image covered (n > 0), joined by the line
+  const covered = a.layers.filter((l) => a.recall![l].n > 0);
+  const keep = !restricted ? a.layers : covered.length ? covered : a.logit_lens!.layers;
+  const stats = keep.map((l) => a.recall![l]);
+  const c = a.logit_lens;
   const data = lineChart({
     title: 'Fig. 5 — LogitLens recall of caption words per layer',
-    subtitle: subtitle(a, a.recall),
+    subtitle: subtitle(a, stats, restricted && c ? ` · lens restricted: ${keep.length} of ${a.layers.length} layers, ${c.n_positions} of ${c.n_visual} visual tokens` : ''),
     xLabel: 'layer l (hidden_states index; 0 = embeddings, L = after final norm)',
     yLabel: 'recall of caption words',
     yBounds: [0, 1],
-    series: [curveSeries('recall', a.recall, a.layers, PALETTE[3])],
+    series: [{ ...curveSeries('recall', stats, keep, PALETTE[3]), ...(restricted ? { dots: true } : {}) }],
+    ...(restricted ? { xDomain: [0, a.layers.length - 1] as [number, number] } : {}),
   });
   const k = typeof a.options?.k === 'number' ? a.options.k : undefined;
+  const which = restricted ? 'each covered image token' : 'every image token';
   return {
     id: 'fig5',
     file: 'fig5_recall.svg',
     title: 'Fig. 5 — LogitLens recall',
     caption:
-      `LogitLens recall(l) = |caption words ∩ decoded words| / |caption words|, where the decoded words are those of the top-${k ?? 'k'} tokens of the final norm + lm_head applied to every image token's hidden state at layer l (at l = L the stored state is already normed and is not normed again); ` +
-      `words normalised as documented in src/analysis/recall.ts (case, the ▁ marker, stop words, minimum length). Mean over images with captions, ± 1 sample std (${nRange(a.recall)}). x axis: hidden_states index l, 0 = embeddings, L = after the final norm.`,
+      `LogitLens recall(l) = |caption words ∩ decoded words| / |caption words|, where the decoded words are those of the top-${k ?? 'k'} tokens of the final norm + lm_head applied to ${which}'s hidden state at layer l (at l = L the stored state is already normed and is not normed again); ` +
+      `words normalised as documented in src/analysis/recall.ts (case, the ▁ marker, stop words, minimum length). Mean over images with captions, ± 1 sample std (${nRange(stats)}). x axis: hidden_states index l, 0 = embeddings, L = after the final norm.` +
+      (lensCoverageText(a) ? ` ${lensCoverageText(a)}` : ''),
     kind: 'svg',
     data,
   };

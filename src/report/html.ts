@@ -5,7 +5,7 @@
  * resources. writeReport also writes every figure to OUT/figures/.
  */
 import type { Aggregate, ImageMetrics } from '../analysis/aggregate.ts';
-import { phaseSpans, type Figure } from './figures.ts';
+import { lensCoverageText, phaseSpans, type Figure } from './figures.ts';
 import { esc } from './svg.ts';
 
 export interface ReportMeta {
@@ -92,6 +92,15 @@ export function figureHtml(f: Figure): string {
   return `<figure id="${esc(f.id)}" data-file="figures/${esc(f.file)}">\n${body}\n<figcaption><b>${esc(f.title)}.</b> ${esc(f.caption)} <span class="file">(figures/${esc(f.file)})</span></figcaption>\n</figure>`;
 }
 
+/** The lens coverage row: the paper's full lens, or what a restricted run covered (src/analysis/lens-spec.ts). */
+function lensCoverage(a: Aggregate): string | undefined {
+  const c = a.logit_lens;
+  if (!c) return undefined;
+  if (c.n_positions === 0) return 'none (LogitLens not run: --lens-layers or --lens-positions none)';
+  if (c.full && c.same) return `full: every hidden-state index 0..${a.layers.length - 1} and all ${c.n_visual} visual tokens`;
+  return lensCoverageText(a);
+}
+
 export function renderReport(input: ReportInput): string {
   const { meta, aggregate: a, perImageSample: s, figures } = input;
   const options = meta.options ?? (a.options as Record<string, unknown> | null) ?? {};
@@ -110,13 +119,14 @@ export function renderReport(input: ReportInput): string {
     row('drop_bos', options.drop_bos ?? false),
     row('query token', options.query ?? 'last'),
     row('LogitLens top-k', options.k),
+    row('LogitLens coverage', lensCoverage(a)),
     row('layers L', L),
     row('hidden-state convention', meta.hidden_state_convention ?? DEFAULT_HIDDEN_STATE_CONVENTION),
     row('adapter', meta.adapter),
     row('phaselens version', meta.phaselens_version ?? a.phaselens_version),
     row('date', date),
   ];
-  for (const [k, v] of Object.entries(options)) if (!['dtype', 'drop_bos', 'query', 'k'].includes(k)) metaRows.push(row(`option ${k}`, v));
+  for (const [k, v] of Object.entries(options)) if (!['dtype', 'drop_bos', 'query', 'k', 'lens_layers', 'lens_positions'].includes(k)) metaRows.push(row(`option ${k}`, v));
   for (const [k, v] of Object.entries(meta.extra ?? {})) metaRows.push(row(k, v));
 
   const inter = a.inter.map((v) => v.mean);

@@ -3,8 +3,9 @@
  * patches on a square grid over the image the processor made (the centre square after
  * resizing, or the whole image padded with --pad-to-square); InstructBLIP's are the
  * Q-Former's query outputs, which have no place on the image, so they are drawn as a
- * strip of cells. The table lists, for every hidden-state index l, the top-k tokens and
- * probabilities that the run read back (`logit_lens.top_ids / top_probs`).
+ * strip of cells. The table lists, for every hidden-state index l the lens covered, the
+ * top-k tokens and probabilities that the run read back (`logit_lens.top_ids / top_probs`,
+ * indexed through `logit_lens.layers / positions`; the page's own runs cover everything).
  */
 import type { RgbImage } from '../io/image.ts';
 import { esc } from '../report/svg.ts';
@@ -13,7 +14,12 @@ export interface HoverSource {
   family: string;
   image: RgbImage;
   padToSquare: boolean;
-  /** [L+1][n_img][k] */
+  /** The visual tokens of the image span (cells drawn). */
+  nVisual: number;
+  /** Covered hidden-state indices and visual-token positions (logit_lens.layers / positions). */
+  layers: number[];
+  positions: number[];
+  /** [layers.length][positions.length][k] */
   topIds: number[][][];
   topProbs: number[][][];
   /** The vocabulary piece of an id ('' when there is none). */
@@ -23,7 +29,7 @@ export interface HoverSource {
 const SIDE = 336;
 
 export function showHover(canvas: HTMLCanvasElement, table: HTMLElement, s: HoverSource): void {
-  const n = s.topIds[0]?.length ?? 0;
+  const n = s.nVisual;
   const side = Math.sqrt(n);
   const grid = s.family === 'llava' && Number.isInteger(side) ? { rows: side, cols: side } : null;
   const ctx = canvas.getContext('2d')!;
@@ -83,11 +89,13 @@ function drawImage(ctx: CanvasRenderingContext2D, img: RgbImage, pad: boolean): 
 const prob = (p: number) => (p >= 0.001 ? p.toFixed(3) : p.toExponential(1));
 
 function tokenTable(s: HoverSource, t: number, where: string): string {
-  const k = s.topIds[0][t].length;
+  const j = s.positions.indexOf(t);
+  if (j < 0 || s.layers.length === 0) return `<p class="note">Visual token ${t} (${esc(where)}): not covered by this run's LogitLens.</p>`;
+  const k = s.topIds[0][j].length;
   const head = `<tr><th>l</th>${Array.from({ length: k }, (_, i) => `<th>top ${i + 1}</th>`).join('')}</tr>`;
-  const rows = s.topIds.map((layer, l) => {
-    const cells = layer[t].map((id, i) => `<td><code>${esc(JSON.stringify(s.piece(id) || `#${id}`))}</code> ${prob(s.topProbs[l][t][i])}</td>`);
-    return `<tr><th class="num">${l}</th>${cells.join('')}</tr>`;
+  const rows = s.topIds.map((layer, i) => {
+    const cells = layer[j].map((id, r) => `<td><code>${esc(JSON.stringify(s.piece(id) || `#${id}`))}</code> ${prob(s.topProbs[i][j][r])}</td>`);
+    return `<tr><th class="num">${s.layers[i]}</th>${cells.join('')}</tr>`;
   });
   return `<p class="note">Visual token ${t} (${esc(where)}): top-${k} LogitLens tokens and probabilities per hidden-state index l (0 = input embeddings, L = after the final norm).</p><table class="lens">${head}${rows.join('')}</table>`;
 }

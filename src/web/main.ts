@@ -175,8 +175,19 @@ function showResults(m: Vlm, results: ItemResult[], failures: { image: string; m
   const show = () => {
     const r = results[Number(select.value)];
     if (!r) return;
-    const lens = r.metrics.logit_lens as { top_ids: number[][][]; top_probs: number[][][] };
-    showHover($<HTMLCanvasElement>('hover-canvas'), $('hover-table'), { family: m.family, image: r.image, padToSquare: opts.padToSquare, topIds: lens.top_ids, topProbs: lens.top_probs, piece });
+    const lens = r.metrics.logit_lens as { layers: number[]; positions: number[]; top_ids: number[][][]; top_probs: number[][][] };
+    const [s0, s1] = r.metrics.tokens.image;
+    showHover($<HTMLCanvasElement>('hover-canvas'), $('hover-table'), {
+      family: m.family,
+      image: r.image,
+      padToSquare: opts.padToSquare,
+      nVisual: s1 - s0,
+      layers: lens.layers,
+      positions: lens.positions,
+      topIds: lens.top_ids,
+      topProbs: lens.top_probs,
+      piece,
+    });
   };
   select.onchange = show;
   show();

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../pipeline/analyze.ts';
 import { DEFAULT_PROMPT } from '../../analysis/analyze-image.ts';
+import { LENS_SPEC_HELP, resolveLens } from '../../analysis/lens-spec.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addGpuOptions, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
@@ -21,6 +22,8 @@ interface Options extends GpuCliOptions, PromptOptions {
   shards?: string;
   dropBos: boolean;
   topk: string;
+  lensLayers: string;
+  lensPositions: string;
   query?: string;
   smooth: string;
   padToSquare: boolean;
@@ -39,6 +42,8 @@ export function register(program: Command): void {
       .option('--seed <s>', 'seed of the sample', '0')
       .option('--drop-bos', 'leave BOS out of the text token set', false)
       .option('--topk <k>', 'LogitLens top-k per visual token', '5')
+      .option('--lens-layers <spec>', `hidden-state indices 0..L the LogitLens runs on (0 = embeddings, L = after the final norm): ${LENS_SPEC_HELP}; e.g. 0,8,16-32`, 'all')
+      .option('--lens-positions <spec>', `visual tokens the LogitLens runs on, counted from the first one (0..575 on LLaVA-1.5): ${LENS_SPEC_HELP}; e.g. 0-287 or ::4`, 'all')
       .option('--query <i>', 'query position for norm-based attention (default: the last token)')
       .option('--smooth <w>', 'moving-average window before the phase segmentation', '1'),
   )).action(async (o: Options) => {
@@ -58,11 +63,12 @@ export function register(program: Command): void {
       const x = f.prepare(p, { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(128) });
       if (o.dropBos && x.groups.bos === null) throw new UserError('--drop-bos: this prompt has no BOS token (or, without a tokenizer, it cannot be told which one it is)');
       if (query !== undefined && query >= x.ids.length) throw new UserError(`--query ${query} is outside the sequence (0..${x.ids.length - 1})`);
+      resolveLens(o, f.lm.num_hidden_layers, x.groups.image[1] - x.groups.image[0]);
       return p;
     });
     const gpu = await openGpu(o);
     const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, topk, query, smooth, padToSquare: o.padToSquare }, selection);
+    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, topk, lensLayers: o.lensLayers, lensPositions: o.lensPositions, query, smooth, padToSquare: o.padToSquare }, selection);
     reportRun(r.summary, o.out, r.report, 'analysed');
     await finishProfile(gpu, o);
   });
