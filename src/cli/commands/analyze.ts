@@ -43,7 +43,7 @@ export function register(program: Command): void {
       .option('--drop-bos', 'leave BOS out of the text token set', false)
       .option('--topk <k>', 'LogitLens top-k per visual token', '5')
       .option('--lens-layers <spec>', `hidden-state indices 0..L the LogitLens runs on (0 = embeddings, L = after the final norm): ${LENS_SPEC_HELP}; e.g. 0,8,16-32`, 'all')
-      .option('--lens-positions <spec>', `visual tokens the LogitLens runs on, counted from the first one (0..575 on LLaVA-1.5): ${LENS_SPEC_HELP}; e.g. 0-287 or ::4`, 'all')
+      .option('--lens-positions <spec>', `visual tokens the LogitLens runs on, counted from the first one (0..575 on LLaVA-1.5, 0..31 on InstructBLIP): ${LENS_SPEC_HELP}; e.g. 0-287 or ::4`, 'all')
       .option('--query <i>', 'query position for norm-based attention (default: the last token)')
       .option('--smooth <w>', 'moving-average window before the phase segmentation', '1'),
   )).action(async (o: Options) => {
