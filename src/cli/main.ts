@@ -10,6 +10,7 @@ import * as commands from './commands/index.ts';
 const program = new Command('phaselens')
   .description('Vision-language model inference on WebGPU, instrumented for interpretability')
   .version(VERSION)
+  .option('--verbose', "keep the GPU driver's start-up warnings on stderr (src/cli/phaselens.mjs filters them)")
   .showHelpAfterError();
 
 for (const c of Object.values(commands) as { register(p: Command): void }[]) c.register(program);

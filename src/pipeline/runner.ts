@@ -171,12 +171,15 @@ export async function runItems<I extends RunItem>(
 
   const todo = items.filter((it) => readResult(outDir, it.id) === null);
   const summary: RunSummary = { total: items.length, done: 0, skipped: items.length - todo.length, failed: 0, errors: [], busy: 0, stopped: false };
-  // SIGTERM: finish the item in hand (its file is written atomically), then stop cleanly
+  // SIGTERM: finish the item in hand (its file is written atomically), then stop cleanly.
+  // It may come twice (Slurm signals every process of the job, src/cli/phaselens.mjs passes
+  // its own on): the repeats change nothing; SIGKILL is the way to stop at once.
   const onTerm = () => {
+    if (summary.stopped) return;
     summary.stopped = true;
     progress?.log(`phaselens: SIGTERM: stopping after the current item; re-run the same command to resume`);
   };
-  process.once('SIGTERM', onTerm);
+  process.on('SIGTERM', onTerm);
   const progress: Progress | null = opts.progress === false ? null : createProgress(todo.length, opts.progress === true || opts.progress === undefined ? {} : opts.progress);
   if (summary.skipped > 0) progress?.log(`resuming in ${outDir}: ${summary.skipped} of ${items.length} already done, ${todo.length} to go`);
 
