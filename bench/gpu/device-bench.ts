@@ -1,0 +1,221 @@
+/**
+ * phaselens's side of the one-shot GPU check (bench/gpu/run.sh): one checkpoint, one
+ * image + prompt, timed the way bench/models.ts times it, written as JSON for
+ * bench/gpu/summary.py. Bundled by pack.ts into carry/app/device-bench.mjs; here it
+ * also runs through tsx:
+ *
+ *   node src/cli/run-ts.mjs bench/gpu/device-bench.ts --model DIR --image FILE
+ *        [--prompt Q] [--mode time|profile] [--reps 3] [--new-tokens 32]
+ *        [--out RESULT.json] [--inputs-out PREFIX] [--metrics-out METRICS.json]
+ *        [--profile-out TABLE.txt] [--trace TRACE.json] [--kernels auto|cpu|gpu]
+ *        [--peak-tflops T] [--peak-gbs G]
+ *
+ * --mode time (no profiler, which would add a timestamp query per dispatch):
+ *   load_s       weights streamed from disk to the GPU (the page cache holds them after make-random)
+ *   prefill_s    median of --reps forwards (image + prompt → final hidden states) after one warm-up
+ *   decode       greedy tokens/s with the KV cache over --new-tokens tokens (EOS ignored,
+ *                so random weights decode the full count; the first token is the prefill's)
+ *   analyze_s    median of --reps `analyze` forwards with every probe (contextualization,
+ *                norm attention at the last token, LogitLens top-5 on every visual token at
+ *                every layer) after one warm-up, results read back to the host
+ *   peak_gpu_bytes  the largest total of live phaselens buffers (weights included)
+ * --mode profile: the same prefill and analyze once each after a warm-up, plus 8 decode
+ *   tokens, with the profiler on; the per-kernel table (steady dispatches, % of peak) goes
+ *   to --profile-out and stdout, the Chrome trace to --trace.
+ *
+ * --inputs-out PREFIX writes PREFIX.json ({ids, qformer_ids, pixel_shape, image:[s,e], text,
+ * query, bos}) and PREFIX.f32 (pixel_values, little-endian f32, channels first) so the HF
+ * side (hf_bench.py) runs on exactly these inputs. --metrics-out writes the analyze
+ * result (the per-image metrics JSON of `phaselens analyze`).
+ * Exit status: 0 when every step ran, 1 when one failed (its error is in the JSON), 2 on
+ * bad arguments.
+ */
+import { writeFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { analyzeImage } from '../../src/analysis/analyze-image.ts';
+import { parseKernelChoice } from '../../src/gpu/adapter-class.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { createNodeGpu } from '../../src/gpu/node.ts';
+import { adapterPeak } from '../../src/gpu/peaks.ts';
+import { readImageFile } from '../../src/io/load-node.ts';
+import { nodeDirectory } from '../../src/io/source-node.ts';
+import { generate } from '../../src/models/generate.ts';
+import { openModel } from '../../src/models/registry.ts';
+import type { PromptSpec, Vlm, VlmInput } from '../../src/models/vlm.ts';
+
+export const DEFAULT_QUESTION = 'Describe the image in detail.';
+
+interface Options {
+  model: string;
+  image: string;
+  prompt: string;
+  mode: 'time' | 'profile';
+  reps: number;
+  newTokens: number;
+  out?: string;
+  inputsOut?: string;
+  metricsOut?: string;
+  profileOut?: string;
+  trace?: string;
+  kernels?: string;
+  peakTflops?: number;
+  peakGbs?: number;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timed(n: number, f: () => Promise<void>): Promise<number[]> {
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    t.push((performance.now() - t0) / 1000);
+  }
+  return t;
+}
+
+/** The model with EOS switched off, so greedy decoding of random weights runs the full count. */
+function ignoringEos(m: Vlm): Vlm {
+  return new Proxy(m, {
+    get(target, prop) {
+      if (prop === 'lm') return { ...target.lm, eos_token_id: -1 };
+      if (prop === 'tokenizer') return undefined;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+function writeInputs(prefix: string, x: VlmInput): void {
+  const px = x.pixels;
+  writeFileSync(
+    `${prefix}.json`,
+    JSON.stringify({ ids: x.ids, qformer_ids: x.qformerIds ?? null, pixel_shape: px ? [...px.shape] : null, image: x.groups.image, text: x.groups.text, bos: x.groups.bos, query: x.groups.last }) + '\n',
+  );
+  if (px) writeFileSync(`${prefix}.f32`, new Uint8Array(px.data.buffer, px.data.byteOffset, px.data.byteLength));
+}
+
+export async function deviceBench(o: Options): Promise<{ result: Record<string, unknown>; failed: boolean }> {
+  const files = await openModel(nodeDirectory(o.model));
+  const spec: PromptSpec = files.family === 'llava' ? { prompt: o.prompt, chat: true } : { prompt: o.prompt };
+  const image = readImageFile(o.image);
+  const x = files.prepare(spec, image, { padToSquare: false });
+  if (o.inputsOut) writeInputs(o.inputsOut, x);
+  const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
+  const gpu: Gpu = await createNodeGpu({ profile: o.mode === 'profile', kernels });
+  const errors: Record<string, string> = {};
+  const result: Record<string, unknown> = {
+    side: 'phaselens',
+    mode: o.mode,
+    adapter: gpu.adapterName,
+    adapter_class: gpu.adapterClass.adapterClass,
+    kernels: gpu.kernels,
+    features: gpu.features,
+    model: o.model,
+    family: files.family,
+    prompt: o.prompt,
+    seq: x.ids.length,
+    image_span: x.groups.image,
+    errors,
+  };
+  const t0 = performance.now();
+  const m = await files.load(gpu, {});
+  result.load_s = (performance.now() - t0) / 1000;
+  console.error(`device-bench: ${files.family}, ${x.ids.length} tokens, weights loaded in ${(result.load_s as number).toFixed(1)} s on ${gpu.adapterName} (${gpu.kernels} kernels)`);
+
+  const step = async (name: string, f: () => Promise<void>) => {
+    try {
+      await f();
+    } catch (e) {
+      errors[name] = e instanceof Error ? e.message : String(e);
+      console.error(`device-bench: ${name} failed: ${errors[name]}`);
+    }
+  };
+  const forward = async () => {
+    gpu.release(m.forward(gpu, x));
+    await gpu.sync();
+  };
+  const item = { id: 'bench', image: o.image, captions: [] };
+  const analyzeOpts = { prompt: spec, dropBos: false, topk: 5, smooth: 1, padToSquare: false };
+  const reps = o.mode === 'profile' ? 1 : o.reps;
+
+  await step('prefill', async () => {
+    const warm = await timed(1, forward);
+    const t = await timed(reps, forward);
+    result.prefill_s = { median: median(t), all: t, warmup: warm[0] };
+  });
+  await step('decode', async () => {
+    const n = o.mode === 'profile' ? Math.min(8, o.newTokens) : o.newTokens;
+    const g = await generate(gpu, ignoringEos(m), x, n);
+    const decoded = g.tokens.length - 1;
+    result.decode = { tokens: decoded, s: g.decodeMs / 1000, tok_s: decoded > 0 ? decoded / (g.decodeMs / 1000) : null, prefill_in_generate_s: g.prefillMs / 1000, ids: g.tokens };
+  });
+  await step('analyze', async () => {
+    let metrics: Record<string, unknown> = {};
+    const run = async () => {
+      metrics = await analyzeImage(gpu, m, item, image, analyzeOpts);
+    };
+    const warm = await timed(1, run);
+    const t = await timed(reps, run);
+    result.analyze_s = { median: median(t), all: t, warmup: warm[0] };
+    if (o.metricsOut) writeFileSync(o.metricsOut, JSON.stringify(metrics) + '\n');
+  });
+  result.peak_gpu_bytes = gpu.peakAllocated;
+
+  if (o.mode === 'profile' && gpu.profiler) {
+    await gpu.sync();
+    const peak = adapterPeak(gpu.adapterName, { tflops: o.peakTflops, gbs: o.peakGbs });
+    const table = gpu.profiler.table(gpu.pipelines.created, peak);
+    console.log(table);
+    if (o.profileOut) writeFileSync(o.profileOut, `${gpu.adapterName}: prefill + analyze (after a warm-up of each) + 8 decode tokens\n\n${table}\n`);
+    if (o.trace) writeFileSync(o.trace, JSON.stringify(gpu.profiler.trace()));
+    result.profile_summary = gpu.profiler.summary();
+  }
+  if (o.out) writeFileSync(o.out, JSON.stringify(result, null, 1) + '\n');
+  return { result, failed: Object.keys(errors).length > 0 };
+}
+
+export function command(): Command {
+  return new Command('device-bench')
+    .description("phaselens's side of bench/gpu/run.sh: prefill, decode and analyze timings (or the kernel profile) of one checkpoint")
+    .requiredOption('--model <dir>', 'checkpoint folder')
+    .requiredOption('--image <file>', 'PNG or JPEG')
+    .option('--prompt <text>', 'the question (LLaVA: in the chat template)', DEFAULT_QUESTION)
+    .option('--mode <mode>', 'time | profile', (v) => {
+      if (v !== 'time' && v !== 'profile') throw new InvalidArgumentError('must be time or profile');
+      return v;
+    }, 'time')
+    .option('--reps <n>', 'timed repetitions after the warm-up', positiveInt, 3)
+    .option('--new-tokens <n>', 'decode tokens', positiveInt, 32)
+    .option('--out <file>', 'result JSON')
+    .option('--inputs-out <prefix>', 'write PREFIX.json and PREFIX.f32 (the prepared inputs) for hf_bench.py')
+    .option('--metrics-out <file>', "the analyze result (phaselens analyze's per-image metrics JSON)")
+    .option('--profile-out <file>', 'the per-kernel table (--mode profile)')
+    .option('--trace <file>', 'Chrome trace (--mode profile)')
+    .option('--kernels <class>', 'auto | cpu | gpu')
+    .option('--peak-tflops <t>', 'FP32 peak for the % of peak columns', positive)
+    .option('--peak-gbs <g>', 'memory bandwidth in GB/s for the % of peak columns', positive)
+    .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
+    .action(async (o: Options) => {
+      const { failed } = await deviceBench(o);
+      process.exit(failed ? 1 : 0);
+    });
+}
+
+const self = process.argv[1] ?? '';
+if (/device-bench\.(ts|mjs)$/.test(self)) await command().parseAsync(process.argv);
