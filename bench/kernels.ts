@@ -2,13 +2,16 @@
  * Kernel benchmarks, llm.c style: every case first validates the GPU result against the
  * baseline's own result on the same inputs, and only then times both.
  *
- *   matmul     y = x·Wᵀ (src/ops/linear.ts, the kernel variant the op picks for the shape
- *              on this adapter and kernel class — PHASELENS_KERNELS=gpu times the GPU-class
- *              variants on a software adapter) vs OpenBLAS cblas_sgemm (bench/native/sgemm.c) with the same
- *              layout; shape [M, N, K]; dtype f32, or f16 = f16 weights (the baseline
- *              multiplies the same f16-rounded weights in f32).
+ *   matmul     y = x·Wᵀ (src/ops/linear.ts) vs OpenBLAS cblas_sgemm (bench/native/sgemm.c)
+ *              with the same layout; shape [M, N, K]; dtype f32, or f16 = f16 weights (the
+ *              baseline multiplies the same f16-rounded weights in f32). Every variant that
+ *              can run the shape here is timed, CPU-class ones on the adapter's own device and
+ *              GPU-class ones on a device forced to GPU-class kernels; the note says which
+ *              class picks it (a software adapter runs the GPU variants for correctness, not
+ *              speed).
  *   attention  softmax(q kᵀ/√D [+ causal mask]) v (src/ops/attention.ts) vs the same math
- *              in PyTorch (bench/torch_attention.py); shape [Sq, Skv, H, D].
+ *              in PyTorch (bench/torch_attention.py); shape [Sq, Skv, H, D]; every variant,
+ *              the same way.
  *
  * Rates: GFLOP/s with the same FLOP count on both sides (matmul 2·M·N·K; attention
  * 4·H·D·(visible query–key pairs), so a causal case counts only the unmasked half), so
@@ -25,9 +28,9 @@ import { promisify } from 'node:util';
 import type { Gpu } from '../src/gpu/context.ts';
 import { roundF16, toF16 } from '../src/gpu/half.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
-import { attention, visiblePairs } from '../src/ops/attention.ts';
+import { attention, DECODE_MAX_ROWS, pickVariant, visiblePairs, type AttentionVariant } from '../src/ops/attention.ts';
 import { randn, relErr } from '../test/helpers/data.ts';
-import { linear, pickMatmulKernel, type MatmulKernel } from '../src/ops/linear.ts';
+import { kernelRefusal, linear, MATMUL_KERNELS, pickMatmulKernel, type MatmulKernel } from '../src/ops/linear.ts';
 import { sgemmBench, sgemmRun } from './native.ts';
 import { record, type BenchRecord } from './record.ts';
 
@@ -44,8 +47,18 @@ export interface KernelBenchOptions {
   quick?: boolean;
   /** Called with each record as soon as it is measured. */
   onRecord?: (r: BenchRecord) => void;
-  /** Force a matmul kernel variant (default: the one linear() picks on this adapter). */
+  /** Time only this matmul variant (default: every variant that can run the shape). */
   matmulKernel?: MatmulKernel;
+  /** Time only this attention variant (default: every variant that can run the shape). */
+  attentionVariant?: AttentionVariant;
+  /** A device of the same adapter with GPU-class kernels forced, for the GPU-class variants. */
+  gpuClass?: Gpu;
+}
+
+/** Which class's picker chooses `variant` for this shape, for the notes. */
+function pickedBy(picks: { cpu: string; gpu?: string }, variant: string): string {
+  const by = [picks.cpu === variant && 'cpu', picks.gpu === variant && 'gpu'].filter(Boolean);
+  return by.length ? `picked by the ${by.join(' and ')} class` : 'forced (a fallback here)';
 }
 
 export class ValidationError extends Error {}
@@ -116,33 +129,38 @@ export async function benchMatmul(gpu: Gpu, opts: KernelBenchOptions = {}): Prom
   const warmup = opts.warmup ?? 2;
   const out: BenchRecord[] = [];
   for (const { M, N, K, dtype } of matmulShapes(opts.quick)) {
-    const kernel = opts.matmulKernel ?? pickMatmulKernel(gpu, M);
     const x = randn(M * K, M + 7 * K);
     const w = randn(N * K, N + 13 * K, 0.5);
-    const xt = gpu.upload(x, [M, K], 'x');
-    const wt = dtype === 'f16' ? gpu.upload(toF16(w), [N, K], 'w', 'f16') : gpu.upload(w, [N, K], 'w');
-    try {
-      const y = linear(gpu, xt, wt, { kernel });
-      const got = await gpu.readF32(y);
-      gpu.release(y);
-      const want = await sgemmRun(x, dtype === 'f16' ? roundF16(w) : w, M, N, K);
-      check(`matmul [${M}, ${N}, ${K}] ${dtype}`, relErr(got, want), MATMUL_TOL);
-      const ms = await timeGpu(gpu, () => linear(gpu, xt, wt, { kernel }), warmup, reps);
-      const blas = await sgemmBench(M, N, K, warmup, reps);
-      const flops = 2 * M * N * K;
-      const r = record({
-        case: 'matmul',
-        shape: [M, N, K],
-        dtype,
-        unit: 'GFLOP/s',
-        ours: flops / ms / 1e6,
-        baseline: blas.gflops,
-        note: `kernel ${kernel} (${gpu.kernels} class); OpenBLAS sgemm, ${blas.threads} threads${process.env.OPENBLAS_CORETYPE ? `, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`,
-      });
-      out.push(r);
-      opts.onRecord?.(r);
-    } finally {
-      gpu.release(xt, wt);
+    const want = await sgemmRun(x, dtype === 'f16' ? roundF16(w) : w, M, N, K);
+    const blas = await sgemmBench(M, N, K, warmup, reps);
+    const picks = { cpu: pickMatmulKernel(gpu, M, dtype), gpu: opts.gpuClass && pickMatmulKernel(opts.gpuClass, M, dtype) };
+    const variants = opts.matmulKernel ? [opts.matmulKernel] : MATMUL_KERNELS;
+    for (const kernel of variants) {
+      // CPU-class variants on the adapter's device, the others on the GPU-class one
+      const dev = kernel === 'subgroup' || kernel === 'tile4x4' || !opts.gpuClass ? gpu : opts.gpuClass;
+      if (kernelRefusal(dev, kernel, M, dtype)) continue;
+      const xt = dev.upload(x, [M, K], 'x');
+      const wt = dtype === 'f16' ? dev.upload(toF16(w), [N, K], 'w', 'f16') : dev.upload(w, [N, K], 'w');
+      try {
+        const y = linear(dev, xt, wt, { kernel });
+        const got = await dev.readF32(y);
+        dev.release(y);
+        check(`matmul ${kernel} [${M}, ${N}, ${K}] ${dtype}`, relErr(got, want), MATMUL_TOL);
+        const ms = await timeGpu(dev, () => linear(dev, xt, wt, { kernel }), warmup, reps);
+        const r = record({
+          case: 'matmul',
+          shape: [M, N, K],
+          dtype,
+          unit: 'GFLOP/s',
+          ours: (2 * M * N * K) / ms / 1e6,
+          baseline: blas.gflops,
+          note: `${kernel}, ${pickedBy(picks, kernel)}; OpenBLAS sgemm, ${blas.threads} threads${process.env.OPENBLAS_CORETYPE ? `, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`,
+        });
+        out.push(r);
+        opts.onRecord?.(r);
+      } finally {
+        dev.release(xt, wt);
+      }
     }
   }
   return out;
@@ -210,6 +228,8 @@ async function torchAttentionMs(s: AttentionShape, warmup: number, reps: number)
   return best;
 }
 
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['rows', 'split', 'flash', 'decode'];
+
 export async function benchAttention(gpu: Gpu, opts: KernelBenchOptions = {}): Promise<BenchRecord[]> {
   const reps = opts.reps ?? 5;
   const warmup = opts.warmup ?? 2;
@@ -219,31 +239,36 @@ export async function benchAttention(gpu: Gpu, opts: KernelBenchOptions = {}): P
     const q = randn(Sq * H * D, 1 + Sq);
     const k = randn(Skv * Hkv * D, 2 + Skv);
     const v = randn(Skv * Hkv * D, 3 + Skv);
-    const qt = gpu.upload(q, [Sq, H, D], 'q');
-    const kt = gpu.upload(k, [Skv, Hkv, D], 'k');
-    const vt = gpu.upload(v, [Skv, Hkv, D], 'v');
-    try {
-      const o = attention(gpu, qt, kt, vt, { causal });
-      const got = await gpu.readF32(o);
-      gpu.release(o);
-      const want = await torchAttentionRun(s, q, k, v);
-      check(`attention [${Sq}, ${Skv}, ${H}, ${D}]`, relErr(got, want), ATTENTION_TOL);
-      const ms = await timeGpu(gpu, () => attention(gpu, qt, kt, vt, { causal }), warmup, reps);
-      const base = await torchAttentionMs(s, warmup, reps);
-      const flops = 4 * H * D * visiblePairs(Sq, Skv, causal);
-      const r = record({
-        case: 'attention',
-        shape: [Sq, Skv, H, D],
-        dtype: 'f32',
-        unit: 'GFLOP/s',
-        ours: flops / ms / 1e6,
-        baseline: flops / base.ms / 1e6,
-        note: `${causal ? 'causal' : 'bidirectional'}${Hkv !== H ? `, ${Hkv} kv heads` : ''}; torch ${base.threads} thread${base.threads > 1 ? 's' : ''}`,
-      });
-      out.push(r);
-      opts.onRecord?.(r);
-    } finally {
-      gpu.release(qt, kt, vt);
+    const want = await torchAttentionRun(s, q, k, v);
+    const base = await torchAttentionMs(s, warmup, reps);
+    const flops = 4 * H * D * visiblePairs(Sq, Skv, causal);
+    const picks = { cpu: pickVariant(gpu, Sq, D), gpu: opts.gpuClass && pickVariant(opts.gpuClass, Sq, D) };
+    const variants = opts.attentionVariant ? [opts.attentionVariant] : ATTENTION_VARIANTS.filter((x) => x !== 'decode' || Sq <= DECODE_MAX_ROWS);
+    for (const variant of variants) {
+      const dev = variant === 'rows' || variant === 'split' || !opts.gpuClass ? gpu : opts.gpuClass;
+      const qt = dev.upload(q, [Sq, H, D], 'q');
+      const kt = dev.upload(k, [Skv, Hkv, D], 'k');
+      const vt = dev.upload(v, [Skv, Hkv, D], 'v');
+      try {
+        const o = attention(dev, qt, kt, vt, { causal, variant });
+        const got = await dev.readF32(o);
+        dev.release(o);
+        check(`attention ${variant} [${Sq}, ${Skv}, ${H}, ${D}]`, relErr(got, want), ATTENTION_TOL);
+        const ms = await timeGpu(dev, () => attention(dev, qt, kt, vt, { causal, variant }), warmup, reps);
+        const r = record({
+          case: 'attention',
+          shape: [Sq, Skv, H, D],
+          dtype: 'f32',
+          unit: 'GFLOP/s',
+          ours: flops / ms / 1e6,
+          baseline: flops / base.ms / 1e6,
+          note: `${variant}, ${pickedBy(picks, variant)}; ${causal ? 'causal' : 'bidirectional'}${Hkv !== H ? `, ${Hkv} kv heads` : ''}; torch ${base.threads} thread${base.threads > 1 ? 's' : ''}`,
+        });
+        out.push(r);
+        opts.onRecord?.(r);
+      } finally {
+        dev.release(qt, kt, vt);
+      }
     }
   }
   return out;

@@ -15,7 +15,8 @@
  *   --json   also write the records as a JSON array (see bench/record.ts)
  *   --reps   timed samples per side (default 5)
  *   --quick  tiny shapes: checks that the suite runs, measures nothing useful
- *   --matmul-kernel subgroup|tile4x4   force a matmul variant (default: what linear() picks)
+ *   --matmul-kernel V      time only matmul variant V (default: every variant, see bench/kernels.ts)
+ *   --attention-variant V  likewise for attention
  * Exits 1 when a GPU result fails validation or a benchmark cannot run.
  */
 import { existsSync } from 'node:fs';
@@ -23,9 +24,11 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createNodeGpu } from '../src/gpu/node.ts';
+import { checkSubgroupMatrix } from '../src/ops/matmul-check.ts';
 import type { Gpu } from '../src/gpu/context.ts';
-import type { MatmulKernel } from '../src/ops/linear.ts';
-import { benchAttention, benchMatmul, type KernelBenchOptions } from './kernels.ts';
+import { MATMUL_KERNELS, type MatmulKernel } from '../src/ops/linear.ts';
+import type { AttentionVariant } from '../src/ops/attention.ts';
+import { ATTENTION_VARIANTS, benchAttention, benchMatmul, type KernelBenchOptions } from './kernels.ts';
 import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
 
 type Group = (gpu: Gpu, opts: KernelBenchOptions) => Promise<BenchRecord[]>;
@@ -86,9 +89,10 @@ const program = new Command('bench')
   .option('--json <file>', 'also write the records as JSON')
   .option('--reps <n>', 'timed samples per side', positiveInt, 5)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)
-  .addOption(new Option('--matmul-kernel <variant>', 'force a matmul kernel variant').choices(['subgroup', 'tile4x4']))
+  .addOption(new Option('--matmul-kernel <variant>', 'time only this matmul variant').choices(MATMUL_KERNELS))
+  .addOption(new Option('--attention-variant <variant>', 'time only this attention variant').choices(ATTENTION_VARIANTS))
   .parse(process.argv);
-const opts = program.opts<{ only?: string; json?: string; reps: number; quick: boolean; matmulKernel?: MatmulKernel }>();
+const opts = program.opts<{ only?: string; json?: string; reps: number; quick: boolean; matmulKernel?: MatmulKernel; attentionVariant?: AttentionVariant }>();
 
 const wanted = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
 const available = Object.keys(groups).filter((g) => g !== 'load' || existsSync(LOAD));
@@ -104,7 +108,10 @@ const selected = available.filter((g) => !wanted || wanted.includes(g) || groups
 const keep = (r: BenchRecord) => !wanted || wanted.includes(r.case) || selected.some((g) => wanted.includes(g) && groups[g].cases.includes(r.case));
 
 const gpu = await createNodeGpu();
-console.log(`adapter: ${gpu.adapterName}; ${cpus().length} CPU threads (${cpus()[0]?.model ?? 'unknown CPU'}); load average ${loadavg()[0].toFixed(2)}`);
+// the same adapter with GPU-class kernels, for the GPU-class variants (src/gpu/adapter-class.ts)
+const gpuClass = gpu.kernels === 'gpu' ? gpu : await createNodeGpu({ kernels: 'gpu' });
+const matrices = await checkSubgroupMatrix(gpuClass, (line) => console.error(line));
+console.log(`adapter: ${gpu.adapterName} (${gpu.adapterClass.adapterClass} class)${matrices ? `; ${matrices}` : ''}; ${cpus().length} CPU threads (${cpus()[0]?.model ?? 'unknown CPU'}); load average ${loadavg()[0].toFixed(2)}`);
 console.log(`groups: ${selected.join(', ') || '(none)'}${opts.quick ? ' (--quick: tiny shapes, not a measurement)' : ''}\n`);
 
 const records: BenchRecord[] = [];
@@ -116,6 +123,8 @@ for (const g of selected) {
       reps: opts.reps,
       quick: opts.quick,
       matmulKernel: opts.matmulKernel,
+      attentionVariant: opts.attentionVariant,
+      gpuClass,
       onRecord: (r) => {
         if (!keep(r)) return;
         const f = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : '-');
@@ -136,5 +145,6 @@ if (opts.json) {
   await writeFile(opts.json, recordsJson(records));
   console.log(`\nwrote ${records.length} records to ${opts.json}`);
 }
+if (gpuClass !== gpu) gpuClass.destroy();
 gpu.destroy();
 process.exit(failed ? 1 : 0);
