@@ -78,7 +78,9 @@ enable chromium_experimental_subgroup_matrix;
 //     lo = f16(x − hi), and both are multiplied by the f16 W: y = hi·Wᵀ + lo·Wᵀ with f32
 //     accumulation keeps about 22 significant bits of x (|x − hi − lo| ≤ 2⁻²²·|x| in the
 //     normal f16 range) instead of f16's 11, at twice the matrix work — the f32 contract of
-//     the other variants (1e-5) holds where f16 activations alone would miss it by ~100×.
+//     the other variants (1e-5) holds where f16 activations alone miss it by ~20× (numpy,
+//     [64, 256, 4096], x ~ N(0, σ²), f16 W: split 3.5e-7 at σ = 1 and 30, 1.8e-6 at σ = 0.01
+//     where lo is subnormal; f16 x alone 2.3e-4; f32 x 3.6e-7 — max |Δ| / max |y| vs f64).
 //     x past ±65504 does not fit f16 and turns into ±inf (the non-finite checks catch it).
 //     Staged k-major in workgroup memory, TK = 2·S per step, the epilogue through one S×S
 //     f32 tile. Written for adapters that this machine has none of: at first use the op's
