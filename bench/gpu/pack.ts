@@ -84,7 +84,7 @@ function compressCached(src: string, dest: string, cacheDir: string, log: (s: st
   if (!existsSync(cached) || !existsSync(meta)) {
     let input = src;
     let stripped = false;
-    const tmp = join(cacheDir, `${key}.tmp`);
+    const tmp = join(cacheDir, `${key}.${process.pid}.tmp`);
     if (doStrip) {
       const s = run('strip', ['-o', tmp, src]);
       if (s.ok) {
@@ -96,9 +96,12 @@ function compressCached(src: string, dest: string, cacheDir: string, log: (s: st
     const t0 = performance.now();
     const x = spawnSync('xz', ['-6', '-T1', '-c', input], { maxBuffer: 256 * MIB });
     if (x.status !== 0) throw new PackError(`xz failed on ${input}: ${x.stderr?.toString() || x.error}`);
-    writeFileSync(`${cached}.part`, x.stdout);
-    renameSync(`${cached}.part`, cached);
-    writeFileSync(meta, JSON.stringify({ source: src, stripped }));
+    // unique temporary names, so two packs sharing a cache never write one file together
+    const part = `${cached}.${process.pid}.part`;
+    writeFileSync(part, x.stdout);
+    renameSync(part, cached);
+    writeFileSync(`${meta}.${process.pid}`, JSON.stringify({ source: src, stripped }));
+    renameSync(`${meta}.${process.pid}`, meta);
     if (stripped) rmSync(tmp, { force: true });
     log(`  ${(x.stdout.length / MIB).toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }

@@ -33,6 +33,7 @@
 set -uo pipefail
 
 die() { echo "run.sh: $*" >&2; exit 2; }
+need() { [ $# -ge 2 ] && [[ "$2" != --* ]] || die "$1 needs a value"; }
 posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '${2}'"; }
 
 ROOT=$(pwd)
@@ -49,14 +50,14 @@ ALLOW_STALE=0
 MODE=run
 while [ $# -gt 0 ]; do
   case "$1" in
-    --carry) [ $# -ge 2 ] || die "--carry needs a value"; CARRY=$2; shift 2 ;;
-    --work) [ $# -ge 2 ] || die "--work needs a value"; WORK=$2; shift 2 ;;
-    --out) [ $# -ge 2 ] || die "--out needs a value"; OUTDIR=$2; shift 2 ;;
-    --budget-s) [ $# -ge 2 ] || die "--budget-s needs a value"; posint --budget-s "$2"; BUDGET=$2; shift 2 ;;
-    --reps) [ $# -ge 2 ] || die "--reps needs a value"; posint --reps "$2"; REPS=$2; shift 2 ;;
-    --new-tokens) [ $# -ge 2 ] || die "--new-tokens needs a value"; posint --new-tokens "$2"; NEW_TOKENS=$2; shift 2 ;;
+    --carry) need "$@"; CARRY=$2; shift 2 ;;
+    --work) need "$@"; WORK=$2; shift 2 ;;
+    --out) need "$@"; OUTDIR=$2; shift 2 ;;
+    --budget-s) need "$@"; posint --budget-s "$2"; BUDGET=$2; shift 2 ;;
+    --reps) need "$@"; posint --reps "$2"; REPS=$2; shift 2 ;;
+    --new-tokens) need "$@"; posint --new-tokens "$2"; NEW_TOKENS=$2; shift 2 ;;
     --skip-7b) SKIP_7B=1; shift ;;
-    --model) [ $# -ge 2 ] || die "--model needs a value"; MODEL=$2; shift 2 ;;
+    --model) need "$@"; MODEL=$2; shift 2 ;;
     --no-profile) PROFILE=0; shift ;;
     --allow-stale) ALLOW_STALE=1; shift ;;
     --dry-run) MODE=dry; shift ;;
