@@ -273,6 +273,7 @@ function flashAttention(gpu: Gpu, g: Geometry, q: Tensor, k: Tensor, v: Tensor, 
   const { Sq, Skv, Hq, D } = g;
   const split = variant === 'decode';
   const tile = opts.tile ?? flashTile(gpu, variant, Sq, D);
+  if (tile && !flashLayout(D, tile, split).ok) throw new GpuError(`attention: no '${variant}' ${tile.rows}×${tile.keys} tile: its rows and keys do not divide into the workgroup's invocations (see flashLayout)`);
   if (!tile || !tileFits(gpu, D, tile, split)) {
     const want = tile ? `${tile.rows}×${tile.keys} tile (${flashLayout(D, tile, split).bytes} bytes)` : 'tile';
     throw new GpuError(`attention: no '${variant}' ${want} fits this device's ${gpu.limits.maxComputeWorkgroupStorageSize}-byte workgroup memory at D=${D}`);
