@@ -37,9 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 MISSING_TRANSFORMERS = (
     "hf_bench.py: HF transformers cannot be imported by {python} ({error}). "
     "The lent H100/H200 machines have it preinstalled (transformers 5.x with torch 2.x, see the device "
-    "tool's KINDS.md); this workplace's own machine cannot install it (no PyPI, and Debian's torch 1.13 "
-    "is too old for transformers 5). Where pip works, carry wheels as the device README says "
-    "(pip download --no-deps ... transformers==VERSION into .whl/) or pip install transformers. "
+    "tool's KINDS.md). Elsewhere give run.sh a python3 that has it: transformers 5 needs torch 2.x, so "
+    "Debian's python3-torch (1.13) will not do; a venv with torch 2.x + transformers 5.x works (bench/gpu/README.md, "
+    "'Rehearsal'); or carry wheels as the device README says (pip download --no-deps ... -d .whl transformers==VERSION). "
     "hf_metrics.py (the torch metrics) needs only torch and numpy."
 )
 
@@ -82,6 +82,37 @@ def _dtype_kw(tr, dtype):
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
+def _set_float(d, field):
+    """Casts every int value of `field` in the nested config dict to float; True if one was."""
+    hit = False
+    for k, v in list(d.items()):
+        if k == field and isinstance(v, int) and not isinstance(v, bool):
+            d[k] = float(v)
+            hit = True
+        elif isinstance(v, dict):
+            hit = _set_float(v, field) or hit
+    return hit
+
+
+def load_config(cls, model_dir):
+    """config.json as the model class's config. JSON written from JavaScript has no 1.0
+    (JSON.stringify(1.0) is "1"), and transformers 5's strict config dataclasses refuse an
+    int where a float is declared ("Field 'initializer_factor' expected float, got int"):
+    such fields are cast to float and the config is built again."""
+    import re
+
+    with open(os.path.join(model_dir, "config.json")) as f:
+        d = json.load(f)
+    for _ in range(32):
+        try:
+            return cls.config_class.from_dict(d)
+        except Exception as e:  # huggingface_hub's StrictDataclassFieldValidationError, by message
+            m = re.search(r"field '([A-Za-z0-9_]+)'.*expected float, got int", str(e), re.S)
+            if not m or not _set_float(d, m.group(1)):
+                raise
+    raise SystemExit(f"{model_dir}/config.json: too many int-for-float fields")
+
+
 def load_model(model_dir, dtype, attn, device):
     tr = need_transformers()
     with open(os.path.join(model_dir, "config.json")) as f:
@@ -89,7 +120,7 @@ def load_model(model_dir, dtype, attn, device):
     cls = {"llava": tr.LlavaForConditionalGeneration, "instructblip": tr.InstructBlipForConditionalGeneration}.get(mt)
     if cls is None:
         raise SystemExit(f"{model_dir}: model_type {mt!r}; hf_bench.py runs llava and instructblip")
-    kw = dict(_dtype_kw(tr, dtype), attn_implementation=attn)
+    kw = dict(_dtype_kw(tr, dtype), attn_implementation=attn, config=load_config(cls, model_dir))
     if device != "cpu":
         kw["device_map"] = device
     model = cls.from_pretrained(model_dir, **kw)
@@ -311,6 +342,9 @@ def parity(a):
     hf = {f"hidden_states.{l}": h[0] for l, h in enumerate(hidden)}
     hf["residual_final"] = hook.value[0]
     hf["logits"] = logits[0]
+    img = getattr(out, "image_hidden_states", None)  # LLaVA: the projector's output
+    if img is not None and "image_features" in dump:
+        hf["image_features"] = img.reshape(-1, img.shape[-1])
     rows = {}
     failed = []
     for name, ref in hf.items():

@@ -4,7 +4,7 @@
 #
 #   bash bench/gpu/run.sh [--carry DIR] [--work DIR] [--out DIR] [--budget-s 480]
 #        [--reps 3] [--new-tokens 32] [--skip-7b | --model DIR] [--no-profile] [--allow-stale]
-#        [--dry-run] [--setup-only]
+#        [--hf-device cuda] [--dry-run] [--setup-only]
 #
 # Steps (each under `timeout`, capped by what is left of --budget-s; a step that fails
 # or runs out of time is reported and the rest still run):
@@ -28,6 +28,7 @@
 # other sources than this tree: repack, or --allow-stale), a processor other than x86-64.
 # --model DIR: time that (LLaVA) checkpoint instead of writing the random 7B (the tests run
 # the whole pipeline on a tiny checkpoint this way). --skip-7b: only setup, checks, parity.
+# --hf-device cpu: run hf_bench.py perf on the CPU in float32 (a rehearsal off the GPU).
 # --dry-run: check all that and print the plan, run nothing. --setup-only: also unpack
 # and run `node --version` and the bundle's --help, then stop.
 set -uo pipefail
@@ -47,6 +48,7 @@ SKIP_7B=0
 MODEL=
 PROFILE=1
 ALLOW_STALE=0
+HF_DEVICE=cuda
 MODE=run
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
     --model) need "$@"; MODEL=$2; shift 2 ;;
     --no-profile) PROFILE=0; shift ;;
     --allow-stale) ALLOW_STALE=1; shift ;;
+    --hf-device) need "$@"; HF_DEVICE=$2; shift 2 ;;
     --dry-run) MODE=dry; shift ;;
     --setup-only) MODE=setup; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -217,7 +220,8 @@ if [ "$SKIP_7B" = 0 ]; then
     fi
     if [ "$HF_OK" = 0 ] && [ -f "$WORK/inputs.json" ]; then
       mem_start hf
-      step hf "$CAP_HF" python3 bench/gpu/hf_bench.py perf --model "$CK" --inputs "$WORK/inputs" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
+      step hf "$CAP_HF" python3 bench/gpu/hf_bench.py perf --model "$CK" --inputs "$WORK/inputs" \
+        --device "$HF_DEVICE" --dtype "$([ "$HF_DEVICE" = cpu ] && echo float32 || echo float16)" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
         --out "$OUTDIR/hf.json" --metrics-out "$WORK/metrics-hf.json"
       mem_stop
     else

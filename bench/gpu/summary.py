@@ -131,7 +131,7 @@ def build(work, out, budget=None, elapsed=None, checkpoint="random fp16 LLaVA-1.
             parts.append(f"norm attention rel {agree['norm_attention_rel']:.2e}")
         if agree.get("lens_top1_agree") is not None:
             parts.append(f"LogitLens top-1 agreement {100 * agree['lens_top1_agree']:.1f}%")
-        lines.append("7B metrics, phaselens vs HF+torch (fp16 weights): " + ", ".join(parts))
+        lines.append("analyze metrics on this checkpoint, phaselens vs HF + hf_metrics.py: " + ", ".join(parts))
     lines.append("")
     for fam in ("llava", "instructblip"):
         p = load(os.path.join(out, f"parity-{fam}.json"))
