@@ -19,6 +19,7 @@
  *                norm attention at the last token, LogitLens top-5 on every visual token at
  *                every layer) after one warm-up, results read back to the host
  *   peak_gpu_bytes  the largest total of live phaselens buffers (weights included)
+ * --mode inputs: only --inputs-out (no GPU), for the HF side when phaselens cannot run.
  * --mode profile: the same prefill and analyze once each after a warm-up, plus 8 decode
  *   tokens, with the profiler on; the per-kernel table (steady dispatches, % of peak) goes
  *   to --profile-out and stdout, the Chrome trace to --trace.
@@ -49,7 +50,7 @@ interface Options {
   model: string;
   image: string;
   prompt: string;
-  mode: 'time' | 'profile';
+  mode: 'time' | 'profile' | 'inputs';
   reps: number;
   newTokens: number;
   out?: string;
@@ -116,6 +117,7 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
   const image = readImageFile(o.image);
   const x = files.prepare(spec, image, { padToSquare: false });
   if (o.inputsOut) writeInputs(o.inputsOut, x);
+  if (o.mode === 'inputs') return { result: { side: 'phaselens', mode: 'inputs', seq: x.ids.length }, failed: false };
   const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
   const gpu: Gpu = await createNodeGpu({ profile: o.mode === 'profile', kernels });
   const errors: Record<string, string> = {};
@@ -196,8 +198,8 @@ export function command(): Command {
     .requiredOption('--model <dir>', 'checkpoint folder')
     .requiredOption('--image <file>', 'PNG or JPEG')
     .option('--prompt <text>', 'the question (LLaVA: in the chat template)', DEFAULT_QUESTION)
-    .option('--mode <mode>', 'time | profile', (v) => {
-      if (v !== 'time' && v !== 'profile') throw new InvalidArgumentError('must be time or profile');
+    .option('--mode <mode>', 'time | profile | inputs (only --inputs-out, no GPU)', (v) => {
+      if (v !== 'time' && v !== 'profile' && v !== 'inputs') throw new InvalidArgumentError('must be time, profile or inputs');
       return v;
     }, 'time')
     .option('--reps <n>', 'timed repetitions after the warm-up', positiveInt, 3)

@@ -203,6 +203,16 @@ export -f parity
 step parity-llava $(( CAP_PARITY / 2 )) parity llava
 step parity-instructblip $(( CAP_PARITY / 2 )) parity instructblip
 
+# ---- which adapter Dawn gave phaselens (the dumps above printed it) -------------------
+ADAPTER=$(grep -o 'phaselens: GPU .*' "$LOG" | head -1)
+echo "adapter: ${ADAPTER:-none found (see the parity steps)}"
+PL_OK=1
+if command -v nvidia-smi >/dev/null && grep -q '(cpu:' <<< "$ADAPTER"; then   # a software adapter on a GPU machine
+  PL_OK=0
+  echo "run.sh: phaselens did not get the NVIDIA GPU from Dawn (${ADAPTER:-no adapter}); the phaselens 7B steps are skipped."
+  echo "        Check the Vulkan loader (ldconfig -p | grep libvulkan) and VK_DRIVER_FILES (${VK_DRIVER_FILES:-unset}; the ICD is usually $ICD)."
+fi
+
 # ---- the 7B runs ----------------------------------------------------------------------
 if [ "$SKIP_7B" = 0 ]; then
   waitmr() { while [ ! -f "$WORK/make-random.rc" ]; do sleep 1; done; cat "$WORK/make-random.log"; read -r rc s < "$WORK/make-random.rc"; echo "make-random: exit $rc in ${s}s"; return "$rc"; }
@@ -210,14 +220,15 @@ if [ "$SKIP_7B" = 0 ]; then
   if [ -n "$MODEL" ] || step make-random-wait "$CAP_7B" waitmr; then
     mem_start baseline; sleep 1; mem_stop
     mem_start phaselens
-    step phaselens "$CAP_PL" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
+    [ "$PL_OK" = 1 ] && step phaselens "$CAP_PL" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
       --out "$OUTDIR/phaselens.json" --inputs-out "$WORK/inputs" --metrics-out "$WORK/metrics-phaselens.json"
     mem_stop
-    if [ "$PROFILE" = 1 ]; then
+    if [ "$PROFILE" = 1 ] && [ "$PL_OK" = 1 ]; then
       step profile "$CAP_PROF" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --mode profile --new-tokens 8 \
         --out "$WORK/phaselens-profile.json" --profile-out "$OUTDIR/profile.txt" --trace "$WORK/trace.json" \
         && gzip -c "$WORK/trace.json" > "$OUTDIR/trace.json.gz"
     fi
+    [ "$PL_OK" = 1 ] || "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --mode inputs --inputs-out "$WORK/inputs"
     if [ "$HF_OK" = 0 ] && [ -f "$WORK/inputs.json" ]; then
       mem_start hf
       step hf "$CAP_HF" python3 bench/gpu/hf_bench.py perf --model "$CK" --inputs "$WORK/inputs" \
