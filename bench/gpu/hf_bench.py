@@ -244,6 +244,12 @@ def perf(a):
             sys.stderr.write(f"hf_bench.py: {name} failed: {res['errors'][name]}\n")
         if cuda:
             res["peak_bytes"][name] = {"allocated": torch.cuda.max_memory_allocated(), "reserved": torch.cuda.max_memory_reserved()}
+        save()  # after every phase: a run stopped by run.sh's timeout keeps what it measured
+
+    def save():
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump(res, f, indent=1, default=str)
 
     def prefill():
         model(**x, use_cache=True, **keep)
@@ -308,9 +314,7 @@ def perf(a):
     res["attn_sdpa"] = attn_impl(model)
     phase("prefill_sdpa", lambda: res.__setitem__("prefill_s_sdpa", timed(prefill, a.reps, dev)))
     phase("decode_sdpa", lambda: run_decode("decode_sdpa"))
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(res, f, indent=1)
+    save()
     print(json.dumps({k: v for k, v in res.items() if k not in ("versions",)}, default=str)[:4000])
     return 1 if res["errors"] else 0
 

@@ -16,7 +16,7 @@
  * is cached by the binary's sha256 under test/.cache/gpu-check.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,6 +179,25 @@ describe('bench/gpu carry: packed for real, run with the carried node', () => {
       expect(log).toContain('== hf: not run (transformers missing)');
       expect(readFileSync(join(out, 'summary.txt'), 'utf8')).toContain('parity llava (tiny, HF on CPU vs phaselens dump): not run (HF transformers missing)');
     });
+
+    it('on a machine with nvidia-smi where Dawn finds only a software adapter, skips phaselens\'s 7B steps and says why', async () => {
+      const fake = join(tmp, 'fake-gpu-bin');
+      mkdirSync(fake, { recursive: true });
+      writeFileSync(join(fake, 'nvidia-smi'), '#!/bin/sh\necho 1000\n');
+      chmodSync(join(fake, 'nvidia-smi'), 0o755);
+      const tiny = join(tmp, 'tiny-run');
+      const o = join(tmp, 'out-fake');
+      const r = sh('bash', ['bench/gpu/run.sh', '--carry', carry, '--work', join(tmp, 'work-fake'), '--out', o, '--model', tiny, '--reps', '1', '--new-tokens', '2', '--budget-s', '200'], {
+        env: { ...process.env, PATH: `${fake}:${bin}:${process.env.PATH}`, PYTHONPATH: shadow },
+        timeout: 220_000,
+      });
+      expect(r.status).toBe(0);
+      expect(r.out).toContain('run.sh: phaselens did not get the NVIDIA GPU from Dawn (phaselens: GPU ');
+      expect(r.out).not.toContain('== phaselens (');
+      expect(existsSync(join(o, 'phaselens.json'))).toBe(false);
+      expect(JSON.parse(readFileSync(join(tmp, 'work-fake', 'inputs.json'), 'utf8')).ids.length).toBeGreaterThan(9); // for the HF side
+      expect(readFileSync(join(o, 'summary.txt'), 'utf8')).toMatch(/prefill \(median\) +— /);
+    }, 240_000);
 
     it('leaves at most 8 files in $OUT, each under 16 MiB, named as the device tool requires', () => {
       const files: string[] = [];
