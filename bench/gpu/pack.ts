@@ -165,7 +165,8 @@ async function bundle(entry: string, outfile: string): Promise<void> {
     target: 'node20',
     external: ['webgpu'],
     banner: { js: BANNER },
-    minify: true,
+    // not minified: a stack trace from the lent machine, which cannot be debugged live, should name real functions
+    minify: false,
     legalComments: 'none',
     logLevel: 'silent',
     plugins: [rootRelativeMeta()],
