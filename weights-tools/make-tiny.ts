@@ -105,7 +105,8 @@ export function tinyConfigJson(arch: TinyArch, dtype: WeightDtype = 'f32', gqa =
   }
   return {
     architectures: ['InstructBlipForConditionalGeneration'],
-    initializer_factor: 1.0,
+    // initializer_factor left out (HF's default is 1.0): JSON.stringify writes 1.0 as 1,
+    // which transformers ≥ 5 refuses for a float field
     image_token_index: 32000,
     initializer_range: 0.02,
     model_type: 'instructblip',

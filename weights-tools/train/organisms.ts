@@ -95,7 +95,8 @@ export function organismConfigJson(arch: OrganismArch, s: OrganismShape = DEFAUL
   return {
     architectures: ['InstructBlipForConditionalGeneration'],
     image_token_index: 32000,
-    initializer_factor: 1.0,
+    // initializer_factor left out (HF's default is 1.0): JSON.stringify writes 1.0 as 1,
+    // which transformers ≥ 5 refuses for a float field
     initializer_range: 0.02,
     model_type: 'instructblip',
     num_query_tokens: 16,
