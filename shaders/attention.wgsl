@@ -4,7 +4,8 @@
 // keys are consumed in tiles of T with a running max m and sum l per query row (online
 // softmax, f32); no score matrix is stored. A fully blocked row (l = 0) writes 0.
 //
-// Two variants, picked by pickVariant() in src/ops/attention.ts:
+// Two variants for CPU-class kernels (lavapipe, SwiftShader), picked by pickVariant() in
+// src/ops/attention.ts; GPU-class kernels run attention_flash.wgsl ('flash', 'decode'):
 //   rows  (default, Sq ≥ 64): workgroup = WG·R query rows of one head; invocation = R rows
 //         (R = ROWS). The key loop is the same for the whole workgroup (causal: up to the
 //         workgroup's last row, later keys masked per row), so every k/v address is uniform:
@@ -30,7 +31,8 @@
 //   Also tried: a fully unrolled body for D=64 (generated code): 2× slower (spills);
 //   head-dim loops with a compile-time trip count: the same speed as the run-time bound
 //   (p.dv4) but 10–80 s to compile per pipeline, so the bound is a uniform.
-// On GPUs R = 1 (registers: each row holds 2·D floats); not yet measured on one.
+// GPU-class kernels take R = 1 (registers: each row holds 2·D floats) where they fall back
+// to 'rows' (no flash tile fits the workgroup memory); not measured on a GPU.
 #include "lib/attention_scores.wgsl"
 #include "lib/attention_values.wgsl"
 

@@ -37,10 +37,16 @@
 //          BQ = 1 (WG = BK = 64), 8 (BK = 64) or 32 (BK = 32) rows, so one query row
 //          does not pay for 64.
 //
-// Measured on lavapipe (2 shared cores, EPYC, Mesa 25; GFLOP/s = 4·pairs·Hq·D / time,
-// GPU class forced; 'rows' R=2 and 'split' on the same runs for comparison) — slower than
-// the CPU-class variants there, as expected (barriers switch over every invocation):
-//   see src/ops/attention.ts, pickVariant.
+// Not yet timed on a GPU. Measured on lavapipe (2 shared cores, Mesa 25, tiles for its
+// 32 KiB; GFLOP/s = 4·pairs·Hq·D / median time; the CPU-class variant in the same run, as
+// this host ran 'rows' ~5× slower than when attention.wgsl's header was measured) — slower
+// than the CPU-class kernels there, as expected (each barrier switches over every
+// invocation, and workgroup memory costs as much as a storage load):
+//   CLIP-L 577×577 / 600×600, 16 heads, D=64:  flash 32×32  1.07 / 1.14   rows R=2 1.53 / 1.58
+//   LLaMA prefill 600, 32 heads, D=128, causal: flash 16×32  0.91          rows R=2 1.31
+//   decode 1×600, 32 heads, D=128:              decode 1×32, 16 chunks 0.10 (97 ms), split 0.74
+//                                               (flash forced: 0.05 — 63 of 64 rows idle)
+// Pipelines compile in 2–20 s each on lavapipe (cached by Mesa afterwards).
 //
 // defines: D, ROWS (= 1, for the scores library), VEC4, CAUSAL, MASK, SPLIT; BQ, BK, WG;
 // KL, SR, SK (score step); CL, OC, KG, OR (value step) — src/ops/attention.ts derives them.
