@@ -12,6 +12,19 @@ import { hostname } from 'node:os';
 
 const STALE_MS = 24 * 3600 * 1000;
 
+/**
+ * The process that owns this run's locks and temporary files: the one the user or the
+ * scheduler started. The `phaselens` executable runs the command in a child (see
+ * src/cli/phaselens.mjs) and names itself in PHASELENS_OWNER_PID; if it is killed outright
+ * its child may still finish an item for a moment, so its locks must already read as
+ * stale to a re-run. Only the direct child takes the variable (a grandchild that
+ * inherited it has another parent).
+ */
+export function ownerPid(): number {
+  const owner = Number(process.env.PHASELENS_OWNER_PID);
+  return owner === process.ppid ? owner : process.pid;
+}
+
 interface LockInfo {
   pid: number;
   host: string;
@@ -29,7 +42,7 @@ function alive(pid: number): boolean {
 
 /** True when a process id written in a file name or lock (`pid`) on this host is gone. */
 export function deadHere(pid: number): boolean {
-  return pid !== process.pid && !alive(pid);
+  return pid !== process.pid && pid !== ownerPid() && !alive(pid);
 }
 
 export function isStale(path: string): boolean {
@@ -47,7 +60,7 @@ export function isStale(path: string): boolean {
 export function tryLock(path: string): boolean {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(path, JSON.stringify({ pid: process.pid, host: hostname(), time: Date.now() }), { flag: 'wx' });
+      writeFileSync(path, JSON.stringify({ pid: ownerPid(), host: hostname(), time: Date.now() }), { flag: 'wx' });
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;

@@ -36,7 +36,7 @@ import { basename, dirname, join } from 'node:path';
 import { SAFE_ID } from '../data/item.ts';
 import { UserError } from '../errors.ts';
 import { firstNonFinite } from '../util/non-finite.ts';
-import { deadHere, isStale, tryLock, unlock } from './locks.ts';
+import { deadHere, isStale, ownerPid, tryLock, unlock } from './locks.ts';
 import { createProgress, type Progress, type ProgressOptions } from './progress.ts';
 
 /** What the runner needs of an item (src/data/item.ts `DataItem` has it). */
@@ -119,7 +119,7 @@ let tempCounter = 0;
 
 /** Write `text` to `path` atomically: a temporary file in the same folder, fsync, rename. */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${tempCounter++}${randomBytes(3).toString('hex')}.tmp`);
+  const tmp = join(dirname(path), `.${basename(path)}.${ownerPid()}.${tempCounter++}${randomBytes(3).toString('hex')}.tmp`);
   try {
     const fh = await open(tmp, 'w');
     try {

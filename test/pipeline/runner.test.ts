@@ -249,4 +249,31 @@ describe('several processes on one output folder', () => {
     write(j(dir, 'y.lock'), JSON.stringify({ pid: 999999999, host: hostname(), time: Date.now() }));
     expect(tryLock(j(dir, 'y.lock'))).toBe(true);
   });
+
+  // src/cli/phaselens.mjs runs the command in a child: its locks name the wrapper, so that
+  // when the wrapper is SIGKILLed a re-run does not wait on the child it leaves behind.
+  it('locks name the owning process: the parent when it says so, not an inherited claim', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { join: j } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'phaselens-owner-'));
+    const locks = resolve(import.meta.dirname, '../../src/pipeline/locks.ts');
+    const take = (name: string) => `const { tryLock } = await import(${JSON.stringify(locks)}); tryLock(${JSON.stringify(j(dir, name))});`;
+    const lockPid = (name: string) => (JSON.parse(readFileSync(j(dir, name), 'utf8')) as { pid: number }).pid;
+    const node = (code: string, env: Record<string, string>) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, ...env } });
+    // a child told that this process owns it
+    const direct = node(take('a.lock'), { PHASELENS_OWNER_PID: String(process.pid) });
+    expect(direct.status, direct.stderr).toBe(0);
+    expect(lockPid('a.lock')).toBe(process.pid);
+    // a grandchild that inherited the claim names itself
+    const grand = node(`const { spawnSync } = await import('node:child_process');
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', ${JSON.stringify(take('b.lock') + ' console.log(process.pid);')}], { encoding: 'utf8' });
+      process.stdout.write(r.stdout); process.stderr.write(r.stderr); process.exit(r.status ?? 1);`, { PHASELENS_OWNER_PID: String(process.pid) });
+    expect(grand.status, grand.stderr).toBe(0);
+    expect(lockPid('b.lock')).toBe(Number(grand.stdout.trim()));
+    // a lock whose owner has exited is stale
+    const { tryLock } = await import('../../src/pipeline/locks.ts');
+    expect(tryLock(j(dir, 'b.lock'))).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
