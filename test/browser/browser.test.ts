@@ -20,6 +20,7 @@ import { browserShaderLoader } from '../../src/gpu/browser.ts';
 import { roundF16 } from '../../src/gpu/half.ts';
 import { layerNormRef } from '../reference/layernorm.ts';
 import { linearRef } from '../reference/matmul.ts';
+import { attentionRef } from '../reference/attention.ts';
 import { randn, relErr } from '../helpers/gpu.ts';
 import { ADAPTERS, launchChromium, requireChromium } from './chromium.ts';
 import type { AdapterReport, PageApi } from './page.ts';
@@ -163,6 +164,39 @@ for (const A of ADAPTERS) {
           }
         });
       }
+    }
+
+    // The GPU-class variants (src/gpu/adapter-class.ts), forced on this software adapter:
+    // the same WGSL through Chromium's Dawn (and, in compatibility mode, through GLSL ES).
+    // tiled16 and sgmat need shader-f16 / subgroup matrices, which neither adapter has.
+    const gpuMatmul: { kernel: 'gemv' | 'tiled'; shape: [number, number, number] }[] = [
+      { kernel: 'gemv', shape: [3, 70, 130] },
+      { kernel: 'tiled', shape: [37, 130, 257] },
+      { kernel: 'tiled', shape: [130, 66, 36] },
+    ];
+    for (const { kernel, shape: [M, N, K] } of gpuMatmul) {
+      it(`linear, GPU-class variant ${kernel}, f16 weights M=${M} N=${N} K=${K}`, async () => {
+        const x = randn(M * K, 3 * M + K);
+        const w = randn(N * K, 5 * N + K, 0.5);
+        const y = await call(await open(), 'matmul', { M, N, K, wdtype: 'f16', kernel, x: Array.from(x), w: Array.from(w) });
+        expect(relErr(y, linearRef(x, roundF16(w), M, N, K))).toBeLessThanOrEqual(1e-5);
+      });
+    }
+    // flash: D = 88 (not a multiple of its vec4 lanes' tiles), causal GQA, Sq off the tiles;
+    // decode: one query row over more keys than one chunk. 1e-5: the kernel tests' bound.
+    const gpuAttention = [
+      { variant: 'flash', Sq: 70, Skv: 70, Hq: 4, Hkv: 2, D: 88, causal: true },
+      { variant: 'flash', Sq: 45, Skv: 45, Hq: 2, Hkv: 2, D: 64, causal: false },
+      { variant: 'decode', Sq: 1, Skv: 300, Hq: 4, Hkv: 1, D: 128, causal: true },
+    ] as const;
+    for (const c of gpuAttention) {
+      it(`attention, GPU-class variant ${c.variant}: Sq=${c.Sq} Skv=${c.Skv} Hq=${c.Hq} Hkv=${c.Hkv} D=${c.D}${c.causal ? ' causal' : ''}`, async () => {
+        const q = randn(c.Sq * c.Hq * c.D, 1 + c.Sq, 1.5);
+        const k = randn(c.Skv * c.Hkv * c.D, 2 + c.Skv, 1.5);
+        const v = randn(c.Skv * c.Hkv * c.D, 3 + c.Skv);
+        const y = await call(await open(), 'attention', { ...c, q: Array.from(q), k: Array.from(k), v: Array.from(v) });
+        expect(relErr(y, attentionRef(q, k, v, c, { causal: c.causal }))).toBeLessThanOrEqual(1e-5);
+      });
     }
 
     it('layerNorm f32 and f16 params, rows=3 D=301 (another kernel: workgroup reduction)', async () => {

@@ -8,7 +8,8 @@
 import { createBrowserGpu, type BrowserGpuOptions } from '../../src/gpu/browser.ts';
 import type { Gpu, GpuFeatures } from '../../src/gpu/context.ts';
 import { toF16 } from '../../src/gpu/half.ts';
-import { linear } from '../../src/ops/linear.ts';
+import { linear, type MatmulKernel } from '../../src/ops/linear.ts';
+import { attention, type AttentionVariant } from '../../src/ops/attention.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
 
 export interface AdapterReport {
@@ -37,6 +38,21 @@ export interface MatmulCase {
   x: number[];
   /** W [N, K] as f32 values; the page packs them to f16 for wdtype 'f16'. */
   w: number[];
+  /** Force a variant (default: what linear() picks on this adapter). */
+  kernel?: MatmulKernel;
+}
+
+export interface AttentionCase {
+  Sq: number;
+  Skv: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  causal: boolean;
+  variant: AttentionVariant;
+  q: number[];
+  k: number[];
+  v: number[];
 }
 
 export interface LayerNormCase {
@@ -52,6 +68,7 @@ export interface LayerNormCase {
 export interface PageApi {
   open(opts: BrowserGpuOptions): Promise<AdapterReport>;
   matmul(c: MatmulCase): Promise<number[]>;
+  attention(c: AttentionCase): Promise<number[]>;
   layerNorm(c: LayerNormCase): Promise<number[]>;
   /** The error messages createBrowserGpu gives without navigator.gpu, without an adapter, without shaders. */
   errors(): Promise<{ noNavigatorGpu: string; noAdapter: string; noShaders: string }>;
@@ -82,13 +99,22 @@ const api: PageApi = {
     };
   },
 
-  async matmul({ M, N, K, wdtype, x, w }) {
+  async matmul({ M, N, K, wdtype, x, w, kernel }) {
     const g = need();
     const xt = g.upload(Float32Array.from(x), [M, K], 'x');
     const wt = wdtype === 'f16' ? g.upload(toF16(w), [N, K], 'w', 'f16') : g.upload(Float32Array.from(w), [N, K], 'w');
-    const y = linear(g, xt, wt, { name: 'y' });
+    const y = linear(g, xt, wt, { name: 'y', kernel });
     const out = await g.readF32(y);
     g.release(xt, wt, y);
+    return Array.from(out);
+  },
+
+  async attention({ Sq, Skv, Hq, Hkv, D, causal, variant, q, k, v }) {
+    const g = need();
+    const [qt, kt, vt] = [g.upload(Float32Array.from(q), [Sq, Hq, D], 'q'), g.upload(Float32Array.from(k), [Skv, Hkv, D], 'k'), g.upload(Float32Array.from(v), [Skv, Hkv, D], 'v')];
+    const o = attention(g, qt, kt, vt, { causal, variant });
+    const out = await g.readF32(o);
+    g.release(qt, kt, vt, o);
     return Array.from(out);
   },
 
