@@ -37,6 +37,7 @@ import { analyzeImage } from '../../src/analysis/analyze-image.ts';
 import { parseKernelChoice } from '../../src/gpu/adapter-class.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
+import { checkSubgroupMatrix } from '../../src/ops/matmul-check.ts';
 import { adapterPeak } from '../../src/gpu/peaks.ts';
 import { readImageFile } from '../../src/io/load-node.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
@@ -120,6 +121,8 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
   if (o.mode === 'inputs') return { result: { side: 'phaselens', mode: 'inputs', seq: x.ids.length }, failed: false };
   const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
   const gpu: Gpu = await createNodeGpu({ profile: o.mode === 'profile', kernels });
+  // as every phaselens command does: subgroup matrices are used only once they pass the self-check
+  const matrices = await checkSubgroupMatrix(gpu, (line) => console.error(line));
   const errors: Record<string, string> = {};
   const result: Record<string, unknown> = {
     side: 'phaselens',
@@ -128,6 +131,7 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
     adapter_class: gpu.adapterClass.adapterClass,
     kernels: gpu.kernels,
     features: gpu.features,
+    subgroup_matrix: matrices,
     model: o.model,
     family: files.family,
     prompt: o.prompt,
