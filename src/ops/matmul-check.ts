@@ -12,6 +12,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import { toF16 } from '../gpu/half.ts';
+import { mulberry32 } from '../util/random.ts';
 import { linear, markSgmatChecked, type MatmulKernel } from './linear.ts';
 
 export const CHECK_TOLERANCE = 1e-5;
@@ -24,17 +25,10 @@ export interface KernelComparison {
   reason: string;
 }
 
-/** Deterministic uniform values in [−scale, scale) (mulberry32). */
+/** Seeded uniform values in [−scale, scale). */
 function uniform(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let a = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
+  const next = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
 }
 
 /** Runs `kernel` and `reference` on the same random f16-weight problem and compares them. */
