@@ -3,6 +3,7 @@ import { PipelineCache } from '../../src/gpu/pipelines.ts';
 import { expandWgsl } from '../../src/gpu/wgsl.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { linear } from '../../src/ops/linear.ts';
+import { Profiler } from '../../src/gpu/profiler.ts';
 import { getGpu, randn } from '../helpers/gpu.ts';
 import { NO_ADAPTER_HELP, adapterOrExplain } from '../../src/gpu/node.ts';
 
@@ -117,6 +118,38 @@ describe('profiler', () => {
     const trace = g.profiler!.trace() as { traceEvents: { name: string; ph: string; tid: number; dur: number }[] };
     const events = trace.traceEvents.filter((e) => e.name === mm[0].kernel && e.ph === 'X');
     expect(events.map((e) => e.tid).sort()).toEqual([1, 1, 3]);
+  });
+
+  // Submissions overlap (several in flight, each ends when the queue drains), so the host
+  // wall is the union of their intervals, never their sum.
+  const hostWall = (table: string) => Number(/\(([\d.]+) ms host wall|: ([\d.]+) ms for \d+ dispatches/.exec(table)!.slice(1).find((v) => v !== undefined));
+
+  it('host wall of constructed submissions is the union of their intervals', async () => {
+    const p = new Profiler((await getGpu()).device, false);
+    // [0,10] ∪ [2,8] ∪ [5,15] ∪ [20,25] ∪ [24,30] ∪ [40,40] = 15 + 10 = 25 ms (their sum: 37)
+    for (const [start, end] of [[0, 10], [2, 8], [5, 15], [20, 25], [24, 30], [40, 40]]) p.submissions.push({ start, end, dispatches: 1 });
+    expect(hostWall(p.table())).toBe(25);
+    const q = new Profiler((await getGpu()).device, true);
+    for (const [start, end] of [[5, 15], [0, 10]]) q.submissions.push({ start, end, dispatches: 1 });
+    expect(hostWall(q.table())).toBe(15);
+  });
+
+  it('host wall of a real run with many submissions in flight is at most the elapsed time', async () => {
+    const g = await getProfiledGpu();
+    const t0 = performance.now();
+    const x = g.upload(randn(64 * 32, 3), [64, 32], 'x');
+    const w = g.upload(randn(48 * 32, 4), [48, 32], 'w');
+    for (let i = 0; i < 40; i++) {
+      g.release(linear(g, x, w));
+      g.flush(); // one submission per dispatch, none waited for
+    }
+    await g.sync();
+    const elapsed = performance.now() - t0;
+    expect(g.profiler!.submissions.length).toBeGreaterThanOrEqual(40);
+    const wall = hostWall(g.profiler!.table());
+    expect(wall).toBeGreaterThan(0);
+    expect(wall).toBeLessThanOrEqual(elapsed + 0.1); // the footer rounds to 0.1 ms
+    g.destroy();
   });
 });
 
