@@ -12,7 +12,7 @@ import { readImageFile } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
 import { openModel } from '../models/registry.ts';
 import type { PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
-import { addGpuOptions, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from './gpu-session.ts';
+import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from './gpu-session.ts';
 
 export interface PromptOptions {
   prompt?: string;
@@ -67,6 +67,7 @@ export async function openChecked<T>(dir: string, check: (files: VlmFiles) => T)
 
 /** `newTokens`: how many tokens the run will append (generation), checked against the context too. */
 export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promise<ModelRun> {
+  checkProfilePath(o);
   const dtype = parseDtype(o.dtype);
   const { files, checked: x } = await openChecked(o.model, (f) => {
     const image = o.image ? readImageFile(o.image) : undefined;
@@ -82,24 +83,34 @@ export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promis
 
 /**
  * The body of a command over a loaded model: the folder opened and `check` run on it
- * (every flag against the prepared prompt) before the GPU starts and the weights load,
- * then `body`, then the profile.
+ * (every flag against the prepared prompt, the inputs read) before the GPU starts and the
+ * weights load, then `body` with what `check` returned, then the profile.
  */
-export async function withModel(o: GpuCliOptions & { model: string; dtype?: string }, check: (files: VlmFiles) => void, body: (gpu: Gpu, m: Vlm) => Promise<void>): Promise<void> {
+export async function withModel<T>(o: GpuCliOptions & { model: string; dtype?: string }, check: (files: VlmFiles) => T, body: (gpu: Gpu, m: Vlm, checked: T) => Promise<void>): Promise<void> {
+  checkProfilePath(o);
   const dtype = parseDtype(o.dtype);
-  const { files } = await openChecked(o.model, check);
+  const { files, checked } = await openChecked(o.model, check);
   const gpu = await openGpu(o);
   const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-  await body(gpu, m);
+  await body(gpu, m, checked);
   await finishProfile(gpu, o);
 }
 
-/** The last lines of a data-set command; a run stopped by SIGTERM exits 143 so a scheduler sees it did not finish. */
+/**
+ * The last lines of a data-set command. A run stopped by SIGTERM exits 143, one that ended
+ * with items missing (held by another process that did not finish them in time) exits 75
+ * (EX_TEMPFAIL), naming them, so a scheduler never sees an incomplete run succeed.
+ */
 export function reportRun(s: RunSummary, out: string, report: string, noun = 'items'): void {
-  console.log(`${s.done} ${noun}, ${s.skipped} already done, ${s.failed} failed (see ${out}/errors.json)`);
+  const held = s.missing.filter((m) => m.why.startsWith('held by')).length;
+  console.log(`${s.done} ${noun}, ${s.skipped} already done, ${s.failed} failed${held ? `, ${held} held by other processes` : ''} (see ${out}/errors.json)`);
   console.log(`report: ${report}`);
   if (s.stopped) {
-    console.error(`phaselens: stopped by SIGTERM with ${s.total - s.done - s.skipped - s.failed} item(s) left; re-run the same command to resume`);
+    console.error(`phaselens: stopped by SIGTERM with ${s.missing.length} item(s) left; re-run the same command to resume`);
     process.exitCode = 143;
+  } else if (s.missing.length > 0) {
+    const shown = s.missing.slice(0, 10).map((m) => `${m.id} (${m.why})`).join(', ');
+    console.error(`phaselens: ${s.missing.length} item(s) have no result: ${shown}${s.missing.length > 10 ? ', …' : ''}; the aggregate and report leave them out; re-run the same command (when the other process has finished) to complete them`);
+    process.exitCode = 75;
   }
 }

@@ -9,8 +9,8 @@
 // keeps them). The child writes its own messages straight to the terminal when stderr is
 // one (fd 3), so progress bars keep working; signals are passed on (the child tolerates
 // getting them twice, as under Slurm, which signals every process of a job), and the
-// child ends itself if this process is killed outright (the IPC channel closes); until it
-// has, its locks already read as stale, since they name this process.
+// child ends itself if this process is killed outright (the IPC channel closes). Locks and
+// temporary files name the child, the process that writes (src/pipeline/locks.ts).
 import { spawn } from 'node:child_process';
 import { isatty, WriteStream } from 'node:tty';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +27,6 @@ if (process.env[WRAPPED] || verbose) {
     Object.defineProperty(process, 'stderr', { value: tty, configurable: true, writable: true });
   }
   delete process.env[WRAPPED];
-  // locks and temporary files name the wrapper, the process the user sees (src/pipeline/locks.ts)
-  if (process.channel) process.env.PHASELENS_OWNER_PID = String(process.ppid);
   if (process.channel) {
     process.channel.unref();
     process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));

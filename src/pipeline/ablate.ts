@@ -119,11 +119,11 @@ export interface AblateItem {
 export async function ablate(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: AblateRun): Promise<{ summary: RunSummary; report: string }> {
   const summary = await runItems(items, o.out, (item) => ablateItem(gpu, m, item, o), { progress: { label: 'ablate', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is AblateItem => r !== null);
-  return { summary, report: finishAblate(o.out, results, { data: o.data, failed: summary.failed }) };
+  return { summary, report: finishAblate(o.out, results, { data: o.data, failed: summary.failed, missing: summary.missing.length }) };
 }
 
 /** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
-export function finishAblate(out: string, results: readonly AblateItem[], run: { data: string; failed: number }): string {
+export function finishAblate(out: string, results: readonly AblateItem[], run: { data: string; failed: number; missing?: number }): string {
   const first = results[0];
   const opts = (first?.options ?? {}) as { token?: string; layers?: string; sweep?: boolean };
   const vqa = results.filter((r) => r.vqa);
@@ -178,6 +178,7 @@ export function finishAblate(out: string, results: readonly AblateItem[], run: {
       data: run.data,
       items: agg.n_items,
       failed: run.failed,
+      ...(run.missing ? { 'missing (no result yet)': run.missing } : {}),
       'p_drop (mean ± std)': `${agg.p_drop.mean} ± ${agg.p_drop.std}`,
       ...(agg.vqa ? { 'VQA accuracy base / ablated': `${agg.vqa.accuracy_base} / ${agg.vqa.accuracy_ablated} (n = ${agg.vqa.n})` } : {}),
       phaselens_version: VERSION,

@@ -1,7 +1,8 @@
 /**
  * `analyze` as a library call: sample the data set, run every image through the
  * instrumented forward (resumable, one JSON per image), then aggregate, draw the figures
- * and write the self-contained report.
+ * and write the self-contained report. The aggregate is of the results on disk when the
+ * loop has ended; the report lists the items it leaves out.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,9 +46,12 @@ export async function analyze(gpu: Gpu, m: Vlm, o: AnalyzeRun, selection = selec
   // a resumed folder keeps its finished results as they were made (as for any other option); say so when their lens coverage differs
   const covers = new Set(results.map((r) => JSON.stringify(coverageOf(r))));
   if (covers.size > 1) console.error(`phaselens: the results in ${o.out} were made with different LogitLens coverage (--lens-layers / --lens-positions; finished images are not redone): the aggregate and report say so, and recall's n per layer counts the images that covered it`);
-  const errors = readErrors(o.out)
-    .filter((e) => items.some((i) => i.id === e.id))
-    .map((e) => ({ image: e.image ?? e.id, error: e.message }));
+  // the report lists what it leaves out: recorded failures, and items still without a result (runner.ts's end check)
+  const image = new Map(items.map((i) => [i.id, i.image]));
+  const errors = [
+    ...readErrors(o.out).filter((e) => image.has(e.id)).map((e) => ({ image: e.image ?? e.id, error: e.message })),
+    ...summary.missing.map((m) => ({ image: image.get(m.id) ?? m.id, error: `no result: ${m.why}` })),
+  ];
   const report = finishAnalyze(o.out, results, errors, o.smooth, {
     dataset: formatDataSpec(spec),
     adapter: adapterLine(gpu),

@@ -100,7 +100,7 @@ export function aggregateKnockout(results: readonly { flows: KnockoutResult['flo
 export async function knockout(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: KnockoutRun): Promise<{ summary: RunSummary; report: string }> {
   const summary = await runItems(items, o.out, (item) => knockoutItem(gpu, m, item, o), { progress: { label: 'knockout', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is KnockoutItem => r !== null);
-  return { summary, report: finishKnockout(o.out, results, { data: o.data, failed: summary.failed }) };
+  return { summary, report: finishKnockout(o.out, results, { data: o.data, failed: summary.failed, missing: summary.missing.length }) };
 }
 
 /** What finishKnockout reads of a per-item result. */
@@ -112,7 +112,7 @@ export interface KnockoutItem {
 }
 
 /** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
-export function finishKnockout(out: string, results: readonly KnockoutItem[], run: { data: string; failed: number }): string {
+export function finishKnockout(out: string, results: readonly KnockoutItem[], run: { data: string; failed: number; missing?: number }): string {
   const first = results[0];
   const agg = aggregateKnockout(results, { phaselens_version: VERSION, model: first?.model ?? '—', model_family: first?.model_family ?? '—', options: first?.options ?? {} });
   const window = Number(agg.options.window);
@@ -135,7 +135,16 @@ export function finishKnockout(out: string, results: readonly KnockoutItem[], ru
   return writeInterventionReport(out, {
     title: 'Attention knockout',
     method: 'Attention knockout as in "Cross-modal Information Flow in Multimodal Large Language Models" (arXiv 2411.18620): a flow DST<-SRC blocks every attention edge from a DST query to a SRC key, in every head of a window of layers centred on l, by a pre-softmax mask; the remaining weights renormalise.',
-    meta: { model: agg.model, family: agg.model_family, data: run.data, items: agg.n_items, failed: run.failed, phaselens_version: VERSION, ...agg.options },
+    meta: {
+      model: agg.model,
+      family: agg.model_family,
+      data: run.data,
+      items: agg.n_items,
+      failed: run.failed,
+      ...(run.missing ? { 'missing (no result yet)': run.missing } : {}),
+      phaselens_version: VERSION,
+      ...agg.options,
+    },
     figures: [figure],
     table: {
       columns: ['flow', 'centre', 'window', 'rel. change % (mean)', 'std', 'p_knock (mean)', 'n'],

@@ -5,12 +5,16 @@
  * equal), copied into OUT/images/, and finished exactly as the run itself would have
  * finished them. Runs are merged only when every result agrees on the model, the
  * options and the phaselens version; otherwise the error names the field and the folders.
+ * And only when they are complete: every item a run was asked for (OUT/runs/, runner.ts)
+ * must have a result or a recorded failure in one of the folders; otherwise the error
+ * names the missing items (and a live process that still holds one).
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { finishAnalyze } from './analyze.ts';
 import type { ImageMetrics } from '../analysis/aggregate.ts';
-import { ERRORS_FILE, IMAGES_SUBDIR, readErrors, readResult, resultPath, type ItemError } from './runner.ts';
+import { ERRORS_FILE, IMAGES_SUBDIR, readErrors, readResult, readRunIds, resultPath, RUNS_SUBDIR, type ItemError } from './runner.ts';
+import { lockHolder } from './locks.ts';
 import { UserError } from '../errors.ts';
 import { writeFileAtomicSync } from './outputs.ts';
 import { finishAblate, type AblateItem } from './ablate.ts';
@@ -63,10 +67,16 @@ export function merge(inputs: readonly string[], out: string): { kind: Kind; ite
     }
   }
   if (!ref) throw new UserError(`merge: no results in ${inputs.join(', ')}`);
+  const errors: ItemError[] = inputs.flatMap((d) => readErrors(d)).filter((e) => !results.has(e.id));
+  requireComplete(inputs, results, errors);
   const all = [...results.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   mkdirSync(join(out, IMAGES_SUBDIR), { recursive: true });
   for (const { id, r, from } of all) if (resolve(from) !== resolve(out)) writeFileAtomicSync(resultPath(out, id), JSON.stringify(r) + '\n');
-  const errors: ItemError[] = inputs.flatMap((d) => readErrors(d)).filter((e) => !results.has(e.id));
+  // the item lists travel along, so the merged folder can be checked (and merged) again
+  mkdirSync(join(out, RUNS_SUBDIR), { recursive: true });
+  for (const dir of inputs.filter((d) => resolve(d) !== resolve(out))) {
+    for (const f of readdirSync(join(dir, RUNS_SUBDIR))) copyFileSync(join(dir, RUNS_SUBDIR, f), join(out, RUNS_SUBDIR, f));
+  }
   writeFileAtomicSync(join(out, ERRORS_FILE), JSON.stringify({ errors }, null, 1) + '\n');
   const data = `merged from ${inputs.join(', ')}`;
   const rs = all.map((x) => x.r);
@@ -77,4 +87,23 @@ export function merge(inputs: readonly string[], out: string): { kind: Kind; ite
   } else if (ref.kind === 'knockout') report = finishKnockout(out, rs as unknown as KnockoutItem[], { data, failed: errors.length });
   else report = finishAblate(out, rs as unknown as AblateItem[], { data, failed: errors.length });
   return { kind: ref.kind, items: rs.length, report };
+}
+
+/** Every item the runs were asked for has a result or a recorded failure in one of the folders. */
+function requireComplete(inputs: readonly string[], results: ReadonlyMap<string, unknown>, errors: readonly ItemError[]): void {
+  const failed = new Set(errors.map((e) => e.id));
+  const missing: string[] = [];
+  for (const dir of inputs) {
+    const asked = readRunIds(dir);
+    if (asked === null) throw new UserError(`merge: ${dir} has no ${RUNS_SUBDIR}/ record of the items its runs were asked for (made by an older phaselens), so missing items cannot be told; re-run its command once (finished items are kept) to record them`);
+    for (const id of asked) {
+      if (results.has(id) || failed.has(id)) continue;
+      const holder = lockHolder(join(dir, IMAGES_SUBDIR, `${id}.lock`));
+      missing.push(`${id} in ${dir}${holder ? ` (held by ${holder}, still running)` : ''}`);
+    }
+  }
+  if (missing.length > 0) {
+    const shown = [...new Set(missing)];
+    throw new UserError(`merge: ${shown.length} item(s) have neither a result nor a recorded failure: ${shown.slice(0, 10).join(', ')}${shown.length > 10 ? ', …' : ''}; re-run (or requeue) the run that was asked for them, then merge`);
+  }
 }

@@ -5,14 +5,15 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempPath } from './locks.ts';
 import { aggregateCsv, aggregateJson, type Aggregate } from '../analysis/aggregate.ts';
 import type { Figure } from '../report/figures.ts';
 import { renderReport, type ReportInput } from '../report/html.ts';
 import { renderInterventionReport, type InterventionReport } from '../report/intervention-html.ts';
 
-/** A temporary file, then a rename. */
+/** A temporary file (named after its writer, so a killed run's is cleared: locks.ts), then a rename. */
 export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempPath(path);
   writeFileSync(tmp, data);
   renameSync(tmp, path);
 }

@@ -29,6 +29,8 @@ export interface ProgressOptions {
 export interface Progress {
   /** One more item finished (`failed` counts it as a failure in the status). */
   tick(failed?: boolean): void;
+  /** The items another process holds (not finished, not counted), by holder: `| 2 held by pid 123` in the status. */
+  held(holders: readonly string[]): void;
   /** A message line (a failed image, a warning) that does not break the bar. */
   log(line: string): void;
   /** Final redraw; call once at the end (also after an exception). */
@@ -44,6 +46,7 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
   const start = now();
   let done = 0;
   let failed = 0;
+  let heldBy = '';
   let lastAt = start;
 
   // `live`: count the ETA down from the latest tick to now (the bar's redraws between items).
@@ -55,7 +58,7 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
       rate: formatRate(rate, unit),
       remaining: done >= total ? formatDuration((lastAt - start) / 1000) : Number.isFinite(eta) ? formatDuration(eta) : '?',
       etaWord: done >= total ? 'took' : 'ETA',
-      failed: failed > 0 ? ` | ${failed} failed` : '',
+      failed: (failed > 0 ? ` | ${failed} failed` : '') + heldBy,
     };
   };
 
@@ -76,6 +79,10 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
         done++;
         if (f) failed++;
         lastAt = now();
+        bar.update(done, stats());
+      },
+      held(holders) {
+        heldBy = heldText(holders);
         bar.update(done, stats());
       },
       log(line) {
@@ -109,15 +116,23 @@ export function createProgress(total: number, opts: ProgressOptions = {}): Progr
         stream.write(line());
       }
     },
+    held(holders) {
+      heldBy = heldText(holders);
+    },
     log(l) {
       stream.write(l.endsWith('\n') ? l : l + '\n');
     },
     stop() {
       if (stopped) return;
       stopped = true;
-      if (done < total && done > 0) stream.write(line()); // stopped early: say where
+      if (done < total && (done > 0 || heldBy)) stream.write(line()); // stopped early or items held: say where
     },
   };
+}
+
+/** ` | 2 held by pid 123, pid 456` (each holder once), or nothing. */
+function heldText(holders: readonly string[]): string {
+  return holders.length ? ` | ${holders.length} held by ${[...new Set(holders)].join(', ')}` : '';
 }
 
 /** `42s`, `11m 31s`, `2h 05m`. */

@@ -35,7 +35,7 @@ describe('runItems', () => {
     const out = freshDir();
     const seen: string[] = [];
     const summary = await runItems(items('a', 'b', 'c'), out, async (it) => ({ id: it.id, values: [1, 2.5] }), { ...quiet, onResult: (id) => seen.push(id) });
-    expect(summary).toEqual({ total: 3, done: 3, skipped: 0, failed: 0, errors: [], busy: 0, stopped: false });
+    expect(summary).toEqual({ total: 3, done: 3, skipped: 0, failed: 0, errors: [], missing: [], stopped: false });
     expect(listImages(out)).toEqual(['a.json', 'b.json', 'c.json']);
     expect(JSON.parse(readFileSync(resultPath(out, 'b'), 'utf8'))).toEqual({ id: 'b', values: [1, 2.5] });
     expect(readResult(out, 'c')).toEqual({ id: 'c', values: [1, 2.5] });
@@ -120,7 +120,12 @@ describe('runItems', () => {
   it('removes the temporary file when the final rename fails, and stale ones at start', async () => {
     const out = freshDir();
     mkdirSync(join(out, 'images', 'a.json'), { recursive: true }); // rename onto a folder fails
-    writeFileSync(join(out, 'images', '.q.json.999999999.0abc.tmp'), '{"half": '); // left by a killed run (no such pid)
+    // left by a killed run: a temporary name made by a process that has exited since
+    const { spawnSync } = await import('node:child_process');
+    const locks = resolve(import.meta.dirname, '../../src/pipeline/locks.ts');
+    const dead = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const { tempPath } = await import(${JSON.stringify(locks)}); (await import('node:fs')).writeFileSync(tempPath(${JSON.stringify(join(out, 'images', 'q.json'))}), '{"half": ');`], { encoding: 'utf8' });
+    expect(dead.status, dead.stderr).toBe(0);
+    expect(listImages(out)).toHaveLength(2);
     await expect(runItems(items('a'), out, async () => ({ ok: true }), quiet)).rejects.toThrow();
     expect(listImages(out)).toEqual(['a.json']); // just the folder: stale and new temporary files gone
   });
@@ -224,12 +229,8 @@ describe('progress', () => {
 });
 
 describe('several processes on one output folder', () => {
-  it('each item is done once; a live process keeps its lock, a dead one loses it', async () => {
-    const { mkdtempSync, readdirSync, writeFileSync: write } = await import('node:fs');
-    const { tmpdir, hostname } = await import('node:os');
-    const { join: j } = await import('node:path');
-    const { tryLock } = await import('../../src/pipeline/locks.ts');
-    const out = mkdtempSync(j(tmpdir(), 'phaselens-locks-'));
+  it('each item is done once; an item this process holds elsewhere is waited for, not counted', async () => {
+    const out = freshDir('shared');
     const ids = Array.from({ length: 8 }, (_, i) => ({ id: `it${i}` }));
     const calls: string[] = [];
     const work = async (it: { id: string }) => {
@@ -238,42 +239,49 @@ describe('several processes on one output folder', () => {
       return { id: it.id };
     };
     // two runs over the same folder at once, in one process: the locks serialise them
-    const [a, b] = await Promise.all([runItems(ids, out, work, { progress: false }), runItems(ids, out, work, { progress: false })]);
+    const [a, b] = await Promise.all([runItems(ids, out, work, quiet), runItems(ids, out, work, quiet)]);
     expect(calls.sort()).toEqual(ids.map((x) => x.id).sort());
     expect(a.done + b.done).toBe(8);
-    expect(readdirSync(j(out, 'images')).sort()).toEqual(ids.map((x) => `${x.id}.json`).sort());
-    // a lock held by a live process (this one) is respected; one from a dead pid is taken over
-    const dir = j(out, 'images');
-    write(j(dir, 'x.lock'), JSON.stringify({ pid: process.pid + 0, host: hostname(), time: Date.now() }));
-    expect(tryLock(j(dir, 'x.lock'))).toBe(false);
-    write(j(dir, 'y.lock'), JSON.stringify({ pid: 999999999, host: hostname(), time: Date.now() }));
-    expect(tryLock(j(dir, 'y.lock'))).toBe(true);
+    expect(a.done + a.skipped).toBe(8);
+    expect(b.done + b.skipped).toBe(8);
+    expect([a.missing, b.missing]).toEqual([[], []]);
+    expect(listImages(out)).toEqual(ids.map((x) => `${x.id}.json`).sort());
   });
 
-  // src/cli/phaselens.mjs runs the command in a child: its locks name the wrapper, so that
-  // when the wrapper is SIGKILLed a re-run does not wait on the child it leaves behind.
-  it('locks name the owning process: the parent when it says so, not an inherited claim', async () => {
-    const { spawnSync } = await import('node:child_process');
-    const { join: j } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'phaselens-owner-'));
+  it('an item held by a live process to the end is not done: logged, shown in the progress line, named in `missing`', async () => {
+    const { tryLock, self } = await import('../../src/pipeline/locks.ts');
+    const out = freshDir('held');
+    mkdirSync(join(out, 'images'), { recursive: true });
+    expect(tryLock(join(out, 'images', 'b.lock')).taken).toBe(true); // this process, in another role
+    const log = collect();
+    const s = await runItems(items('a', 'b', 'c'), out, async (it) => ({ id: it.id }), { progress: { stream: log.stream, tty: false }, lockWaitMs: 300 });
+    expect(s).toMatchObject({ done: 2, skipped: 0, failed: 0, stopped: false, missing: [{ id: 'b', why: `held by pid ${self().pid}` }] });
+    expect(log.text()).toContain(`b: held by pid ${self().pid}`);
+    expect(log.text()).toMatch(new RegExp(`images 2/3 \\(66%\\).* \\| 1 held by pid ${self().pid}\\n$`));
+    expect(listImages(out)).toEqual(['a.json', 'b.lock', 'c.json']);
+  });
+
+  it('a held item whose holder finishes it, or dies, during the wait is counted or taken over', async () => {
+    const { spawn } = await import('node:child_process');
     const locks = resolve(import.meta.dirname, '../../src/pipeline/locks.ts');
-    const take = (name: string) => `const { tryLock } = await import(${JSON.stringify(locks)}); tryLock(${JSON.stringify(j(dir, name))});`;
-    const lockPid = (name: string) => (JSON.parse(readFileSync(j(dir, name), 'utf8')) as { pid: number }).pid;
-    const node = (code: string, env: Record<string, string>) =>
-      spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', env: { ...process.env, ...env } });
-    // a child told that this process owns it
-    const direct = node(take('a.lock'), { PHASELENS_OWNER_PID: String(process.pid) });
-    expect(direct.status, direct.stderr).toBe(0);
-    expect(lockPid('a.lock')).toBe(process.pid);
-    // a grandchild that inherited the claim names itself
-    const grand = node(`const { spawnSync } = await import('node:child_process');
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', ${JSON.stringify(take('b.lock') + ' console.log(process.pid);')}], { encoding: 'utf8' });
-      process.stdout.write(r.stdout); process.stderr.write(r.stderr); process.exit(r.status ?? 1);`, { PHASELENS_OWNER_PID: String(process.pid) });
-    expect(grand.status, grand.stderr).toBe(0);
-    expect(lockPid('b.lock')).toBe(Number(grand.stdout.trim()));
-    // a lock whose owner has exited is stale
-    const { tryLock } = await import('../../src/pipeline/locks.ts');
-    expect(tryLock(j(dir, 'b.lock'))).toBe(true);
-    rmSync(dir, { recursive: true, force: true });
+    const out = freshDir('takeover');
+    mkdirSync(join(out, 'images'), { recursive: true });
+    // b: a live process takes the lock and dies 1.5 s later without a result; c: another writes c's result, then unlocks
+    const holder = (id: string, finish: boolean) => {
+      const code = `const { tryLock, unlock } = await import(${JSON.stringify(locks)}); const fs = await import('node:fs');
+        const lock = ${JSON.stringify(join(out, 'images', `${id}.lock`))};
+        if (!tryLock(lock).taken) process.exit(3);
+        console.log('locked');
+        setTimeout(() => { ${finish ? `fs.writeFileSync(${JSON.stringify(resultPath(out, id))}, '{"by":"other"}'); unlock(lock);` : ''} process.exit(0); }, 1500);`;
+      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      return new Promise<void>((ok) => p.stdout.once('data', () => ok()));
+    };
+    await Promise.all([holder('b', false), holder('c', true)]);
+    const calls: string[] = [];
+    const s = await runItems(items('a', 'b', 'c'), out, async (it) => (calls.push(it.id), { id: it.id }), { ...quiet, lockWaitMs: 20_000 });
+    expect(calls).toEqual(['a', 'b']);
+    expect(s).toMatchObject({ done: 2, skipped: 1, missing: [] });
+    expect(readResult(out, 'c')).toEqual({ by: 'other' });
+    expect(listImages(out)).toEqual(['a.json', 'b.json', 'c.json']);
   });
 });
