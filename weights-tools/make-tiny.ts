@@ -20,6 +20,7 @@ import { isMain, runStandalone } from '../src/cli/standalone.ts';
 import { UserError } from '../src/errors.ts';
 import { parseConfig, type ModelConfig } from '../src/io/config.ts';
 import { expectedTensors } from '../src/io/expected-tensors.ts';
+import { findLayout, storedName, type Family, type Layout } from '../src/io/layouts.ts';
 import type { SafetensorsDtype } from '../src/io/safetensors.ts';
 import { tensorBytes, type TensorSpec } from '../src/io/safetensors-write.ts';
 import { writeInstructBlipProcessor, writeLlavaProcessor } from './processor-files.ts';
@@ -28,6 +29,16 @@ import { writeWeights } from './write-checkpoint.ts';
 
 export type TinyArch = 'llava' | 'instructblip';
 export type WeightDtype = 'f32' | 'f16' | 'bf16';
+/** The folder as the hub has it, or as transformers 5's save_pretrained writes it. */
+export type FolderLayout = 'hub' | 'transformers5';
+
+/** The key layout (src/io/layouts.ts) transformers 5 saves each family in. */
+const TRANSFORMERS5_KEYS: Record<Family, string> = { llava: 'transformers5', instructblip: 'hub' };
+
+/** The key layout of a `--layout` folder. */
+export function keyLayout(arch: TinyArch, layout: FolderLayout): Layout {
+  return findLayout(arch, layout === 'hub' ? 'hub' : TRANSFORMERS5_KEYS[arch])!;
+}
 
 export interface MakeTinyOptions {
   arch: TinyArch;
@@ -38,6 +49,8 @@ export interface MakeTinyOptions {
   shards?: number;
   /** Grouped-query attention in the LM: 2 KV heads for 4 query heads. */
   gqa?: boolean;
+  /** Default hub. */
+  layout?: FolderLayout;
 }
 
 export interface TinyCheckpoint {
@@ -153,13 +166,21 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   if (!Number.isInteger(shards) || shards < 1) throw new UserError(`--shards must be a positive integer, got ${opts.shards}`);
   const json = tinyConfigJson(opts.arch, dtype, opts.gqa ?? false);
   const config = parseConfig(JSON.stringify(json), 'tiny config.json');
+  const keys = keyLayout(opts.arch, opts.layout ?? 'hub');
+  // values are drawn by canonical name, so every layout holds the same numbers
+  const canonical = new Map<string, string>();
   const specs: TensorSpec[] = expectedTensors(config)
     .filter((t) => !t.optional)
-    .map((t) => ({ name: t.name, shape: t.shape, dtype: SAFETENSORS_DTYPE[dtype] }));
+    .map((t) => {
+      const name = storedName(keys, t.name);
+      canonical.set(name, t.name);
+      return { name, shape: t.shape, dtype: SAFETENSORS_DTYPE[dtype] };
+    });
   // qkv.bias is [q_bias, 0, v_bias] in real checkpoints: keys have no bias
   const data = (t: TensorSpec) => {
-    const values = initValues(t.name, t.shape.reduce((a, b) => a * b, 1), seed);
-    if (t.name.endsWith('.self_attn.qkv.bias')) values.fill(0, values.length / 3, (2 * values.length) / 3);
+    const name = canonical.get(t.name)!;
+    const values = initValues(name, t.shape.reduce((a, b) => a * b, 1), seed);
+    if (name.endsWith('.self_attn.qkv.bias')) values.fill(0, values.length / 3, (2 * values.length) / 3);
     return encodeValues(values, t.dtype);
   };
 
@@ -183,6 +204,11 @@ export function configureMakeTiny(cmd: Command): Command {
     .addOption(new Option('--dtype <dtype>', 'weight dtype').choices(['f32', 'f16', 'bf16']).default('f32'))
     .option('--shards <n>', 'number of safetensors shards (>1 writes model.safetensors.index.json)', (v) => parseInt(v, 10), 1)
     .option('--gqa', 'grouped-query attention: 2 KV heads for 4 query heads', false)
+    .addOption(
+      new Option('--layout <layout>', 'folder format: hub (llava-hf / Salesforce on the hub) or transformers5 (what save_pretrained of transformers 5 writes)')
+        .choices(['hub', 'transformers5'])
+        .default('hub'),
+    )
     .action(async (o: MakeTinyOptions) => {
       const r = await makeTiny(o);
       console.log(`wrote ${r.dir}: ${r.config.model_type}, ${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(1)} MB of weights in ${r.files.filter((f) => f.endsWith('.safetensors')).length} file(s)`);

@@ -4,13 +4,12 @@
  * `weight_map` sends each tensor name to a shard file). Only headers are read on
  * open; tensor bytes are streamed on demand.
  *
- * Tensors can be asked for by their classic HF name even when the checkpoint uses
- * the transformers >= 4.52 llava layout (see classicName), so loaders need one set
- * of names.
+ * Once validation has read the names in a layout (src/io/layouts.ts), `useNames`
+ * lets tensors be asked for by their canonical name as well, so loaders need one set
+ * of names whatever layout the folder is in.
  */
 import { UserError } from '../errors.ts';
 import type { DirectorySource } from './byte-source.ts';
-import { classicName } from './expected-tensors.ts';
 import { SafetensorsFile, type ChunkSink, type TensorInfo } from './safetensors.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -22,7 +21,7 @@ export interface CheckpointTensor extends TensorInfo {
 }
 
 export class Checkpoint {
-  /** Classic name → stored name, for tensors stored under another layout's name. */
+  /** Canonical name → stored name, for tensors stored under another name (see useNames). */
   private aliases = new Map<string, string>();
 
   private constructor(
@@ -32,11 +31,11 @@ export class Checkpoint {
     /** Every tensor under the name it is stored with. */
     readonly tensors: ReadonlyMap<string, CheckpointTensor>,
     private files: ReadonlyMap<string, SafetensorsFile>,
-  ) {
-    for (const name of tensors.keys()) {
-      const classic = classicName(name);
-      if (classic !== name && !tensors.has(classic)) this.aliases.set(classic, name);
-    }
+  ) {}
+
+  /** Answers to canonical names from now on: `names` maps each canonical name to its stored one. */
+  useNames(names: ReadonlyMap<string, string>): void {
+    for (const [canonical, stored] of names) if (canonical !== stored) this.aliases.set(canonical, stored);
   }
 
   /**
@@ -92,7 +91,7 @@ export class Checkpoint {
     return this.tensors.has(name) || this.aliases.has(name);
   }
 
-  /** A tensor's entry; `name` may be its stored or its classic name. */
+  /** A tensor's entry; `name` may be its stored or its canonical name. */
   info(name: string): CheckpointTensor {
     const t = this.tensors.get(name) ?? this.tensors.get(this.aliases.get(name) ?? '');
     if (!t) throw new UserError(`${this.dir.name}: checkpoint has no tensor "${name}"`);

@@ -1,19 +1,17 @@
 /**
  * Every tensor a checkpoint of a given config must hold, with its shape, under the
- * names HF's modeling code gives them (the classic layout of the published
- * checkpoints), and the comparison of that list with what a checkpoint holds.
+ * canonical names (the module tree of HF's modeling code as the published checkpoints
+ * store it), and the comparison of that list with what a checkpoint holds in whichever
+ * layout of `layouts.ts` explains its names best.
  *
  * Sources: modeling_llava.py / modeling_clip.py / modeling_llama.py (names checked
  * against the real llava-1.5-7b-hf index, test/fixtures/), modeling_instructblip.py
  * and its conversion script. InstructBLIP's vision attention is one fused `qkv`
  * Linear without bias plus separate `q_bias` / `v_bias` parameters in the original
  * EVA code; HF stores them concatenated as `qkv.bias` = [q_bias, 0, v_bias].
- *
- * transformers >= 4.52 saves llava as `model.vision_tower…`, `model.multi_modal_projector…`,
- * `model.language_model.layers…` and a top-level `lm_head`; `classicName` maps those
- * back, so both layouts load.
  */
 import type { ClipVisionConfig, InstructBlipConfig, LlamaConfig, LlavaConfig, ModelConfig } from './config.ts';
+import { canonicalName, LAYOUTS, storedName, type Layout } from './layouts.ts';
 
 export interface ExpectedTensor {
   name: string;
@@ -24,14 +22,6 @@ export interface ExpectedTensor {
 
 /** Non-persistent buffers that older exports saved; ignored when present. */
 const IGNORED = [/\.embeddings\.position_ids$/, /\.rotary_emb\.inv_freq$/];
-
-/** Maps the transformers >= 4.52 llava layout to the classic one; other names pass through. */
-export function classicName(name: string): string {
-  if (name === 'lm_head.weight') return 'language_model.lm_head.weight';
-  if (name.startsWith('model.language_model.')) return `language_model.model.${name.slice('model.language_model.'.length)}`;
-  if (name.startsWith('model.vision_tower.') || name.startsWith('model.multi_modal_projector.')) return name.slice('model.'.length);
-  return name;
-}
 
 function linear(out: ExpectedTensor[], prefix: string, outF: number, inF: number, bias: boolean): void {
   out.push({ name: `${prefix}.weight`, shape: [outF, inF] });
@@ -154,31 +144,49 @@ export function expectedTensors(config: ModelConfig): ExpectedTensor[] {
 }
 
 export interface TensorMatch {
+  /** The layout the names were read in. */
+  layout: Layout;
+  /** How many stored names `layout` maps onto an expected tensor. */
+  mapped: number;
+  /** Stored name → canonical name, for every stored name a rule of `layout` matches. */
+  canonical: Map<string, string>;
   /** Checkpoint name (as stored) for each expected name that was found. */
   found: Map<string, string>;
   missing: ExpectedTensor[];
+  /** Stored names no rule of `layout` matches (the folder is in no known layout). */
+  unmatched: string[];
+  /** Stored names in `layout` that this config does not expect, or a second copy of one. */
   unexpected: string[];
   wrongShape: { name: string; expected: number[]; found: number[] }[];
   /** Buffers that are present but not needed (see IGNORED). */
   ignored: string[];
 }
 
-/** Compares the expected list with a checkpoint's tensor table (names in either layout). */
-export function matchTensors(expected: readonly ExpectedTensor[], actual: ReadonlyMap<string, { shape: readonly number[] }>): TensorMatch {
+type TensorTable = ReadonlyMap<string, { shape: readonly number[] }>;
+
+/** Compares the expected list with a checkpoint's tensor table read in `layout`. */
+export function matchTensors(expected: readonly ExpectedTensor[], actual: TensorTable, layout: Layout): TensorMatch {
   const byName = new Map(expected.map((e) => [e.name, e]));
+  const canonical = new Map<string, string>();
   const found = new Map<string, string>();
+  const unmatched: string[] = [];
   const unexpected: string[] = [];
   const ignored: string[] = [];
   const wrongShape: TensorMatch['wrongShape'] = [];
   for (const [stored, { shape }] of actual) {
-    const name = classicName(stored);
-    const e = byName.get(name);
-    if (!e) {
-      (IGNORED.some((re) => re.test(name)) ? ignored : unexpected).push(stored);
+    if (IGNORED.some((re) => re.test(stored))) {
+      ignored.push(stored);
       continue;
     }
-    if (found.has(name)) {
-      unexpected.push(stored); // the same tensor in both layouts
+    const name = canonicalName(layout, stored);
+    if (name === null) {
+      unmatched.push(stored);
+      continue;
+    }
+    canonical.set(stored, name);
+    const e = byName.get(name);
+    if (!e || found.has(name)) {
+      unexpected.push(stored);
       continue;
     }
     found.set(name, stored);
@@ -187,7 +195,21 @@ export function matchTensors(expected: readonly ExpectedTensor[], actual: Readon
     }
   }
   const missing = expected.filter((e) => !e.optional && !found.has(e.name));
-  return { found, missing, unexpected, wrongShape, ignored };
+  return { layout, mapped: found.size, canonical, found, missing, unmatched, unexpected, wrongShape, ignored };
+}
+
+/**
+ * Reads the checkpoint in each of its family's layouts and keeps the one that maps the
+ * most stored names onto expected tensors (the first listed on a tie).
+ */
+export function matchCheckpoint(config: ModelConfig, actual: TensorTable): TensorMatch {
+  const expected = expectedTensors(config);
+  let best: TensorMatch | undefined;
+  for (const layout of LAYOUTS[config.model_type]) {
+    const m = matchTensors(expected, actual, layout);
+    if (!best || m.mapped > best.mapped) best = m;
+  }
+  return best!;
 }
 
 function firstFew(items: string[], n = 5): string {
@@ -195,11 +217,19 @@ function firstFew(items: string[], n = 5): string {
   return items.length > n ? `${head}, … (${items.length - n} more)` : head;
 }
 
-/** One line per kind of problem, or [] when the checkpoint matches. */
+/** One line per kind of problem, or [] when the checkpoint matches; names as the folder stores them. */
 export function describeMatch(m: TensorMatch, expectedCount: number, foundCount: number): string[] {
   const lines: string[] = [];
+  if (m.unmatched.length) {
+    lines.push(
+      `${m.unmatched.length} of ${foundCount} tensor names fit no known layout; the closest is "${m.layout.id}" (${m.layout.writtenBy}), ` +
+        `which maps ${m.mapped} of ${expectedCount}; first unmatched: ${firstFew(m.unmatched)}`,
+    );
+  }
   if (m.missing.length) {
-    lines.push(`${m.missing.length} of ${expectedCount} expected tensors are missing: ${firstFew(m.missing.map((e) => `${e.name} [${e.shape.join(', ')}]`))}`);
+    // named as the folder's layout would store them
+    const names = m.missing.map((e) => `${storedName(m.layout, e.name)} [${e.shape.join(', ')}]`);
+    lines.push(`${m.missing.length} of ${expectedCount} expected tensors are missing: ${firstFew(names)}`);
   }
   if (m.unexpected.length) {
     lines.push(`${m.unexpected.length} of ${foundCount} tensors in the checkpoint are unexpected for this config: ${firstFew(m.unexpected)}`);

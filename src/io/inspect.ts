@@ -6,7 +6,6 @@
  */
 import type { CheckpointTensor } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
-import { classicName } from './expected-tensors.ts';
 import { DTYPE_BYTES, numel } from './safetensors.ts';
 import type { CheckpointReport } from './validate.ts';
 
@@ -22,9 +21,8 @@ export interface TensorGroup {
   shards: string[];
 }
 
-/** Top-level module a tensor belongs to, for parameter counts. */
-export function moduleOf(name: string): string {
-  const n = classicName(name);
+/** Top-level module a tensor belongs to, for parameter counts (`n` canonical). */
+export function moduleOf(n: string): string {
   if (n.startsWith('vision_tower.') || n.startsWith('vision_model.')) return 'vision tower';
   if (n.startsWith('multi_modal_projector.')) return 'projector';
   if (n.startsWith('qformer.') || n === 'query_tokens') return 'q-former';
@@ -98,13 +96,15 @@ function table(rows: string[][]): string[] {
 export function formatReport(dirName: string, r: CheckpointReport, full = false): string {
   const ck = r.checkpoint;
   const order = new Map(r.expected.map((e, i) => [e.name, i]));
-  const rank = (t: CheckpointTensor) => order.get(classicName(t.name)) ?? order.size;
+  const canonical = (stored: string) => r.match.canonical.get(stored) ?? stored;
+  const rank = (t: CheckpointTensor) => order.get(canonical(t.name)) ?? order.size;
   const tensors = [...ck.tensors.values()].sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : 1));
   const shardNo = new Map(ck.shards.map((s, i) => [s, String(i + 1)]));
 
   const lines: string[] = [];
   lines.push(`checkpoint ${dirName}`);
   lines.push(`model_type ${r.config.model_type}`);
+  lines.push(`layout     ${r.match.layout.id} (${r.match.layout.writtenBy})${r.match.unmatched.length ? ', closest; some names fit no known layout' : ''}`);
   lines.push(...describeConfig(r.config));
   const shardBytes = new Map<string, number>();
   for (const t of tensors) shardBytes.set(t.shard, (shardBytes.get(t.shard) ?? 0) + t.byteLength);
@@ -129,7 +129,8 @@ export function formatReport(dirName: string, r: CheckpointReport, full = false)
   let largest = tensors[0];
   for (const t of tensors) {
     const n = numel(t.shape);
-    params.set(moduleOf(t.name), (params.get(moduleOf(t.name)) ?? 0) + n);
+    const m = moduleOf(canonical(t.name));
+    params.set(m, (params.get(m) ?? 0) + n);
     total += n;
     uploaded += gpuBytes(t);
     if (gpuBytes(t) > gpuBytes(largest)) largest = t;

@@ -1,7 +1,8 @@
 /**
  * Checks a checkpoint folder against its own config.json before anything is loaded:
- * the config parses and is in range, every expected tensor is present with the shape
- * the config implies, nothing unexpected is there, and every weight has a dtype we
+ * the config parses and is in range, the tensor names fit one of the family's layouts
+ * (src/io/layouts.ts), every expected tensor is present with the shape the config
+ * implies, nothing unexpected is there, and every weight has a dtype we
  * can upload. Model loaders call `validateCheckpoint`; `phaselens inspect` prints the
  * same report.
  */
@@ -9,7 +10,7 @@ import { UserError } from '../errors.ts';
 import type { DirectorySource } from './byte-source.ts';
 import { Checkpoint } from './checkpoint.ts';
 import { parseConfig, type ModelConfig } from './config.ts';
-import { describeMatch, expectedTensors, matchTensors, type ExpectedTensor, type TensorMatch } from './expected-tensors.ts';
+import { describeMatch, expectedTensors, matchCheckpoint, type ExpectedTensor, type TensorMatch } from './expected-tensors.ts';
 
 const UPLOADABLE = new Set(['F32', 'F16', 'BF16']);
 
@@ -18,6 +19,7 @@ export interface CheckpointReport {
   /** Open; the caller closes it. */
   checkpoint: Checkpoint;
   expected: ExpectedTensor[];
+  /** Includes the layout the names were read in. */
   match: TensorMatch;
   /** Why the checkpoint cannot be used; empty when it can. */
   problems: string[];
@@ -30,7 +32,8 @@ export async function checkCheckpoint(dir: DirectorySource): Promise<CheckpointR
   const config = parseConfig(text, `${dir.name}/config.json`);
   const checkpoint = await Checkpoint.open(dir);
   const expected = expectedTensors(config);
-  const match = matchTensors(expected, checkpoint.tensors);
+  const match = matchCheckpoint(config, checkpoint.tensors);
+  checkpoint.useNames(match.found);
   const problems = describeMatch(match, expected.length, checkpoint.tensors.size);
   const badDtype = [...match.found.values()].map((n) => checkpoint.info(n)).filter((t) => !UPLOADABLE.has(t.dtype));
   if (badDtype.length) {

@@ -1,7 +1,8 @@
 /**
  * LLaVA-1.5 — mirrors HF LlavaForConditionalGeneration (modeling_llava.py), composed of
  * `vision_tower.vision_model` (CLIP), `multi_modal_projector` {linear_1, act, linear_2}
- * and `language_model` (LLaMA), in the classic checkpoint layout of llava-hf/*.
+ * and `language_model` (LLaMA), by the canonical names of src/io/layouts.ts (the hub
+ * layout of llava-hf/*; folders in other layouts are read through its key map).
  * https://github.com/huggingface/transformers/blob/main/src/transformers/models/llava/modeling_llava.py
  *
  * Image features: hidden_states[vision_feature_layer] of the vision tower (taken before

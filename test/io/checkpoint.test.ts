@@ -93,7 +93,7 @@ describe('Checkpoint', () => {
     expect(await error(Checkpoint.open(nodeDirectory(fresh())))).toMatch(/no model\.safetensors or model\.safetensors\.index\.json/);
   });
 
-  it('answers classic names for a checkpoint in the transformers >= 4.52 llava layout', async () => {
+  it('answers canonical names once useNames has mapped them (any layout)', async () => {
     const d = fresh();
     await writeSafetensors(
       join(d, 'model.safetensors'),
@@ -104,7 +104,10 @@ describe('Checkpoint', () => {
       (t) => u8(t.shape[0] * 4, t.shape[0]),
     );
     const ck = await Checkpoint.open(nodeDirectory(d));
+    expect(ck.has('language_model.model.norm.weight')).toBe(false);
+    ck.useNames(new Map([['language_model.model.norm.weight', 'model.language_model.norm.weight'], ['language_model.lm_head.weight', 'lm_head.weight']]));
     expect(ck.has('language_model.model.norm.weight')).toBe(true);
+    expect(ck.has('model.language_model.norm.weight')).toBe(true);
     expect(ck.info('language_model.lm_head.weight').name).toBe('lm_head.weight');
     expect(await ck.readTensor('language_model.model.norm.weight')).toEqual(u8(8, 2));
     await ck.close();

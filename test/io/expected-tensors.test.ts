@@ -1,12 +1,13 @@
 /**
  * The expected tensor list against the real llava-1.5-7b-hf index (every name, every
- * byte of the total size), the newer transformers layout, InstructBLIP's structure,
- * and the mismatch report.
+ * byte of the total size), InstructBLIP's structure, and the mismatch report (the other
+ * layouts: layouts.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type ModelConfig } from '../../src/io/config.ts';
-import { classicName, describeMatch, expectedTensors, matchTensors } from '../../src/io/expected-tensors.ts';
+import { describeMatch, expectedTensors, matchCheckpoint, matchTensors } from '../../src/io/expected-tensors.ts';
+import { findLayout } from '../../src/io/layouts.ts';
 import { numel } from '../../src/io/safetensors.ts';
 
 const fixture = (f: string) => readFileSync(new URL(`../fixtures/llava-1.5-7b-hf/${f}`, import.meta.url), 'utf8');
@@ -20,6 +21,7 @@ function table(entries: { name: string; shape: number[] }[]): Map<string, { shap
 
 describe('llava-1.5-7b-hf', () => {
   const expected = expectedTensors(llava);
+  const hub = findLayout('llava', 'hub')!;
 
   it('names exactly the 686 tensors of the real index', () => {
     expect(realNames.length).toBe(686);
@@ -45,14 +47,14 @@ describe('llava-1.5-7b-hf', () => {
   });
 
   it('matches a checkpoint with those names and shapes, and reports every kind of mismatch', () => {
-    expect(describeMatch(matchTensors(expected, table(expected)), expected.length, expected.length)).toEqual([]);
+    expect(describeMatch(matchTensors(expected, table(expected), hub), expected.length, expected.length)).toEqual([]);
 
     const broken = table(expected);
     broken.delete('language_model.model.layers.7.self_attn.k_proj.weight');
     broken.delete('language_model.lm_head.weight');
     broken.set('language_model.model.layers.32.self_attn.k_proj.weight', { shape: [4096, 4096] });
     broken.set('vision_tower.vision_model.post_layernorm.weight', { shape: [1023] });
-    const m = matchTensors(expected, broken);
+    const m = matchTensors(expected, broken, hub);
     expect(m.missing.map((e) => e.name)).toEqual(['language_model.model.layers.7.self_attn.k_proj.weight', 'language_model.lm_head.weight']);
     expect(m.unexpected).toEqual(['language_model.model.layers.32.self_attn.k_proj.weight']);
     const lines = describeMatch(m, expected.length, broken.size);
@@ -62,26 +64,21 @@ describe('llava-1.5-7b-hf', () => {
   });
 
   it('lists only the first few of many problems, with counts', () => {
-    const m = matchTensors(expected, new Map());
+    const m = matchTensors(expected, new Map(), hub);
     expect(describeMatch(m, expected.length, 0)[0]).toMatch(/^686 of 686 expected tensors are missing: .*, … \(681 more\)$/);
   });
 
-  it('accepts the transformers >= 4.52 layout through classicName', () => {
-    const modern = (n: string) =>
-      n === 'language_model.lm_head.weight' ? 'lm_head.weight' : n.startsWith('language_model.model.') ? `model.language_model.${n.slice('language_model.model.'.length)}` : `model.${n}`;
-    expect(modern('vision_tower.vision_model.post_layernorm.weight')).toBe('model.vision_tower.vision_model.post_layernorm.weight');
-    const renamed = new Map(expected.map((e) => [modern(e.name), { shape: e.shape }]));
-    for (const n of renamed.keys()) expect(expected.some((e) => e.name === classicName(n))).toBe(true);
-    const m = matchTensors(expected, renamed);
-    expect([m.missing.length, m.unexpected.length, m.wrongShape.length]).toEqual([0, 0, 0]);
-    expect(m.found.get('language_model.model.layers.0.mlp.up_proj.weight')).toBe('model.language_model.layers.0.mlp.up_proj.weight');
+  it('reads the real index in the hub layout', () => {
+    const m = matchCheckpoint(llava, table(expected));
+    expect(m.layout.id).toBe('hub');
+    expect(m.mapped).toBe(686);
   });
 
   it('ignores old persistent buffers, and lm_head when embeddings are tied', () => {
     const withBuffers = table(expected);
     withBuffers.set('language_model.model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [64] });
     withBuffers.set('vision_tower.vision_model.embeddings.position_ids', { shape: [1, 577] });
-    const m = matchTensors(expected, withBuffers);
+    const m = matchTensors(expected, withBuffers, hub);
     expect(m.unexpected).toEqual([]);
     expect(m.ignored.length).toBe(2);
 
@@ -89,7 +86,7 @@ describe('llava-1.5-7b-hf', () => {
     tied.tie_word_embeddings = true;
     const t = expectedTensors(parseConfig(JSON.stringify(tied)));
     const noHead = table(t.filter((e) => e.name !== 'language_model.lm_head.weight'));
-    expect(matchTensors(t, noHead).missing).toEqual([]);
+    expect(matchTensors(t, noHead, hub).missing).toEqual([]);
   });
 });
 
