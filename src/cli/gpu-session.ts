@@ -10,6 +10,7 @@ import { createNodeGpu } from '../gpu/node.ts';
 import { adapterPeak } from '../gpu/peaks.ts';
 import { checkSubgroupMatrix } from '../ops/matmul-check.ts';
 import { UserError } from '../errors.ts';
+import { checkOutputFile } from './output-paths.ts';
 
 export interface GpuCliOptions {
   profile?: string | boolean;
@@ -40,10 +41,19 @@ export async function openGpu(o: GpuCliOptions): Promise<Gpu> {
   return gpu;
 }
 
+function tracePath(o: GpuCliOptions): string {
+  return typeof o.profile === 'string' ? o.profile : 'phaselens-trace.json';
+}
+
+/** `--profile TRACE` checked before any work (src/cli/output-paths.ts). */
+export function checkProfilePath(o: GpuCliOptions): void {
+  if (o.profile) checkOutputFile('--profile', tracePath(o));
+}
+
 export async function finishProfile(gpu: Gpu, o: GpuCliOptions): Promise<void> {
   if (!gpu.profiler) return;
   await gpu.sync();
-  const path = typeof o.profile === 'string' ? o.profile : 'phaselens-trace.json';
+  const path = tracePath(o);
   writeFileSync(path, JSON.stringify(gpu.profiler.trace()));
   console.log(`\n${gpu.profiler.table(gpu.pipelines.created, peakOf(o, gpu.adapterName))}\nChrome trace written to ${path} (open in https://ui.perfetto.dev or chrome://tracing)`);
 }

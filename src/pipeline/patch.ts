@@ -10,13 +10,13 @@ import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
 import { parseLayers } from '../interventions/ablate.ts';
 import { patchSweep, type PatchEdit } from '../interventions/patch.ts';
-import type { ModelInfo, PromptSpec, Vlm } from '../models/vlm.ts';
+import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { stat } from '../analysis/aggregate.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
 import { writeInterventionReport } from './outputs.ts';
 import { writeFileAtomicSync } from './outputs.ts';
 import { VERSION } from '../version.ts';
-import { groupPositions, itemPrompt, parseAnswer, PROBE_IMAGE, promptOptions } from './items.ts';
+import { groupPositions, itemPrompt, parseAnswer, promptOptions } from './items.ts';
 
 export interface PatchRun {
   out: string;
@@ -41,23 +41,33 @@ export function parseAnswerPair(m: Pick<ModelInfo, 'tokenizer' | 'lm'>, answers:
   return { words: words as [string, string], ids };
 }
 
-export function checkPatch(m: ModelInfo, o: PatchRun): void {
+/** The prepared target run and, when patching, the source run. */
+export interface PatchInputs {
+  target: VlmInput;
+  source?: VlmInput;
+}
+
+/** Every flag checked and both images read and prepared, before any weight loads. */
+export function checkPatch(m: ModelInfo, o: PatchRun): PatchInputs {
   if (!o.add && !o.source) throw new UserError('give --source IMG (patching) or --add VEC.safetensors (steering)');
   if (o.add && o.source) throw new UserError('give either --source (patching) or --add (steering), not both');
-  const x = m.prepare(itemPrompt(m, {}, o.prompt), PROBE_IMAGE);
-  groupPositions(o.token, x);
+  const prompt = itemPrompt(m, {}, o.prompt);
+  const prepare = (image: string) => m.prepare(prompt, readImageFile(image), { padToSquare: o.padToSquare });
+  const target = prepare(o.target);
+  const source = o.source ? prepare(o.source) : undefined;
+  groupPositions(o.token, target);
   parseLayers(o.layers, m.lm.num_hidden_layers);
   parseAnswerPair(m, o.answers, o.firstToken);
   if (o.add && o.add.vector.length !== m.lm.hidden_size) throw new UserError(`${o.add.file}: the vector has ${o.add.vector.length} values; the residual stream has ${m.lm.hidden_size}`);
+  return { target, source };
 }
 
-export async function patch(gpu: Gpu, m: Vlm, o: PatchRun): Promise<{ file: string; report: string }> {
-  const prompt = itemPrompt(m, {}, o.prompt);
-  const target = m.prepare(prompt, readImageFile(o.target), { padToSquare: o.padToSquare });
+/** The sweep over the inputs `checkPatch` prepared. */
+export async function patch(gpu: Gpu, m: Vlm, o: PatchRun, { target, source }: PatchInputs): Promise<{ file: string; report: string }> {
   const group = groupPositions(o.token, target);
   const layers = parseLayers(o.layers, m.lm.num_hidden_layers);
   const answers = parseAnswerPair(m, o.answers, o.firstToken);
-  const edit: PatchEdit = o.add ? { mode: 'add', vector: o.add.vector, scale: o.add.scale } : { mode: 'copy', source: m.prepare(prompt, readImageFile(o.source!), { padToSquare: o.padToSquare }) };
+  const edit: PatchEdit = o.add ? { mode: 'add', vector: o.add.vector, scale: o.add.scale } : { mode: 'copy', source: source! };
   const r = await patchSweep(gpu, m, target, { group, edit, layers, fromLayerOn: o.fromLayerOn, answers: answers.ids });
   const top = (id: number) => ({ id, text: m.decode([id]) });
   const result = {

@@ -8,6 +8,7 @@ import { ablate, checkAblate } from '../../pipeline/ablate.ts';
 import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 
 interface Options extends GpuCliOptions, PromptOptions {
   model: string;
@@ -51,6 +52,7 @@ export function register(program: Command): void {
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),
   )).action(async (o: Options) => {
+    checkOutputFolder('--out', o.out);
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
     const run = {
       out: o.out,

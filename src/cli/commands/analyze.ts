@@ -5,8 +5,9 @@ import { analyze, selectItems } from '../../pipeline/analyze.ts';
 import { DEFAULT_PROMPT } from '../../analysis/analyze-image.ts';
 import { LENS_SPEC_HELP, resolveLens } from '../../analysis/lens-spec.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
-import { addGpuOptions, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from '../gpu-session.ts';
+import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 import { addModelOptions, openChecked, promptSpec, reportRun, type PromptOptions } from '../model-run.ts';
 
 export { DEFAULT_PROMPT };
@@ -47,6 +48,8 @@ export function register(program: Command): void {
       .option('--query <i>', 'query position for norm-based attention (default: the last token)')
       .option('--smooth <w>', 'moving-average window before the phase segmentation', '1'),
   )).action(async (o: Options) => {
+    checkOutputFolder('--out', o.out);
+    checkProfilePath(o);
     const limit = int('--limit', o.limit, 1);
     const seed = int('--seed', o.seed, 0);
     const topk = int('--topk', o.topk, 1)!;

@@ -19,7 +19,8 @@ import type { Gpu } from '../../gpu/context.ts';
 import { analyze } from '../../pipeline/analyze.ts';
 import { EVAL_SCENES, evalCoco, organismDir } from '../../../weights-tools/train/shipped.ts';
 import type { OrganismArch } from '../../../weights-tools/train/organisms.ts';
-import { finishProfile, openGpu } from '../gpu-session.ts';
+import { checkProfilePath, finishProfile, openGpu } from '../gpu-session.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 import { DEFAULT_PROMPT } from './analyze.ts';
 
 const ARCHES: OrganismArch[] = ['llava', 'instructblip'];
@@ -73,6 +74,8 @@ export function register(program: Command): void {
     .option('--profile [trace]', 'Chrome trace path', 'phaselens-trace.json')
     .option('--kernels <class>', 'kernel variants: auto (by adapter class), cpu or gpu')
     .action(async (o: { arch?: OrganismArch; out: string; profile: string; kernels?: string }) => {
+      checkOutputFolder('--out', o.out);
+      checkProfilePath(o);
       const gpu = await openGpu(o);
       for (const arch of o.arch ? [o.arch] : ARCHES) await demoOne(gpu, arch, join(o.out, arch));
       await finishProfile(gpu, o);

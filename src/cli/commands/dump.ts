@@ -5,6 +5,7 @@ import { writeSafetensors } from '../../io/safetensors-write.ts';
 import { dumpActivations } from '../../probes/dump.ts';
 import { VERSION } from '../../version.ts';
 import { finishProfile } from '../gpu-session.ts';
+import { checkOutputFile } from '../output-paths.ts';
 import { addModelRunOptions, prepareModelRun, type ModelRunOptions } from '../model-run.ts';
 
 interface Options extends ModelRunOptions {
@@ -20,6 +21,7 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'output .safetensors')
     .action(async (o: Options) => {
       if (!o.out.endsWith('.safetensors')) throw new UserError(`--out must name a .safetensors file, got ${o.out}`);
+      checkOutputFile('--out', o.out);
       const { gpu, m, x } = await prepareModelRun(o);
       const tensors = await dumpActivations(gpu, m, x);
       const specs = [...tensors.entries()].map(([name, t]) => ({ name, dtype: t.data instanceof Int32Array ? ('I32' as const) : ('F32' as const), shape: t.shape }));

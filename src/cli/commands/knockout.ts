@@ -7,6 +7,7 @@ import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
 import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, collect, int, shardOf } from '../options.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 
 interface Options extends GpuCliOptions, PromptOptions {
   model: string;
@@ -36,6 +37,7 @@ export function register(program: Command): void {
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),
   )).action(async (o: Options) => {
+    checkOutputFolder('--out', o.out);
     const window = int('--window', o.window, 1)!;
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
     const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken };

@@ -1,6 +1,7 @@
 /** `phaselens merge`: one aggregate, figures and report from shard outputs (README, "Clusters"). */
 import type { Command } from 'commander';
 import { merge } from '../../pipeline/merge.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 
 export function register(program: Command): void {
   program
@@ -9,6 +10,7 @@ export function register(program: Command): void {
     .argument('<dirs...>', 'output folders of the shards (or one folder they all wrote into)')
     .requiredOption('--out <dir>', 'folder for the merged results, aggregate and report (may be one of the inputs)')
     .action((dirs: string[], o: { out: string }) => {
+      checkOutputFolder('--out', o.out);
       const r = merge(dirs, o.out);
       console.log(`merged ${r.items} ${r.kind} results from ${dirs.length} folder(s)`);
       console.log(`report: ${r.report}`);

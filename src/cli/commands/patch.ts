@@ -8,6 +8,7 @@ import { checkPatch, patch, type PatchRun } from '../../pipeline/patch.ts';
 import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, withModel, type PromptOptions } from '../model-run.ts';
 import { num } from '../options.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 
 interface Options extends GpuCliOptions, PromptOptions {
   model: string;
@@ -55,6 +56,7 @@ export function register(program: Command): void {
       .option('--scale <s>', 'multiplier of the --add vector', '1')
       .requiredOption('--out <dir>', 'output folder (patch.json, figure, report)'),
   ).action(async (o: Options) => {
+    checkOutputFolder('--out', o.out);
     const run: PatchRun = {
       out: o.out,
       source: o.source,
@@ -68,8 +70,8 @@ export function register(program: Command): void {
       fromLayerOn: o.fromLayerOn,
       add: o.add ? { vector: await readVector(o.add), scale: num('--scale', o.scale)!, file: o.add } : undefined,
     };
-    await withModel(o, (f) => checkPatch(f, run), async (gpu, m) => {
-      const r = await patch(gpu, m, run);
+    await withModel(o, (f) => checkPatch(f, run), async (gpu, m, inputs) => {
+      const r = await patch(gpu, m, run, inputs);
       console.log(`wrote ${r.file}`);
       console.log(`report: ${r.report}`);
     });
