@@ -1,16 +1,20 @@
 /**
- * Intervention benchmarks on make-random --shape llava-deep (32 decoder layers, the depth
- * of LLaVA-1.5-7B; 256 image tokens), in the same run:
- *   knockout-sweep-vs-naive    one item's knockout sweep (flow last<-image, window 9, all 32
- *                              centre layers; src/interventions/knockout.ts re-runs only the
- *                              window's layers and the rows from the first DST position) vs
- *                              the naive re-run: 32 × (full forward + last logits), the full
- *                              forward timed here. ratio = sweep / naive (lower is better;
- *                              the target is ≤ 0.6).
- *   knockout-sweep-vs-pytorch  the same sweep by the PyTorch reference
- *                              (test/reference/interventions_ref.py --knockout, CPU, f32;
- *                              its wall time includes starting Python and loading the weights,
- *                              and its sweep re-runs every forward in full). ratio = ours / PyTorch.
+ * Intervention benchmarks on make-random --shape llava-deep --dtype f32 (32 decoder layers,
+ * the depth of LLaVA-1.5-7B; 256 image tokens; --quick: make-tiny's LLaVA), in the same run:
+ *   knockout-sweep-vs-naive  one item's knockout sweep (flow last<-image, window 9, every
+ *                            layer as centre; src/interventions/knockout.ts re-runs only the
+ *                            window's layers and the rows from the first DST position) vs
+ *                            the naive re-run: L × (full forward + last logits), the full
+ *                            forward timed here. ratio "time-ratio-vs-naive" = sweep / naive
+ *                            (lower is better; the target is ≤ 0.6).
+ *   knockout-sweep-vs-hf     the same sweep by HF transformers (bench/hf_baseline.py: the
+ *                            un-intervened forward, then one full forward per centre with
+ *                            the window's attention edges blocked, SDPA, last logits only),
+ *                            in one long-lived process with the weights loaded beforehand,
+ *                            float32, torch threads = cores. The answer and every p must
+ *                            match ours (relative 1e-3: float32 on both sides).
+ *                            ratio "time-ratio-vs-hf" = ours / HF (lower is better).
+ * Both sides: one warm-up sweep, then the median of `reps`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,54 +24,62 @@ import { readImageFile } from '../src/io/load-node.ts';
 import { nodeDirectory } from '../src/io/source-node.ts';
 import { runLast } from '../src/interventions/answer.ts';
 import { resolveGroup } from '../src/interventions/groups.ts';
-import { knockoutSweep } from '../src/interventions/knockout.ts';
+import { knockoutSweep, layerWindow, type KnockoutResult } from '../src/interventions/knockout.ts';
 import { openModel } from '../src/models/registry.ts';
 import { makeRandom } from '../weights-tools/make-random.ts';
-import { runKnockoutReference } from '../test/reference/interventions-ref.ts';
+import { makeTiny } from '../weights-tools/make-tiny.ts';
+import { HfBaseline, hfSettings, timeWarm, type HfTimed } from './hf.ts';
 import type { BenchRecord } from './record.ts';
 
 const IMAGE = join(import.meta.dirname, '../test/fixtures/images/000000039769.png');
 const WINDOW = 9;
+const P_TOL = 1e-3;
 
-async function seconds(f: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await f();
-  return (performance.now() - t0) / 1000;
+export interface InterventionBenchOptions {
+  reps: number;
+  quick: boolean;
 }
 
-export async function benchInterventions(gpu: Gpu): Promise<BenchRecord[]> {
+export async function benchInterventions(gpu: Gpu, o: InterventionBenchOptions): Promise<{ records: BenchRecord[]; settings: string }> {
   const work = mkdtempSync(join(tmpdir(), 'phaselens-bench-interventions-'));
+  const { hf, versions } = await HfBaseline.start();
   try {
-    const dir = join(work, 'deep');
-    await makeRandom({ shape: 'llava-deep', out: dir });
+    const dir = join(work, 'model');
+    const label = o.quick ? 'tiny llava' : 'llava-deep';
+    if (o.quick) await makeTiny({ arch: 'llava', out: dir, seed: 0, dtype: 'f32' });
+    else await makeRandom({ shape: 'llava-deep', out: dir, dtype: 'f32' });
     const m = await (await openModel(nodeDirectory(dir))).load(gpu);
+    await hf.load(dir);
     const x = m.prepare({ prompt: 'What is the animal on the left doing?', chat: true }, readImageFile(IMAGE));
+    await hf.inputs(work, x);
     const L = m.lm.num_hidden_layers;
     const flow = { name: 'last<-image', dst: resolveGroup('last', x.groups, x.ids.length), src: resolveGroup('image', x.groups, x.ids.length) };
-    const full = () => runLast(gpu, m.languageModel, () => m.forward(gpu, x));
-    await full(); // warm-up: pipelines compiled
-    const fullS = Math.min(await seconds(full), await seconds(full));
-    const sweep = () => knockoutSweep(gpu, m, x, [flow], { window: WINDOW });
-    await sweep();
-    const sweepS = await seconds(sweep);
+    const fullS = await timeWarm(o.reps, () => runLast(gpu, m.languageModel, () => m.forward(gpu, x)));
+    let ours: KnockoutResult | undefined;
+    const sweepS = await timeWarm(o.reps, async () => {
+      ours = await knockoutSweep(gpu, m, x, [flow], { window: WINDOW });
+    });
     const naiveS = L * fullS;
-    const px = x.pixels!;
-    const layers = (c: number) => Array.from({ length: L }, (_, l) => l).filter((l) => l >= c - Math.floor(WINDOW / 2) && l <= c + Math.ceil(WINDOW / 2) - 1);
-    const torchS = await seconds(() =>
-      runKnockoutReference({
-        model: dir,
-        pixelValues: px.data,
-        pixelShape: [...px.shape] as [number, number, number],
-        inputIds: x.ids,
-        entries: Array.from({ length: L }, (_, c) => ({ dst: flow.dst, src: flow.src, layers: layers(c) })),
-      }),
-    );
+    const entries = Array.from({ length: L }, (_, c) => {
+      const [lo, hi] = layerWindow(c, WINDOW, L);
+      return { dst: flow.dst, src: flow.src, layers: Array.from({ length: hi - lo + 1 }, (_, i) => lo + i) };
+    });
+    const ref = await hf.request<HfTimed & { answer: number; p_base: number; p: number[] }>({ op: 'knockout', entries, reps: o.reps });
+    const r = ours!.flows[flow.name];
+    const worst = Math.max(...[ours!.answer.p_base, ...r.p].map((p, i) => Math.abs(p - [ref.p_base, ...ref.p][i]) / Math.max([ref.p_base, ...ref.p][i], 1e-30)));
+    if (ours!.answer.id !== ref.answer || !(worst <= P_TOL)) {
+      throw new Error(`knockout sweep differs from HF's: answer ${ours!.answer.id} vs ${ref.answer}, worst relative p difference ${worst.toExponential(2)} (tolerance ${P_TOL})`);
+    }
     const shape = [L, x.ids.length];
-    return [
-      { case: 'knockout-sweep-vs-naive', shape, dtype: 'f16', unit: 's/item', ours: sweepS, baseline: naiveS, ratio: sweepS / naiveS, note: `llava-deep; ${L} centres × window ${WINDOW}; naive = ${L} × full forward (${fullS.toFixed(2)} s); lower ratio is better, target ≤ 0.6` },
-      { case: 'knockout-sweep-vs-pytorch', shape, dtype: 'f16', unit: 's/item', ours: sweepS, baseline: torchS, ratio: sweepS / torchS, note: 'PyTorch wall time includes Python start-up and weight loading; lower ratio is better' },
-    ];
+    return {
+      records: [
+        { case: 'knockout-sweep-vs-naive', shape, dtype: 'f32', unit: 's/item', ours: sweepS, baseline: naiveS, ratio: sweepS / naiveS, ratio_name: 'time-ratio-vs-naive', note: `${label}; ${L} centres × window ${WINDOW}; naive = ${L} × full forward (${fullS.toFixed(2)} s); target ≤ 0.6` },
+        { case: 'knockout-sweep-vs-hf', shape, dtype: 'f32', unit: 's/item', ours: sweepS, baseline: ref.s, ratio: sweepS / ref.s, ratio_name: 'time-ratio-vs-hf', note: `${label}; HF: ${L + 1} full forwards, blocked edges in the additive mask; p within ${worst.toExponential(1)} of HF's` },
+      ],
+      settings: `interventions: ${hfSettings(versions)}; float32 weights on both sides; warm-up + median of ${o.reps}`,
+    };
   } finally {
+    hf.close();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -34,25 +34,30 @@ import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
 type Group = (gpu: Gpu, opts: KernelBenchOptions) => Promise<BenchRecord[]>;
 
 const LOAD = new URL('./load.ts', import.meta.url);
+/** Timed samples per side of the groups against HF transformers, unless --reps says otherwise. */
+const HF_REPS = 3;
+/** What each group measured against, printed under the table. */
+const settings: string[] = [];
 
 const groups: Record<string, { cases: string[]; run: Group }> = {
   matmul: { cases: ['matmul'], run: benchMatmul },
   attention: { cases: ['attention'], run: benchAttention },
   models: {
-    cases: ['llava', 'instructblip'].flatMap((f) => ['prefill', 'decode', 'analyze-overhead', 'analyze-vs-pytorch'].map((c) => `${f}-${c}`)),
+    cases: ['llava', 'instructblip'].flatMap((f) => ['load-vs-hf', 'prefill-vs-hf', 'decode-vs-hf', 'analyze-vs-hf', 'analyze-overhead'].map((c) => `${f}-${c}`)),
     run: async (gpu, opts) => {
       const { benchModels } = await import('./models.ts');
-      const records: BenchRecord[] = await benchModels(gpu);
-      records.forEach((r) => opts.onRecord?.(r));
+      const { records, settings: line } = await benchModels(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false, onRecord: opts.onRecord });
+      settings.push(line);
       return records;
     },
   },
   interventions: {
-    cases: ['knockout-sweep-vs-naive', 'knockout-sweep-vs-pytorch'],
+    cases: ['knockout-sweep-vs-naive', 'knockout-sweep-vs-hf'],
     run: async (gpu, opts) => {
       const { benchInterventions } = await import('./interventions.ts');
-      const records = await benchInterventions(gpu);
+      const { records, settings: line } = await benchInterventions(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false });
       records.forEach((r) => opts.onRecord?.(r));
+      settings.push(line);
       return records;
     },
   },
@@ -87,12 +92,12 @@ const program = new Command('bench')
   .description('phaselens benchmarks, each against a baseline measured in the same run')
   .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, shards, load) or case names')
   .option('--json <file>', 'also write the records as JSON')
-  .option('--reps <n>', 'timed samples per side', positiveInt, 5)
+  .option('--reps <n>', 'timed samples per side (default: 5 for matmul and attention, 3 for models and interventions)', positiveInt)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)
   .addOption(new Option('--matmul-kernel <variant>', 'time only this matmul variant').choices(MATMUL_KERNELS))
   .addOption(new Option('--attention-variant <variant>', 'time only this attention variant').choices(ATTENTION_VARIANTS))
   .parse(process.argv);
-const opts = program.opts<{ only?: string; json?: string; reps: number; quick: boolean; matmulKernel?: MatmulKernel; attentionVariant?: AttentionVariant }>();
+const opts = program.opts<{ only?: string; json?: string; reps?: number; quick: boolean; matmulKernel?: MatmulKernel; attentionVariant?: AttentionVariant }>();
 
 const wanted = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
 const available = Object.keys(groups).filter((g) => g !== 'load' || existsSync(LOAD));
@@ -140,6 +145,7 @@ for (const g of selected) {
 }
 
 console.log(formatRecords(records));
+if (settings.length) console.log(`\n${settings.join('\n')}`);
 console.log(`\nload average at the end: ${loadavg()[0].toFixed(2)} (other processes on the machine slow both sides, not always equally)`);
 if (opts.json) {
   await writeFile(opts.json, recordsJson(records));

@@ -21,6 +21,7 @@ import { parseConfig } from '../src/io/config.ts';
 import { expectedTensors } from '../src/io/expected-tensors.ts';
 import { tensorBytes, type TensorSpec } from '../src/io/safetensors-write.ts';
 import { writeInstructBlipProcessor, writeLlavaProcessor } from './processor-files.ts';
+import { fromF16 } from '../src/gpu/half.ts';
 import { fastF16Chunks } from './random-weights.ts';
 import { writeWeights } from './write-checkpoint.ts';
 
@@ -101,19 +102,37 @@ export interface MakeRandomOptions {
   seed?: number;
   /** Largest shard in bytes (default 5e9, HF's "5GB"). */
   maxShardBytes?: number;
+  /** Weight dtype (default f16); f32 holds the same f16-representable values, for CPU baselines. */
+  dtype?: 'f16' | 'f32';
+}
+
+/** fp16 chunks widened to fp32. */
+function* widened(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
+  for (const c of chunks) {
+    const f = fromF16(new Uint16Array(c.buffer, c.byteOffset, c.byteLength / 2));
+    yield new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+  }
+}
+
+/** The config with every `torch_dtype` (top level and sub-configs) set to `dtype`. */
+function withTorchDtype(json: Record<string, unknown>, dtype: string): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(json).map(([k, v]) => [k, k === 'torch_dtype' ? dtype : v && typeof v === 'object' && !Array.isArray(v) ? withTorchDtype(v as Record<string, unknown>, dtype) : v]),
+  );
 }
 
 export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: string[]; bytes: number }> {
   const make = RANDOM_SHAPES[opts.shape];
   if (!make) throw new UserError(`unknown --shape ${opts.shape} (known: ${Object.keys(RANDOM_SHAPES).join(', ')})`);
-  const json = await make();
+  const f32 = opts.dtype === 'f32';
+  const json = f32 ? withTorchDtype(await make(), 'float32') : await make();
   const config = parseConfig(JSON.stringify(json), `${opts.shape} config`);
   const specs: TensorSpec[] = expectedTensors(config)
     .filter((t) => !t.optional)
-    .map((t) => ({ name: t.name, shape: t.shape, dtype: 'F16' }));
+    .map((t) => ({ name: t.name, shape: t.shape, dtype: f32 ? 'F32' : 'F16' }));
   await mkdir(opts.out, { recursive: true });
   const seed = opts.seed ?? 0;
-  const files = await writeWeights(opts.out, specs, (t) => fastF16Chunks(t.name, tensorBytes(t) / 2, seed), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
+  const files = await writeWeights(opts.out, specs, (t) => (f32 ? widened(fastF16Chunks(t.name, tensorBytes(t) / 4, seed)) : fastF16Chunks(t.name, tensorBytes(t) / 2, seed)), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
   const image = config.vision_config.image_size;
   if (config.model_type === 'llava') await writeLlavaProcessor(opts.out, image);
@@ -129,11 +148,12 @@ export function configureMakeRandom(cmd: Command): Command {
     .requiredOption('--out <dir>', 'output folder (created)')
     .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
     .option('--max-shard-gb <gb>', 'largest shard in GB', parseFloat, 5)
-    .action(async (o: { shape: string; out: string; seed: number; maxShardGb: number }) => {
+    .addOption(new Option('--dtype <dtype>', 'weight dtype (f32: the same values widened)').choices(['f16', 'f32']).default('f16'))
+    .action(async (o: { shape: string; out: string; seed: number; maxShardGb: number; dtype: 'f16' | 'f32' }) => {
       const t0 = performance.now();
       const r = await makeRandom({ ...o, maxShardBytes: o.maxShardGb * 1e9 });
       const s = (performance.now() - t0) / 1000;
-      console.log(`wrote ${o.out}: ${(r.bytes / 1e9).toFixed(2)} GB of fp16 weights in ${r.files.filter((f) => f.endsWith('.safetensors')).length} shard(s), ${s.toFixed(0)} s`);
+      console.log(`wrote ${o.out}: ${(r.bytes / 1e9).toFixed(2)} GB of ${o.dtype} weights in ${r.files.filter((f) => f.endsWith('.safetensors')).length} shard(s), ${s.toFixed(0)} s`);
     });
 }
 

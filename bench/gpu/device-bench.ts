@@ -44,6 +44,7 @@ import { nodeDirectory } from '../../src/io/source-node.ts';
 import { generate } from '../../src/models/generate.ts';
 import { openModel } from '../../src/models/registry.ts';
 import type { PromptSpec, Vlm, VlmInput } from '../../src/models/vlm.ts';
+import { writeInputs } from '../hf.ts';
 
 export const DEFAULT_QUESTION = 'Describe the image in detail.';
 
@@ -101,15 +102,6 @@ function ignoringEos(m: Vlm): Vlm {
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
-}
-
-function writeInputs(prefix: string, x: VlmInput): void {
-  const px = x.pixels;
-  writeFileSync(
-    `${prefix}.json`,
-    JSON.stringify({ ids: x.ids, qformer_ids: x.qformerIds ?? null, pixel_shape: px ? [...px.shape] : null, image: x.groups.image, text: x.groups.text, bos: x.groups.bos, query: x.groups.last }) + '\n',
-  );
-  if (px) writeFileSync(`${prefix}.f32`, new Uint8Array(px.data.buffer, px.data.byteOffset, px.data.byteLength));
 }
 
 export async function deviceBench(o: Options): Promise<{ result: Record<string, unknown>; failed: boolean }> {

@@ -208,6 +208,31 @@ def timed(fn, reps, device):
     return {"median": statistics.median(t), "all": t}
 
 
+def greedy_decode(model, x, n, device):
+    """n greedy tokens with the KV cache, EOS ignored: the prefill (logits of the last position
+    only), then n-1 one-token steps, timed alone. LLaVA's steps go through the whole model with
+    input_ids only; InstructBLIP's forward needs pixels, so its steps go to the LM inside."""
+    import torch
+
+    lm = getattr(model, "language_model", None)
+    step = lm if lm is not None and lm.get_output_embeddings() is not None else model
+    out = model(**x, use_cache=True, logits_to_keep=1)
+    cache = getattr(out, "language_model_outputs", None) or out  # InstructBLIP keeps the LM's cache there
+    past, nxt, mask = cache.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True), x["attention_mask"]
+    one = torch.ones(1, 1, dtype=mask.dtype, device=device)
+    ids = [int(nxt)]
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        mask = torch.cat([mask, one], 1)
+        out = step(input_ids=nxt, attention_mask=mask, past_key_values=past, use_cache=True, logits_to_keep=1)
+        past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        ids.append(int(nxt))  # a host read per token, as a generation loop has
+    sync(device)
+    s = time.perf_counter() - t0
+    return {"tokens": n - 1, "s": s, "tok_s": (n - 1) / s if n > 1 else None, "ids": ids}
+
+
 def attn_impl(model):
     tc = getattr(model.config, "text_config", None)
     return getattr(tc, "_attn_implementation", None) or getattr(model.config, "_attn_implementation", None)
@@ -254,25 +279,9 @@ def perf(a):
     def prefill():
         model(**x, use_cache=True, **keep)
 
-    def decode(n):
-        out = model(**x, use_cache=True, **keep)
-        past, nxt, mask = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True), x["attention_mask"]
-        one = torch.ones(1, 1, dtype=mask.dtype, device=dev)
-        ids = [int(nxt)]
-        sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(n - 1):
-            mask = torch.cat([mask, one], 1)
-            out = model(input_ids=nxt, attention_mask=mask, past_key_values=past, use_cache=True)
-            past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
-            ids.append(int(nxt))  # a host read per token, as a generation loop has
-        sync(dev)
-        s = time.perf_counter() - t0
-        return {"tokens": n - 1, "s": s, "tok_s": (n - 1) / s if n > 1 else None, "ids": ids}
-
     def run_decode(key):
-        decode(min(4, a.new_tokens))  # warm-up
-        res[key] = decode(a.new_tokens)
+        greedy_decode(model, x, min(4, a.new_tokens), dev)  # warm-up
+        res[key] = greedy_decode(model, x, a.new_tokens, dev)
 
     w = lm_weights(model)
     hook = PrenormHook(model)
