@@ -1,9 +1,12 @@
 /**
  * Phases of a per-layer curve: maximal monotone runs, after an optional centred moving
- * average (window w, shrinking at the ends). The paper's four phases are the runs
+ * average (window w, shrinking at the ends). The window is centred on each layer, so it is
+ * odd (w = 2h + 1: h layers each side); an even one is refused rather than silently widened. The paper's four phases are the runs
  * rise, fall, rise, fall = I alignment, II intra-modal encoding, III inter-modal encoding,
  * IV output preparation; a curve with another shape gets its runs labelled by direction.
  */
+import { UserError } from '../errors.ts';
+
 export interface Phases {
   /** Layer indices where a run ends and the next begins (turning points), ascending. */
   boundaries: number[];
@@ -17,8 +20,16 @@ export interface Phases {
 
 export const PAPER_PHASES = ['I alignment', 'II intra-modal encoding', 'III inter-modal encoding', 'IV output preparation'];
 
+/** `--smooth W` (and the page's field): 1 = none, else an odd window. */
+export function checkSmoothWindow(window: number, what = '--smooth'): number {
+  if (!Number.isInteger(window) || window < 1 || window % 2 === 0) {
+    throw new UserError(`${what} ${window}: the moving average is centred on each layer, so the window must be an odd whole number (1 = none, 3, 5, …)`);
+  }
+  return window;
+}
+
 export function smooth(y: readonly number[], window: number): number[] {
-  if (window <= 1) return [...y];
+  if (checkSmoothWindow(window) === 1) return [...y];
   const h = Math.floor(window / 2);
   return y.map((_, i) => {
     const a = Math.max(0, i - h);

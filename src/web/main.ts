@@ -11,6 +11,7 @@
  * and scripts where a run is.
  */
 import { UserError } from '../errors.ts';
+import { checkSmoothWindow } from '../analysis/phases.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/context.ts';
 import type { Vlm } from '../models/vlm.ts';
@@ -74,7 +75,7 @@ function readOptions(): PageOptions {
     dropBos: checked('drop-bos'),
     padToSquare: checked('pad-to-square'),
     topk: int('topk', 1, 32, 'LogitLens top-k'),
-    smooth: int('smooth', 1, 1000, 'the phase smoothing window'),
+    smooth: checkSmoothWindow(int('smooth', 1, 1000, 'the phase smoothing window'), 'the phase smoothing window'),
   };
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PAPER_PHASES, segmentPhases, smooth } from '../../src/analysis/phases.ts';
+import { UserError } from '../../src/errors.ts';
 import { captionWords, logitLensRecall, pieceWords } from '../../src/analysis/recall.ts';
 
 describe('phase segmentation', () => {
@@ -22,6 +23,16 @@ describe('phase segmentation', () => {
     expect(segmentPhases(y).boundaries).toEqual([3, 4, 6]);
     expect(segmentPhases(y, 3).boundaries).toEqual([6]);
     expect(smooth([1, 2, 3], 3)).toEqual([1.5, 2, 2.5]);
+  });
+
+  it('refuses an even window: a centred average has none, and the window used must be the one recorded', () => {
+    for (const w of [2, 4, 0, 1.5]) {
+      expect(() => smooth([1, 2, 3, 4, 5], w)).toThrow(/odd whole number/);
+      expect(() => segmentPhases([1, 2, 3, 2, 1], w)).toThrow(UserError);
+    }
+    // what is recorded is what was used: w = 5 averages 5 layers in the middle
+    expect(smooth([0, 0, 5, 0, 0, 0, 0], 5)[2]).toBe(1);
+    expect(segmentPhases([1, 2, 3, 2, 1], 5).window).toBe(5);
   });
 });
 

@@ -4,6 +4,7 @@ import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../pipeline/analyze.ts';
 import { DEFAULT_PROMPT } from '../../analysis/analyze-image.ts';
 import { LENS_SPEC_HELP, resolveLens } from '../../analysis/lens-spec.ts';
+import { checkSmoothWindow } from '../../analysis/phases.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
@@ -46,7 +47,7 @@ export function register(program: Command): void {
       .option('--lens-layers <spec>', `hidden-state indices 0..L the LogitLens runs on (0 = embeddings, L = after the final norm): ${LENS_SPEC_HELP}; e.g. 0,8,16-32`, 'all')
       .option('--lens-positions <spec>', `visual tokens the LogitLens runs on, counted from the first one (0..575 on LLaVA-1.5, 0..31 on InstructBLIP): ${LENS_SPEC_HELP}; e.g. 0-287 or ::4`, 'all')
       .option('--query <i>', 'query position for norm-based attention (default: the last token)')
-      .option('--smooth <w>', 'moving-average window before the phase segmentation', '1'),
+      .option('--smooth <w>', 'centred moving-average window before the phase segmentation: odd, 1 = none', '1'),
   )).action(async (o: Options) => {
     checkOutputFolder('--out', o.out);
     checkProfilePath(o);
@@ -54,7 +55,7 @@ export function register(program: Command): void {
     const seed = int('--seed', o.seed, 0);
     const topk = int('--topk', o.topk, 1)!;
     if (topk > 32) throw new UserError('--topk must be at most 32');
-    const smooth = int('--smooth', o.smooth, 1)!;
+    const smooth = checkSmoothWindow(int('--smooth', o.smooth, 1)!);
     const query = int('--query', o.query, 0);
     const dtype = parseDtype(o.dtype);
     const shard = shardOf(o);

@@ -1,7 +1,7 @@
 /**
- * Output paths are checked before any work (src/cli/output-paths.ts): every command that
- * writes refuses a path it could not write with a one-line message and exit 2, before the
- * checkpoint folder is even opened. The model folder here has a valid config and tokenizer
+ * Mistakes refused before any work. Output paths (src/cli/output-paths.ts): every command
+ * that writes refuses a path it could not write with a one-line message and exit 2, before
+ * the checkpoint folder is even opened; so are flags that need no model (`--smooth`). The model folder here has a valid config and tokenizer
  * but no weights, so a check made later would end in a different error (the missing
  * weights) and never print the output path's. `patch` also decodes --source/--target before
  * the GPU opens (no "phaselens: GPU" line).
@@ -15,7 +15,7 @@ import { makeTiny } from '../../weights-tools/make-tiny.ts';
 
 const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
 const IMAGE = join(import.meta.dirname, '../fixtures/images/000000039769.png');
-const work = mkdtempSync(join(tmpdir(), 'phaselens-output-paths-'));
+const work = mkdtempSync(join(tmpdir(), 'phaselens-fail-fast-'));
 const model = join(work, 'llava');
 const noWeights = join(work, 'llava-no-weights');
 const aFile = join(work, 'a-file');
@@ -46,7 +46,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-describe('output paths are refused before the model folder opens', () => {
+describe('output paths and model-free flags are refused before the model folder opens', () => {
   const dump = ['dump', '--model', noWeights, '--image', IMAGE, '--prompt', '<image>'];
   const cases: [string, () => string[], RegExp][] = [
     ['dump --out in a missing folder', () => [...dump, '--out', join(work, 'missing/x.safetensors')], /--out .*missing\/x\.safetensors: the folder .*missing does not exist/],
@@ -62,6 +62,7 @@ describe('output paths are refused before the model folder opens', () => {
     ['ablate --profile in a missing folder', () => ['ablate', '--model', noWeights, '--data', data, '--token', 'image', '--out', join(work, 'ab'), '--profile', join(work, 'no/t.json')], /--profile .*does not exist/],
     ['merge --out an existing file', () => ['merge', work, '--out', aFile], /--out .*a-file is a file/],
     ['demo --out an existing file', () => ['demo', '--out', aFile], /--out .*a-file is a file/],
+    ['analyze --smooth 2 (an even window has no centre)', () => ['analyze', '--model', noWeights, '--data', data, '--out', join(work, 'an'), '--smooth', '2'], /--smooth 2: .*odd whole number/],
   ];
   for (const [what, args, msg] of cases) it(what, () => refusedEarly(cli(...args()), msg));
 });
