@@ -5,7 +5,7 @@
  * gives the same aggregate as one process over all items, through the real CLI.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,6 +98,16 @@ describe('merge through the CLI', () => {
     });
     expect(cli(['merge', ...parts, '--out', join(work, 'ko-merged')]).code).toBe(0);
     expect(maxDiff(agg(join(work, 'ko-merged')), agg(one))).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('refuses a shard folder with an item missing (a killed task), naming it', () => {
+    const cut = join(work, 'part2-cut');
+    cpSync(join(work, 'part2'), cut, { recursive: true });
+    const [gone] = readdirSync(join(cut, 'images')).filter((f) => f.endsWith('.json'));
+    rmSync(join(cut, 'images', gone));
+    const r = cli(['merge', join(work, 'part1'), cut, join(work, 'part3'), '--out', join(work, 'cut-merged')]);
+    expect(r.err).toContain(`merge: 1 item(s) have neither a result nor a recorded failure: ${gone.slice(0, -5)} in ${cut};`);
+    expect(r.code).toBe(2);
   });
 
   it('refuses runs made with other options, naming the field', () => {
