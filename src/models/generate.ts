@@ -39,10 +39,15 @@ export function eosIds(m: Pick<Vlm, 'lm' | 'tokenizer'>): Set<number> {
   return new Set([m.lm.eos_token_id ?? m.tokenizer?.eosId].flat().filter((e): e is number => e !== null && e !== undefined));
 }
 
-/** Greedy decoding with the KV cache on the GPU; stops at EOS or after maxNew tokens. */
-export async function generate(gpu: Gpu, m: Vlm, x: VlmInput, maxNew: number, onToken?: (id: number) => void): Promise<Generation> {
+export interface GenerateOptions {
+  /** Stop after an EOS token (default true); false runs all maxNew steps, as HF's generate with eos_token_id=None. */
+  stopAtEos?: boolean;
+}
+
+/** Greedy decoding with the KV cache on the GPU; stops at EOS (unless told not to) or after maxNew tokens. */
+export async function generate(gpu: Gpu, m: Vlm, x: VlmInput, maxNew: number, onToken?: (id: number) => void, opts: GenerateOptions = {}): Promise<Generation> {
   const lm = m.languageModel;
-  const eos = eosIds(m);
+  const eos = opts.stopAtEos === false ? new Set<number>() : eosIds(m);
   const room = lm.cfg.max_position_embeddings - x.ids.length;
   if (maxNew > room) throw new UserError(`${x.ids.length} prompt tokens + ${maxNew} new tokens exceed max_position_embeddings = ${lm.cfg.max_position_embeddings}`);
   const cache = KvCache.create(gpu, lm.cfg, x.ids.length + maxNew);

@@ -27,7 +27,7 @@ export const LLAVA_REF_SCRIPT = join(import.meta.dirname, 'llava_ref.py');
 export const LLAVA_REF_VERSION = '1';
 
 export interface RefTensor {
-  data: Float32Array | Int32Array;
+  data: Float32Array | Int32Array | Uint8Array;
   shape: number[];
 }
 
@@ -59,7 +59,7 @@ export function havePyTorch(): boolean {
   return torchChecked;
 }
 
-/** Reads a safetensors file of F32 / I32 tensors into typed arrays, plus its metadata. */
+/** Reads a safetensors file of F32 / I32 / U8 tensors into typed arrays, plus its metadata. */
 export async function readRefSafetensors(path: string): Promise<{ tensors: Map<string, RefTensor>; metadata: Record<string, string> }> {
   const file = await SafetensorsFile.open(await openFileSource(path));
   try {
@@ -69,10 +69,11 @@ export async function readRefSafetensors(path: string): Promise<{ tensors: Map<s
       // copy into a fresh, aligned buffer: the read may be a view at any offset
       const buf = new ArrayBuffer(bytes.byteLength);
       new Uint8Array(buf).set(bytes);
-      let data: Float32Array | Int32Array;
+      let data: RefTensor['data'];
       if (info.dtype === 'F32') data = new Float32Array(buf);
       else if (info.dtype === 'I32') data = new Int32Array(buf);
-      else throw new Error(`${path}: tensor ${name} has dtype ${info.dtype}, expected F32 or I32`);
+      else if (info.dtype === 'U8') data = new Uint8Array(buf);
+      else throw new Error(`${path}: tensor ${name} has dtype ${info.dtype}, expected F32, I32 or U8`);
       tensors.set(name, { data, shape: info.shape });
     }
     return { tensors, metadata: { ...file.metadata } };

@@ -1,0 +1,90 @@
+/**
+ * HF transformers as the reference: the venv of .ci/hf-venv.sh (torch 2.x + transformers
+ * 5.x, set up once and cached) and test/hf/hf_parity.py, run once per batch of cases.
+ *
+ *   const dir = await hfReference(CASES);     // one Python process for every case not cached
+ *   join(dir, name, 'model')                  // the checkpoint transformers wrote
+ *   join(dir, name, 'hf.safetensors')         // HF's tensors (see hf_parity.py's docstring)
+ *   join(dir, name, 'hf.json')                // HF-side metrics, token groups, versions
+ *
+ * The outputs are cached under test/.cache/hf-parity/<key>, the key a hash of the Python
+ * sources (hf_parity.py and the bench's hf_metrics.py / hf_bench.py it imports), the case
+ * list and the versions installed in the venv, so a change to any of them regenerates.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '../..');
+export const HF_SCRIPT = join(import.meta.dirname, 'hf_parity.py');
+const SOURCES = [HF_SCRIPT, join(ROOT, 'bench/gpu/hf_metrics.py'), join(ROOT, 'bench/gpu/hf_bench.py')];
+
+export interface HfCase {
+  name: string;
+  family: 'llava' | 'instructblip';
+  /** hub: the published folders' layout; transformers5: as save_pretrained writes it. */
+  layout: 'hub' | 'transformers5';
+  dtype: 'float32' | 'float16' | 'bfloat16';
+  gqa: boolean;
+  /** The vision tower's input size (CLIP: the crop; BLIP: the exact resize). */
+  image_size: number;
+  /** CLIP's shortest edge before the centre crop (BLIP ignores it). */
+  resize: number;
+  seed: number;
+  /** Image file, relative to the repository root. */
+  image: string;
+  prompt: string;
+  new_tokens: number;
+  topk: number;
+}
+
+let python: string | undefined;
+
+/** The venv's python (.ci/hf-venv.sh sets it up the first time; later calls reuse it). */
+export function hfPython(): string {
+  if (python) return python;
+  const r = spawnSync('bash', [join(ROOT, '.ci/hf-venv.sh')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`.ci/hf-venv.sh failed (exit ${r.status}):\n${r.stderr}`);
+  python = r.stdout.trim().split('\n').pop()!;
+  return python;
+}
+
+/** Names of the distributions installed in the venv (torch-2.13.0+cpu.dist-info, …). */
+function venvVersions(py: string): string[] {
+  const lib = join(dirname(dirname(py)), 'lib');
+  return readdirSync(lib)
+    .flatMap((v) => (existsSync(join(lib, v, 'site-packages')) ? readdirSync(join(lib, v, 'site-packages')) : []))
+    .filter((n) => n.endsWith('.dist-info'))
+    .sort();
+}
+
+function run(py: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(py, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${py} ${args.join(' ')} exited with ${code}:\n${log.slice(-4000)}`))));
+  });
+}
+
+/** Runs hf_parity.py for the cases (unless cached) and returns the folder holding one sub-folder per case. */
+export async function hfReference(cases: HfCase[]): Promise<string> {
+  const py = hfPython();
+  const h = createHash('sha256');
+  for (const f of SOURCES) h.update(readFileSync(f));
+  h.update(JSON.stringify(cases));
+  h.update(venvVersions(py).join('\n'));
+  const dir = join(ROOT, 'test/.cache/hf-parity', h.digest('hex').slice(0, 16));
+  const done = join(dir, 'done');
+  if (existsSync(done)) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const list = join(dir, 'cases.json');
+  writeFileSync(list, JSON.stringify(cases, null, 1));
+  await run(py, [HF_SCRIPT, '--cases', list, '--out', dir]);
+  writeFileSync(done, '');
+  return dir;
+}

@@ -1,0 +1,300 @@
+"""HF transformers as the parity reference: writes tiny LLaVA-1.5 / InstructBLIP checkpoints
+with transformers itself and records what transformers computes on them.
+
+  python test/hf/hf_parity.py --cases CASES.json --out DIR
+      (the python of .ci/hf-venv.sh: torch 2.x + transformers 5.x)
+
+CASES.json is a list of objects: {name, family: llava|instructblip, layout: hub|transformers5,
+dtype: float32|float16|bfloat16, gqa, image_size, resize (shortest edge for CLIP; ignored by
+BLIP, which resizes to exactly image_size), seed, image (a file), prompt, new_tokens, topk}.
+Every case is done in this one process; for each, DIR/NAME/ gets:
+
+  model/         the checkpoint. `model.save_pretrained` + `processor.save_pretrained` write
+                 it (the transformers-5 layout as they write it). layout "hub" then rewrites
+                 it the way the hub's llava-hf / Salesforce folders are: LLaVA's vision keys
+                 under `vision_tower.vision_model.` (InstructBLIP's keys are the hub's
+                 already), the image processor in its own preprocessor_config.json, the chat
+                 template in chat_template.json, `add_bos_token` in tokenizer_config.json,
+                 config.json with `rope_theta` / `torch_dtype` — and transformers must still
+                 load it (it is loaded back below, not trusted).
+  hf.safetensors tensors of HF's eager forward in float32 (the checkpoint's f16/bf16 weights
+                 upcast exactly, so the arithmetic is the same as phaselens's f32 compute):
+                 image_rgb (uint8 [H, W, 3], the image as Pillow decodes it), input_ids,
+                 pixel_values, (qformer_input_ids), hidden_states.{l} l = 0..L
+                 (HF convention: L after the final norm), residual_final (layer L before it),
+                 logits, image_features, vision_hidden_states.{k}, (InstructBLIP:
+                 qformer_hidden_states.{k}, query_output, vision_last_hidden_state),
+                 greedy_tokens (model.generate, greedy, `new_tokens` steps, EOS not stopping).
+  hf.json        metrics of bench/gpu/hf_metrics.py from HF's hidden states and attention
+                 maps (last-token query, BOS kept, `topk`), the token groups, the attention
+                 non-uniformity figures, the versions.
+
+Random weights: every matrix N(0, 1/fan_in), embeddings and learned tokens N(0, 1), norm
+weights 1 + N(0, 0.1²), biases N(0, 0.1²); then every attention's query and key projections
+(LM, vision tower, Q-Former self- and cross-attention) are multiplied by QK_SCALE so each
+head's scores have a spread of a few units: attention is far from uniform, and a wrong mask,
+position or head mapping changes the numbers (hf.json reports the last token's largest
+attention weight per layer against 1/seq).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "gpu"))
+import hf_bench  # noqa: E402  (lm_weights, PrenormHook: the bench's HF side)
+import hf_metrics  # noqa: E402  (the analyze metrics in torch)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+ASSETS = os.path.join(ROOT, "weights-tools", "assets")
+QK_SCALE = 2.0
+PATCH = 14
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def llama_config(tr, gqa):
+    return tr.LlamaConfig(
+        hidden_size=64, intermediate_size=107, num_attention_heads=4, num_hidden_layers=3,
+        num_key_value_heads=2 if gqa else 4, vocab_size=32064, rms_norm_eps=1e-5,
+        max_position_embeddings=4096, pad_token_id=32001, bos_token_id=1, eos_token_id=2,
+    )
+
+
+def make_config(tr, c):
+    size = c["image_size"]
+    if c["family"] == "llava":
+        vision = tr.CLIPVisionConfig(hidden_size=32, intermediate_size=74, num_attention_heads=4, num_hidden_layers=3,
+                                     image_size=size, patch_size=PATCH, projection_dim=32)
+        return tr.LlavaConfig(vision_config=vision, text_config=llama_config(tr, c["gqa"]), image_token_index=32000,
+                              pad_token_id=32001, projector_hidden_act="gelu", vision_feature_layer=-2,
+                              vision_feature_select_strategy="default", image_seq_length=(size // PATCH) ** 2,
+                              tie_word_embeddings=False)
+    vision = tr.InstructBlipVisionConfig(hidden_size=40, intermediate_size=74, num_attention_heads=4, num_hidden_layers=3,
+                                         image_size=size, patch_size=PATCH, qkv_bias=True, layer_norm_eps=1e-6)
+    qformer = tr.InstructBlipQFormerConfig(hidden_size=32, intermediate_size=74, num_attention_heads=4, num_hidden_layers=3,
+                                           encoder_hidden_size=40, cross_attention_frequency=2, vocab_size=30523,
+                                           max_position_embeddings=128, pad_token_id=0)
+    return tr.InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
+                                 text_config=llama_config(tr, c["gqa"]).to_dict(), num_query_tokens=8,
+                                 image_token_index=32000, tie_word_embeddings=False)
+
+
+@torch.no_grad()
+def randomize(model, seed):
+    """The initialisation of the module docstring (HF's own init gives near-uniform attention)."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if p.dim() == 1 and leaf == "weight":  # LayerNorm / RMSNorm
+            v = 1 + 0.1 * torch.randn(p.shape, generator=g)
+        elif leaf == "bias":
+            v = 0.1 * torch.randn(p.shape, generator=g)
+        elif "embed" in name or p.dim() != 2 or leaf != "weight":  # embeddings, query tokens, class embedding
+            fan = p[0].numel() if p.dim() == 4 else 1  # the patch conv is a matrix over 3*14*14 inputs
+            v = torch.randn(p.shape, generator=g) / fan ** 0.5
+        else:  # Linear [out, in]
+            v = torch.randn(p.shape, generator=g) / p.shape[1] ** 0.5
+        p.copy_(v)
+    for name, p in model.named_parameters():
+        if any(k in name for k in (".q_proj.", ".k_proj.", ".query.", ".key.")):
+            p.mul_(QK_SCALE)
+        elif name.endswith(".qkv.weight") or name.endswith(".qkv.bias"):  # EVA's fused q, k, v
+            p[: 2 * p.shape[0] // 3].mul_(QK_SCALE)
+        elif "q_bias" in name:
+            p.mul_(QK_SCALE)
+
+
+def make_processor(tr, c):
+    size = c["image_size"]
+    tok = tr.AutoTokenizer.from_pretrained(os.path.join(ASSETS, "llava-1.5-7b-hf"))
+    if c["family"] == "llava":
+        with open(os.path.join(ASSETS, "llava-1.5-7b-hf", "chat_template.json")) as f:
+            template = json.load(f)["chat_template"]
+        ip = tr.CLIPImageProcessor(size={"shortest_edge": c["resize"]}, crop_size={"height": size, "width": size},
+                                   do_center_crop=True, resample=3, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+        return tr.LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=PATCH, vision_feature_select_strategy="default",
+                                 chat_template=template, num_additional_image_tokens=1)
+    ip = tr.BlipImageProcessor(size={"height": size, "width": size}, resample=3, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    tok = blip_llama_tokenizer(tr)
+    qtok = tr.AutoTokenizer.from_pretrained(os.path.join(ASSETS, "bert-base-uncased-tokenizer"), truncation_side="left")
+    qtok.add_special_tokens({"bos_token": "[DEC]"})  # as Salesforce's conversion does (id 30522)
+    return tr.InstructBlipProcessor(image_processor=ip, tokenizer=tok, qformer_tokenizer=qtok, num_query_tokens=8)
+
+
+def blip_llama_tokenizer(tr):
+    """The LLaMA tokenizer without llava's `image_token` attribute: InstructBlipProcessor
+    adds `<image>` itself and, given a tokenizer that names one, fails on its own reload
+    (transformers 5.18: `self.image_token.content` on a str)."""
+    import tempfile
+
+    src = os.path.join(ASSETS, "llava-1.5-7b-hf")
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(os.path.join(src, "tokenizer.json"), tmp)
+        with open(os.path.join(src, "tokenizer_config.json")) as f:
+            tc = json.load(f)
+        for k in ("image_token", "extra_special_tokens", "processor_class", "chat_template"):
+            tc.pop(k, None)
+        with open(os.path.join(tmp, "tokenizer_config.json"), "w") as f:
+            json.dump(tc, f)
+        return tr.AutoTokenizer.from_pretrained(tmp)
+
+
+def to_hub_layout(d, family):
+    """Rewrites a transformers-5 folder into the hub's layout (the module docstring)."""
+    from safetensors.torch import load_file, save_file
+
+    if family == "llava":
+        path = os.path.join(d, "model.safetensors")
+        t = load_file(path)
+        t = {("vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k): v for k, v in t.items()}
+        save_file(t, path, metadata={"format": "pt"})
+    cfg_path = os.path.join(d, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+
+    def legacy(sub):
+        rp = sub.pop("rope_parameters", None)
+        if rp is not None:
+            sub["rope_theta"] = rp["rope_theta"]
+        if "dtype" in sub:
+            sub["torch_dtype"] = sub.pop("dtype")
+
+    legacy(cfg)
+    for k in ("text_config", "vision_config", "qformer_config"):
+        if isinstance(cfg.get(k), dict):
+            legacy(cfg[k])
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=2)
+    pc_path = os.path.join(d, "processor_config.json")
+    with open(pc_path) as f:
+        pc = json.load(f)
+    pre = pc.pop("image_processor")
+    with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=2)
+    with open(pc_path, "w") as f:
+        json.dump(pc, f, indent=2)
+    jinja = os.path.join(d, "chat_template.jinja")
+    if os.path.exists(jinja):
+        with open(jinja) as f:
+            template = f.read()
+        os.remove(jinja)
+        with open(os.path.join(d, "chat_template.json"), "w") as f:
+            json.dump({"chat_template": template}, f, indent=2)
+    tc_path = os.path.join(d, "tokenizer_config.json")
+    with open(tc_path) as f:
+        tc = json.load(f)
+    tc.update(add_bos_token=True, add_eos_token=False, tokenizer_class="LlamaTokenizer")
+    with open(tc_path, "w") as f:
+        json.dump(tc, f, indent=2)
+
+
+def write_checkpoint(tr, c, d):
+    model = tr.LlavaForConditionalGeneration(make_config(tr, c)) if c["family"] == "llava" else tr.InstructBlipForConditionalGeneration(make_config(tr, c))
+    randomize(model, c["seed"])
+    model.to(DTYPES[c["dtype"]]).save_pretrained(d)
+    make_processor(tr, c).save_pretrained(d)
+    if c["layout"] == "hub":
+        to_hub_layout(d, c["family"])
+    elif c["layout"] != "transformers5":
+        raise SystemExit(f"case {c['name']}: layout {c['layout']!r}, expected hub or transformers5")
+
+
+def lm_outputs(out):
+    """(hidden_states, attentions) of the language model in either family's output."""
+    lm = getattr(out, "language_model_outputs", None)
+    return (out.hidden_states, out.attentions) if lm is None else (lm.hidden_states, lm.attentions)
+
+
+@torch.no_grad()
+def run_hf(tr, c, d):
+    from PIL import Image
+
+    cls = tr.LlavaForConditionalGeneration if c["family"] == "llava" else tr.InstructBlipForConditionalGeneration
+    model = cls.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+    proc = tr.AutoProcessor.from_pretrained(d)
+    image = Image.open(c["image"]).convert("RGB")  # the processor's do_convert_rgb, done here to keep the pixels
+    if c["family"] == "llava":
+        text = proc.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": c["prompt"]}]}], add_generation_prompt=True)
+    else:
+        text = c["prompt"]
+    x = proc(images=image, text=text, return_tensors="pt")
+    hook = hf_bench.PrenormHook(model)
+    out = model(**x, output_hidden_states=True, output_attentions=True, use_cache=False, return_dict=True)
+    hs, att = lm_outputs(out)
+    t = {"input_ids": x["input_ids"][0].int(), "pixel_values": x["pixel_values"][0]}
+    t["image_rgb"] = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.height, image.width, 3)
+    t.update({f"hidden_states.{l}": h[0] for l, h in enumerate(hs)})
+    t["residual_final"] = hook.value[0]
+    t["logits"] = out.logits[0]
+    if c["family"] == "llava":
+        t["image_features"] = out.image_hidden_states.reshape(-1, out.image_hidden_states.shape[-1])
+        vis = model.model.vision_tower(x["pixel_values"], output_hidden_states=True)
+        t.update({f"vision_hidden_states.{k}": h[0] for k, h in enumerate(vis.hidden_states)})
+    else:
+        t["qformer_input_ids"] = x["qformer_input_ids"][0].int()
+        # the towers again, through HF's own get_image_features, for their hidden states
+        f = model.get_image_features(x["pixel_values"], x["qformer_input_ids"], x["qformer_attention_mask"], output_hidden_states=True)
+        q = model.config.num_query_tokens
+        t.update({f"vision_hidden_states.{k}": h[0] for k, h in enumerate(f.vision_outputs.hidden_states)})
+        t["vision_last_hidden_state"] = f.vision_outputs.last_hidden_state[0]
+        t.update({f"qformer_hidden_states.{k}": h[0] for k, h in enumerate(f.qformer_outputs.hidden_states)})
+        t["query_output"] = f.qformer_outputs.last_hidden_state[0, :q]
+        t["image_features"] = f.pooler_output[0]
+    ids = x["input_ids"][0].tolist()
+    image_id = model.config.image_token_id
+    img = [i for i, v in enumerate(ids) if v == image_id]
+    span = (img[0], img[-1] + 1)
+    if img != list(range(*span)):
+        raise SystemExit(f"case {c['name']}: image tokens not contiguous")
+    text_pos = [i for i in range(len(ids)) if not span[0] <= i < span[1]]
+    query = len(ids) - 1
+    metrics = hf_metrics.compute_metrics([h[0] for h in hs], [a[0] for a in att], hook.value[0], hf_bench.lm_weights(model),
+                                         span, text_pos, query, c["topk"])
+    hook.handle.remove()
+    # greedy generation; eos_token_id None: EOS neither stops nor is masked (pure argmax)
+    gen = model.generate(**x, max_new_tokens=c["new_tokens"], do_sample=False, eos_token_id=None, pad_token_id=0)
+    t["greedy_tokens"] = gen[0, -c["new_tokens"]:].int()
+    peak = [a[0][:, query].max(-1).values.min().item() for a in att]  # the least peaked head per layer
+    info = {
+        "case": c,
+        "tokens": {"seq": len(ids), "image": list(span), "text": text_pos, "query": query},
+        "attention_last_row_min_head_max": peak,
+        "uniform": 1 / (query + 1),
+        "metrics": hf_metrics.to_json(metrics),
+        "versions": {"torch": torch.__version__, "transformers": tr.__version__},
+    }
+    return {k: (v.detach().float() if v.is_floating_point() else v).clone().contiguous() for k, v in t.items()}, info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="tiny checkpoints written by transformers, and what transformers computes on them")
+    ap.add_argument("--cases", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    import transformers as tr
+    from safetensors.torch import save_file
+
+    tr.logging.set_verbosity_error()
+    torch.set_num_threads(os.cpu_count() or 1)
+    with open(a.cases) as f:
+        cases = json.load(f)
+    for c in cases:
+        d = os.path.join(a.out, c["name"])
+        shutil.rmtree(d, ignore_errors=True)
+        model_dir = os.path.join(d, "model")
+        os.makedirs(model_dir)
+        write_checkpoint(tr, c, model_dir)
+        tensors, info = run_hf(tr, c, model_dir)
+        save_file(tensors, os.path.join(d, "hf.safetensors"))
+        with open(os.path.join(d, "hf.json"), "w") as f:
+            json.dump(info, f)
+        print(f"{c['name']}: seq {info['tokens']['seq']}, tokens {tensors['greedy_tokens'].tolist()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+/**
+ * Parity with HF transformers itself: tiny LLaVA-1.5 and InstructBLIP checkpoints written by
+ * transformers (`save_pretrained` of model and processor; hf_parity.py), in the hub layout
+ * and in transformers 5's, with f32, f16 and bf16 weights, with and without grouped-query
+ * attention, at two image sizes, run by HF (eager attention, float32) and by phaselens.
+ *
+ * What is compared, and how close it must be:
+ * - `input_ids`, `qformer_input_ids` of the processor: exactly.
+ * - `pixel_values`: phaselens's processor on the image as Pillow decodes it (HF writes the
+ *   decoded RGB) must equal HF's bit for bit: both run Pillow's resampling in 8-bit fixed
+ *   point and numpy's float32 rescale/normalise (src/io/image-processor.ts). Every forward
+ *   below starts from these pixels, so it compares the models on identical inputs.
+ *   phaselens's own decoder is checked too: PNG exactly; JPEG within the bound of
+ *   test/io/image.test.ts (jpeg-js's IDCT rounds differently from libjpeg-turbo's: ≤ 4
+ *   8-bit levels after resizing, mean ≤ 0.35 levels), measured in levels as |Δ|·std·255.
+ * - every tensor of the dump (hidden_states.{l}, residual_final, logits, the towers' hidden
+ *   states, image_features, …): rel = max|ours − HF| / max|HF| per tensor ≤ TOL = 1e-4. HF
+ *   runs in float32 on the checkpoint's weights upcast (f16 and bf16 widen to f32 exactly);
+ *   phaselens keeps f16 weights packed and bf16 widened, and computes in f32: the same
+ *   products, so only the f32 summation order and the kernels' exp/erf approximations
+ *   (≤ 1.2e-7 relative) differ, compounded over a few layers. The 16-bit cases therefore
+ *   keep the f32 bound; nothing is loosened for them.
+ * - greedy tokens: identical for NEW_TOKENS steps (HF `generate` with eos_token_id=None and
+ *   phaselens `generate` with stopAtEos false: plain argmax, EOS neither stops nor is masked).
+ * - analyze's metrics against bench/gpu/hf_metrics.py on HF's hidden states and attention
+ *   maps: contextualization absolute ≤ TOL (cosine means lie in [−1, 1]); norm-based
+ *   attention per layer and per head, and LogitLens probabilities, relative to their scale
+ *   ≤ TOL; LogitLens ids identical, as long as HF's, except a swap of two candidates whose
+ *   HF log-probabilities lie within TIE = 1e-5 of each other (what f32 rounding can reorder).
+ * - the random weights give peaked attention (the last token's largest weight in every
+ *   decoder layer and head ≥ 3× uniform), so a wrong mask or position would show.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeImage } from '../../src/analysis/analyze-image.ts';
+import type { RgbImage } from '../../src/io/image.ts';
+import { readImageFile } from '../../src/io/load-node.ts';
+import { generate } from '../../src/models/generate.ts';
+import type { PromptSpec, Vlm, VlmInput } from '../../src/models/vlm.ts';
+import { dumpActivations, type HostTensor } from '../../src/probes/dump.ts';
+import { getGpu, relErr } from '../helpers/gpu.ts';
+import { loadDir } from '../helpers/model.ts';
+import { readRefSafetensors, type RefTensor } from '../reference/pyref.ts';
+import { hfReference, type HfCase } from './hf-reference.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const TOL = 1e-4;
+const JPEG_MAX_LEVELS = 4;
+const JPEG_MEAN_LEVELS = 0.35;
+const TIE = 1e-5;
+const NEW_TOKENS = 16;
+const TOPK = 5;
+
+const PNG = 'test/fixtures/images/000000039769.png';
+const JPG = 'test/fixtures/images/000000011813.jpg';
+const JPG2 = 'test/fixtures/images/000000229358.jpg';
+const base = { new_tokens: NEW_TOKENS, topk: TOPK };
+const llava = { ...base, family: 'llava' as const, prompt: 'What is shown in this image?' };
+const blip = { ...base, family: 'instructblip' as const, prompt: 'What is unusual about this image?' };
+// 42 = 3×3 patches of 14 px, 56 = 4×4; CLIP resizes the short side to `resize` and crops the centre
+const CASES: HfCase[] = [
+  { ...llava, name: 'llava-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, image_size: 42, resize: 42, seed: 1, image: PNG },
+  { ...llava, name: 'llava-hub-bf16-gqa', layout: 'hub', dtype: 'bfloat16', gqa: true, image_size: 56, resize: 56, seed: 4, image: PNG },
+  { ...blip, name: 'instructblip-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, image_size: 42, resize: 42, seed: 5, image: PNG },
+  { ...blip, name: 'instructblip-hub-f16-gqa', layout: 'hub', dtype: 'float16', gqa: true, image_size: 56, resize: 56, seed: 7, image: JPG2 },
+];
+
+interface HfInfo {
+  tokens: { seq: number; image: [number, number]; text: number[]; query: number };
+  attention_last_row_min_head_max: number[];
+  uniform: number;
+  metrics: Metrics;
+  versions: { torch: string; transformers: string };
+}
+
+interface Metrics {
+  contextualization: Record<'inter' | 'intra_image' | 'intra_text', (number | null)[]> & {
+    last_layer_prenorm: Record<'inter' | 'intra_image' | 'intra_text', number | null>;
+  };
+  norm_attention: { query: number; layer: number[][]; head: number[][][] };
+  logit_lens: { k: number; top_ids: number[][][]; top_probs: number[][][] };
+}
+
+let root: string;
+beforeAll(async () => {
+  root = await hfReference(CASES);
+}, 600_000);
+
+for (const c of CASES) {
+  describe(`HF transformers parity: ${c.name} (${c.family}, ${c.layout} layout, ${c.dtype}${c.gqa ? ', GQA' : ''}, ${c.image_size} px)`, () => {
+    const spec: PromptSpec = c.family === 'llava' ? { prompt: c.prompt, chat: true } : { prompt: c.prompt };
+    let m: Vlm;
+    let x: VlmInput;
+    let ours: Map<string, HostTensor>;
+    let hf: Map<string, RefTensor>;
+    let info: HfInfo;
+    let rgb: RgbImage;
+
+    beforeAll(async () => {
+      const dir = join(root, c.name);
+      hf = (await readRefSafetensors(join(dir, 'hf.safetensors'))).tensors;
+      info = JSON.parse(readFileSync(join(dir, 'hf.json'), 'utf8'));
+      const [height, width] = hf.get('image_rgb')!.shape;
+      rgb = { width, height, data: hf.get('image_rgb')!.data as Uint8Array };
+      const gpu = await getGpu();
+      m = await loadDir(gpu, join(dir, 'model'));
+      x = m.prepare(spec, rgb);
+      ours = await dumpActivations(gpu, m, x);
+    }, 300_000);
+
+    it('the processor gives the same input_ids and, from the same decoded image, the same pixel_values', () => {
+      expect(Array.from(ours.get('input_ids')!.data)).toEqual(Array.from(hf.get('input_ids')!.data));
+      if (c.family === 'instructblip') expect(Array.from(ours.get('qformer_input_ids')!.data)).toEqual(Array.from(hf.get('qformer_input_ids')!.data));
+      const p = ours.get('pixel_values')!;
+      expect(p.shape).toEqual([3, c.image_size, c.image_size]);
+      expect(p.shape).toEqual(hf.get('pixel_values')!.shape);
+      expect(maxAbs(p.data, hf.get('pixel_values')!.data)).toBe(0);
+    });
+
+    it(`phaselens's own decoder: ${c.image.endsWith('.png') ? 'the same pixel_values' : `within ${JPEG_MAX_LEVELS} levels of Pillow's`}`, () => {
+      const own = m.prepare(spec, readImageFile(join(ROOT, c.image))).pixels!;
+      const want = hf.get('pixel_values')!.data;
+      const plane = c.image_size * c.image_size;
+      const std = m.processor.imageStd;
+      let max = 0;
+      let sum = 0;
+      for (let i = 0; i < want.length; i++) {
+        const levels = Math.abs(own.data[i] - want[i]) * std[Math.floor(i / plane)] * 255;
+        max = Math.max(max, levels);
+        sum += levels;
+      }
+      console.log(`${c.name}: own decoder vs Pillow: max ${max.toFixed(2)}, mean ${(sum / want.length).toFixed(3)} levels`);
+      if (c.image.endsWith('.png')) expect(max).toBe(0);
+      else {
+        expect(max).toBeLessThanOrEqual(JPEG_MAX_LEVELS + 1e-3);
+        expect(sum / want.length).toBeLessThanOrEqual(JPEG_MEAN_LEVELS);
+      }
+    });
+
+    it(`every hidden state, the towers' outputs and the logits within ${TOL} of their scale`, () => {
+      const rows: string[] = [];
+      let worst = 0;
+      for (const [name, t] of ours) {
+        if (name.endsWith('input_ids') || name === 'pixel_values') continue;
+        const want = hf.get(name);
+        expect(want, `HF has no ${name}`).toBeDefined();
+        expect(t.shape, name).toEqual(want!.shape);
+        const e = relErr(t.data, want!.data);
+        worst = Math.max(worst, e);
+        rows.push(`${name.padEnd(26)} ${e.toExponential(2)}`);
+        expect(e, name).toBeLessThanOrEqual(TOL);
+      }
+      expect(rows.length).toBeGreaterThan(2 * m.lm.num_hidden_layers);
+      console.log(`${c.name}: worst rel ${worst.toExponential(2)} (${info.versions.transformers})\n  ${rows.join('\n  ')}`);
+    });
+
+    it(`greedy generation gives HF's ${NEW_TOKENS} tokens`, async () => {
+      const g = await generate(await getGpu(), m, x, NEW_TOKENS, undefined, { stopAtEos: false });
+      expect(g.tokens).toEqual(Array.from(hf.get('greedy_tokens')!.data));
+      expect(g.tokens.length).toBe(NEW_TOKENS);
+    });
+
+    it('the random weights give peaked attention (a wrong mask or position would show)', () => {
+      expect(info.attention_last_row_min_head_max.length).toBe(m.lm.num_hidden_layers);
+      for (const p of info.attention_last_row_min_head_max) expect(p).toBeGreaterThanOrEqual(3 * info.uniform);
+    });
+
+    it('analyze metrics match the torch metrics of HF outputs', async () => {
+      const gpu = await getGpu();
+      const a = (await analyzeImage(gpu, m, { id: c.name, image: c.image, captions: [] }, rgb, {
+        prompt: spec, dropBos: false, topk: TOPK, smooth: 1, padToSquare: false,
+      })) as unknown as Metrics & { tokens: { text: number[]; image: [number, number] } };
+      const r = info.metrics;
+      expect(a.tokens.image).toEqual(info.tokens.image);
+      expect(a.tokens.text).toEqual(info.tokens.text);
+      const report: string[] = [];
+      for (const key of ['inter', 'intra_image', 'intra_text'] as const) {
+        const got = a.contextualization[key];
+        const want = r.contextualization[key];
+        expect(got.length, key).toBe(want.length);
+        expect(got.map((v) => v === null), key).toEqual(want.map((v) => v === null));
+        const d = Math.max(...got.map((v, i) => Math.abs((v ?? 0) - (want[i] ?? 0))));
+        const p = Math.abs((a.contextualization.last_layer_prenorm[key] ?? 0) - (r.contextualization.last_layer_prenorm[key] ?? 0));
+        report.push(`${key} |Δ| ${d.toExponential(2)} prenorm ${p.toExponential(2)}`);
+        expect(d, key).toBeLessThanOrEqual(TOL);
+        expect(p, `prenorm ${key}`).toBeLessThanOrEqual(TOL);
+      }
+      expect(a.norm_attention.query).toBe(r.norm_attention.query);
+      expect(a.norm_attention.head.flat(2).length).toBe(r.norm_attention.head.flat(2).length);
+      const la = relErr(a.norm_attention.layer.flat(), r.norm_attention.layer.flat());
+      const ha = relErr(a.norm_attention.head.flat(2), r.norm_attention.head.flat(2));
+      report.push(`norm attention rel layer ${la.toExponential(2)} head ${ha.toExponential(2)}`);
+      expect(la).toBeLessThanOrEqual(TOL);
+      expect(ha).toBeLessThanOrEqual(TOL);
+      const lens = compareLens(a.logit_lens, r.logit_lens);
+      report.push(`logit lens prob rel ${lens.prob.toExponential(2)}, tie swaps ${lens.swaps}`);
+      expect(lens.prob).toBeLessThanOrEqual(TOL);
+      console.log(`${c.name}: ${report.join('; ')}`);
+    });
+  });
+}
+
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+/** LogitLens: same shapes; ids equal except near-tie swaps; the worst probability error relative to each row's top probability. */
+function compareLens(a: Metrics['logit_lens'], r: Metrics['logit_lens']): { prob: number; swaps: number } {
+  expect(a.k).toBe(r.k);
+  expect(a.top_ids.length).toBe(r.top_ids.length);
+  let prob = 0;
+  let swaps = 0;
+  r.top_ids.forEach((layer, l) => {
+    expect(a.top_ids[l].length, `layer ${l}`).toBe(layer.length);
+    layer.forEach((want, t) => {
+      const got = a.top_ids[l][t];
+      const rp = r.top_probs[l][t];
+      expect(got.length).toBe(want.length);
+      got.forEach((id, i) => {
+        prob = Math.max(prob, Math.abs(a.top_probs[l][t][i] - rp[i]) / rp[0]);
+        if (id === want[i]) return;
+        swaps++;
+        const j = want.indexOf(id);
+        expect(j, `layer ${l} token ${t}: id ${id} not in HF's top-${r.k}`).toBeGreaterThanOrEqual(0);
+        expect(Math.abs(Math.log(rp[j] / rp[i])), `layer ${l} token ${t} rank ${i}`).toBeLessThanOrEqual(TIE);
+      });
+    });
+  });
+  return { prob, swaps };
+}
