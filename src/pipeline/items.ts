@@ -1,7 +1,7 @@
 /**
  * What the intervention commands share: the prompt of one data item (a VQA question, else
  * `--prompt`, else the default, each in the family's usual form), its preparation, token
- * groups checked against it, and the `--answer TEXT|ID` token.
+ * groups checked against it, and the `--answer TEXT|id:N` token.
  */
 import type { DataItem } from '../data/index.ts';
 import { UserError } from '../errors.ts';
@@ -31,22 +31,28 @@ export function groupPositions(spec: string, x: VlmInput): number[] {
 }
 
 /**
- * `--answer ID` or `--answer TEXT` → one token id. Text is tokenised without BOS; a text
- * that is several tokens is an error naming them, unless `firstToken` (then the first).
+ * `--answer TEXT` or `--answer id:N` → one token id. Text — digits too: "2" is the word,
+ * never token id 2 — is tokenised without BOS; a text that is several tokens is an error
+ * naming them, unless `firstToken` (then the first). A first token that is only a word
+ * boundary (LLaMA writes a number as "▁" then its digits) is the same for every such answer,
+ * so it is refused even with `firstToken`, naming the id to give instead.
  */
 export function parseAnswer(m: Pick<ModelInfo, 'tokenizer' | 'lm'>, spec: string, firstToken: boolean, flag = '--answer'): number {
-  if (/^\d+$/.test(spec.trim())) {
-    const id = Number(spec);
+  const explicit = /^id:(.*)$/.exec(spec.trim());
+  if (explicit) {
+    if (!/^\d+$/.test(explicit[1])) throw new UserError(`${flag} ${spec}: give a token id as id:N, e.g. id:2`);
+    const id = Number(explicit[1]);
     if (id >= m.lm.vocab_size) throw new UserError(`${flag} ${spec}: token id outside the vocabulary (0..${m.lm.vocab_size - 1})`);
     return id;
   }
-  if (!m.tokenizer) throw new UserError(`${flag} ${JSON.stringify(spec)}: the checkpoint has no tokenizer.json; give the answer as a token id`);
-  const ids = m.tokenizer.encode(spec, { addBos: false, addEos: false });
+  const tok = m.tokenizer;
+  if (!tok) throw new UserError(`${flag} ${JSON.stringify(spec)}: the checkpoint has no tokenizer.json; give the answer as a token id, id:N`);
+  const ids = tok.encode(spec, { addBos: false, addEos: false });
   if (ids.length === 0) throw new UserError(`${flag} ${JSON.stringify(spec)} tokenises to nothing`);
-  if (ids.length > 1 && !firstToken) {
-    const pieces = ids.map((i) => JSON.stringify(m.tokenizer!.idToToken(i))).join(' ');
-    throw new UserError(`${flag} ${JSON.stringify(spec)} is ${ids.length} tokens (${pieces}); give a one-token answer, or add --first-token to use the first`);
-  }
+  if (ids.length === 1) return ids[0];
+  const what = `${flag} ${JSON.stringify(spec)} is ${ids.length} tokens (${ids.map((i) => JSON.stringify(tok.idToToken(i))).join(' ')})`;
+  if (tok.decode([ids[0]]).trim() === '') throw new UserError(`${what}, the first only a word boundary, the same for every answer written so; give the token to measure as id:N, e.g. id:${ids[1]}`);
+  if (!firstToken) throw new UserError(`${what}; give a one-token answer, or add --first-token to use the first`);
   return ids[0];
 }
 

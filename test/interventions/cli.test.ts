@@ -107,9 +107,11 @@ describe('bad input is refused before any weight loads', () => {
     ['knockout: bad flow', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last=image', '--out', join(work, 'x')], /DST<-SRC or SRC->DST/],
     ['knockout: window 0', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last<-image', '--window', '0', '--out', join(work, 'x')], /--window must be an integer ≥ 1/],
     ['knockout: several-token answer', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last<-image', '--answer', 'couch potato', '--out', join(work, 'x')], /is \d+ tokens.*--first-token/],
+    ['knockout: a number is a word, not token id 2', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'last<-image', '--answer', '2', '--out', join(work, 'x')], /--answer "2" is 2 tokens .*id:\d+/],
     ['ablate: layers outside the model', () => ['ablate', '--model', llava(), '--data', data(), '--chat', '--token', '@5', '--layers', '0-9', '--out', join(work, 'x')], /within 0\.\.2/],
     ['ablate: position past the sequence', () => ['ablate', '--model', llava(), '--data', data(), '--chat', '--token', '@999', '--out', join(work, 'x')], /past the sequence/],
     ['ablate: half a GQA group of heads', () => ['ablate', '--model', llava(), '--data', data(), '--chat', '--token', 'image', '--heads', '0', '--out', join(work, 'x')], /whole groups/],
+    ['patch: numbers are words, not token ids', () => ['patch', '--model', llava(), '--source', CATS, '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', '2,3', '--out', join(work, 'x')], /--answers "2" is 2 tokens/],
     ['patch: one answer', () => ['patch', '--model', llava(), '--source', CATS, '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', 'cat', '--out', join(work, 'x')], /give two answers/],
     ['patch: neither source nor vector', () => ['patch', '--model', llava(), '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', 'cat,dog', '--out', join(work, 'x')], /--source IMG.*--add/],
   ];

@@ -47,7 +47,7 @@ export function register(program: Command): void {
       .option('--heads <list>', 'query heads (default all); with grouped-query attention whole groups')
       .option('--sweep-layers', 'also ablate each of --layers on its own and report per layer', false)
       .option('--max-new-tokens <n>', 'tokens generated for the answers', '8')
-      .option('--answer <text|id>', 'the answer token (default: the greedy first token of the un-intervened run)')
+      .option('--answer <text|id:N>', 'the answer token: a word (digits too: 2 is the text "2") or a token id as id:N (default: the greedy first token of the un-intervened run)')
       .option('--first-token', 'use the first token of a several-token --answer', false)
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),

@@ -32,7 +32,7 @@ export function register(program: Command): void {
       .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')
       .requiredOption('--flow <DST<-SRC>', `a flow to block, repeatable; groups: ${GROUP_HELP}`, collect)
       .option('--window <k>', 'layers knocked out around each centre layer', '9')
-      .option('--answer <text|id>', 'the answer token (default: the greedy first token of the un-intervened run)')
+      .option('--answer <text|id:N>', 'the answer token: a word (digits too: 2 is the text "2") or a token id as id:N (default: the greedy first token of the un-intervened run)')
       .option('--first-token', 'use the first token of a several-token --answer', false)
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),

@@ -48,7 +48,7 @@ export function register(program: Command): void {
       .option('--source <image>', 'the image whose activations are copied in (patching)')
       .requiredOption('--target <image>', 'the image of the run that is edited')
       .requiredOption('--token <group>', `the patched positions; groups: ${GROUP_HELP}`)
-      .requiredOption('--answers <a,b>', 'two answers: logit difference = logit[a] − logit[b] at the last position')
+      .requiredOption('--answers <a,b>', 'two answers, each a word (digits too) or a token id as id:N: logit difference = logit[a] − logit[b] at the last position')
       .option('--first-token', 'use the first token of a several-token answer', false)
       .option('--layers <spec>', 'layers to sweep: all, 0-31 or 3,5,9', 'all')
       .option('--from-layer-on', 'edit at layer l and every later layer (default: at l only)', false)
