@@ -10,7 +10,12 @@
  * Keys a config.json leaves out get the default of the HF config class, exactly as
  * `from_pretrained` would: the real llava-1.5-7b-hf text_config lists only a few keys
  * and takes hidden_size 4096, 32 layers, 32 heads, MLP 11008 and θ 10000 from
- * LlamaConfig. Field names are HF's.
+ * LlamaConfig; a llava config without any vision_config gets LlavaConfig's CLIP ViT-L/14
+ * at 336 px, one with a partial vision_config CLIPVisionConfig's ViT-B/32 defaults.
+ * Field names are HF's. Both spellings are read: transformers 5's `rope_parameters`
+ * ({rope_type, rope_theta}, which wins) and `dtype`, and transformers 4's `rope_theta` +
+ * `rope_scaling` and `torch_dtype`. test/io/config-hf.test.ts checks the defaults against
+ * transformers' own config classes.
  *
  * Every size is range-checked here, before anything is allocated, so a corrupt or
  * hostile config fails with a message naming the key instead of an out-of-memory.
@@ -70,6 +75,7 @@ export interface LlavaConfig {
   multimodal_projector_bias: boolean;
   image_seq_length: number;
   tie_word_embeddings: boolean;
+  dtype: ConfigDtype;
 }
 
 /** InstructBlipVisionConfig. */
@@ -113,7 +119,11 @@ export interface InstructBlipConfig {
   text_config: LlamaConfig;
   num_query_tokens: number;
   image_token_index: number | null;
+  dtype: ConfigDtype;
 }
+
+/** `dtype` (transformers 5) or `torch_dtype` (4) of the top level: what the weights were saved as, e.g. "float16"; null when absent. */
+export type ConfigDtype = string | null;
 
 export type ModelConfig = LlavaConfig | InstructBlipConfig;
 
@@ -125,7 +135,7 @@ const ACTIVATIONS = ['gelu', 'quick_gelu', 'silu', 'gelu_new', 'gelu_pytorch_tan
 /** Reads typed keys from one JSON object, applying HF defaults, with errors naming the key path. */
 class Reader {
   constructor(
-    private file: string,
+    readonly file: string,
     private path: string,
     private obj: Record<string, unknown>,
   ) {}
@@ -218,6 +228,21 @@ function parseClipVision(r: Reader): ClipVisionConfig {
   };
 }
 
+/**
+ * θ of plain RoPE from `rope_parameters` (transformers 5), else `rope_theta` with
+ * `rope_scaling` (4); any rope_type other than "default" is refused.
+ */
+function ropeTheta(r: Reader): number {
+  const key = r.has('rope_parameters') ? 'rope_parameters' : 'rope_scaling';
+  if (r.has(key)) {
+    const p = r.sub(key);
+    const kind = p.raw('rope_type') ?? p.raw('type') ?? 'default';
+    if (kind !== 'default') r.fail(key, `= ${JSON.stringify(r.raw(key))} is not supported (only plain RoPE)`);
+    if (key === 'rope_parameters' && p.has('rope_theta')) return p.float('rope_theta', 10000, 0, 1e12);
+  }
+  return r.float('rope_theta', 10000, 0, 1e12);
+}
+
 /** LlamaConfig defaults (LLaMA-7B), except vocab_size which the caller may pass from the outer config. */
 function parseLlama(r: Reader, outerVocab?: number): LlamaConfig {
   r.modelType('llama');
@@ -230,11 +255,7 @@ function parseLlama(r: Reader, outerVocab?: number): LlamaConfig {
   if (!r.has('head_dim')) divisible(r, 'hidden_size', hidden_size, num_attention_heads, 'num_attention_heads');
   const head_dim = r.int('head_dim', Math.floor(hidden_size / num_attention_heads), 2, MAX.hidden);
   if (head_dim % 2 !== 0) r.fail('head_dim', `= ${head_dim} is odd; rotary embeddings rotate pairs of dimensions`);
-  if (r.has('rope_scaling')) {
-    const s = r.raw('rope_scaling') as { rope_type?: string; type?: string };
-    const kind = s?.rope_type ?? s?.type;
-    if (kind !== 'default') r.fail('rope_scaling', `= ${JSON.stringify(s)} is not supported (only plain RoPE)`);
-  }
+  const rope_theta = ropeTheta(r);
   return {
     model_type: 'llama',
     vocab_size: r.has('vocab_size') || outerVocab === undefined ? r.int('vocab_size', 32000, 1, MAX.vocab) : outerVocab,
@@ -247,7 +268,7 @@ function parseLlama(r: Reader, outerVocab?: number): LlamaConfig {
     hidden_act: r.oneOf('hidden_act', 'silu', ACTIVATIONS),
     max_position_embeddings: r.int('max_position_embeddings', 2048, 1, MAX.positions),
     rms_norm_eps: r.float('rms_norm_eps', 1e-6, 0, 1),
-    rope_theta: r.float('rope_theta', 10000, 0, 1e12),
+    rope_theta,
     attention_bias: r.bool('attention_bias', false),
     mlp_bias: r.bool('mlp_bias', false),
     tie_word_embeddings: r.bool('tie_word_embeddings', false),
@@ -257,8 +278,11 @@ function parseLlama(r: Reader, outerVocab?: number): LlamaConfig {
   };
 }
 
-function parseLlava(r: Reader): LlavaConfig {
-  const vision_config = parseClipVision(r.sub('vision_config'));
+/** LlavaConfig's vision tower when config.json has no vision_config: CLIP ViT-L/14 at 336 px. */
+const LLAVA_DEFAULT_VISION = { intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16, projection_dim: 768 };
+
+function parseLlava(r: Reader, dtype: ConfigDtype): LlavaConfig {
+  const vision_config = parseClipVision(r.has('vision_config') ? r.sub('vision_config') : new Reader(r.file, 'vision_config.', LLAVA_DEFAULT_VISION));
   // LlavaConfig of transformers 4.36 kept vocab_size at the top level too
   const outerVocab = r.has('vocab_size') ? r.int('vocab_size', 32000, 1, MAX.vocab) : undefined;
   const text_config = parseLlama(r.sub('text_config'), outerVocab);
@@ -272,7 +296,6 @@ function parseLlava(r: Reader): LlavaConfig {
     }
   }
   const vision_feature_select_strategy = r.oneOf('vision_feature_select_strategy', 'default', ['default', 'full'] as const);
-  const patches = (vision_config.image_size / vision_config.patch_size) ** 2;
   const tie = r.bool('tie_word_embeddings', false) || text_config.tie_word_embeddings;
   return {
     model_type: 'llava',
@@ -283,8 +306,10 @@ function parseLlava(r: Reader): LlavaConfig {
     vision_feature_layer: layers as number | number[],
     vision_feature_select_strategy,
     multimodal_projector_bias: r.bool('multimodal_projector_bias', true),
-    image_seq_length: r.int('image_seq_length', vision_feature_select_strategy === 'default' ? patches : patches + 1, 1, MAX.positions),
+    // informational (HF's processor counts image tokens from the image and patch sizes); 576 is LlavaConfig's default whatever the tower
+    image_seq_length: r.int('image_seq_length', 576, 1, MAX.positions),
     tie_word_embeddings: tie,
+    dtype,
   };
 }
 
@@ -332,7 +357,7 @@ function parseQFormer(r: Reader, visionHidden: number): InstructBlipQFormerConfi
   };
 }
 
-function parseInstructBlip(r: Reader): InstructBlipConfig {
+function parseInstructBlip(r: Reader, dtype: ConfigDtype): InstructBlipConfig {
   const vision_config = parseInstructBlipVision(r.sub('vision_config'));
   const qformer_config = parseQFormer(r.sub('qformer_config'), vision_config.hidden_size);
   const text = r.sub('text_config');
@@ -346,6 +371,7 @@ function parseInstructBlip(r: Reader): InstructBlipConfig {
     text_config,
     num_query_tokens: r.int('num_query_tokens', 32, 1, 4096),
     image_token_index: r.intOrNull('image_token_index', null),
+    dtype,
   };
 }
 
@@ -360,7 +386,11 @@ export function parseConfig(text: string, file = 'config.json'): ModelConfig {
   if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new UserError(`${file}: not a JSON object`);
   const r = new Reader(file, '', root as Record<string, unknown>);
   const type = r.raw('model_type');
-  if (type === 'llava') return parseLlava(r);
-  if (type === 'instructblip') return parseInstructBlip(r);
+  const key = r.has('dtype') ? 'dtype' : 'torch_dtype';
+  const raw = r.has(key) ? r.raw(key) : null;
+  if (raw !== null && typeof raw !== 'string') r.fail(key, `= ${JSON.stringify(raw)} is not a dtype name such as "float16"`);
+  const dtype = raw as ConfigDtype;
+  if (type === 'llava') return parseLlava(r, dtype);
+  if (type === 'instructblip') return parseInstructBlip(r, dtype);
   throw new UserError(`${file}: model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
 }

@@ -1,5 +1,6 @@
 /**
- * HF image processors, from a checkpoint's `preprocessor_config.json`:
+ * HF image processors, from a checkpoint's `preprocessor_config.json` (or the
+ * `image_processor` object transformers 5 nests in `processor_config.json`):
  * - `CLIPImageProcessor` (LLaVA-1.5: shortest edge → 336, bicubic, centre crop 336×336),
  * - `BlipImageProcessor` (InstructBLIP: resize to exactly 224×224, bicubic, no crop),
  * both followed by rescale (× 1/255) and normalise with `image_mean` / `image_std`, giving
@@ -46,6 +47,8 @@ export type ResizeSize = { shortestEdge: number } | { height: number; width: num
 
 /** A parsed `preprocessor_config.json`, defaults filled in as the HF class does. */
 export interface ImageProcessorConfig {
+  /** Where the settings were read (e.g. `DIR/processor_config.json` "image_processor"), for messages. */
+  source?: string;
   /** `CLIPImageProcessor` or `BlipImageProcessor`. */
   processorType: 'CLIPImageProcessor' | 'BlipImageProcessor';
   doResize: boolean;
@@ -140,7 +143,8 @@ export function parseImageProcessorConfig(json: unknown, source: string): ImageP
   if (typeof rawType !== 'string') {
     throw new UserError(`${source}: no "image_processor_type"; phaselens supports CLIPImageProcessor (LLaVA-1.5) and BlipImageProcessor (InstructBLIP)`);
   }
-  const t = rawType.replace(/Fast$/, '').replace(/FeatureExtractor$/, 'ImageProcessor');
+  // transformers 5 names its backends CLIPImageProcessorPil / …Fast; the settings are the same
+  const t = rawType.replace(/(Fast|Pil)$/, '').replace(/FeatureExtractor$/, 'ImageProcessor');
   if (t !== 'CLIPImageProcessor' && t !== 'BlipImageProcessor') {
     throw new UserError(`${source}: image processor "${rawType}" is not supported; phaselens supports CLIPImageProcessor (LLaVA-1.5) and BlipImageProcessor (InstructBLIP)`);
   }
@@ -156,6 +160,7 @@ export function parseImageProcessorConfig(json: unknown, source: string): ImageP
     );
   }
   const out: ImageProcessorConfig = {
+    source,
     processorType: t,
     doResize: bool(cfg, 'do_resize', true, source),
     size,

@@ -76,10 +76,19 @@ export async function readChatTemplate(dir: DirectorySource): Promise<string | n
   return null;
 }
 
-/** The image processor settings (preprocessor_config.json). */
+/**
+ * The image processor settings, looked up as transformers 5 does: the `image_processor`
+ * object of processor_config.json (what its save_pretrained writes), else
+ * preprocessor_config.json (transformers 4 and the hub folders).
+ */
 export async function readImageProcessorConfig(dir: DirectorySource): Promise<ImageProcessorConfig> {
-  const path = `${dir.name}/preprocessor_config.json`;
+  const processor = (await readJson(dir, 'processor_config.json')) as Record<string, unknown> | undefined;
+  if (processor && typeof processor === 'object' && processor.image_processor !== undefined && processor.image_processor !== null) {
+    return parseImageProcessorConfig(processor.image_processor, `${dir.name}/processor_config.json "image_processor"`);
+  }
   const j = await readJson(dir, 'preprocessor_config.json');
-  if (j === undefined) throw new UserError(`${dir.name}: no preprocessor_config.json (the HF image processor settings)`);
-  return parseImageProcessorConfig(j, path);
+  if (j === undefined) {
+    throw new UserError(`${dir.name}: no image processor settings: no preprocessor_config.json, and no "image_processor" in a processor_config.json`);
+  }
+  return parseImageProcessorConfig(j, `${dir.name}/preprocessor_config.json`);
 }

@@ -17,9 +17,17 @@
  * non-legacy slow→fast conversion) would not put `▁` after `<image>`; pass `--input-ids`
  * to feed such ids exactly.
  *
- * Special tokens (BOS/EOS) are not taken from the `post_processor` of tokenizer.json but
- * from `add_bos_token` / `add_eos_token` in tokenizer_config.json, as HF's
- * `LlamaTokenizerFast` does (it rebuilds its post-processor from those two flags).
+ * Special tokens (BOS/EOS): when tokenizer_config.json has `add_bos_token` or
+ * `add_eos_token` (the files of transformers 4), they say whether `bos_token` / `eos_token`
+ * are added, as transformers 4's `LlamaTokenizerFast` does (it rebuilds its post-processor
+ * from those flags). When it has neither (the "TokenizersBackend" files transformers 5
+ * writes), the `post_processor` of tokenizer.json says it, as transformers 5 does: the
+ * special tokens its TemplateProcessing puts before and after `$A`. The two rules differ
+ * on a folder whose post-processor and `bos_token` disagree, such as
+ * Salesforce/instructblip-vicuna-7b (`bos_token` `</s>`, post-processor `<s>`):
+ * transformers 4 prepends `</s>` (2, as the LAVIS original), transformers 5 `<s>` (1,
+ * it ignores add_bos_token whenever tokenizer.json exists); phaselens follows the first
+ * rule for such a folder and transformers 5 once it has re-saved it.
  *
  * Browser-safe: no file access here; `src/io/load-node.ts` reads the files under Node.
  */
@@ -120,6 +128,41 @@ abstract class HfTokenizerBase {
   }
 }
 
+/**
+ * The ids a tokenizers `post_processor` puts before and after a single sequence: those of
+ * a TemplateProcessing's `single` template (alone or inside a `Sequence` of processors,
+ * where ByteLevel adds none); none for a null post-processor.
+ */
+function templateSpecials(pp: unknown, source: string): { before: number[]; after: number[] } {
+  const none = { before: [], after: [] };
+  if (pp === null || pp === undefined) return none;
+  const p = asObject(pp, 'tokenizer.json post_processor', source);
+  if (p.type === 'Sequence' && Array.isArray(p.processors)) {
+    const templates = p.processors.filter((q) => (q as Json)?.type === 'TemplateProcessing');
+    return templates.length ? templateSpecials(templates[0], source) : none;
+  }
+  if (p.type === 'ByteLevel') return none;
+  if (p.type !== 'TemplateProcessing' || !Array.isArray(p.single)) {
+    throw new UserError(`${source}: tokenizer.json's post_processor "${String(p.type)}" is not supported for the language model (TemplateProcessing or none), and tokenizer_config.json has no add_bos_token to go by`);
+  }
+  const specials = (p.special_tokens ?? {}) as Record<string, { ids?: unknown }>;
+  const out: { before: number[]; after: number[] } = { before: [], after: [] };
+  let seen = false;
+  for (const piece of p.single as Json[]) {
+    if (piece.Sequence) {
+      seen = true;
+      continue;
+    }
+    const id = (piece.SpecialToken as Json | undefined)?.id;
+    const ids = typeof id === 'string' ? specials[id]?.ids : undefined;
+    if (!Array.isArray(ids) || !ids.every((i) => Number.isInteger(i))) {
+      throw new UserError(`${source}: tokenizer.json's post_processor names special token ${JSON.stringify(id)} without ids`);
+    }
+    (seen ? out.after : out.before).push(...(ids as number[]));
+  }
+  return out;
+}
+
 /** Options for `LmTokenizer.encode`. */
 export interface EncodeOptions {
   /** Prepend BOS. Default: `add_bos_token` of tokenizer_config.json (true for LLaMA). */
@@ -130,17 +173,17 @@ export interface EncodeOptions {
 
 /** The language model's tokenizer (LLaMA / Vicuna for LLaVA-1.5 and InstructBLIP). */
 export class LmTokenizer extends HfTokenizerBase {
-  /** BOS id (`<s>` = 1 for LLaMA), or null when the tokenizer defines none. */
+  /** BOS id (`<s>` = 1 for LLaMA), or null when the tokenizer defines none; the post-processor's when it decides (see the header). */
   readonly bosId: number | null;
-  /** EOS id (`</s>` = 2 for LLaMA), or null. */
+  /** EOS id (`</s>` = 2 for LLaMA), or null; the post-processor's when it decides. */
   readonly eosId: number | null;
   /** PAD id (`<pad>` = 32001 for LLaVA-1.5), or null. */
   readonly padId: number | null;
   /** UNK id (`<unk>` = 0 for LLaMA), or null. */
   readonly unkId: number | null;
-  /** `add_bos_token` from tokenizer_config.json (default true when a BOS token exists). */
+  /** `add_bos_token` from tokenizer_config.json (default true when a BOS token exists), else whether the post-processor adds one. */
   readonly addBosDefault: boolean;
-  /** `add_eos_token` from tokenizer_config.json (default false). */
+  /** `add_eos_token` from tokenizer_config.json (default false), else whether the post-processor adds one. */
   readonly addEosDefault: boolean;
   /** The `chat_template` string of tokenizer_config.json, if any (see src/io/chat.ts). */
   readonly chatTemplate: string | null;
@@ -152,6 +195,7 @@ export class LmTokenizer extends HfTokenizerBase {
    */
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown, source: string) {
     super(tokenizerJson, tokenizerConfig, source);
+    const tj = tokenizerJson as Json;
     const cfg = asObject(tokenizerConfig ?? {}, 'tokenizer_config.json', source);
     const idOf = (key: string): number | null => {
       const s = tokenContent(cfg[key]);
@@ -172,8 +216,20 @@ export class LmTokenizer extends HfTokenizerBase {
       if (typeof v !== 'boolean') throw new UserError(`${source}: tokenizer_config.json ${key} must be true or false, got ${JSON.stringify(v)}`);
       return v;
     };
-    this.addBosDefault = flag('add_bos_token', this.bosId !== null);
-    this.addEosDefault = flag('add_eos_token', false);
+    if (cfg.add_bos_token !== undefined || cfg.add_eos_token !== undefined) {
+      this.addBosDefault = flag('add_bos_token', this.bosId !== null);
+      this.addEosDefault = flag('add_eos_token', false);
+    } else {
+      const around = templateSpecials(tj.post_processor, source);
+      if (around.before.length > 1 || around.after.length > 1) {
+        throw new UserError(`${source}: tokenizer.json's post_processor adds ${around.before.length} tokens before and ${around.after.length} after the text; phaselens handles at most one BOS and one EOS`);
+      }
+      this.addBosDefault = around.before.length === 1;
+      this.addEosDefault = around.after.length === 1;
+      // the ids the post-processor adds are this tokenizer's BOS and EOS
+      if (this.addBosDefault) this.bosId = around.before[0];
+      if (this.addEosDefault) this.eosId = around.after[0];
+    }
     this.chatTemplate = typeof cfg.chat_template === 'string' ? cfg.chat_template : null;
   }
 

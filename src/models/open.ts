@@ -33,7 +33,7 @@ export interface OpenedCheckpoint {
 export function pixelValues(c: OpenedCheckpoint, image: RgbImage, size: number, opts: PreprocessOptions = {}): PixelValues {
   const px = preprocessImage(image, c.processor, opts);
   const [, h, w] = px.shape;
-  if (h !== size || w !== size) throw new UserError(`${c.dir.name}/preprocessor_config.json makes ${h}×${w} images but the vision tower expects ${size}×${size}`);
+  if (h !== size || w !== size) throw new UserError(`${c.processor.source ?? c.dir.name}: the image processor makes ${h}×${w} images but the vision tower expects ${size}×${size}`);
   return px;
 }
 

@@ -235,6 +235,7 @@ describe('processor steps (no Python)', () => {
   it('parses the real LLaVA-1.5 preprocessor_config.json', async () => {
     const cfg = await loadImageProcessorConfig(LLAVA_DIR);
     expect(cfg).toEqual<ImageProcessorConfig>({
+      source: join(LLAVA_DIR, 'preprocessor_config.json'),
       processorType: 'CLIPImageProcessor',
       doResize: true,
       size: { shortestEdge: 336 },
