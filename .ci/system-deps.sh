@@ -4,7 +4,7 @@
 #  - lavapipe (Mesa >= 25 from bookworm-backports; bookworm's Mesa 22 is refused by Dawn)
 #  - chromium (browser test), python3-torch / python3-numpy / python3-pil (reference tests),
 #    slurm-wlm and munge (the cluster test starts its own single-node Slurm),
-#    libopenblas-dev (bench baseline)
+#    libopenblas-dev (bench baseline; also for test: test/bench/quick.test.ts runs the bench)
 # Usage: system-deps.sh [gpu] [test] [bench]   (no argument = everything)
 set -euo pipefail
 want="${*:-gpu test bench}"
@@ -14,7 +14,7 @@ mesa_ok() { has mesa-vulkan-drivers && dpkg-query -W -f='${Version}' mesa-vulkan
 backports=0
 if [[ $want == *gpu* ]] && ! mesa_ok; then backports=1; fi
 if [[ $want == *test* ]]; then
-  for p in chromium python3-torch python3-numpy python3-pil slurm-wlm munge; do has "$p" || need+=("$p"); done
+  for p in chromium python3-torch python3-numpy python3-pil slurm-wlm munge libopenblas-dev; do has "$p" || need+=("$p"); done
 fi
 if [[ $want == *bench* ]]; then
   for p in libopenblas-dev; do has "$p" || need+=("$p"); done

@@ -1,23 +1,32 @@
 /**
  * `npm run bench` — every benchmark, each against a baseline measured in the same run:
  *
- *   matmul     ours vs OpenBLAS sgemm          (bench/kernels.ts, bench/native/sgemm.c)
- *   attention  ours vs PyTorch                  (bench/kernels.ts, bench/torch_attention.py)
- *   models     LLaVA and InstructBLIP prefill/decode and analyze vs PyTorch and the plain
- *              forward (bench/models.ts)
- *   interventions  knockout sweep vs the naive re-run and vs PyTorch (bench/interventions.ts)
- *   shards     3 analyze shards + merge vs one process over the same items (bench/shards.ts)
- *   load       checkpoint streaming vs `cat`    (bench/load.ts, when present)
+ *   matmul         ours vs OpenBLAS sgemm            (bench/kernels.ts, bench/native/sgemm.c)
+ *   attention      ours vs the same math in torch    (bench/kernels.ts, bench/torch_attention.py)
+ *   models         LLaVA and InstructBLIP load, prefill, decode and analyze vs HF transformers,
+ *                  and analyze vs the plain forward  (bench/models.ts)
+ *   interventions  knockout sweep vs the naive re-run and vs HF transformers (bench/interventions.ts)
+ *   shards         3 analyze shards + merge vs one process over the same items (bench/shards.ts)
+ *   load           checkpoint streaming vs `cat`     (bench/load.ts, when present)
+ *
+ * The HF side (models, interventions) is one long-lived bench/hf_baseline.py per group in the
+ * .ci/hf-venv.sh venv (bench/hf.ts): torch threads = cores, float32 weights on both sides, a
+ * warm-up then the median of --reps on both sides, the same work (last-position logits, EOS
+ * ignored, the same new tokens), start-up and loading reported apart. Every ratio against it
+ * is "time-ratio-vs-hf" = phaselens time / transformers time (lower is better); the table's
+ * "ratio is" column names every ratio that is not a rate ratio (ours / baseline of GFLOP/s or
+ * MB/s, higher is better), and the lines under the table give each group's settings.
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
  *                                              [--reps N] [--quick]
  *   --only   comma-separated groups (matmul, attention, models, interventions, shards, load) or case names
  *   --json   also write the records as a JSON array (see bench/record.ts)
- *   --reps   timed samples per side (default 5)
- *   --quick  tiny shapes: checks that the suite runs, measures nothing useful
+ *   --reps   timed samples per side (default 5 for matmul and attention, 3 for models and interventions)
+ *   --quick  tiny shapes in every group: checks that the suite runs (test/bench/quick.test.ts),
+ *            measures nothing useful
  *   --matmul-kernel V      time only matmul variant V (default: every variant, see bench/kernels.ts)
  *   --attention-variant V  likewise for attention
- * Exits 1 when a GPU result fails validation or a benchmark cannot run.
+ * Exits 1 when a result fails validation or a benchmark cannot run.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -65,7 +74,7 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
     cases: ['shards-merge-overhead', 'shards-extra-startups'],
     run: async (_gpu, opts) => {
       const { benchShards } = await import('./shards.ts');
-      const records = await benchShards();
+      const records = await benchShards({ quick: opts.quick });
       records.forEach((r) => opts.onRecord?.(r));
       return records;
     },
@@ -74,8 +83,8 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
     cases: ['safetensors-stream', 'load-rss'],
     run: async (gpu, opts) => {
       // bench/load.ts is another benchmark's file; it may not exist in every checkout
-      const mod = (await import(LOAD.href)) as { benchLoad: (o: { device: GPUDevice }) => Promise<BenchRecord[]> };
-      const records = await mod.benchLoad({ device: gpu.device });
+      const mod = (await import(LOAD.href)) as { benchLoad: (o: { device: GPUDevice; totalBytes?: number; maxTensorBytes?: number }) => Promise<BenchRecord[]> };
+      const records = await mod.benchLoad({ device: gpu.device, ...(opts.quick ? { totalBytes: 64e6, maxTensorBytes: 16e6 } : {}) });
       records.forEach((r) => opts.onRecord?.(r));
       return records;
     },

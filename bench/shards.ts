@@ -1,6 +1,7 @@
 /**
  * Sharding + merge overhead (`npm run bench -- --only shards`): `analyze` of the same 24
- * items (the six shipped COCO images, four copies each) on the tiny LLaVA checkpoint,
+ * items (the six shipped COCO images, four copies each; --quick: 6 items, one sample each)
+ * on the tiny LLaVA checkpoint,
  *   baseline: one process over every item;
  *   ours:     3 processes `--shard I/3` one after the other into one folder (as the
  *             tasks of `phaselens slurm` do), then `phaselens merge OUT --out OUT`.
@@ -23,17 +24,15 @@ import type { BenchRecord } from './record.ts';
 
 const CLI = join(import.meta.dirname, '../src/cli/phaselens.mjs');
 const COCO = join(import.meta.dirname, '../test/fixtures/coco_mini');
-const COPIES = 4;
 const SHARDS = 3;
-const REPS = 3;
 
-/** The shipped COCO images COPIES times over, under new ids; returns the data spec. */
-function copiedCoco(dir: string): string {
+/** The shipped COCO images `copies` times over, under new ids; returns the data spec. */
+function copiedCoco(dir: string, copies: number): string {
   const ann = JSON.parse(readFileSync(join(COCO, 'annotations/captions_val2017.json'), 'utf8'));
   mkdirSync(join(dir, 'images'), { recursive: true });
   const images = [];
   const annotations = [];
-  for (let c = 0; c < COPIES; c++) {
+  for (let c = 0; c < copies; c++) {
     for (const im of ann.images) {
       const file = `c${c}_${im.file_name}`;
       copyFileSync(join(COCO, 'val2017', im.file_name), join(dir, 'images', file));
@@ -54,12 +53,15 @@ function timed(args: string[]): number {
   return (performance.now() - t0) / 1000;
 }
 
-export async function benchShards(): Promise<BenchRecord[]> {
+/** quick: the six images once and one sample per figure (a smoke test, not a measurement). */
+export async function benchShards(o: { quick?: boolean } = {}): Promise<BenchRecord[]> {
+  const COPIES = o.quick ? 1 : 4;
+  const REPS = o.quick ? 1 : 3;
   const work = mkdtempSync(join(tmpdir(), 'phaselens-bench-shards-'));
   try {
     const model = join(work, 'tiny');
     await makeTiny({ arch: 'llava', seed: 0, out: model });
-    const data = copiedCoco(join(work, 'coco'));
+    const data = copiedCoco(join(work, 'coco'), COPIES);
     const run = (out: string, extra: string[] = []) => timed(['analyze', '--model', model, '--data', data, '--out', out, ...extra]);
     run(join(work, 'warm')); // compiles the shaders into Mesa's cache; every run after it starts warm
     const per = (6 * COPIES) / SHARDS;
@@ -79,11 +81,11 @@ export async function benchShards(): Promise<BenchRecord[]> {
     const items = 6 * COPIES;
     return [
       {
-        case: 'shards-merge-overhead', shape: [items, SHARDS], dtype: 'f32', unit: 's', ours: sharded, baseline: single, ratio: sharded / single,
+        case: 'shards-merge-overhead', shape: [items, SHARDS], dtype: 'f32', unit: 's', ours: sharded, baseline: single, ratio: sharded / single, ratio_name: 'time-ratio-vs-one-process',
         note: `tiny llava, ${items} items; shards ${shards.map((t) => t.toFixed(2)).join(' + ')} s, merge ${merge.toFixed(2)} s, less start-ups (S = ${startup.toFixed(2)} s from a ${per}-item run of ${part.toFixed(2)} s; bare process ${bare.toFixed(2)} s); lower is better, target ≤ 1.05`,
       },
       {
-        case: 'shards-extra-startups', shape: [items, SHARDS], dtype: 'f32', unit: 's', ours: extra, baseline: single, ratio: extra / single,
+        case: 'shards-extra-startups', shape: [items, SHARDS], dtype: 'f32', unit: 's', ours: extra, baseline: single, ratio: extra / single, ratio_name: 'time-ratio-vs-one-process',
         note: `${SHARDS - 1} more analyze start-ups + the merge process, against the single run's wall time`,
       },
     ];
