@@ -27,6 +27,8 @@ export interface HfCase {
   layout: 'hub' | 'transformers5';
   dtype: 'float32' | 'float16' | 'bfloat16';
   gqa: boolean;
+  /** save_pretrained's max_shard_size (e.g. "5MB"): shards + model.safetensors.index.json. */
+  max_shard_size?: string;
   /** The vision tower's input size (CLIP: the crop; BLIP: the exact resize). */
   image_size: number;
   /** CLIP's shortest edge before the centre crop (BLIP ignores it). */
@@ -77,10 +79,13 @@ export async function hfReference(cases: HfCase[]): Promise<string> {
   for (const f of SOURCES) h.update(readFileSync(f));
   h.update(JSON.stringify(cases));
   h.update(venvVersions(py).join('\n'));
-  const dir = join(ROOT, 'test/.cache/hf-parity', h.digest('hex').slice(0, 16));
+  const cache = join(ROOT, 'test/.cache/hf-parity');
+  const key = h.digest('hex').slice(0, 16);
+  const dir = join(cache, key);
   const done = join(dir, 'done');
   if (existsSync(done)) return dir;
-  rmSync(dir, { recursive: true, force: true });
+  // one batch is cached: earlier keys are stale (sources, cases or versions changed)
+  if (existsSync(cache)) for (const old of readdirSync(cache)) rmSync(join(cache, old), { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const list = join(dir, 'cases.json');
   writeFileSync(list, JSON.stringify(cases, null, 1));

@@ -5,7 +5,8 @@ with transformers itself and records what transformers computes on them.
       (the python of .ci/hf-venv.sh: torch 2.x + transformers 5.x)
 
 CASES.json is a list of objects: {name, family: llava|instructblip, layout: hub|transformers5,
-dtype: float32|float16|bfloat16, gqa, image_size, resize (shortest edge for CLIP; ignored by
+dtype: float32|float16|bfloat16, gqa, max_shard_size (optional: save_pretrained's, for
+shards + model.safetensors.index.json), image_size, resize (shortest edge for CLIP; ignored by
 BLIP, which resizes to exactly image_size), seed, image (a file), prompt, new_tokens, topk}.
 Every case is done in this one process; for each, DIR/NAME/ gets:
 
@@ -148,11 +149,21 @@ def to_hub_layout(d, family):
     """Rewrites a transformers-5 folder into the hub's layout (the module docstring)."""
     from safetensors.torch import load_file, save_file
 
-    if family == "llava":
-        path = os.path.join(d, "model.safetensors")
-        t = load_file(path)
-        t = {("vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k): v for k, v in t.items()}
-        save_file(t, path, metadata={"format": "pt"})
+    if family == "llava":  # the vision tower under vision_model., in every shard and the index
+        def hub(k):
+            return "vision_tower.vision_model." + k[len("vision_tower."):] if k.startswith("vision_tower.") else k
+
+        for fn in os.listdir(d):
+            if fn.endswith(".safetensors"):
+                path = os.path.join(d, fn)
+                save_file({hub(k): v for k, v in load_file(path).items()}, path, metadata={"format": "pt"})
+        index = os.path.join(d, "model.safetensors.index.json")
+        if os.path.exists(index):
+            with open(index) as f:
+                j = json.load(f)
+            j["weight_map"] = {hub(k): v for k, v in j["weight_map"].items()}
+            with open(index, "w") as f:
+                json.dump(j, f, indent=2)
     cfg_path = os.path.join(d, "config.json")
     with open(cfg_path) as f:
         cfg = json.load(f)
@@ -196,7 +207,7 @@ def to_hub_layout(d, family):
 def write_checkpoint(tr, c, d):
     model = tr.LlavaForConditionalGeneration(make_config(tr, c)) if c["family"] == "llava" else tr.InstructBlipForConditionalGeneration(make_config(tr, c))
     randomize(model, c["seed"])
-    model.to(DTYPES[c["dtype"]]).save_pretrained(d)
+    model.to(DTYPES[c["dtype"]]).save_pretrained(d, **({"max_shard_size": c["max_shard_size"]} if c.get("max_shard_size") else {}))
     make_processor(tr, c).save_pretrained(d)
     if c["layout"] == "hub":
         to_hub_layout(d, c["family"])

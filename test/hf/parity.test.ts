@@ -59,11 +59,20 @@ const base = { new_tokens: NEW_TOKENS, topk: TOPK };
 const llava = { ...base, family: 'llava' as const, prompt: 'What is shown in this image?' };
 const blip = { ...base, family: 'instructblip' as const, prompt: 'What is unusual about this image?' };
 // 42 = 3×3 patches of 14 px, 56 = 4×4; CLIP resizes the short side to `resize` and crops the centre
-const CASES: HfCase[] = [
-  { ...llava, name: 'llava-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, image_size: 42, resize: 42, seed: 1, image: PNG },
+// `reload`: the same folder loaded again with phaselens's --dtype conversion, every dump
+// tensor compared with HF's. f16 → f32 widens exactly, so TOL holds; f32 → f16 rounds every
+// weight (relative 2^-11 ≈ 4.9e-4) while HF keeps f32: the bound is 1e-2 of each tensor's
+// scale (a few layers of 4.9e-4 errors), and tokens are not compared (a near-tie may flip).
+type Case = HfCase & { reload?: { dtype: 'f16' | 'f32'; tol: number } };
+const CASES: Case[] = [
+  { ...llava, name: 'llava-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, max_shard_size: '5MB', image_size: 42, resize: 42, seed: 1, image: PNG, reload: { dtype: 'f16', tol: 1e-2 } },
+  { ...llava, name: 'llava-t5-f32-gqa', layout: 'transformers5', dtype: 'float32', gqa: true, image_size: 56, resize: 64, seed: 2, image: JPG },
+  { ...llava, name: 'llava-t5-f16', layout: 'transformers5', dtype: 'float16', gqa: false, image_size: 42, resize: 50, seed: 3, image: JPG2, reload: { dtype: 'f32', tol: TOL } },
   { ...llava, name: 'llava-hub-bf16-gqa', layout: 'hub', dtype: 'bfloat16', gqa: true, image_size: 56, resize: 56, seed: 4, image: PNG },
-  { ...blip, name: 'instructblip-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, image_size: 42, resize: 42, seed: 5, image: PNG },
+  { ...blip, name: 'instructblip-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, image_size: 42, resize: 42, seed: 5, image: PNG, reload: { dtype: 'f16', tol: 1e-2 } },
+  { ...blip, name: 'instructblip-t5-f32-gqa', layout: 'transformers5', dtype: 'float32', gqa: true, image_size: 56, resize: 56, seed: 6, image: JPG },
   { ...blip, name: 'instructblip-hub-f16-gqa', layout: 'hub', dtype: 'float16', gqa: true, image_size: 56, resize: 56, seed: 7, image: JPG2 },
+  { ...blip, name: 'instructblip-t5-bf16', layout: 'transformers5', dtype: 'bfloat16', gqa: false, max_shard_size: '3MB', image_size: 42, resize: 42, seed: 8, image: PNG },
 ];
 
 interface HfInfo {
@@ -84,7 +93,7 @@ interface Metrics {
 
 let root: string;
 beforeAll(async () => {
-  root = await hfReference(CASES);
+  root = await hfReference(CASES.map(({ reload: _, ...c }) => c));
 }, 600_000);
 
 for (const c of CASES) {
@@ -139,21 +148,17 @@ for (const c of CASES) {
     });
 
     it(`every hidden state, the towers' outputs and the logits within ${TOL} of their scale`, () => {
-      const rows: string[] = [];
-      let worst = 0;
-      for (const [name, t] of ours) {
-        if (name.endsWith('input_ids') || name === 'pixel_values') continue;
-        const want = hf.get(name);
-        expect(want, `HF has no ${name}`).toBeDefined();
-        expect(t.shape, name).toEqual(want!.shape);
-        const e = relErr(t.data, want!.data);
-        worst = Math.max(worst, e);
-        rows.push(`${name.padEnd(26)} ${e.toExponential(2)}`);
-        expect(e, name).toBeLessThanOrEqual(TOL);
-      }
-      expect(rows.length).toBeGreaterThan(2 * m.lm.num_hidden_layers);
-      console.log(`${c.name}: worst rel ${worst.toExponential(2)} (${info.versions.transformers})\n  ${rows.join('\n  ')}`);
+      compareDump(`${c.name} (transformers ${info.versions.transformers})`, ours, hf, TOL, m.lm.num_hidden_layers);
     });
+
+    if (c.reload) {
+      const r = c.reload;
+      it(`loaded with --dtype ${r.dtype}: every dump tensor within ${r.tol} of its scale`, async () => {
+        const gpu = await getGpu();
+        const m2 = await loadDir(gpu, join(root, c.name, 'model'), { dtype: r.dtype });
+        compareDump(`${c.name} --dtype ${r.dtype}`, await dumpActivations(gpu, m2, x), hf, r.tol, m2.lm.num_hidden_layers);
+      });
+    }
 
     it(`greedy generation gives HF's ${NEW_TOKENS} tokens`, async () => {
       const g = await generate(await getGpu(), m, x, NEW_TOKENS, undefined, { stopAtEos: false });
@@ -199,6 +204,24 @@ for (const c of CASES) {
       console.log(`${c.name}: ${report.join('; ')}`);
     });
   });
+}
+
+/** Every float tensor of a phaselens dump against HF's: rel = max|ours − HF| / max|HF| ≤ tol. */
+function compareDump(what: string, ours: Map<string, HostTensor>, hf: Map<string, RefTensor>, tol: number, layers: number): void {
+  const rows: string[] = [];
+  let worst = 0;
+  for (const [name, t] of ours) {
+    if (name.endsWith('input_ids') || name === 'pixel_values') continue;
+    const want = hf.get(name);
+    expect(want, `HF has no ${name}`).toBeDefined();
+    expect(t.shape, name).toEqual(want!.shape);
+    const e = relErr(t.data, want!.data);
+    worst = Math.max(worst, e);
+    rows.push(`${name.padEnd(26)} ${e.toExponential(2)}`);
+    expect(e, name).toBeLessThanOrEqual(tol);
+  }
+  expect(rows.length).toBeGreaterThan(2 * layers);
+  console.log(`${what}: worst rel ${worst.toExponential(2)}\n  ${rows.join('\n  ')}`);
 }
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
