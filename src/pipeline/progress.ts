@@ -7,6 +7,9 @@
  * - otherwise (a log file, CI): one such line each time another ~10% of the items is
  *   finished (every item when there are fewer than 10), and `log()` lines as they come.
  *
+ * Items another process holds (runner.ts) are not counted: the status names their holders
+ * (`| 1 held by pid 4711`) until they are done or taken over, and the last line says it.
+ *
  * Rate and ETA count only the items processed in this run (a resumed run's skipped items
  * are not in `total`), measured from `createProgress` to the latest `tick`; the rate reads
  * `x.xx img/s` when at least one item a second is done, else `x.xx s/img`.

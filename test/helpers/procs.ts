@@ -8,26 +8,47 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Starts `argv` under a python3 parent that never reaps: it makes itself the child
- * subreaper (so orphaned grandchildren come to it, not to pid 1), forks and execs `argv`,
- * prints the child's pid and sleeps. Kill `parent` to let pid 1 reap them all.
+ * subreaper (so orphaned grandchildren come to it, not to pid 1), forks and execs `argv`
+ * (stdout to /dev/null, stderr inherited), prints the child's pid, then its exit status as seen by waitid(WNOWAIT) — which leaves
+ * it a zombie — and sleeps. Kill `parent` to let pid 1 reap them all.
  */
-export function startUnreaped(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { parent: ChildProcess; pid: Promise<number> } {
+export function startUnreaped(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { parent: ChildProcess; pid: Promise<number>; exit: Promise<{ code: number | null; signal: number | null }> } {
   const py = `
 import ctypes, os, sys, time
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 pid = os.fork()
 if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # this process's stdout is for the two lines below
     os.execv(sys.argv[1], sys.argv[1:])
 print(pid, flush=True)
+r = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+print(("exit" if r.si_code == os.CLD_EXITED else "signal"), r.si_status, flush=True)
 while True:
     time.sleep(3600)
 `;
   const parent = spawn('python3', ['-c', py, ...argv], { stdio: ['ignore', 'pipe', 'inherit'], env });
-  const pid = new Promise<number>((resolve, reject) => {
-    parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-    parent.once('exit', () => reject(new Error('the non-reaping parent exited')));
+  const lines: string[] = [];
+  const waiters: (() => void)[] = [];
+  let rest = '';
+  parent.stdout!.on('data', (d: Buffer) => {
+    const parts = (rest + d.toString()).split('\n');
+    rest = parts.pop()!;
+    lines.push(...parts);
+    for (const w of waiters.splice(0)) w();
   });
-  return { parent, pid };
+  const line = (i: number) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => (lines.length > i ? resolve(lines[i]) : waiters.push(check));
+      parent.once('exit', () => (lines.length > i ? resolve(lines[i]) : reject(new Error('the non-reaping parent exited'))));
+      check();
+    });
+  const pid = line(0).then(Number);
+  const exit = line(1).then((l) => {
+    const [how, n] = l.split(' ');
+    return how === 'exit' ? { code: Number(n), signal: null } : { code: null, signal: Number(n) };
+  });
+  exit.catch(() => {}); // a parent killed first never tells
+  return { parent, pid, exit };
 }
 
 /** A process's state letter (R, S, Z, ...) from /proc/<pid>/stat, or null when there is no such process. */
