@@ -155,6 +155,12 @@ export function lockHolder(path: string): string | null {
   return judge(path)?.holder ?? null;
 }
 
+/** Deletes the lock at `path` if it is stale (a lock taken meanwhile by a live process stays). */
+export function clearStale(path: string): void {
+  const found = judge(path);
+  if (found !== null && found.holder === null) removeStale(path, found.text);
+}
+
 let tempCounter = 0;
 
 /**

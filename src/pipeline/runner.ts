@@ -45,7 +45,7 @@ import { SAFE_ID } from '../data/item.ts';
 import { UserError } from '../errors.ts';
 import { firstNonFinite } from '../util/non-finite.ts';
 import { VERSION } from '../version.ts';
-import { isDeadTemp, lockHolder, tempPath, tryLock, unlock } from './locks.ts';
+import { clearStale, isDeadTemp, tempPath, tryLock, unlock } from './locks.ts';
 import { createProgress, type Progress, type ProgressOptions } from './progress.ts';
 
 /** What the runner needs of an item (src/data/item.ts `DataItem` has it). */
@@ -175,8 +175,8 @@ function clearLeftovers(outDir: string): void {
     const dir = join(outDir, sub);
     if (!existsSync(dir)) continue;
     for (const n of readdirSync(dir)) {
-      const staleLock = sub === IMAGES_SUBDIR && n.endsWith('.lock') && lockHolder(join(dir, n)) === null;
-      if (staleLock || isDeadTemp(dir, n)) rmSync(join(dir, n), { force: true });
+      if (sub === IMAGES_SUBDIR && n.endsWith('.lock')) clearStale(join(dir, n));
+      else if (isDeadTemp(dir, n)) rmSync(join(dir, n), { force: true });
     }
   }
 }
