@@ -4,8 +4,13 @@
  * weights under HF names and shapes (from src/io/expected-tensors.ts, so generator and
  * loader cannot disagree), the real llava-1.5 tokenizer, and processor files.
  *
- *   node src/cli/run-ts.mjs weights-tools/make-tiny.ts --arch llava --seed 1 --out DIR [--dtype f16] [--shards 2] [--gqa]
+ *   node src/cli/run-ts.mjs weights-tools/make-tiny.ts --arch llava --seed 1 --out DIR [--dtype f16] [--shards 2] [--gqa] [--layout transformers5]
  *   phaselens make-tiny …
+ *
+ * `--layout hub` (default) writes the folder as the hub has it; `--layout transformers5`
+ * as transformers 5's save_pretrained writes it: its tensor names (src/io/layouts.ts),
+ * its config.json spelling and its processor/tokenizer files (processor-files.ts). Both
+ * hold the same numbers: values are drawn by canonical tensor name.
  *
  * Sizes are small but deliberately awkward: vision MLP 74 (not a multiple of 4),
  * LM MLP 107 (odd, so f16 rows do not fill whole u32 words), 42 px images of 3×3
@@ -68,6 +73,23 @@ const TORCH_DTYPE: Record<WeightDtype, string> = { f32: 'float32', f16: 'float16
 const IMAGE_SIZE = 42;
 const PATCH_SIZE = 14;
 
+/**
+ * transformers 5's spelling of a config.json: `dtype` for `torch_dtype`, `rope_parameters`
+ * for `rope_theta`, `head_dim` written out, its own version (as its save_pretrained does).
+ */
+function transformers5Spelling(json: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(json)) {
+    if (k === 'torch_dtype') out.dtype = v;
+    else if (k === 'rope_theta') out.rope_parameters = { rope_theta: v, rope_type: 'default' };
+    else if (k === 'transformers_version') out[k] = '5.18.0';
+    else if (v && typeof v === 'object' && !Array.isArray(v)) out[k] = transformers5Spelling(v as Record<string, unknown>);
+    else out[k] = v;
+  }
+  if (json.model_type === 'llama') out.head_dim = (json.hidden_size as number) / (json.num_attention_heads as number);
+  return out;
+}
+
 function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
   return {
     _name_or_path: 'phaselens/tiny-vicuna',
@@ -87,8 +109,13 @@ function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
   };
 }
 
-/** The config.json object of a tiny checkpoint (keys as HF writes them). */
-export function tinyConfigJson(arch: TinyArch, dtype: WeightDtype = 'f32', gqa = false): Record<string, unknown> {
+/** The config.json object of a tiny checkpoint (keys as HF writes them; transformers 5's spelling for that layout). */
+export function tinyConfigJson(arch: TinyArch, dtype: WeightDtype = 'f32', gqa = false, layout: FolderLayout = 'hub'): Record<string, unknown> {
+  const json = tinyConfigHub(arch, dtype, gqa);
+  return layout === 'hub' ? json : transformers5Spelling(json);
+}
+
+function tinyConfigHub(arch: TinyArch, dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
   const common = { tie_word_embeddings: false, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.36.0.dev0' };
   if (arch === 'llava') {
     return {
@@ -164,9 +191,10 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   const seed = opts.seed ?? 0;
   const shards = opts.shards ?? 1;
   if (!Number.isInteger(shards) || shards < 1) throw new UserError(`--shards must be a positive integer, got ${opts.shards}`);
-  const json = tinyConfigJson(opts.arch, dtype, opts.gqa ?? false);
+  const json = tinyConfigJson(opts.arch, dtype, opts.gqa ?? false, opts.layout ?? 'hub');
   const config = parseConfig(JSON.stringify(json), 'tiny config.json');
-  const keys = keyLayout(opts.arch, opts.layout ?? 'hub');
+  const layout = opts.layout ?? 'hub';
+  const keys = keyLayout(opts.arch, layout);
   // values are drawn by canonical name, so every layout holds the same numbers
   const canonical = new Map<string, string>();
   const specs: TensorSpec[] = expectedTensors(config)
@@ -188,8 +216,8 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   const files = await writeWeights(opts.out, specs, data, { shards });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
   const image = config.vision_config.image_size;
-  if (opts.arch === 'llava') await writeLlavaProcessor(opts.out, image);
-  else await writeInstructBlipProcessor(opts.out, image);
+  if (config.model_type === 'llava') await writeLlavaProcessor(opts.out, image, layout);
+  else await writeInstructBlipProcessor(opts.out, image, layout, config.num_query_tokens);
   const bytes = specs.reduce((n, t) => n + tensorBytes(t), 0);
   return { dir: opts.out, config, files: ['config.json', ...files], tensors: specs.length, bytes };
 }

@@ -8,6 +8,15 @@
  * BERT tokenizer under `qformer_tokenizer/` (where InstructBlipProcessor.save_pretrained
  * puts it), with the `[DEC]` bos token (id 30522) that Salesforce's conversion adds.
  * The image processor files are adapted to the checkpoint's image size.
+ *
+ * Two formats (make-tiny's `--layout`): `hub`, the files of the published folders
+ * (tokenizer_config.json with add_bos_token and added_tokens_decoder, special_tokens_map.json,
+ * added_tokens.json, chat_template.json, preprocessor_config.json); and `transformers5`, the
+ * files transformers 5.18's `processor.save_pretrained` writes (checked by running it):
+ * tokenizer_config.json of the "TokenizersBackend" kind without add_bos_token (BOS comes
+ * from tokenizer.json's post-processor), chat_template.jinja, and processor_config.json
+ * with the image processor nested under "image_processor"; no preprocessor_config.json,
+ * special_tokens_map.json, added_tokens.json or vocab.txt.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,27 +43,57 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFile(path, JSON.stringify(value, null, 2) + '\n');
 }
 
-async function llamaTokenizer(out: string, processorClass: string, overrides: Record<string, unknown> = {}): Promise<void> {
-  for (const f of ['tokenizer.json', 'special_tokens_map.json', 'added_tokens.json', 'generation_config.json']) await copy(join(LLAVA, f), join(out, f));
+export type ProcessorFormat = 'hub' | 'transformers5';
+
+/** The keys transformers 5 writes in a tokenizers-backend tokenizer_config.json (no add_bos_token, no added_tokens_decoder). */
+function backendTokenizerConfig(special: Record<string, unknown>, processorClass: string, tokenizerClass = 'TokenizersBackend'): Record<string, unknown> {
+  return { backend: 'tokenizers', ...special, model_max_length: 1000000000000000019884624838656, processor_class: processorClass, tokenizer_class: tokenizerClass };
+}
+
+async function llamaTokenizer(out: string, processorClass: string, format: ProcessorFormat, overrides: Record<string, unknown> = {}): Promise<void> {
+  const files = format === 'hub' ? ['tokenizer.json', 'special_tokens_map.json', 'added_tokens.json', 'generation_config.json'] : ['tokenizer.json', 'generation_config.json'];
+  for (const f of files) await copy(join(LLAVA, f), join(out, f));
   const config = await readJson(join(LLAVA, 'tokenizer_config.json'));
-  await writeJson(join(out, 'tokenizer_config.json'), { ...config, processor_class: processorClass, ...overrides });
+  if (format === 'hub') {
+    await writeJson(join(out, 'tokenizer_config.json'), { ...config, processor_class: processorClass, ...overrides });
+    return;
+  }
+  const { bos_token, eos_token, unk_token, pad_token, image_token, clean_up_tokenization_spaces, legacy, padding_side } = { ...config, ...overrides };
+  // model_specific_special_tokens makes `<image>` a special token of the tokenizer (InstructBlipProcessor needs that)
+  const special = { add_prefix_space: null, bos_token, clean_up_tokenization_spaces, eos_token, image_token, legacy, model_specific_special_tokens: { image_token }, padding_side, pad_token, unk_token };
+  await writeJson(join(out, 'tokenizer_config.json'), backendTokenizerConfig(special, processorClass));
+}
+
+/** The image processor: its own preprocessor_config.json (hub) or nested in processor_config.json (transformers 5). */
+async function writeImageProcessor(out: string, format: ProcessorFormat, imageProcessor: Record<string, unknown>, processor: Record<string, unknown>): Promise<void> {
+  if (format === 'hub') {
+    await writeJson(join(out, 'preprocessor_config.json'), imageProcessor);
+    await writeJson(join(out, 'processor_config.json'), processor);
+    return;
+  }
+  const { processor_class: _, ...nested } = imageProcessor;
+  await writeJson(join(out, 'processor_config.json'), { image_processor: nested, ...processor });
 }
 
 /** LlavaProcessor files (CLIPImageProcessor at `imageSize`). */
-export async function writeLlavaProcessor(out: string, imageSize: number): Promise<void> {
-  await llamaTokenizer(out, 'LlavaProcessor');
-  for (const f of ['chat_template.json', 'processor_config.json']) await copy(join(LLAVA, f), join(out, f));
+export async function writeLlavaProcessor(out: string, imageSize: number, format: ProcessorFormat = 'hub'): Promise<void> {
+  await llamaTokenizer(out, 'LlavaProcessor', format);
+  const template = (await readJson(join(LLAVA, 'chat_template.json'))).chat_template as string;
+  if (format === 'hub') await copy(join(LLAVA, 'chat_template.json'), join(out, 'chat_template.json'));
+  else await writeFile(join(out, 'chat_template.jinja'), template);
   const pre = await readJson(join(LLAVA, 'preprocessor_config.json'));
-  await writeJson(join(out, 'preprocessor_config.json'), { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } });
+  const processor = await readJson(join(LLAVA, 'processor_config.json'));
+  await writeImageProcessor(out, format, { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } }, processor);
 }
 
 /** InstructBlipProcessor files (BlipImageProcessor at `imageSize`, Q-Former tokenizer). */
-export async function writeInstructBlipProcessor(out: string, imageSize: number): Promise<void> {
+export async function writeInstructBlipProcessor(out: string, imageSize: number, format: ProcessorFormat = 'hub', numQueryTokens = 32): Promise<void> {
   // Salesforce/instructblip-vicuna-7b's tokenizer_config.json names `</s>` as BOS (and
-  // UNK); its prompts therefore start with id 2, not LLaMA's `<s>` = 1
-  await llamaTokenizer(out, 'InstructBlipProcessor', { bos_token: '</s>', unk_token: '</s>' });
-  await writeJson(join(out, 'processor_config.json'), { processor_class: 'InstructBlipProcessor' });
-  await writeJson(join(out, 'preprocessor_config.json'), {
+  // UNK); with add_bos_token its prompts start with id 2, not LLaMA's `<s>` = 1 (in the
+  // transformers5 format the post-processor's `<s>` decides, as transformers 5 does)
+  await llamaTokenizer(out, 'InstructBlipProcessor', format, { bos_token: '</s>', unk_token: '</s>' });
+  const processor = format === 'hub' ? { processor_class: 'InstructBlipProcessor' } : { num_query_tokens: numQueryTokens, processor_class: 'InstructBlipProcessor' };
+  await writeImageProcessor(out, format, {
     do_convert_rgb: true,
     do_normalize: true,
     do_rescale: true,
@@ -66,15 +105,21 @@ export async function writeInstructBlipProcessor(out: string, imageSize: number)
     resample: 3,
     rescale_factor: 1 / 255,
     size: { height: imageSize, width: imageSize },
-  });
+  }, processor);
 
   const q = join(out, 'qformer_tokenizer');
   await mkdir(q, { recursive: true });
-  await copy(join(BERT, 'vocab.txt'), join(q, 'vocab.txt'));
   const dec = { id: 30522, content: '[DEC]', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
   const tok = await readJson(join(BERT, 'tokenizer.json'));
   await writeJson(join(q, 'tokenizer.json'), { ...tok, added_tokens: [...(tok.added_tokens as object[]), dec] });
   const config = await readJson(join(BERT, 'tokenizer_config.json'));
+  if (format === 'transformers5') {
+    const keys = ['clean_up_tokenization_spaces', 'cls_token', 'do_basic_tokenize', 'do_lower_case', 'mask_token', 'never_split', 'pad_token', 'sep_token', 'strip_accents', 'tokenize_chinese_chars', 'unk_token'];
+    const special = Object.fromEntries(keys.map((k) => [k, config[k]]));
+    await writeJson(join(q, 'tokenizer_config.json'), backendTokenizerConfig({ ...special, bos_token: '[DEC]' }, 'InstructBlipProcessor', 'BertTokenizer'));
+    return;
+  }
+  await copy(join(BERT, 'vocab.txt'), join(q, 'vocab.txt'));
   const { id: _, ...decEntry } = dec;
   await writeJson(join(q, 'tokenizer_config.json'), {
     ...config,
