@@ -39,6 +39,8 @@ export interface HfCase {
   prompt: string;
   new_tokens: number;
   topk: number;
+  /** The metrics once more: BOS dropped from the text set, another query row, another k. */
+  variant?: { drop_bos: boolean; query: number; topk: number };
 }
 
 let python: string | undefined;

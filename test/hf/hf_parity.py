@@ -7,7 +7,8 @@ with transformers itself and records what transformers computes on them.
 CASES.json is a list of objects: {name, family: llava|instructblip, layout: hub|transformers5,
 dtype: float32|float16|bfloat16, gqa, max_shard_size (optional: save_pretrained's, for
 shards + model.safetensors.index.json), image_size, resize (shortest edge for CLIP; ignored by
-BLIP, which resizes to exactly image_size), seed, image (a file), prompt, new_tokens, topk}.
+BLIP, which resizes to exactly image_size), seed, image (a file), prompt, new_tokens, topk,
+variant (optional: {drop_bos, query, topk}, the metrics once more with these settings)}.
 Every case is done in this one process; for each, DIR/NAME/ gets:
 
   model/         the checkpoint. `model.save_pretrained` + `processor.save_pretrained` write
@@ -28,7 +29,8 @@ Every case is done in this one process; for each, DIR/NAME/ gets:
                  greedy_tokens (model.generate, greedy, `new_tokens` steps, EOS not stopping).
   hf.json        metrics of bench/gpu/hf_metrics.py from HF's hidden states and attention
                  maps (last-token query, BOS kept, `topk`), the token groups, the attention
-                 non-uniformity figures, the versions.
+                 non-uniformity figures, the versions; under "variant" the metrics with
+                 the case's variant settings (BOS found by the tokenizer's bos_token_id).
 
 Random weights: every matrix N(0, 1/fan_in), embeddings and learned tokens N(0, 1), norm
 weights 1 + N(0, 0.1²), biases N(0, 0.1²); then every attention's query and key projections
@@ -266,6 +268,14 @@ def run_hf(tr, c, d):
     query = len(ids) - 1
     metrics = hf_metrics.compute_metrics([h[0] for h in hs], [a[0] for a in att], hook.value[0], hf_bench.lm_weights(model),
                                          span, text_pos, query, c["topk"])
+    variant = None
+    if c.get("variant"):  # BOS dropped from the text set and/or another query row, topk
+        v = c["variant"]
+        bos = next(i for i in text_pos if ids[i] == proc.tokenizer.bos_token_id)
+        text_v = [i for i in text_pos if not (v["drop_bos"] and i == bos)]
+        mv = hf_metrics.compute_metrics([h[0] for h in hs], [a[0] for a in att], hook.value[0], hf_bench.lm_weights(model),
+                                        span, text_v, v["query"], v["topk"])
+        variant = {"bos": bos, "text": text_v, "metrics": hf_metrics.to_json(mv)}
     hook.handle.remove()
     # greedy generation; eos_token_id None: EOS neither stops nor is masked (pure argmax)
     gen = model.generate(**x, max_new_tokens=c["new_tokens"], do_sample=False, eos_token_id=None, pad_token_id=0)
@@ -277,6 +287,7 @@ def run_hf(tr, c, d):
         "attention_last_row_min_head_max": peak,
         "uniform": 1 / (query + 1),
         "metrics": hf_metrics.to_json(metrics),
+        "variant": variant,
         "versions": {"torch": torch.__version__, "transformers": tr.__version__},
     }
     return {k: (v.detach().float() if v.is_floating_point() else v).clone().contiguous() for k, v in t.items()}, info

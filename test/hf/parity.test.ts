@@ -65,13 +65,14 @@ const blip = { ...base, family: 'instructblip' as const, prompt: 'What is unusua
 // scale (a few layers of 4.9e-4 errors), and tokens are not compared (a near-tie may flip).
 type Case = HfCase & { reload?: { dtype: 'f16' | 'f32'; tol: number } };
 const CASES: Case[] = [
-  { ...llava, name: 'llava-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, max_shard_size: '5MB', image_size: 42, resize: 42, seed: 1, image: PNG, reload: { dtype: 'f16', tol: 1e-2 } },
+  { ...llava, name: 'llava-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, max_shard_size: '5MB', image_size: 42, resize: 42, seed: 1, image: PNG, reload: { dtype: 'f16', tol: 1e-2 }, variant: { drop_bos: true, query: 10, topk: 3 } },
   { ...llava, name: 'llava-t5-f32-gqa', layout: 'transformers5', dtype: 'float32', gqa: true, image_size: 56, resize: 64, seed: 2, image: JPG },
   { ...llava, name: 'llava-t5-f16', layout: 'transformers5', dtype: 'float16', gqa: false, image_size: 42, resize: 50, seed: 3, image: JPG2, reload: { dtype: 'f32', tol: TOL } },
   { ...llava, name: 'llava-hub-bf16-gqa', layout: 'hub', dtype: 'bfloat16', gqa: true, image_size: 56, resize: 56, seed: 4, image: PNG },
   { ...blip, name: 'instructblip-hub-f32', layout: 'hub', dtype: 'float32', gqa: false, image_size: 42, resize: 42, seed: 5, image: PNG, reload: { dtype: 'f16', tol: 1e-2 } },
   { ...blip, name: 'instructblip-t5-f32-gqa', layout: 'transformers5', dtype: 'float32', gqa: true, image_size: 56, resize: 56, seed: 6, image: JPG },
-  { ...blip, name: 'instructblip-hub-f16-gqa', layout: 'hub', dtype: 'float16', gqa: true, image_size: 56, resize: 56, seed: 7, image: JPG2 },
+  // BOS sits after the 8 queries: dropping it must not drop position 0; query 3 is a query token
+  { ...blip, name: 'instructblip-hub-f16-gqa', layout: 'hub', dtype: 'float16', gqa: true, image_size: 56, resize: 56, seed: 7, image: JPG2, variant: { drop_bos: true, query: 3, topk: 3 } },
   { ...blip, name: 'instructblip-t5-bf16', layout: 'transformers5', dtype: 'bfloat16', gqa: false, max_shard_size: '3MB', image_size: 42, resize: 42, seed: 8, image: PNG },
 ];
 
@@ -80,6 +81,7 @@ interface HfInfo {
   attention_last_row_min_head_max: number[];
   uniform: number;
   metrics: Metrics;
+  variant: { bos: number; text: number[]; metrics: Metrics } | null;
   versions: { torch: string; transformers: string };
 }
 
@@ -172,42 +174,54 @@ for (const c of CASES) {
     });
 
     it('analyze metrics match the torch metrics of HF outputs', async () => {
-      const gpu = await getGpu();
-      const a = (await analyzeImage(gpu, m, { id: c.name, image: c.image, captions: [] }, rgb, {
-        prompt: spec, dropBos: false, topk: TOPK, smooth: 1, padToSquare: false,
-      })) as unknown as Metrics & { tokens: { text: number[]; image: [number, number] } };
-      const r = info.metrics;
-      expect(a.tokens.image).toEqual(info.tokens.image);
-      expect(a.tokens.text).toEqual(info.tokens.text);
-      const report: string[] = [];
-      for (const key of ['inter', 'intra_image', 'intra_text'] as const) {
-        const got = a.contextualization[key];
-        const want = r.contextualization[key];
-        expect(got.length, key).toBe(want.length);
-        expect(got.map((v) => v === null), key).toEqual(want.map((v) => v === null));
-        const d = Math.max(...got.map((v, i) => Math.abs((v ?? 0) - (want[i] ?? 0))));
-        const p = Math.abs((a.contextualization.last_layer_prenorm[key] ?? 0) - (r.contextualization.last_layer_prenorm[key] ?? 0));
-        report.push(`${key} |Δ| ${d.toExponential(2)} prenorm ${p.toExponential(2)}`);
-        expect(d, key).toBeLessThanOrEqual(TOL);
-        expect(p, `prenorm ${key}`).toBeLessThanOrEqual(TOL);
-      }
-      expect(a.norm_attention.query).toBe(r.norm_attention.query);
-      expect(a.norm_attention.head.flat(2).length).toBe(r.norm_attention.head.flat(2).length);
-      const la = relErr(a.norm_attention.layer.flat(), r.norm_attention.layer.flat());
-      const ha = relErr(a.norm_attention.head.flat(2), r.norm_attention.head.flat(2));
-      report.push(`norm attention rel layer ${la.toExponential(2)} head ${ha.toExponential(2)}`);
-      expect(la).toBeLessThanOrEqual(TOL);
-      expect(ha).toBeLessThanOrEqual(TOL);
-      const lens = compareLens(a.logit_lens, r.logit_lens);
-      report.push(`logit lens prob rel ${lens.prob.toExponential(2)}, tie swaps ${lens.swaps}`);
-      expect(lens.prob).toBeLessThanOrEqual(TOL);
-      console.log(`${c.name}: ${report.join('; ')}`);
+      await compareMetrics(c.name, m, spec, rgb, { dropBos: false, topk: TOPK }, { image: info.tokens.image, text: info.tokens.text }, info.metrics);
     });
+
+    if (c.variant) {
+      const v = c.variant;
+      it(`analyze metrics with BOS ${v.drop_bos ? 'dropped' : 'kept'}, query ${v.query}, top-${v.topk}`, async () => {
+        expect(info.variant!.bos).toBe(c.family === 'llava' ? 0 : 8);
+        await compareMetrics(`${c.name} variant`, m, spec, rgb, { dropBos: v.drop_bos, query: v.query, topk: v.topk }, { image: info.tokens.image, text: info.variant!.text }, info.variant!.metrics);
+      });
+    }
   });
 }
 
-/** Every float tensor of a phaselens dump against HF's: rel = max|ours − HF| / max|HF| ≤ tol. */
+/** analyze's metrics (phaselens probes) against hf_metrics.py's on HF's outputs; tolerances in the header. */
+async function compareMetrics(what: string, m: Vlm, spec: PromptSpec, rgb: RgbImage, o: { dropBos: boolean; query?: number; topk: number }, tokens: { image: [number, number]; text: number[] }, r: Metrics): Promise<void> {
+  const a = (await analyzeImage(await getGpu(), m, { id: what, image: what, captions: [] }, rgb, { prompt: spec, smooth: 1, padToSquare: false, ...o })) as unknown as Metrics & {
+    tokens: { image: [number, number]; text: number[] };
+  };
+  expect(a.tokens.image).toEqual(tokens.image);
+  expect(a.tokens.text).toEqual(tokens.text);
+  const report: string[] = [];
+  for (const key of ['inter', 'intra_image', 'intra_text'] as const) {
+    const got = a.contextualization[key];
+    const want = r.contextualization[key];
+    expect(got.length, key).toBe(want.length);
+    expect(got.map((v) => v === null), key).toEqual(want.map((v) => v === null));
+    const d = Math.max(...got.map((v, i) => Math.abs((v ?? 0) - (want[i] ?? 0))));
+    const p = Math.abs((a.contextualization.last_layer_prenorm[key] ?? 0) - (r.contextualization.last_layer_prenorm[key] ?? 0));
+    report.push(`${key} |Δ| ${d.toExponential(2)} prenorm ${p.toExponential(2)}`);
+    expect(d, key).toBeLessThanOrEqual(TOL);
+    expect(p, `prenorm ${key}`).toBeLessThanOrEqual(TOL);
+  }
+  expect(a.norm_attention.query).toBe(r.norm_attention.query);
+  expect(a.norm_attention.head.flat(2).length).toBe(r.norm_attention.head.flat(2).length);
+  const la = relErr(a.norm_attention.layer.flat(), r.norm_attention.layer.flat());
+  const ha = relErr(a.norm_attention.head.flat(2), r.norm_attention.head.flat(2));
+  report.push(`norm attention rel layer ${la.toExponential(2)} head ${ha.toExponential(2)}`);
+  expect(la).toBeLessThanOrEqual(TOL);
+  expect(ha).toBeLessThanOrEqual(TOL);
+  const lens = compareLens(a.logit_lens, r.logit_lens);
+  report.push(`logit lens prob rel ${lens.prob.toExponential(2)}, tie swaps ${lens.swaps}`);
+  expect(lens.prob).toBeLessThanOrEqual(TOL);
+  console.log(`${what}: ${report.join('; ')}`);
+}
+
 function compareDump(what: string, ours: Map<string, HostTensor>, hf: Map<string, RefTensor>, tol: number, layers: number): void {
+  // the dump holds exactly what HF returned (image_rgb and greedy_tokens are inputs and generate's)
+  expect([...ours.keys()].sort()).toEqual([...hf.keys()].filter((n) => n !== 'image_rgb' && n !== 'greedy_tokens').sort());
   const rows: string[] = [];
   let worst = 0;
   for (const [name, t] of ours) {
