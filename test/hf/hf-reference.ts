@@ -1,6 +1,7 @@
 /**
  * HF transformers as the reference: the venv of .ci/hf-venv.sh (torch 2.x + transformers
- * 5.x, set up once and cached) and test/hf/hf_parity.py, run once per batch of cases.
+ * 5.x, set up once and cached; PHASELENS_HF_PYTHON picks another python, as for the bench)
+ * and test/hf/hf_parity.py, run once per batch of cases.
  *
  *   const dir = await hfReference(CASES);     // one Python process for every case not cached
  *   join(dir, name, 'model')                  // the checkpoint transformers wrote
@@ -11,10 +12,11 @@
  * sources (hf_parity.py and the bench's hf_metrics.py / hf_bench.py it imports), the case
  * list and the versions installed in the venv, so a change to any of them regenerates.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { hfPython } from '../../bench/hf.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 export const HF_SCRIPT = join(import.meta.dirname, 'hf_parity.py');
@@ -41,17 +43,6 @@ export interface HfCase {
   topk: number;
   /** The metrics once more: BOS dropped from the text set, another query row, another k. */
   variant?: { drop_bos: boolean; query: number; topk: number };
-}
-
-let python: string | undefined;
-
-/** The venv's python (.ci/hf-venv.sh sets it up the first time; later calls reuse it). */
-export function hfPython(): string {
-  if (python) return python;
-  const r = spawnSync('bash', [join(ROOT, '.ci/hf-venv.sh')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`.ci/hf-venv.sh failed (exit ${r.status}):\n${r.stderr}`);
-  python = r.stdout.trim().split('\n').pop()!;
-  return python;
 }
 
 /** Names of the distributions installed in the venv (torch-2.13.0+cpu.dist-info, …). */

@@ -1,12 +1,13 @@
 /**
  * Host-side helpers shared by the reference self-checks (llava_ref.test.ts,
- * instructblip_ref.test.ts, metrics_ref.test.ts): a tiny checkpoint read whole as f32, make-tiny as a subprocess,
+ * instructblip_ref.test.ts): a tiny checkpoint read whole as f32, make-tiny as a subprocess,
  * and plain-loop f64 math on row-major flat matrices.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bf16BitsToF32, f16BitsToF32 } from '../../src/gpu/half.ts';
+import { writeSafetensors } from '../../src/io/safetensors-write.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { openFileSource } from '../../src/io/source-node.ts';
 import type { RefTensor } from './pyref.ts';
@@ -47,6 +48,29 @@ export async function loadCheckpoint(dir: string): Promise<Weights> {
     }
   }
   return out;
+}
+
+/**
+ * The factor on the LM's q_proj / k_proj that makes a make-tiny checkpoint's attention peaky:
+ * its normal(0, 0.02) weights give scores ≈ 0 and near-uniform softmax rows, on which an
+ * intervention on attention barely shows (interventions_ref.test.ts, interventions/parity.test.ts).
+ */
+export const QK_SHARPEN = 6;
+
+/** A copy of a hub-layout tiny checkpoint (every other file too; weights as one f32 file) with the LM's q_proj / k_proj × `factor`. */
+export async function writeSharpened(src: string, dst: string, factor = QK_SHARPEN): Promise<void> {
+  const w = await loadCheckpoint(src);
+  const qk = /^language_model\.model\.layers\.\d+\.self_attn\.[qk]_proj\.weight$/;
+  const names = [...w.keys()].filter((n) => qk.test(n));
+  if (names.length === 0) throw new Error(`${src}: no language_model.model.layers.*.self_attn.[qk]_proj.weight to sharpen`);
+  for (const name of names) w.set(name, { data: w.get(name)!.data.map((v) => v * factor), shape: w.get(name)!.shape });
+  mkdirSync(dst, { recursive: true });
+  for (const f of readdirSync(src)) if (!/^model.*\.safetensors(\.index\.json)?$/.test(f)) cpSync(join(src, f), join(dst, f), { recursive: true });
+  const specs = [...w].map(([name, t]) => ({ name, shape: t.shape, dtype: 'F32' as const }));
+  await writeSafetensors(join(dst, 'model.safetensors'), specs, (t) => {
+    const a = w.get(t.name)!.data;
+    return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  });
 }
 
 /** One checkpoint tensor's data; throws if the checkpoint lacks it. */
