@@ -21,8 +21,8 @@
  * run bit for bit; patching from the target's own image changes nothing; patching every
  * position from the source at any layer is the source run.
  *
- * The LM's q_proj / k_proj are ×6 (weight surgery on make-tiny's normal(0, 0.02)
- * weights), so softmax rows are peaky and not near uniform: a uniform row (the "all keys
+ * The LM's q_proj / k_proj are × QK_SHARPEN = 6 (writeSharpened in host-math.ts: weight
+ * surgery on make-tiny's normal(0, 0.02) weights), so softmax rows are peaky and not near uniform: a uniform row (the "all keys
  * knocked" case) or a renormalised one (knockout vs ablation) differs visibly.
  *
  * Tolerances: f32 (PyTorch) vs f64 (loops) on identical weights and inputs; only f32
@@ -36,20 +36,18 @@
  * effect checked is 4e-2). Identities that are the same f32 computation are compared with
  * toBe / toEqual.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeSafetensors } from '../../src/io/safetensors-write.ts';
 import { randn, relErr } from '../helpers/data.ts';
-import { add, attention, linear, loadCheckpoint, makeTiny, rmsNorm, rope, silu, weight, type LlamaDims, type Mat, type Weights } from './host-math.ts';
+import { add, attention, linear, loadCheckpoint, makeTiny, rmsNorm, rope, silu, weight, writeSharpened, type LlamaDims, type Mat, type Weights } from './host-math.ts';
 import { runAblateReference, runKnockoutReference, runPatchReference, type AblateRef, type KnockoutRef, type PatchRef } from './interventions-ref.ts';
 import { runInstructBlipReferenceFull, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
 
 const TOL_LOGITS = 5e-5;
 const TOL_P = 1e-4;
 const EFFECT = 20 * TOL_LOGITS;
-const QK_SHARPEN = 6;
 const NEW_TOKENS = 3;
 const IMAGE_TOKEN = 32000;
 
@@ -160,19 +158,6 @@ const relP = (got: number, want: number) => Math.abs(got / want - 1);
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 
 // ---------------------------------------------------------------------------------------
-
-/** A make-tiny checkpoint with the LM's q_proj / k_proj × QK_SHARPEN (see the header). */
-async function writeSharpened(src: string, dst: string): Promise<void> {
-  const w = await loadCheckpoint(src);
-  for (const [name, t] of w) if (/^language_model\.model\.layers\.\d+\.self_attn\.[qk]_proj\.weight$/.test(name)) w.set(name, { data: t.data.map((v) => v * QK_SHARPEN), shape: t.shape });
-  mkdirSync(dst, { recursive: true });
-  for (const f of readdirSync(src)) if (f.endsWith('.json')) copyFileSync(join(src, f), join(dst, f));
-  const specs = [...w].map(([name, t]) => ({ name, shape: t.shape, dtype: 'F32' as const }));
-  await writeSafetensors(join(dst, 'model.safetensors'), specs, (t) => {
-    const a = w.get(t.name)!.data;
-    return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  });
-}
 
 interface Family {
   arch: 'llava' | 'instructblip';
