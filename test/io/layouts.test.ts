@@ -5,16 +5,19 @@
  * closest layout and its first unmatched keys. (Folders transformers itself wrote:
  * hf-saved.test.ts.)
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { parseConfig } from '../../src/io/config.ts';
 import { describeMatch, expectedTensors, matchCheckpoint } from '../../src/io/expected-tensors.ts';
 import { formatReport } from '../../src/io/inspect.ts';
+import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { canonicalName, LAYOUTS, storedName, type Family } from '../../src/io/layouts.ts';
-import { nodeDirectory } from '../../src/io/source-node.ts';
+import { nodeDirectory, openFileSource } from '../../src/io/source-node.ts';
 import { checkCheckpoint, validateCheckpoint } from '../../src/io/validate.ts';
 import { keyLayout, makeTiny, tinyConfigJson } from '../../weights-tools/make-tiny.ts';
 
@@ -22,6 +25,9 @@ const root = mkdtempSync(join(tmpdir(), 'phaselens-layouts-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const families: Family[] = ['llava', 'instructblip'];
+const run = promisify(execFile);
+const CLI = new URL('../../src/cli/phaselens.mjs', import.meta.url).pathname;
+const IMAGE = new URL('../fixtures/images/000000039769.png', import.meta.url).pathname;
 
 describe.each(families)('%s layouts', (family) => {
   const config = parseConfig(JSON.stringify(tinyConfigJson(family)));
@@ -129,4 +135,20 @@ describe('make-tiny --layout', () => {
     expect(e.message).toMatch(/1 of 89 tensor names fit no known layout; the closest is "hub" \(.*\), which maps 88 of 89; first unmatched: visual_tower\.vision_model\.post_layernorm\.bias$/m);
     expect(e.message).toMatch(/1 of 89 expected tensors are missing: vision_tower\.vision_model\.post_layernorm\.bias \[32\]/);
   });
+
+  it('the model files load through the map: dump gives the same tensors from both folders (lavapipe)', async () => {
+    const dumps: Map<string, Uint8Array>[] = [];
+    for (const layout of ['hub', 't5']) {
+      const out = join(root, `dump-${layout}.safetensors`);
+      await run(process.execPath, [CLI, 'dump', '--model', join(root, `llava-${layout}`), '--image', IMAGE, '--prompt', 'USER: <image>\nWhat is this? ASSISTANT:', '--out', out], {
+        env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() },
+      });
+      const f = await SafetensorsFile.open(await openFileSource(out));
+      dumps.push(new Map(await Promise.all([...f.tensors.keys()].map(async (k) => [k, await f.readTensor(k)] as const))));
+      await f.close();
+    }
+    expect([...dumps[1].keys()]).toEqual([...dumps[0].keys()]);
+    expect(dumps[0].size).toBeGreaterThan(5);
+    for (const [k, v] of dumps[0]) expect(Buffer.from(dumps[1].get(k)!).equals(Buffer.from(v)), k).toBe(true);
+  }, 120_000);
 });
