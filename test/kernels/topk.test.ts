@@ -1,7 +1,28 @@
+/**
+ * topk.wgsl + mergeTopk against the f64 reference (test/reference/topk.ts): ids exactly
+ * (ties → the smaller id), probabilities within RTOL of each reference probability.
+ *
+ * RTOL = 1e-5 (≈ 168 ulp of f32). A probability is exp(v − max) / Σ, with v an exact f32
+ * input and the exp and the division in f64 on the host (mergeTopk); only the denominator
+ * comes from the GPU in f32. Each invocation sums ⌈V/WG⌉ terms, then one invocation adds
+ * the WG ≤ 64 partials, rescaled by exp(max_i − max): a sum of positive terms along a path
+ * of at most ⌈3001/64⌉ + 64 = 111 roundings, ≤ 111 · 2^-24 = 6.6e-6 relative, plus the f32
+ * exp of the largest terms (arguments near 0, a few ulp). Measured: ≤ 1e-7. Relative, because
+ * the probabilities checked span 7e-4 … 1: an absolute 1e-5 forgave a 0.2 % error at p ≈ 5e-3.
+ */
 import { describe, expect, it } from 'vitest';
 import { mergeTopk, topk } from '../../src/ops/topk.ts';
 import { topkRef } from '../reference/topk.ts';
 import { getGpu, randn } from '../helpers/gpu.ts';
+
+const RTOL = 1e-5;
+
+function expectProbs(got: number[][], want: number[][]): void {
+  want.forEach((row, r) => {
+    expect(got[r]).toHaveLength(row.length);
+    row.forEach((p, i) => expect(Math.abs(got[r][i] - p) / p, `row ${r} rank ${i}: ${got[r][i]} vs ${p}`).toBeLessThanOrEqual(RTOL));
+  });
+}
 
 async function run(x: Float32Array, rows: number, V: number, k: number, split: number[] = []) {
   const gpu = await getGpu();
@@ -47,7 +68,7 @@ describe('topk.wgsl', () => {
       const got = await run(x, rows, V, k);
       const want = topkRef(x, rows, V, k);
       expect(got.ids).toEqual(want.ids);
-      for (let r = 0; r < rows; r++) for (let i = 0; i < k; i++) expect(Math.abs(got.probs[r][i] - want.probs[r][i])).toBeLessThanOrEqual(1e-5 * Math.max(1, want.probs[r][0]));
+      expectProbs(got.probs, want.probs);
     });
   }
 
@@ -61,9 +82,8 @@ describe('topk.wgsl', () => {
     const split = await run(x, rows, V, 6, [256, 600]);
     expect(whole.ids).toEqual(want.ids);
     expect(split.ids).toEqual(want.ids);
-    for (let r = 0; r < rows; r++) {
-      expect(want.ids[r].slice(0, 3)).toEqual([10, 500, 700]);
-      for (let i = 0; i < 6; i++) expect(Math.abs(split.probs[r][i] - want.probs[r][i])).toBeLessThanOrEqual(1e-6);
-    }
+    for (let r = 0; r < rows; r++) expect(want.ids[r].slice(0, 3)).toEqual([10, 500, 700]);
+    expectProbs(whole.probs, want.probs);
+    expectProbs(split.probs, want.probs);
   });
 });
