@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { hfPython } from '../../bench/hf.ts';
 import { recogniseChatTemplate } from '../../src/io/chat.ts';
 import { parseConfig } from '../../src/io/config.ts';
 import { readChatTemplate, readImageProcessorConfig, readQformerTokenizer, readTokenizer } from '../../src/io/model-files.ts';
@@ -54,13 +55,6 @@ interface HfReport {
 let out = '';
 let hf: HfReport;
 
-/** The venv's python (.ci/hf-venv.sh installs it the first time). */
-function python(): string {
-  const r = spawnSync('bash', [join(ROOT, '.ci/hf-venv.sh')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`.ci/hf-venv.sh failed (exit ${r.status}):\n${r.stderr}`);
-  return r.stdout.trim().split('\n').pop()!;
-}
-
 beforeAll(() => {
   const input = JSON.stringify(CONFIGS);
   const key = createHash('sha256').update(readFileSync(SCRIPT)).update(input).digest('hex').slice(0, 16);
@@ -70,7 +64,7 @@ beforeAll(() => {
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
     writeFileSync(join(tmp, 'configs.json'), input);
-    const r = spawnSync(python(), [SCRIPT, tmp, join(tmp, 'configs.json')], { encoding: 'utf8' });
+    const r = spawnSync(hfPython(), [SCRIPT, tmp, join(tmp, 'configs.json')], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${SCRIPT} failed (exit ${r.status}):\n${r.stderr.slice(-3000)}`);
     rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
