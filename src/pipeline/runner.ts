@@ -270,9 +270,10 @@ export async function runItems<I extends RunItem>(
     while (held.size > 0 && !summary.stopped) {
       for (const { it } of [...held.values()]) {
         if (summary.stopped) break;
+        held.delete(it.id); // out of the status line before it is counted
+        showHeld();
         const holder = await attempt(it);
-        if (holder === null) held.delete(it.id);
-        else held.set(it.id, { it, holder });
+        if (holder !== null) held.set(it.id, { it, holder });
       }
       showHeld();
       if (held.size === 0 || Date.now() >= deadline) break;

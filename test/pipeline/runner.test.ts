@@ -278,8 +278,12 @@ describe('several processes on one output folder', () => {
     };
     await Promise.all([holder('b', false), holder('c', true)]);
     const calls: string[] = [];
-    const s = await runItems(items('a', 'b', 'c'), out, async (it) => (calls.push(it.id), { id: it.id }), { ...quiet, lockWaitMs: 20_000 });
+    const log = collect();
+    const s = await runItems(items('a', 'b', 'c'), out, async (it) => (calls.push(it.id), { id: it.id }), { progress: { stream: log.stream, tty: false }, lockWaitMs: 20_000 });
     expect(calls).toEqual(['a', 'b']);
+    expect(log.text()).toMatch(/b: held by pid \d+ .*\nphaselens: c: held by pid \d+ /);
+    expect(log.text()).toContain('waiting up to 20 s for 2 item(s) held by other processes');
+    expect(log.text().trim().split('\n').at(-1)).toMatch(/^images 3\/3 \(100%\) \| [^|]+ \| took \d+s$/); // none held at the end
     expect(s).toMatchObject({ done: 2, skipped: 1, missing: [] });
     expect(readResult(out, 'c')).toEqual({ by: 'other' });
     expect(listImages(out)).toEqual(['a.json', 'b.json', 'c.json']);
