@@ -33,7 +33,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createNodeGpu } from '../src/gpu/node.ts';
-import { checkSubgroupMatrix } from '../src/ops/matmul-check.ts';
+import { checkMatmulVariants } from '../src/ops/matmul-check.ts';
 import type { Gpu } from '../src/gpu/context.ts';
 import { MATMUL_KERNELS, type MatmulKernel } from '../src/ops/linear.ts';
 import type { AttentionVariant } from '../src/ops/attention.ts';
@@ -124,7 +124,7 @@ const keep = (r: BenchRecord) => !wanted || wanted.includes(r.case) || selected.
 const gpu = await createNodeGpu();
 // the same adapter with GPU-class kernels, for the GPU-class variants (src/gpu/adapter-class.ts)
 const gpuClass = gpu.kernels === 'gpu' ? gpu : await createNodeGpu({ kernels: 'gpu' });
-const matrices = await checkSubgroupMatrix(gpuClass, (line) => console.error(line));
+const matrices = (await checkMatmulVariants(gpuClass, (line) => console.error(line))).join('; ');
 console.log(`adapter: ${gpu.adapterName} (${gpu.adapterClass.adapterClass} class)${matrices ? `; ${matrices}` : ''}; ${cpus().length} CPU threads (${cpus()[0]?.model ?? 'unknown CPU'}); load average ${loadavg()[0].toFixed(2)}`);
 console.log(`groups: ${selected.join(', ') || '(none)'}${opts.quick ? ' (--quick: tiny shapes, not a measurement)' : ''}\n`);
 

@@ -5,7 +5,7 @@ enable subgroups;
 enable f16;
 #endif
 #if SGMAT
-enable chromium_experimental_subgroup_matrix;
+enable $SGM_EXT;
 #endif
 // y[M, N] = act(x[M, K] · W[N, K]ᵀ + bias[N]) + residual[M, N]
 // W in HF Linear layout [out, in], f32 or packed f16; accumulation in f32.
@@ -71,7 +71,7 @@ enable chromium_experimental_subgroup_matrix;
 //     workgroup-memory traffic; x stays f32 and every multiply-add is f32, so the result is
 //     the f32 kernel's to the last bit.
 //
-//   sgmat (SGMAT) — GPUs with subgroup matrices (`chromium-experimental-subgroup-matrix`,
+//   sgmat (SGMAT) — GPUs with subgroup matrices (`subgroup-matrix`, or Dawn's experimental name,
 //     an f16 → f32 S×S×S configuration: 16 on NVIDIA, 8 on Apple) and f16 weights. One
 //     subgroup per workgroup (the x size must equal the subgroup size) owns a 64 × 64 block
 //     of y as (64/S)² result matrices. x is split into two f16 matrices, hi = f16(x) and
@@ -91,7 +91,8 @@ enable chromium_experimental_subgroup_matrix;
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
 //
 // defines: one of SG, TILE4X4, GEMV, TILED, SGMAT; RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
-//          TILE_M/TILE_N/TILE_K and F16 (TILED), SGM_S (SGMAT, with F16); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
+//          TILE_M/TILE_N/TILE_K and F16 (TILED), SGM_S and SGM_EXT (SGMAT, with F16: the matrix size
+//          and the extension's name, `subgroup_matrix` or `chromium_experimental_subgroup_matrix`); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
 //          ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
 #include "lib/activations.wgsl"
 
@@ -444,11 +445,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // B = Wᵀ (k rows × n columns) is ws read column-major
       var bs: array<right, IN>;
       for (var j = 0u; j < IN; j++) {
-        bs[j] = subgroupMatrixLoad<right>(&ws, j * S * TK + kk, true, TK);
+        bs[j] = subgroupMatrixLoad<right, col_major>(&ws, j * S * TK + kk, TK);
       }
       for (var i = 0u; i < IM; i++) {
-        let ah = subgroupMatrixLoad<left>(&xh, i * S * TK + kk, false, TK);
-        let al = subgroupMatrixLoad<left>(&xl, i * S * TK + kk, false, TK);
+        let ah = subgroupMatrixLoad<left, row_major>(&xh, i * S * TK + kk, TK);
+        let al = subgroupMatrixLoad<left, row_major>(&xl, i * S * TK + kk, TK);
         for (var j = 0u; j < IN; j++) {
           acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(ah, bs[j], acc[i * IN + j]);
           acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(al, bs[j], acc[i * IN + j]);
@@ -458,7 +459,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();  // the next step overwrites the tiles
   }
   for (var t = 0u; t < IM * IN; t++) {
-    subgroupMatrixStore(&cs, 0u, acc[t], false, S);
+    subgroupMatrixStore<row_major>(&cs, 0u, acc[t], S);
     workgroupBarrier();
     for (var e = lid; e < S * S; e += WG) {
       store(r0 + (t / IN) * S + e / S, c0 + (t % IN) * S + e % S, cs[e]);

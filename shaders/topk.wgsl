@@ -20,8 +20,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;    // [rows, 2]: max, Σ exp(x − max)
 
 const K = $K;
-override WG: u32 = 64u;
-const WG_MAX = 64u;
+const WG_MAX = $WG_MAXu;  // the op's workgroup size: WG_MAX·K entries must fit 16 KiB (src/ops/topk.ts)
+override WG: u32 = WG_MAX;
 const NEG = -3.4028234e38;  // ≈ −FLT_MAX (the literal must round within f32 range)
 
 var<workgroup> wval: array<f32, WG_MAX * K>;

@@ -37,7 +37,7 @@ import { analyzeImage } from '../../src/analysis/analyze-image.ts';
 import { parseKernelChoice } from '../../src/gpu/adapter-class.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
-import { checkSubgroupMatrix } from '../../src/ops/matmul-check.ts';
+import { checkMatmulVariants } from '../../src/ops/matmul-check.ts';
 import { adapterPeak } from '../../src/gpu/peaks.ts';
 import { readImageFile } from '../../src/io/load-node.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
@@ -113,8 +113,8 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
   if (o.mode === 'inputs') return { result: { side: 'phaselens', mode: 'inputs', seq: x.ids.length }, failed: false };
   const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
   const gpu: Gpu = await createNodeGpu({ profile: o.mode === 'profile', kernels });
-  // as every phaselens command does: subgroup matrices are used only once they pass the self-check
-  const matrices = await checkSubgroupMatrix(gpu, (line) => console.error(line));
+  // as every phaselens command does: tiled16 and sgmat are used only once they pass the self-check
+  const selfChecks = await checkMatmulVariants(gpu, (line) => console.error(line));
   const errors: Record<string, string> = {};
   const result: Record<string, unknown> = {
     side: 'phaselens',
@@ -123,7 +123,7 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
     adapter_class: gpu.adapterClass.adapterClass,
     kernels: gpu.kernels,
     features: gpu.features,
-    subgroup_matrix: matrices,
+    self_checks: selfChecks,
     model: o.model,
     family: files.family,
     prompt: o.prompt,

@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/context.ts';
 import { KERNELS_ENV, parseKernelChoice } from '../gpu/adapter-class.ts';
 import { createNodeGpu } from '../gpu/node.ts';
 import { adapterPeak } from '../gpu/peaks.ts';
-import { checkSubgroupMatrix } from '../ops/matmul-check.ts';
+import { checkMatmulVariants } from '../ops/matmul-check.ts';
 import { UserError } from '../errors.ts';
 import { checkOutputFile } from './output-paths.ts';
 
@@ -36,8 +36,7 @@ export async function openGpu(o: GpuCliOptions): Promise<Gpu> {
     `phaselens: GPU ${gpu.adapterName} (${c.adapterClass}: ${c.evidence}; ${gpu.kernels} kernels${gpu.kernelsForced ? ', forced' : ''}; ` +
       `shader-f16 ${yes(gpu.features.f16)}, timestamp-query ${yes(gpu.features.timestamps)}, subgroups ${yes(gpu.features.subgroups)})`,
   );
-  const matrices = await checkSubgroupMatrix(gpu, (line) => console.error(line));
-  if (matrices) console.error(`phaselens: ${matrices}`);
+  for (const line of await checkMatmulVariants(gpu, (w) => console.error(w))) console.error(`phaselens: ${line}`);
   return gpu;
 }
 

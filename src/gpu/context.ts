@@ -24,10 +24,23 @@ export interface SubgroupMatrix {
   size: number;
   /** The adapter's largest subgroup: the kernel's workgroup is one subgroup. */
   subgroupSize: number;
+  /** The WGSL extension that enables them (see SUBGROUP_MATRIX_FEATURES). */
+  extension: string;
 }
 
-/** Dawn's name of the experimental feature (it needs the instance toggle allow_unsafe_apis). */
-export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+/**
+ * The feature and its WGSL extension: the gpuweb draft's names first, used when an adapter
+ * offers them, then Dawn's experimental ones (which need the toggle allow_unsafe_apis).
+ */
+export const SUBGROUP_MATRIX_FEATURES = [
+  { feature: 'subgroup-matrix', extension: 'subgroup_matrix' },
+  { feature: 'chromium-experimental-subgroup-matrix', extension: 'chromium_experimental_subgroup_matrix' },
+] as const;
+
+/** The first of SUBGROUP_MATRIX_FEATURES that `has` reports, or null. */
+export function subgroupMatrixFeature(has: (feature: string) => boolean): (typeof SUBGROUP_MATRIX_FEATURES)[number] | null {
+  return SUBGROUP_MATRIX_FEATURES.find((f) => has(f.feature)) ?? null;
+}
 
 interface MatrixConfig {
   componentType: string;
@@ -38,13 +51,16 @@ interface MatrixConfig {
 }
 
 /** The largest square f16 → f32 configuration the adapter lists, if any. */
-export function pickSubgroupMatrix(info: { subgroupMatrixConfigs?: readonly MatrixConfig[]; subgroupMaxSize?: number } | undefined): SubgroupMatrix | null {
+export function pickSubgroupMatrix(
+  info: { subgroupMatrixConfigs?: readonly MatrixConfig[]; subgroupMaxSize?: number } | undefined,
+  extension: string,
+): SubgroupMatrix | null {
   const squares = (info?.subgroupMatrixConfigs ?? []).filter(
     (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === c.N && c.N === c.K && (c.M === 8 || c.M === 16),
   );
   const size = Math.max(0, ...squares.map((c) => c.M));
   const subgroupSize = info?.subgroupMaxSize ?? 0;
-  return size && subgroupSize >= 1 && subgroupSize <= 128 ? { size, subgroupSize } : null;
+  return size && subgroupSize >= 1 && subgroupSize <= 128 ? { size, subgroupSize, extension } : null;
 }
 
 export interface GpuOptions {
@@ -139,9 +155,10 @@ export class Gpu {
     const classified = classifyAdapter({ info, isFallbackAdapter: (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter });
     // subgroup matrices only for GPU-class kernels: the 'sgmat' matmul is their only user
     let subgroupMatrix: SubgroupMatrix | null = null;
-    if (features.f16 && features.subgroups && has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) && kernelClass(classified.adapterClass, opts.kernels) === 'gpu') {
-      subgroupMatrix = pickSubgroupMatrix(info as Parameters<typeof pickSubgroupMatrix>[0]);
-      if (subgroupMatrix) requiredFeatures.push(SUBGROUP_MATRIX_FEATURE as GPUFeatureName);
+    const sgm = subgroupMatrixFeature((f) => has(f as GPUFeatureName));
+    if (sgm && features.f16 && features.subgroups && kernelClass(classified.adapterClass, opts.kernels) === 'gpu') {
+      subgroupMatrix = pickSubgroupMatrix(info as Parameters<typeof pickSubgroupMatrix>[0], sgm.extension);
+      if (subgroupMatrix) requiredFeatures.push(sgm.feature as GPUFeatureName);
     }
     const l = adapter.limits;
     const device = await adapter.requestDevice({

@@ -14,6 +14,20 @@ import { KERNELS_ENV, parseKernelChoice } from './adapter-class.ts';
 
 let instance: GPU | undefined;
 
+/**
+ * Dawn toggles of the instance (dawn.node passes them on to every adapter and device it
+ * makes; one `enable-dawn-features=` flag, since a second would replace the first):
+ *   allow_unsafe_apis            lists experimental features such as subgroup matrices
+ *                                (requested only where a kernel uses them, see Gpu.fromAdapter);
+ *   vulkan_enable_f16_on_nvidia  Dawn's Vulkan backend hides `shader-f16` on NVIDIA unless this
+ *                                adapter toggle is on (PhysicalDeviceVk.cpp, crbug.com/42251215:
+ *                                CTS failures under investigation), and with it every f16
+ *                                subgroup-matrix configuration; no effect on other vendors.
+ *                                The f16 variants pass their self-check before use
+ *                                (src/ops/matmul-check.ts), which is what guards against those.
+ */
+export const DAWN_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'] as const;
+
 const SHADERS = new URL('../../shaders/', import.meta.url);
 
 /** Reads shaders/<path> from the package. */
@@ -44,10 +58,23 @@ export async function nodeAdapter(powerPreference?: GPUPowerPreference): Promise
   Object.assign(globalThis, globals);
   // Dawn's instance must outlive every device made from it: if the GPU object is garbage
   // collected, Dawn's event loop runs on freed memory and the process dies at random.
-  // allow_unsafe_apis: lists experimental features such as subgroup matrices (requested
-  // only where a kernel uses them, see Gpu.fromAdapter)
-  instance ??= create(['enable-dawn-features=allow_unsafe_apis']);
+  instance ??= create([`enable-dawn-features=${DAWN_TOGGLES.join(',')}`]);
   return adapterOrExplain(instance, powerPreference);
+}
+
+let nullInstance: GPU | undefined;
+
+/**
+ * Dawn's Null backend: every feature (subgroup matrices included, with allow_unsafe_apis),
+ * real WGSL compilation and validation, no execution. The compile test builds every kernel
+ * variant on it.
+ */
+export async function nullAdapter(): Promise<GPUAdapter> {
+  Object.assign(globalThis, globals);
+  nullInstance ??= create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+  const adapter = await nullInstance.requestAdapter();
+  if (!adapter) throw new Error("Dawn's Null backend gave no adapter");
+  return adapter;
 }
 
 /** The adapter, or a UserError that says how to install a driver. */

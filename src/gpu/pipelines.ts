@@ -18,6 +18,8 @@ export interface PipelineKey {
 export class PipelineCache {
   /** Pipelines created so far and the host time that took (shader module + pipeline). */
   readonly created = { count: 0, ms: 0 };
+  /** Compiler warnings so far ("file:line:col: message (defines …)"); the compile test requires none. */
+  readonly warnings: string[] = [];
   private cache = new Map<string, GPUComputePipeline>();
   private checks: Promise<void>[] = [];
 
@@ -31,22 +33,9 @@ export class PipelineCache {
     let p = this.cache.get(id);
     if (p) return p;
     const t0 = performance.now();
-    const { code, origin } = expandWgsl(key.shader, this.load, key.defines);
-    const label = `${key.shader} ${JSON.stringify(key.defines ?? {})}`;
-    const module = this.device.createShaderModule({ label, code });
-    this.checks.push(
-      module.getCompilationInfo().then((info) => {
-        const errors = info.messages.filter((m) => m.type === 'error');
-        if (!errors.length) return;
-        const lines = errors.map((m) => {
-          const at = origin[m.lineNum - 1] ?? `${key.shader}:?`;
-          return `${at}:${m.linePos}: ${m.message}`;
-        });
-        throw new GpuError(`WGSL compile error in ${key.shader} (defines ${JSON.stringify(key.defines ?? {})}):\n${lines.join('\n')}`);
-      }),
-    );
+    const module = this.module(key);
     p = this.device.createComputePipeline({
-      label,
+      label: module.label,
       layout: 'auto',
       compute: { module, entryPoint: 'main', constants: key.constants },
     });
@@ -54,6 +43,26 @@ export class PipelineCache {
     this.created.count++;
     this.created.ms += performance.now() - t0;
     return p;
+  }
+
+  /**
+   * The shader module alone; its messages are checked at the next `check()` like a
+   * pipeline's. The compile test uses it for variants whose workgroup exceeds the test
+   * device's limits (they are for GPUs with more).
+   */
+  module(key: PipelineKey): GPUShaderModule {
+    const { code, origin } = expandWgsl(key.shader, this.load, key.defines);
+    const module = this.device.createShaderModule({ label: `${key.shader} ${JSON.stringify(key.defines ?? {})}`, code });
+    this.checks.push(
+      module.getCompilationInfo().then((info) => {
+        const at = (m: GPUCompilationMessage) => `${origin[m.lineNum - 1] ?? `${key.shader}:?`}:${m.linePos}: ${m.message}`;
+        for (const m of info.messages) if (m.type === 'warning') this.warnings.push(`${at(m)} (defines ${JSON.stringify(key.defines ?? {})})`);
+        const errors = info.messages.filter((m) => m.type === 'error');
+        if (!errors.length) return;
+        throw new GpuError(`WGSL compile error in ${key.shader} (defines ${JSON.stringify(key.defines ?? {})}):\n${errors.map(at).join('\n')}`);
+      }),
+    );
+    return module;
   }
 
   /** Throws the first compile error of pipelines created since the last call. */

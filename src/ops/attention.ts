@@ -29,6 +29,7 @@
  *   shaders/lib/attention_scores.wgsl, and the value side from lib/attention_values.wgsl.
  */
 import type { Gpu } from '../gpu/context.ts';
+import type { PipelineKey } from '../gpu/pipelines.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { isCpuAdapter } from './common.ts';
@@ -165,7 +166,7 @@ export function pickVariant(gpu: Gpu, Sq: number, D = MAX_HEAD_DIM): AttentionVa
 }
 
 /** Tiles by preference (largest first); 'decode' sizes the rows to Sq so one query row does not pay for 64. */
-function tileCandidates(variant: 'flash' | 'decode', Sq: number): FlashTile[] {
+export function tileCandidates(variant: 'flash' | 'decode', Sq: number): FlashTile[] {
   const t = (rows: number, keys: number[]) => keys.map((k) => ({ rows, keys: k }));
   if (variant === 'flash') return [...t(64, [32]), ...t(32, [32]), ...t(16, [32, 16])];
   if (Sq === 1) return t(1, [64, 32, 16]);
@@ -226,8 +227,13 @@ export function rowsPerInvocation(gpu: Gpu, Sq: number): number {
   return isCpuAdapter(gpu) && Sq >= 128 ? 2 : 1;
 }
 
-function pipelineDefines(g: Geometry, mask: boolean, rows: number) {
+function pipelineDefines(g: Pick<Geometry, 'D' | 'causal'>, mask: boolean, rows: number) {
   return { D: g.D, ROWS: rows, VEC4: g.D % 4 === 0, CAUSAL: g.causal, MASK: mask };
+}
+
+/** The pipeline of 'flash' / 'decode' (`split`) with this tile (the compile test builds every one). */
+export function flashPipeline(D: number, causal: boolean, mask: boolean, tile: FlashTile, split: boolean): PipelineKey {
+  return { shader: 'attention_flash.wgsl', defines: { ...pipelineDefines({ D, causal }, mask, 1), SPLIT: split, ...flashLayout(D, tile, split).defines } };
 }
 
 function params(g: Geometry, query: number) {
@@ -280,7 +286,6 @@ function flashAttention(gpu: Gpu, g: Geometry, q: Tensor, k: Tensor, v: Tensor, 
     const want = tile ? `${tile.rows}×${tile.keys} tile (${flashLayout(D, tile, split).bytes} bytes)` : 'tile';
     throw new GpuError(`attention: no '${variant}' ${want} fits this device's ${gpu.limits.maxComputeWorkgroupStorageSize}-byte workgroup memory at D=${D}`);
   }
-  const layout = flashLayout(D, tile, split);
   const rowBlocks = Math.ceil(Sq / tile.rows);
   const chunks = split ? (opts.chunks ?? decodeChunks(rowBlocks, Hq, Skv, tile.keys)) : 1;
   if (!(Number.isInteger(chunks) && chunks >= 1)) throw new GpuError(`attention: chunks ${chunks} must be a positive integer`);
@@ -291,7 +296,7 @@ function flashAttention(gpu: Gpu, g: Geometry, q: Tensor, k: Tensor, v: Tensor, 
   const partML = split ? gpu.tensor([Sq, Hq, chunks, 2], 'f32', 'attn_partial_ml') : undefined;
   gpu.dispatch({
     kernel: `attention.${variant}`,
-    pipeline: { shader: 'attention_flash.wgsl', defines: { ...pipelineDefines(g, mask, 1), SPLIT: split, ...layout.defines } },
+    pipeline: flashPipeline(D, g.causal, mask, tile, split),
     params: params(g, 0),
     bindings: [q, k, v, opts.mask ?? null, split ? null : out, partO ?? null, partML ?? null],
     workgroups: [rowBlocks, Hq, chunks],

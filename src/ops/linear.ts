@@ -8,7 +8,8 @@
  *   'sgmat'    — GPU-class kernels, M > 8, f16 weights, on adapters with subgroup matrices
  *                once the variant has passed its self-check (src/ops/matmul-check.ts);
  *   'tiled'    — GPU-class kernels, M > 8 (prefill), when the workgroup memory fits;
- *                'tiled16' is the same with the W tile in f16 (`shader-f16`, f16 weights);
+ *                'tiled16' is the same with the W tile in f16 (`shader-f16`, f16 weights), once
+ *                it has passed the same self-check;
  *   'tile4x4'  — CPU-class adapters without subgroups, GPUs with too little workgroup memory.
  */
 import type { Gpu } from '../gpu/context.ts';
@@ -65,27 +66,34 @@ export function tiledFits(gpu: Gpu, M: number): boolean {
 /** sgmat: y per workgroup (shaders/matmul.wgsl; 64 × 64 whatever the matrix size S). */
 const SGM_TILE = 64;
 
-/** Devices whose 'sgmat' passed its self-check (src/ops/matmul-check.ts); only those pick it. */
-const sgmatChecked = new WeakSet<Gpu>();
+/** Per device, the variants that passed their self-check (src/ops/matmul-check.ts): 'tiled16' and 'sgmat' are picked only then. */
+const checked = new WeakMap<Gpu, Set<MatmulKernel>>();
 
-/** Called by the self-check once 'sgmat' matched 'tiled' on this device. */
-export function markSgmatChecked(gpu: Gpu): void {
-  sgmatChecked.add(gpu);
+/** Called by the self-check once `kernel` reproduced the f64 reference on this device. */
+export function markChecked(gpu: Gpu, kernel: MatmulKernel): void {
+  const s = checked.get(gpu) ?? new Set<MatmulKernel>();
+  s.add(kernel);
+  checked.set(gpu, s);
+}
+
+function passed(gpu: Gpu, kernel: MatmulKernel): boolean {
+  return checked.get(gpu)?.has(kernel) ?? false;
 }
 
 /**
  * The variant for M rows of x. CPU class: software adapters run a subgroup as the lanes
  * of one SIMD register, which is what 'subgroup' is shaped for (see shaders/matmul.wgsl);
  * barriers and workgroup memory are slow there. GPU class: 'gemv' for M ≤ 8, where the
- * op streams W once; 'tiled' otherwise — on a GPU 'subgroup's 128 accumulators and 32
+ * op streams W once; 'tiled' otherwise ('tiled16' and 'sgmat' for f16 weights once they passed
+ * their self-check on this device) — on a GPU 'subgroup's 128 accumulators and 32
  * staged x vectors per invocation would exhaust the registers.
  */
 export function pickMatmulKernel(gpu: Gpu, M: number, wdtype: 'f32' | 'f16' = 'f32'): MatmulKernel {
   if (isCpuAdapter(gpu)) return gpu.features.subgroups ? 'subgroup' : 'tile4x4';
   if (M <= GEMV_MAX_ROWS) return 'gemv';
-  if (wdtype === 'f16' && sgmatChecked.has(gpu)) return 'sgmat';
+  if (wdtype === 'f16' && passed(gpu, 'sgmat')) return 'sgmat';
   if (!tiledFits(gpu, M)) return 'tile4x4';
-  return wdtype === 'f16' && gpu.features.f16 ? 'tiled16' : 'tiled';
+  return wdtype === 'f16' && passed(gpu, 'tiled16') ? 'tiled16' : 'tiled';
 }
 
 /** Why `kernel` cannot run here for these weights and rows, or null when it can. */
@@ -95,7 +103,7 @@ export function kernelRefusal(gpu: Gpu, kernel: MatmulKernel, M: number, wdtype:
   if ((kernel === 'tiled' || kernel === 'tiled16') && !tiledFits(gpu, M)) return `the '${kernel}' kernel's workgroup does not fit this device's limits`;
   if ((kernel === 'tiled16' || kernel === 'sgmat') && wdtype !== 'f16') return `the '${kernel}' kernel takes f16 weights`;
   if (kernel === 'tiled16' && !gpu.features.f16) return `the 'tiled16' kernel needs the shader-f16 feature, which this device lacks`;
-  if (kernel === 'sgmat' && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (chromium-experimental-subgroup-matrix with an f16 → f32 configuration), which this device lacks`;
+  if (kernel === 'sgmat' && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (subgroup-matrix or chromium-experimental-subgroup-matrix with a square f16 → f32 configuration), which this device lacks`;
   return null;
 }
 
@@ -190,7 +198,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
     const sgm = gpu.subgroupMatrix!;
     gpu.dispatch({
       kernel: `matmul.sgmat.${w.dtype}`,
-      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, SGMAT: true, F16: true, SGM_S: sgm.size }, constants: { WG: sgm.subgroupSize } },
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, SGMAT: true, F16: true, SGM_S: sgm.size, SGM_EXT: sgm.extension }, constants: { WG: sgm.subgroupSize } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: [Math.ceil(N / SGM_TILE), Math.ceil(M / SGM_TILE)],
       ...cost(0, K4),

@@ -9,7 +9,15 @@ import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 
 export const MAX_K = 32;
-const WG = 64;
+/** WebGPU's minimum maxComputeWorkgroupStorageSize: what every device has. */
+const MIN_WORKGROUP_BYTES = 16384;
+
+/** Invocations per row: 64, halved while their lists (8·k bytes each, plus 8 for max and sum) pass MIN_WORKGROUP_BYTES — k = 32 gets 32. */
+export function topkWorkgroup(k: number): number {
+  let wg = 64;
+  while (wg > 1 && wg * (8 * k + 8) > MIN_WORKGROUP_BYTES) wg /= 2;
+  return wg;
+}
 
 export interface TopkResult {
   values: Tensor;
@@ -26,7 +34,7 @@ export function topk(gpu: Gpu, x: Tensor, k: number, col0 = 0): TopkResult {
   const stats = gpu.tensor([rows, 2], 'f32', `${x.name}.topk.stats`);
   gpu.dispatch({
     kernel: 'topk',
-    pipeline: { shader: 'topk.wgsl', defines: { K: k }, constants: { WG } },
+    pipeline: { shader: 'topk.wgsl', defines: { K: k, WG_MAX: topkWorkgroup(k) } },
     params: { values: [rows, V, col0] },
     bindings: [x, values, ids, stats],
     workgroups: gpu.grid(rows),

@@ -13,7 +13,7 @@ import { analyzeImage, DEFAULT_PROMPT, type AnalyzeOptions } from '../analysis/a
 import type { DataItem } from '../data/item.ts';
 import { UserError } from '../errors.ts';
 import { createBrowserGpu } from '../gpu/browser.ts';
-import { checkSubgroupMatrix } from '../ops/matmul-check.ts';
+import { checkMatmulVariants } from '../ops/matmul-check.ts';
 import { fmtBytes, type Gpu } from '../gpu/context.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
 import { decodeImage, type RgbImage } from '../io/image.ts';
@@ -56,8 +56,7 @@ export async function openPageGpu(featureLevel?: 'core' | 'compatibility'): Prom
   const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance', ...(featureLevel && { featureLevel }) });
   const gpu = await createBrowserGpu({ featureLevel, profile: !!adapter?.features.has('timestamp-query') });
   // subgroup matrices (Chrome with unsafe WebGPU) are used only after their self-check
-  const matrices = await checkSubgroupMatrix(gpu, (line) => console.warn(line));
-  if (matrices) console.info(`phaselens: ${matrices}`);
+  for (const line of await checkMatmulVariants(gpu, (w) => console.warn(w))) console.info(`phaselens: ${line}`);
   return gpu;
 }
 

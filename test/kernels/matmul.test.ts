@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { kernelRefusal, linear, pickMatmulKernel, subgroupRows, type LinearOptions, type MatmulKernel } from '../../src/ops/linear.ts';
-import { checkSubgroupMatrix, compareKernels } from '../../src/ops/matmul-check.ts';
+import { CHECK_PROBLEMS, checkKernel, checkMatmulVariants, referenceWithBound } from '../../src/ops/matmul-check.ts';
+import { elementwise } from '../../src/ops/elementwise.ts';
 import { Gpu } from '../../src/gpu/context.ts';
+import type { Tensor } from '../../src/gpu/tensor.ts';
 import { nodeAdapter, nodeShaderLoader } from '../../src/gpu/node.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { toF16, roundF16 } from '../../src/gpu/half.ts';
@@ -145,7 +147,8 @@ describe('matmul.wgsl (linear)', () => {
     expect(pickMatmulKernel(gpu, 8)).toBe('gemv');
     expect(pickMatmulKernel(gpu, 9)).toBe('tiled');
     expect(pickMatmulKernel(gpu, 600)).toBe('tiled');
-    expect(pickMatmulKernel(gpu, 600, 'f16')).toBe(gpu.features.f16 ? 'tiled16' : 'tiled');
+    // tiled16 only once it passed its self-check on this device
+    expect(pickMatmulKernel(gpu, 600, 'f16')).toBe('tiled');
     const cpu = await getGpu();
     expect(pickMatmulKernel(cpu, 1)).toBe(cpu.features.subgroups ? 'subgroup' : 'tile4x4');
     // the default pick on the GPU-class device, against the reference
@@ -180,44 +183,140 @@ describe('matmul.wgsl (linear)', () => {
 });
 
 describe('the self-check of a matmul variant (src/ops/matmul-check.ts)', () => {
-  it('two variants that agree pass; a bound below their rounding difference fails with the figure', async () => {
-    const gpu = await getGpu();
-    const good = await compareKernels(gpu, 'tiled', 'tile4x4');
-    expect(good.ok).toBe(true);
-    expect(good.relErr!).toBeLessThanOrEqual(1e-5);
-    // the two sum in different orders, so they differ by rounding (~1e-7) but not by 0
-    expect(good.relErr!).toBeGreaterThan(0);
-    const strict = await compareKernels(gpu, 'tiled', 'tile4x4', { tolerance: good.relErr! / 2 });
-    expect(strict.ok).toBe(false);
-    expect(strict.reason).toMatch(/differs from 'tile4x4' by \d\.\d\de-\d+/);
+  it('runs at the K of the 7B models (4096, 11008) and a ragged one, every epilogue path', () => {
+    expect(CHECK_PROBLEMS.map((p) => p.shape[2])).toEqual([100, 4096, 11008]);
+    for (const p of CHECK_PROBLEMS) {
+      expect(p.shape[0] % 64).not.toBe(0);
+      expect(p.shape[1] % 64).not.toBe(0);
+    }
+    expect(CHECK_PROBLEMS.some((p) => p.bias && p.residual && p.act === 'silu')).toBe(true);
+    expect(new Set(CHECK_PROBLEMS.map((p) => p.shape[0] <= 64))).toEqual(new Set([true, false])); // both TILE_M
   });
 
-  it('a device without subgroup matrices has nothing to check, and never picks sgmat', async () => {
+  it('the bound grows like √K and covers the f32 rounding of a real sum, not an f16 one', () => {
+    // one row: x·w over K equal products; the f32 sum's error is well inside, f16-rounded
+    // products (f16 activations) are outside at K = 100
+    const p = { shape: [1, 1, 100] as [number, number, number], bias: false, act: 'none' as const, residual: false };
+    const x = randn(100, 3);
+    const w = roundF16(randn(100, 4, 0.2));
+    const { y, bound } = referenceWithBound(x, w, p);
+    let f32 = 0;
+    let f16x = 0;
+    for (let k = 0; k < 100; k++) {
+      f32 = Math.fround(f32 + Math.fround(x[k] * w[k]));
+      f16x = Math.fround(f16x + Math.fround(roundF16([x[k]])[0] * w[k]));
+    }
+    expect(Math.abs(f32 - y[0])).toBeLessThan(bound[0]);
+    expect(Math.abs(f16x - y[0])).toBeGreaterThan(bound[0]);
+    const at = (K: number) => referenceWithBound(new Float32Array(K).fill(1), new Float32Array(K).fill(1), { ...p, shape: [1, 1, K] }).bound[0] / K;
+    // √K from the accumulation term; the input term (2⁻²²·A) is linear in A, so a little less
+    expect(at(10000) / at(100)).toBeGreaterThan(8);
+    expect(at(10000) / at(100)).toBeLessThanOrEqual(10);
+  });
+
+  it('tiled and tiled16 pass against the f64 reference at every problem; a tighter bound fails with the figure', async () => {
+    const gpu = await createNodeGpu({ kernels: 'gpu' });
+    for (const kernel of ['tiled', ...(gpu.features.f16 ? ['tiled16'] : [])] as MatmulKernel[]) {
+      const c = await checkKernel(gpu, kernel);
+      expect(c.ok, c.reason).toBe(true);
+      expect(c.worst!).toBeGreaterThan(0); // it did round: the comparison is not vacuous
+      expect(c.worst!).toBeLessThanOrEqual(1);
+      const strict = await checkKernel(gpu, kernel, { slack: c.worst! / 2 });
+      expect(strict.ok).toBe(false);
+      expect(strict.reason).toMatch(/differs from the f64 reference by \d\.\d\d× its rounding bound/);
+    }
+    gpu.destroy();
+  }, 600_000);
+
+  it('a result off by f16 rounding (relative 2⁻¹¹) fails', async () => {
+    const gpu = await getGpu();
+    const c = await checkKernel(gpu, 'tiled', {
+      problems: CHECK_PROBLEMS.slice(0, 1),
+      candidate: (x, w, o) => {
+        const y = linear(gpu, x, w, { ...o, kernel: pickMatmulKernel(gpu, x.shape[0], 'f16') });
+        const off = elementwise(gpu, 'scale', y, null, 1 + 2 ** -11);
+        gpu.release(y);
+        return off;
+      },
+    });
+    expect(c.ok).toBe(false);
+    expect(c.reason).toMatch(/at \[72, 80, 100\]/);
+  });
+
+  // A pipeline the device refuses (its workgroup exceeds the device's limit: an error at
+  // pipeline creation) and an error no dispatch scope covers (a write past a buffer's end,
+  // which would otherwise reach onuncapturederror and poison the device): the check fails
+  // with the reason, the device stays alive, and prefill keeps tiled.
+  it('a planted failing pipeline: the check fails, the device stays alive and falls back', async () => {
+    const gpu = await createNodeGpu({ kernels: 'gpu' });
+    const planted = (x: Tensor, w: Tensor): Tensor => {
+      const y = gpu.tensor([x.shape[0], w.shape[0]], 'f32', 'planted');
+      gpu.write(y, new Float32Array(8), y.byteSize + 1024);
+      gpu.dispatch({
+        kernel: 'planted',
+        pipeline: { shader: 'matmul.wgsl', defines: { TILE4X4: true, VEC4: true, W_F16: true, W_BINDING: 2, BIAS: false, RESIDUAL: false, ACT: 0 }, constants: { WG_X: 4096, WG_Y: 4096 } },
+        params: { values: [x.shape[0], w.shape[0], x.shape[1], 0, x.shape[1] / 4, 2] },
+        bindings: [x, w, null, null, y],
+        workgroups: [1, 1],
+        shapes: 'planted',
+      });
+      return y;
+    };
+    const c = await checkKernel(gpu, 'tiled16', { candidate: planted });
+    expect(c.ok).toBe(false);
+    expect(c.reason).toMatch(/did not run at \[72, 80, 100\]: .*(validation|WGSL|workgroup)/i);
+    expect(pickMatmulKernel(gpu, 600, 'f16')).toBe('tiled');
+    // alive: the default pick runs and agrees with the reference, and sync raises nothing
+    const [M, N, K] = [70, 50, 66];
+    const x = randn(M * K, 1);
+    const w = randn(N * K, 2, 0.5);
+    const y = await gpu.readF32(linear(gpu, gpu.upload(x, [M, K], 'x'), gpu.upload(toF16(w), [N, K], 'w', 'f16')));
+    expect(relErr(y, linearRef(x, roundF16(w), M, N, K))).toBeLessThanOrEqual(TOL);
+    await gpu.sync();
+    gpu.destroy();
+  });
+
+  it('GPU class: tiled16 is checked and then picked; CPU class: nothing to check', async () => {
     const gpu = await createNodeGpu({ kernels: 'gpu' });
     expect(gpu.subgroupMatrix).toBeNull();
     const warnings: string[] = [];
-    expect(await checkSubgroupMatrix(gpu, (l) => warnings.push(l))).toBeNull();
+    const lines = await checkMatmulVariants(gpu, (l) => warnings.push(l));
     expect(warnings).toEqual([]);
+    if (gpu.features.f16) {
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/shader-f16: the 'tiled16' matmul passed its self-check \(max error 0\.\d{3} of its bound\)/);
+      expect(pickMatmulKernel(gpu, 600, 'f16')).toBe('tiled16');
+    } else {
+      expect(lines).toEqual([]);
+    }
     expect(pickMatmulKernel(gpu, 600, 'f16')).not.toBe('sgmat');
     gpu.destroy();
+    const cpu = await createNodeGpu({ kernels: 'cpu' });
+    expect(await checkMatmulVariants(cpu, (l) => warnings.push(l))).toEqual([]);
+    cpu.destroy();
   });
 
   // This machine's adapters have no subgroup matrices, so the kernel cannot compile here:
   // a device that claims a configuration it was not created with gets a real WGSL error
   // from Dawn, which is the failure the check exists to catch on a real adapter.
-  it('sgmat that does not compile: a warning naming the reason, and prefill keeps tiled', async () => {
+  it('sgmat that does not compile: a warning naming the reason, and prefill keeps tiled16', async () => {
     const base = await getGpu();
     const adapter = await nodeAdapter();
     const device = await adapter!.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups' as GPUFeatureName].filter((f) => adapter!.features.has(f)) as GPUFeatureName[] });
-    const gpu = new Gpu(device, { ...base.features, timestamps: false }, base.adapterName, base.adapterClass, nodeShaderLoader, { kernels: 'gpu' }, { size: 16, subgroupSize: 32 });
+    const gpu = new Gpu(device, { ...base.features, timestamps: false }, base.adapterName, base.adapterClass, nodeShaderLoader, { kernels: 'gpu' }, { size: 16, subgroupSize: 32, extension: 'chromium_experimental_subgroup_matrix' });
     const warnings: string[] = [];
-    const line = await checkSubgroupMatrix(gpu, (l) => warnings.push(l));
-    expect(line).toMatch(/failed its self-check; using 'tiled'/);
+    const lines = await checkMatmulVariants(gpu, (l) => warnings.push(l));
+    expect(lines.at(-1)).toMatch(/'sgmat' failed its self-check; not used/);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/'sgmat' matmul failed its self-check: it did not run: WGSL compile error in matmul\.wgsl/);
+    expect(warnings[0]).toMatch(/^phaselens: warning: subgroup matrices f16 16×16×16 → f32 present, but the 'sgmat' matmul failed its self-check: it did not run at \[72, 80, 100\]: .*WGSL compile error in matmul\.wgsl.*Not using it\.$/);
     expect(pickMatmulKernel(gpu, 600, 'f16')).toBe(gpu.features.f16 ? 'tiled16' : 'tiled');
     // the device still works after the failed compile
-    await check('tiled', [70, 50, 66], 'f16');
+    const [M, N, K] = [70, 50, 66];
+    const x = randn(M * K, 1);
+    const w = randn(N * K, 2, 0.5);
+    const y = await gpu.readF32(linear(gpu, gpu.upload(x, [M, K], 'x'), gpu.upload(toF16(w), [N, K], 'w', 'f16')));
+    expect(relErr(y, linearRef(x, roundF16(w), M, N, K))).toBeLessThanOrEqual(TOL);
+    await gpu.sync();
     gpu.destroy();
   });
 });
