@@ -16,6 +16,7 @@ export interface GpuCliOptions {
   profile?: string | boolean;
   kernels?: string;
   peakTflops?: string;
+  peakTensorTflops?: string;
   peakGbs?: string;
 }
 
@@ -23,6 +24,7 @@ export function addGpuOptions(cmd: Command): Command {
   return cmd
     .option('--profile [trace]', 'time every kernel; print a per-kernel table and write a Chrome trace (default phaselens-trace.json)')
     .option('--peak-tflops <t>', "the adapter's FP32 peak, for the profile's % of peak (default: a table of common GPUs)")
+    .option('--peak-tensor-tflops <t>', "the adapter's dense FP16 matrix-unit (tensor-core) peak, for the % of peak of tensor-core kernels")
     .option('--peak-gbs <g>', "the adapter's memory bandwidth in GB/s, for the profile's % of peak")
     .option('--kernels <class>', `kernel variants: auto (by adapter class), cpu (software adapters) or gpu; default ${KERNELS_ENV} or auto`);
 }
@@ -73,7 +75,11 @@ export function parseDtype(v: string | undefined): 'f32' | 'f16' | undefined {
 }
 
 function peakOf(o: GpuCliOptions, adapterName: string) {
-  return adapterPeak(adapterName, { tflops: positive('--peak-tflops', o.peakTflops), gbs: positive('--peak-gbs', o.peakGbs) });
+  return adapterPeak(adapterName, {
+    tflops: positive('--peak-tflops', o.peakTflops),
+    tensorTflops: positive('--peak-tensor-tflops', o.peakTensorTflops),
+    gbs: positive('--peak-gbs', o.peakGbs),
+  });
 }
 
 function positive(name: string, v: string | undefined): number | undefined {

@@ -85,6 +85,8 @@ export interface Dispatch {
   shapes: string;
   flops?: number;
   bytes?: number;
+  /** Runs on the matrix units (tensor cores): the profile's % of peak is of their peak. */
+  tensorCores?: boolean;
 }
 
 const TRAIL = 8; // recent dispatches quoted in error messages
@@ -301,7 +303,7 @@ export class Gpu {
     const bindGroup = this.device.createBindGroup({ label: desc, layout: pipeline.getBindGroupLayout(0), entries });
     const first = !this.dispatched.has(pipeline);
     this.dispatched.add(pipeline);
-    const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0, first });
+    const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0, first, tensorCores: d.tensorCores });
     const pass = this.enc().beginComputePass({ label: desc, timestampWrites });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);

@@ -24,6 +24,8 @@ export interface KernelRecord {
   bytes: number;
   /** The first dispatch of its pipeline (may include compilation). */
   first?: boolean;
+  /** Runs on the matrix units (subgroup matrices): % of peak is of the tensor peak. */
+  tensorCores?: boolean;
   /** GPU timestamps in ns (timestamp-query only). */
   begin?: number;
   end?: number;
@@ -117,10 +119,10 @@ export class Profiler {
    * One row per kernel: every call, and over the steady ones (not a pipeline's first
    * dispatch): their count, total ms, GFLOP/s and GB/s; `firstMs` is the first dispatches' time.
    */
-  summary(): { kernel: string; calls: number; steadyCalls: number; ms: number; gflops: number; gbps: number; firstMs: number }[] {
-    const by = new Map<string, { calls: number; steady: number; ns: number; flops: number; bytes: number; firstNs: number }>();
+  summary(): { kernel: string; calls: number; steadyCalls: number; ms: number; gflops: number; gbps: number; firstMs: number; tensorCores: boolean }[] {
+    const by = new Map<string, { calls: number; steady: number; ns: number; flops: number; bytes: number; firstNs: number; tensorCores: boolean }>();
     for (const r of this.records) {
-      const s = by.get(r.kernel) ?? { calls: 0, steady: 0, ns: 0, flops: 0, bytes: 0, firstNs: 0 };
+      const s = by.get(r.kernel) ?? { calls: 0, steady: 0, ns: 0, flops: 0, bytes: 0, firstNs: 0, tensorCores: !!r.tensorCores };
       s.calls++;
       const ns = r.begin !== undefined && r.end !== undefined ? Math.max(0, r.end - r.begin) : 0;
       if (r.first) s.firstNs += ns;
@@ -141,6 +143,7 @@ export class Profiler {
         gflops: s.ns ? s.flops / s.ns : 0,
         gbps: s.ns ? s.bytes / s.ns : 0,
         firstMs: s.firstNs / 1e6,
+        tensorCores: s.tensorCores,
       }))
       .sort((a, b) => b.ms - a.ms || b.calls - a.calls);
   }
@@ -162,7 +165,7 @@ export class Profiler {
       r.gflops ? r.gflops.toFixed(2) : '-',
       r.gbps ? r.gbps.toFixed(2) : '-',
       r.firstMs.toFixed(3),
-      ...(peak ? [pct(r.gflops, peak.tflops * 1000), pct(r.gbps, peak.gbs)] : []),
+      ...(peak ? [pct(r.gflops, (r.tensorCores ? peak.tensorTflops : peak.tflops) * 1000) + (r.tensorCores ? ' (tensor)' : ''), pct(r.gbps, peak.gbs)] : []),
     ]);
     const subMs = unionMs(this.submissions);
     const gpuMs = rows.reduce((a, r) => a + r.ms, 0);
@@ -173,7 +176,7 @@ export class Profiler {
         : `timestamp-query is not available on this adapter: timed whole submissions on the host clock, ` +
           `one dispatch per submission: ${subMs.toFixed(1)} ms for ${this.records.length} dispatches (submit to done, overlaps counted once; includes per-submit overhead)`,
     ];
-    if (peak) foot.push(`peak of ${peak.name}: ${peak.tflops} TFLOP/s FP32, ${peak.gbs} GB/s`);
+    if (peak) foot.push(`peak of ${peak.name}: ${peak.tflops} TFLOP/s FP32, ${peak.tensorTflops} TFLOP/s FP16 on the matrix units (the % of kernels marked "(tensor)"), ${peak.gbs} GB/s`);
     if (pipelines) foot.push(`pipeline creation on the host: ${pipelines.count} pipelines in ${pipelines.ms.toFixed(1)} ms (not in any kernel's time)`);
     return formatTable(head, body) + '\n' + foot.join('\n');
   }

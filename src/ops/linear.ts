@@ -203,6 +203,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
       workgroups: [Math.ceil(N / SGM_TILE), Math.ceil(M / SGM_TILE)],
       ...cost(0, K4),
       ...common,
+      tensorCores: true,
     });
   } else {
     gpu.dispatch({

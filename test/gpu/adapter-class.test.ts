@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { classifyAdapter, kernelClass } from '../../src/gpu/adapter-class.ts';
 import { adapterPeak } from '../../src/gpu/peaks.ts';
+import { Profiler } from '../../src/gpu/profiler.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { pickMatmulKernel } from '../../src/ops/linear.ts';
@@ -128,11 +129,43 @@ describe('forced kernel classes on this machine', () => {
 
 describe('adapterPeak', () => {
   it('knows common GPUs by their description, takes overrides, and has nothing for a software adapter', () => {
-    expect(adapterPeak('nvidia hopper  NVIDIA H100 80GB HBM3')).toEqual({ name: 'NVIDIA H100 SXM', tflops: 67, gbs: 3350 });
+    expect(adapterPeak('nvidia hopper  NVIDIA H100 80GB HBM3')).toEqual({ name: 'NVIDIA H100 SXM', tflops: 67, tensorTflops: 989, gbs: 3350 });
     expect(adapterPeak('nvidia hopper  NVIDIA H100 PCIe')?.name).toBe('NVIDIA H100 PCIe');
     expect(adapterPeak('nvidia  NVIDIA H200')?.gbs).toBe(4800);
     expect(adapterPeak('mesa software llvmpipe')).toBeNull();
     expect(adapterPeak('mesa software llvmpipe', { tflops: 0.2 })).toMatchObject({ name: 'given', tflops: 0.2 });
-    expect(adapterPeak('NVIDIA H200', { gbs: 4000 })).toEqual({ name: 'NVIDIA H200, overridden', tflops: 67, gbs: 4000 });
+    expect(adapterPeak('NVIDIA H200', { gbs: 4000 })).toEqual({ name: 'NVIDIA H200, overridden', tflops: 67, tensorTflops: 989, gbs: 4000 });
+    expect(adapterPeak('NVIDIA H200', { tensorTflops: 900 })?.tensorTflops).toBe(900);
+  });
+
+  it('has the GPUs the issue names, each with a tensor peak at or above its FP32 one', () => {
+    const names: [string, string][] = [
+      ['nvidia hopper NVIDIA H100 80GB HBM3', 'NVIDIA H100 SXM'],
+      ['nvidia hopper NVIDIA H100 PCIe', 'NVIDIA H100 PCIe'],
+      ['nvidia hopper NVIDIA H200', 'NVIDIA H200'],
+      ['nvidia ampere NVIDIA A100-SXM4-80GB', 'NVIDIA A100 80GB'],
+      ['nvidia ada NVIDIA L40S', 'NVIDIA L40S'],
+      ['nvidia ada NVIDIA GeForce RTX 4090', 'NVIDIA GeForce RTX 4090'],
+      ['apple metal-3 Apple M1 Max', 'Apple M1 Max (32-core GPU)'],
+      ['apple metal-3 Apple M2', 'Apple M2 (10-core GPU)'],
+      ['apple metal-3 Apple M2 Ultra', 'Apple M2 Ultra (76-core GPU)'],
+    ];
+    for (const [adapter, name] of names) {
+      const p = adapterPeak(adapter)!;
+      expect(p.name, adapter).toBe(name);
+      expect(p.tensorTflops).toBeGreaterThanOrEqual(p.tflops);
+    }
+  });
+
+  it("the profile's % of peak: the tensor peak for tensor-core kernels, the FP32 peak for the others", async () => {
+    const p = new Profiler((await getGpu()).device, true);
+    // 1 ms each, 2 steady calls of 10 GFLOP (10 TFLOP/s) per kernel
+    for (const [kernel, tensorCores] of [['matmul.sgmat.f16', true], ['matmul.tiled.f16', false]] as const) {
+      for (const first of [true, false, false]) p.records.push({ kernel, shapes: '-', flops: 1e10, bytes: 1e9, first, tensorCores, begin: 0, end: 1e6 });
+    }
+    const t = p.table(undefined, { name: 'test', tflops: 50, tensorTflops: 1000, gbs: 2000 });
+    expect(t).toMatch(/^matmul\.sgmat\.f16 .* 1\.0 \(tensor\)\s+50\.0$/m); // 10 of 1000 TFLOP/s; 1000 of 2000 GB/s
+    expect(t).toMatch(/^matmul\.tiled\.f16 .* 20\.0\s+50\.0$/m); // 10 of 50
+    expect(t).toContain('1000 TFLOP/s FP16 on the matrix units');
   });
 });
