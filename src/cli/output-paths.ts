@@ -5,9 +5,9 @@
  *
  * - A file (`dump --out`, `--profile TRACE`) goes into a folder that must exist and be
  *   writable; the path must not be a folder. An existing file is overwritten.
- * - A folder (`--out` of analyze, knockout, ablate, patch, merge, demo) is created with its
- *   parents when missing, so it must not be a file, and the nearest existing ancestor must
- *   be a writable folder.
+ * - A folder (`--out` of analyze, knockout, ablate, patch, merge, demo; slurm's `--jobs`)
+ *   is created with its parents when missing, so it must not be a file, and the nearest
+ *   existing ancestor must be a writable folder.
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';

@@ -62,6 +62,7 @@ describe('output paths and model-free flags are refused before the model folder 
     ['ablate --profile in a missing folder', () => ['ablate', '--model', noWeights, '--data', data, '--token', 'image', '--out', join(work, 'ab'), '--profile', join(work, 'no/t.json')], /--profile .*does not exist/],
     ['merge --out an existing file', () => ['merge', work, '--out', aFile], /--out .*a-file is a file/],
     ['demo --out an existing file', () => ['demo', '--out', aFile], /--out .*a-file is a file/],
+    ['slurm --jobs below a file', () => ['slurm', '--shards', '1', '--jobs', join(aFile, 'jobs'), '--', 'analyze', '--model', noWeights, '--data', data, '--out', join(work, 'sl')], /--jobs .*a-file is a file, so the folder cannot be created/],
     ['analyze --smooth 2 (an even window has no centre)', () => ['analyze', '--model', noWeights, '--data', data, '--out', join(work, 'an'), '--smooth', '2'], /--smooth 2: .*odd whole number/],
   ];
   for (const [what, args, msg] of cases) it(what, () => refusedEarly(cli(...args()), msg));

@@ -12,6 +12,7 @@ import { UserError } from '../../errors.ts';
 import { selectItems } from '../../pipeline/analyze.ts';
 import { arrayScript, mergeScript, submitScript, type SlurmRun } from '../../pipeline/slurm.ts';
 import { collect, int } from '../options.ts';
+import { checkOutputFolder } from '../output-paths.ts';
 import * as ablate from './ablate.ts';
 import * as analyze from './analyze.ts';
 import * as knockout from './knockout.ts';
@@ -83,6 +84,8 @@ export function register(program: Command): void {
       const items = selectItems({ data: run.data, limit: run.limit, seed: run.seed }).items.length;
       if (shards > items) throw new UserError(`--shards ${shards}: the run has only ${items} item(s); use at most ${items} shards`);
       const jobs = resolve(o.jobs ?? join(run.out, 'slurm'));
+      checkOutputFolder('--out', run.out);
+      checkOutputFolder('--jobs', jobs);
       const sbatch = [
         ...(['partition', 'time', 'mem', 'cpusPerTask', 'account'] as const)
           .filter((k) => o[k] !== undefined)
