@@ -12,89 +12,22 @@
  * with the InstructBLIP shapes' vocab of 32001 (the real one) its `<pad>` (32001) is out
  * of range, so feed prompts without padding.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { isMain, runStandalone } from '../src/cli/standalone.ts';
 import { UserError } from '../src/errors.ts';
-import { parseConfig } from '../src/io/config.ts';
-import { expectedTensors } from '../src/io/expected-tensors.ts';
+import { expectedTensors, FAMILIES, parseConfig, type FamilyEntry } from '../src/models/registry.ts';
 import { tensorBytes, type TensorSpec } from '../src/io/safetensors-write.ts';
-import { writeInstructBlipProcessor, writeLlavaProcessor } from './processor-files.ts';
+import { writeProcessorFiles } from './processor-files.ts';
 import { fromF16 } from '../src/gpu/half.ts';
 import { fastF16Chunks } from './random-weights.ts';
 import { writeWeights } from './write-checkpoint.ts';
 
-/** The real llava-1.5-7b-hf config.json. */
-async function llava7b(): Promise<Record<string, unknown>> {
-  return JSON.parse(await readFile(new URL('./assets/llava-1.5-7b-hf/config.json', import.meta.url), 'utf8'));
-}
-
-/**
- * Salesforce/instructblip-vicuna-7b's shape: the HF defaults of InstructBlipVisionConfig
- * and InstructBlipQFormerConfig, Q-Former vocab 30523 (BERT + [DEC]) and Vicuna-7B with
- * vocab 32001, as convert_instructblip_original_to_pytorch.py builds it.
- */
-async function instructblipVicuna7b(): Promise<Record<string, unknown>> {
-  return {
-    architectures: ['InstructBlipForConditionalGeneration'],
-    model_type: 'instructblip',
-    num_query_tokens: 32,
-    qformer_config: { model_type: 'instructblip_qformer', vocab_size: 30523 },
-    text_config: { architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 32001, pad_token_id: 0, torch_dtype: 'float16' },
-    torch_dtype: 'float16',
-    use_decoder_only_language_model: true,
-    vision_config: { model_type: 'instructblip_vision_model' },
-  };
-}
-
-/**
- * A mid-size LLaVA for benchmarks on CPU adapters: the 7B layout scaled down (CLIP 512 wide,
- * 224 px → 256 patches; LLaMA 1024 wide, 8 layers; the real vocabulary), ~0.19 B parameters.
- */
-async function llavaMid(): Promise<Record<string, unknown>> {
-  const full = await llava7b();
-  return {
-    ...full,
-    image_seq_length: 256,
-    text_config: { ...(full.text_config as object), hidden_size: 1024, intermediate_size: 2752, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 8 },
-    vision_config: { ...(full.vision_config as object), hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 6, image_size: 224, patch_size: 14, projection_dim: 512 },
-  };
-}
-
-/**
- * A mid-size InstructBLIP for benchmarks on CPU adapters, about llava-mid's cost: the
- * vicuna-7b layout scaled down (EVA 512 wide, 6 layers, 224 px → 256 patches; Q-Former
- * 384 wide, 4 layers, 32 queries, cross-attention every 2nd layer; llava-mid's LLaMA with
- * vocab 32001 and `<image>` = 32000), ~0.21 B parameters.
- */
-/**
- * LLaVA-1.5-7B's depth at a CPU adapter's width: llava-mid's vision tower and a 32-layer
- * LLaMA 512 wide (the knockout sweep's cost depends on the layer count; ~0.1 B parameters).
- */
-async function llavaDeep(): Promise<Record<string, unknown>> {
-  const mid = await llavaMid();
-  return { ...mid, text_config: { ...(mid.text_config as object), hidden_size: 512, intermediate_size: 1376, num_attention_heads: 8, num_key_value_heads: 8, num_hidden_layers: 32 } };
-}
-
-async function instructblipMid(): Promise<Record<string, unknown>> {
-  const full = await instructblipVicuna7b();
-  return {
-    ...full,
-    image_token_index: 32000,
-    qformer_config: { ...(full.qformer_config as object), hidden_size: 384, intermediate_size: 1536, num_attention_heads: 6, num_hidden_layers: 4, cross_attention_frequency: 2, encoder_hidden_size: 512 },
-    text_config: { ...(full.text_config as object), hidden_size: 1024, intermediate_size: 2752, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 8 },
-    vision_config: { ...(full.vision_config as object), hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 6, image_size: 224, patch_size: 14 },
-  };
-}
-
-export const RANDOM_SHAPES: Record<string, () => Promise<Record<string, unknown>>> = {
-  'llava-7b': llava7b,
-  'llava-mid': llavaMid,
-  'llava-deep': llavaDeep,
-  'instructblip-vicuna-7b': instructblipVicuna7b,
-  'instructblip-mid': instructblipMid,
-};
+/** Every family's full-size shapes (models/registry.ts), by name. */
+export const RANDOM_SHAPES: Record<string, { family: FamilyEntry; config: () => Record<string, unknown> }> = Object.fromEntries(
+  FAMILIES.flatMap((family) => Object.entries(family.shapes).map(([name, config]) => [name, { family, config }])),
+);
 
 export interface MakeRandomOptions {
   shape: string;
@@ -125,7 +58,7 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
   const make = RANDOM_SHAPES[opts.shape];
   if (!make) throw new UserError(`unknown --shape ${opts.shape} (known: ${Object.keys(RANDOM_SHAPES).join(', ')})`);
   const f32 = opts.dtype === 'f32';
-  const json = f32 ? withTorchDtype(await make(), 'float32') : await make();
+  const json = f32 ? withTorchDtype(make.config(), 'float32') : make.config();
   const config = parseConfig(JSON.stringify(json), `${opts.shape} config`);
   const specs: TensorSpec[] = expectedTensors(config)
     .filter((t) => !t.optional)
@@ -134,9 +67,7 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
   const seed = opts.seed ?? 0;
   const files = await writeWeights(opts.out, specs, (t) => (f32 ? widened(fastF16Chunks(t.name, tensorBytes(t) / 4, seed)) : fastF16Chunks(t.name, tensorBytes(t) / 2, seed)), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
-  const image = config.vision_config.image_size;
-  if (config.model_type === 'llava') await writeLlavaProcessor(opts.out, image);
-  else await writeInstructBlipProcessor(opts.out, image);
+  await writeProcessorFiles(opts.out, make.family, config);
   return { files: ['config.json', ...files], bytes: specs.reduce((n, t) => n + tensorBytes(t), 0) };
 }
 
@@ -144,7 +75,7 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
 export function configureMakeRandom(cmd: Command): Command {
   return cmd
     .description('write a full-size random fp16 checkpoint in HF layout (for GPU performance work; ~14 GB for 7B)')
-    .addOption(new Option('--shape <name>', 'model shape').choices(Object.keys(RANDOM_SHAPES)).makeOptionMandatory())
+    .addOption(new Option('--shape <name>', `model shape: ${Object.entries(RANDOM_SHAPES).map(([n, s]) => `${n} (${s.family.modelType})`).join(', ')}`).choices(Object.keys(RANDOM_SHAPES)).makeOptionMandatory())
     .requiredOption('--out <dir>', 'output folder (created)')
     .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
     .option('--max-shard-gb <gb>', 'largest shard in GB', parseFloat, 5)

@@ -1,8 +1,9 @@
 /**
  * make-tiny: writes a complete, tiny Hugging Face checkpoint folder for tests and the
- * demo — config.json in the real llava / instructblip structure, deterministic random
- * weights under HF names and shapes (from src/io/expected-tensors.ts, so generator and
- * loader cannot disagree), the real llava-1.5 tokenizer, and processor files.
+ * demo — config.json in the real structure of a family of the table (models/registry.ts,
+ * its `tiny` shape around the tiny LLaMA below), deterministic random weights under HF
+ * names and shapes (the family's expected tensors, so generator and loader cannot
+ * disagree), the real llava-1.5 tokenizer, and processor files.
  *
  *   node src/cli/run-ts.mjs weights-tools/make-tiny.ts --arch llava --seed 1 --out DIR [--dtype f16] [--shards 2] [--gqa] [--layout transformers5]
  *   phaselens make-tiny …
@@ -23,26 +24,24 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { isMain, runStandalone } from '../src/cli/standalone.ts';
 import { UserError } from '../src/errors.ts';
-import { parseConfig, type ModelConfig } from '../src/io/config.ts';
-import { expectedTensors } from '../src/io/expected-tensors.ts';
-import { findLayout, storedName, type Family, type Layout } from '../src/io/layouts.ts';
+import type { ModelConfig } from '../src/io/config.ts';
+import { storedName, type Layout } from '../src/io/layouts.ts';
+import { expectedTensors, FAMILIES, FAMILY_NAMES, familyOf, findLayout, parseConfig } from '../src/models/registry.ts';
 import type { SafetensorsDtype } from '../src/io/safetensors.ts';
 import { tensorBytes, type TensorSpec } from '../src/io/safetensors-write.ts';
-import { writeInstructBlipProcessor, writeLlavaProcessor } from './processor-files.ts';
+import { writeProcessorFiles } from './processor-files.ts';
 import { encodeValues, initValues } from './random-weights.ts';
 import { writeWeights } from './write-checkpoint.ts';
 
-export type TinyArch = 'llava' | 'instructblip';
+/** A family of the table (models/registry.ts), by its model_type. */
+export type TinyArch = string;
 export type WeightDtype = 'f32' | 'f16' | 'bf16';
 /** The folder as the hub has it, or as transformers 5's save_pretrained writes it. */
 export type FolderLayout = 'hub' | 'transformers5';
 
-/** The key layout (src/io/layouts.ts) transformers 5 saves each family in. */
-const TRANSFORMERS5_KEYS: Record<Family, string> = { llava: 'transformers5', instructblip: 'hub' };
-
 /** The key layout of a `--layout` folder. */
 export function keyLayout(arch: TinyArch, layout: FolderLayout): Layout {
-  return findLayout(arch, layout === 'hub' ? 'hub' : TRANSFORMERS5_KEYS[arch])!;
+  return findLayout(arch, layout === 'hub' ? 'hub' : familyOf(arch, '--arch').transformers5Layout)!;
 }
 
 export interface MakeTinyOptions {
@@ -109,81 +108,10 @@ function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
   };
 }
 
-/** The config.json object of a tiny checkpoint (keys as HF writes them; transformers 5's spelling for that layout). */
-export function tinyConfigJson(arch: TinyArch, dtype: WeightDtype = 'f32', gqa = false, layout: FolderLayout = 'hub'): Record<string, unknown> {
-  const json = tinyConfigHub(arch, dtype, gqa);
+/** The config.json object of a tiny checkpoint of `arch` (keys as HF writes them; transformers 5's spelling for that layout). */
+export function tinyConfigJson(arch: string, dtype: WeightDtype = 'f32', gqa = false, layout: FolderLayout = 'hub'): Record<string, unknown> {
+  const json = familyOf(arch, '--arch').tiny(tinyLlama(dtype, gqa), { imageSize: IMAGE_SIZE, patchSize: PATCH_SIZE });
   return layout === 'hub' ? json : transformers5Spelling(json);
-}
-
-function tinyConfigHub(arch: TinyArch, dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
-  const common = { tie_word_embeddings: false, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.36.0.dev0' };
-  if (arch === 'llava') {
-    return {
-      architectures: ['LlavaForConditionalGeneration'],
-      ignore_index: -100,
-      image_seq_length: (IMAGE_SIZE / PATCH_SIZE) ** 2,
-      image_token_index: 32000,
-      model_type: 'llava',
-      pad_token_id: 32001,
-      projector_hidden_act: 'gelu',
-      text_config: tinyLlama(dtype, gqa),
-      ...common,
-      vision_config: {
-        hidden_size: 32,
-        image_size: IMAGE_SIZE,
-        intermediate_size: 74,
-        model_type: 'clip_vision_model',
-        num_attention_heads: 4,
-        num_hidden_layers: 3,
-        patch_size: PATCH_SIZE,
-        projection_dim: 32,
-      },
-      vision_feature_layer: -2,
-      vision_feature_select_strategy: 'default',
-      vocab_size: 32064,
-    };
-  }
-  return {
-    architectures: ['InstructBlipForConditionalGeneration'],
-    // initializer_factor left out (HF's default is 1.0): JSON.stringify writes 1.0 as 1,
-    // which transformers ≥ 5 refuses for a float field
-    image_token_index: 32000,
-    initializer_range: 0.02,
-    model_type: 'instructblip',
-    num_query_tokens: 8,
-    qformer_config: {
-      attention_probs_dropout_prob: 0.1,
-      cross_attention_frequency: 2,
-      encoder_hidden_size: 40,
-      hidden_act: 'gelu',
-      hidden_dropout_prob: 0.1,
-      hidden_size: 32,
-      intermediate_size: 74,
-      layer_norm_eps: 1e-12,
-      max_position_embeddings: 128,
-      model_type: 'instructblip_qformer',
-      num_attention_heads: 4,
-      num_hidden_layers: 3,
-      pad_token_id: 0,
-      position_embedding_type: 'absolute',
-      vocab_size: 30523,
-    },
-    text_config: tinyLlama(dtype, gqa),
-    ...common,
-    use_decoder_only_language_model: true,
-    vision_config: {
-      hidden_act: 'gelu',
-      hidden_size: 40,
-      image_size: IMAGE_SIZE,
-      intermediate_size: 74,
-      layer_norm_eps: 1e-6,
-      model_type: 'instructblip_vision_model',
-      num_attention_heads: 4,
-      num_hidden_layers: 3,
-      patch_size: PATCH_SIZE,
-      qkv_bias: true,
-    },
-  };
 }
 
 export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
@@ -215,9 +143,7 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   await mkdir(opts.out, { recursive: true });
   const files = await writeWeights(opts.out, specs, data, { shards });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
-  const image = config.vision_config.image_size;
-  if (config.model_type === 'llava') await writeLlavaProcessor(opts.out, image, layout);
-  else await writeInstructBlipProcessor(opts.out, image, layout, config.num_query_tokens);
+  await writeProcessorFiles(opts.out, familyOf(config.model_type), config, layout);
   const bytes = specs.reduce((n, t) => n + tensorBytes(t), 0);
   return { dir: opts.out, config, files: ['config.json', ...files], tensors: specs.length, bytes };
 }
@@ -225,8 +151,8 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
 /** Adds make-tiny's options and action to `cmd` (shared by the CLI and the script). */
 export function configureMakeTiny(cmd: Command): Command {
   return cmd
-    .description('write a tiny HF-format llava / instructblip checkpoint with deterministic random weights')
-    .addOption(new Option('--arch <arch>', 'architecture').choices(['llava', 'instructblip']).makeOptionMandatory())
+    .description(`write a tiny HF-format checkpoint (${FAMILY_NAMES.join(' / ')}) with deterministic random weights`)
+    .addOption(new Option('--arch <arch>', `model family: ${FAMILIES.map((f) => `${f.modelType} (${f.description})`).join('; ')}`).choices(FAMILY_NAMES).makeOptionMandatory())
     .requiredOption('--out <dir>', 'output folder (created)')
     .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
     .addOption(new Option('--dtype <dtype>', 'weight dtype').choices(['f32', 'f16', 'bf16']).default('f32'))

@@ -2,12 +2,14 @@
  * The non-weight files of a generated checkpoint: tokenizer, chat template, image
  * processor and generation config, in the layout HF's processors save.
  *
- * Both architectures use the real llava-1.5 LLaMA tokenizer (vocab 32064, `<image>`
- * 32000, `<pad>` 32001) from weights-tools/assets; InstructBLIP's tokenizer_config names
- * `</s>` as BOS, as the Vicuna InstructBLIP checkpoints do. InstructBLIP adds the Q-Former's
- * BERT tokenizer under `qformer_tokenizer/` (where InstructBlipProcessor.save_pretrained
- * puts it), with the `[DEC]` bos token (id 30522) that Salesforce's conversion adds.
- * The image processor files are adapted to the checkpoint's image size.
+ * What a family gets is read from its entry in the family table (models/registry.ts,
+ * `files` and `capabilities`). Every family uses the real llava-1.5 LLaMA tokenizer
+ * (vocab 32064, `<image>` 32000, `<pad>` 32001) from weights-tools/assets, with the
+ * family's tokenizer_config overrides (InstructBLIP names `</s>` as BOS, as the Vicuna
+ * InstructBLIP checkpoints do). A family with a Q-Former gets its BERT tokenizer under
+ * `qformer_tokenizer/` (where InstructBlipProcessor.save_pretrained puts it), with the
+ * `[DEC]` bos token (id 30522) that Salesforce's conversion adds. The image processor
+ * files are adapted to the checkpoint's image size.
  *
  * Two formats (make-tiny's `--layout`): `hub`, the files of the published folders
  * (tokenizer_config.json with add_bos_token and added_tokens_decoder, special_tokens_map.json,
@@ -21,6 +23,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ModelConfig } from '../src/io/config.ts';
+import type { FamilyEntry, GeneratedFiles } from '../src/models/registry.ts';
 
 const ASSETS = fileURLToPath(new URL('./assets/', import.meta.url));
 const LLAVA = join(ASSETS, 'llava-1.5-7b-hf');
@@ -75,25 +79,13 @@ async function writeImageProcessor(out: string, format: ProcessorFormat, imagePr
   await writeJson(join(out, 'processor_config.json'), { image_processor: nested, ...processor });
 }
 
-/** LlavaProcessor files (CLIPImageProcessor at `imageSize`). */
-export async function writeLlavaProcessor(out: string, imageSize: number, format: ProcessorFormat = 'hub'): Promise<void> {
-  await llamaTokenizer(out, 'LlavaProcessor', format);
-  const template = (await readJson(join(LLAVA, 'chat_template.json'))).chat_template as string;
-  if (format === 'hub') await copy(join(LLAVA, 'chat_template.json'), join(out, 'chat_template.json'));
-  else await writeFile(join(out, 'chat_template.jinja'), template);
-  const pre = await readJson(join(LLAVA, 'preprocessor_config.json'));
-  const processor = await readJson(join(LLAVA, 'processor_config.json'));
-  await writeImageProcessor(out, format, { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } }, processor);
-}
-
-/** InstructBlipProcessor files (BlipImageProcessor at `imageSize`, Q-Former tokenizer). */
-export async function writeInstructBlipProcessor(out: string, imageSize: number, format: ProcessorFormat = 'hub', numQueryTokens = 32): Promise<void> {
-  // Salesforce/instructblip-vicuna-7b's tokenizer_config.json names `</s>` as BOS (and
-  // UNK); with add_bos_token its prompts start with id 2, not LLaMA's `<s>` = 1 (in the
-  // transformers5 format the post-processor's `<s>` decides, as transformers 5 does)
-  await llamaTokenizer(out, 'InstructBlipProcessor', format, { bos_token: '</s>', unk_token: '</s>' });
-  const processor = format === 'hub' ? { processor_class: 'InstructBlipProcessor' } : { num_query_tokens: numQueryTokens, processor_class: 'InstructBlipProcessor' };
-  await writeImageProcessor(out, format, {
+/** The image processor config of `kind` at `imageSize`: llava-1.5's CLIP one adapted, or BLIP's (InstructBLIP's). */
+async function imageProcessorJson(kind: GeneratedFiles['imageProcessor'], imageSize: number, processorClass: string): Promise<Record<string, unknown>> {
+  if (kind === 'CLIPImageProcessor') {
+    const pre = await readJson(join(LLAVA, 'preprocessor_config.json'));
+    return { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } };
+  }
+  return {
     do_convert_rgb: true,
     do_normalize: true,
     do_rescale: true,
@@ -101,12 +93,34 @@ export async function writeInstructBlipProcessor(out: string, imageSize: number,
     image_mean: CLIP_MEAN,
     image_processor_type: 'BlipImageProcessor',
     image_std: CLIP_STD,
-    processor_class: 'InstructBlipProcessor',
+    processor_class: processorClass,
     resample: 3,
     rescale_factor: 1 / 255,
     size: { height: imageSize, width: imageSize },
-  }, processor);
+  };
+}
 
+/**
+ * The processor files of a generated checkpoint of `entry`'s family: the LLaMA tokenizer
+ * (with the family's overrides), the image processor, the chat template when the family
+ * has one, the Q-Former tokenizer when it has a Q-Former.
+ */
+export async function writeProcessorFiles(out: string, entry: FamilyEntry, config: ModelConfig, format: ProcessorFormat = 'hub'): Promise<void> {
+  const f = entry.files;
+  await llamaTokenizer(out, f.processorClass, format, f.tokenizerOverrides);
+  if (entry.capabilities.chatTemplate) {
+    const template = (await readJson(join(LLAVA, 'chat_template.json'))).chat_template as string;
+    if (format === 'hub') await copy(join(LLAVA, 'chat_template.json'), join(out, 'chat_template.json'));
+    else await writeFile(join(out, 'chat_template.jinja'), template);
+  }
+  const processor = f.imageProcessor === 'CLIPImageProcessor' ? await readJson(join(LLAVA, 'processor_config.json')) : { processor_class: f.processorClass };
+  const extra = format === 'transformers5' ? (f.processorConfig?.(config) ?? {}) : {};
+  await writeImageProcessor(out, format, await imageProcessorJson(f.imageProcessor, config.vision_config.image_size, f.processorClass), { ...extra, ...processor });
+  if (entry.capabilities.qformer) await writeQformerTokenizer(out, format);
+}
+
+/** The Q-Former's BERT tokenizer under `qformer_tokenizer/`, with the `[DEC]` bos token (id 30522) Salesforce's conversion adds. */
+async function writeQformerTokenizer(out: string, format: ProcessorFormat): Promise<void> {
   const q = join(out, 'qformer_tokenizer');
   await mkdir(q, { recursive: true });
   const dec = { id: 30522, content: '[DEC]', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };

@@ -15,7 +15,7 @@ import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
-import type { LlamaConfig } from '../io/config.ts';
+import type { LmConfig } from '../io/config.ts';
 import { mul } from '../ops/elementwise.ts';
 
 export interface Ablation {
@@ -43,7 +43,7 @@ export function parseLayers(spec: string, L: number, flag = '--layers'): number[
 }
 
 /** The KV heads an ablation touches: all, or the groups of the named query heads (UserError for part of a group). */
-export function kvHeads(cfg: LlamaConfig, heads: number[] | null | undefined): number[] {
+export function kvHeads(cfg: LmConfig, heads: number[] | null | undefined): number[] {
   const H = cfg.num_attention_heads;
   const Hkv = cfg.num_key_value_heads;
   if (!heads) return Array.from({ length: Hkv }, (_, h) => h);
@@ -59,7 +59,7 @@ export function kvHeads(cfg: LlamaConfig, heads: number[] | null | undefined): n
 }
 
 /** Hooks that apply `a` to a run over a prompt of `seq` positions (prefill and the decode steps after it). */
-export function ablationHooks(gpu: Gpu, cfg: LlamaConfig, seq: number, a: Ablation): { hooks: [NameFilter, HookFn][]; release: () => void } {
+export function ablationHooks(gpu: Gpu, cfg: LmConfig, seq: number, a: Ablation): { hooks: [NameFilter, HookFn][]; release: () => void } {
   const width = cfg.num_key_value_heads * cfg.head_dim;
   const keep = new Float32Array(seq * width).fill(1);
   for (const j of a.keys) {

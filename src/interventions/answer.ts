@@ -6,10 +6,10 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { LlamaForCausalLM } from '../models/llama.ts';
+import type { DecoderLm } from '../models/vlm.ts';
 
 /** Logits [vocab] of the last row of final-normed hidden states [S, d]; releases nothing. */
-export async function lastLogits(gpu: Gpu, lm: LlamaForCausalLM, hidden: Tensor): Promise<Float32Array> {
+export async function lastLogits(gpu: Gpu, lm: DecoderLm, hidden: Tensor): Promise<Float32Array> {
   const [S, d] = hidden.shape;
   const last = gpu.tensor([1, d], 'f32', 'last_hidden');
   gpu.copy(hidden, last, (S - 1) * d, 0, d);
@@ -40,7 +40,7 @@ export function lastOutput(logits: Float32Array): LastOutput {
 }
 
 /** Runs `forward` (which returns hidden states), reads the last position's output and releases the hidden states. */
-export async function runLast(gpu: Gpu, lm: LlamaForCausalLM, forward: () => Tensor): Promise<LastOutput> {
+export async function runLast(gpu: Gpu, lm: DecoderLm, forward: () => Tensor): Promise<LastOutput> {
   const h = forward();
   const logits = await lastLogits(gpu, lm, h);
   gpu.release(h);

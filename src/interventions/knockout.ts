@@ -20,7 +20,6 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import { actName } from '../hooks/names.ts';
-import { KvCache } from '../models/llama.ts';
 import type { Vlm, VlmInput } from '../models/vlm.ts';
 import { runWithCache } from '../probes/cache.ts';
 import { runLast } from './answer.ts';
@@ -81,7 +80,7 @@ export async function knockoutSweep(gpu: Gpu, m: Vlm, x: VlmInput, flows: readon
   const L = lm.cfg.num_hidden_layers;
   const seq = x.ids.length;
   const names = Array.from({ length: L }, (_, l) => actName('resid_pre', l));
-  const cache = KvCache.create(gpu, lm.cfg, seq);
+  const cache = lm.createCache(gpu, seq);
   const { result: hidden, cache: resid } = await runWithCache(gpu, m.hooks, names, async () => m.forward(gpu, x, { cache }));
   // the re-runs overwrite rows p0… of the cache: these copies put the base rows back
   const width = lm.cfg.num_key_value_heads * lm.cfg.head_dim;

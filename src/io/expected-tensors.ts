@@ -1,17 +1,14 @@
 /**
- * Every tensor a checkpoint of a given config must hold, with its shape, under the
- * canonical names (the module tree of HF's modeling code as the published checkpoints
- * store it), and the comparison of that list with what a checkpoint holds in whichever
- * layout of `layouts.ts` explains its names best.
+ * The expected-tensor list of a checkpoint and its comparison with what a folder holds:
+ * every tensor a config implies, with its shape, under the canonical names (the module
+ * tree of HF's modeling code as the published checkpoints store it), read in whichever
+ * of the family's key layouts (`layouts.ts`) explains the stored names best.
  *
- * Sources: modeling_llava.py / modeling_clip.py / modeling_llama.py (names checked
- * against the real llava-1.5-7b-hf index, test/fixtures/), modeling_instructblip.py
- * and its conversion script. InstructBLIP's vision attention is one fused `qkv`
- * Linear without bias plus separate `q_bias` / `v_bias` parameters in the original
- * EVA code; HF stores them concatenated as `qkv.bias` = [q_bias, 0, v_bias].
+ * The lists themselves are written next to each module's loader, one tree per model
+ * file (`clipVisionTensors` in models/clip.ts, `llamaTensors` in models/llama.ts, …);
+ * the family table (models/registry.ts) gives each family's list and layouts.
  */
-import type { ClipVisionConfig, InstructBlipConfig, LlamaConfig, LlavaConfig, ModelConfig } from './config.ts';
-import { canonicalName, LAYOUTS, storedName, type Layout } from './layouts.ts';
+import { canonicalName, storedName, type Layout } from './layouts.ts';
 
 export interface ExpectedTensor {
   name: string;
@@ -23,124 +20,13 @@ export interface ExpectedTensor {
 /** Non-persistent buffers that older exports saved; ignored when present. */
 const IGNORED = [/\.embeddings\.position_ids$/, /\.rotary_emb\.inv_freq$/];
 
-function linear(out: ExpectedTensor[], prefix: string, outF: number, inF: number, bias: boolean): void {
+export function linearTensors(out: ExpectedTensor[], prefix: string, outF: number, inF: number, bias: boolean): void {
   out.push({ name: `${prefix}.weight`, shape: [outF, inF] });
   if (bias) out.push({ name: `${prefix}.bias`, shape: [outF] });
 }
 
-function layerNorm(out: ExpectedTensor[], prefix: string, size: number): void {
+export function layerNormTensors(out: ExpectedTensor[], prefix: string, size: number): void {
   out.push({ name: `${prefix}.weight`, shape: [size] }, { name: `${prefix}.bias`, shape: [size] });
-}
-
-/** CLIPVisionModel under `prefix` (e.g. `vision_tower.vision_model`). */
-function clipVision(out: ExpectedTensor[], prefix: string, c: ClipVisionConfig): void {
-  const h = c.hidden_size;
-  const positions = (c.image_size / c.patch_size) ** 2 + 1;
-  out.push(
-    { name: `${prefix}.embeddings.class_embedding`, shape: [h] },
-    { name: `${prefix}.embeddings.patch_embedding.weight`, shape: [h, c.num_channels, c.patch_size, c.patch_size] },
-    { name: `${prefix}.embeddings.position_embedding.weight`, shape: [positions, h] },
-  );
-  layerNorm(out, `${prefix}.pre_layrnorm`, h); // sic: HF's spelling
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const l = `${prefix}.encoder.layers.${i}`;
-    for (const p of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linear(out, `${l}.self_attn.${p}`, h, h, true);
-    layerNorm(out, `${l}.layer_norm1`, h);
-    linear(out, `${l}.mlp.fc1`, c.intermediate_size, h, true);
-    linear(out, `${l}.mlp.fc2`, h, c.intermediate_size, true);
-    layerNorm(out, `${l}.layer_norm2`, h);
-  }
-  layerNorm(out, `${prefix}.post_layernorm`, h);
-}
-
-/** LlamaForCausalLM under `prefix` (e.g. `language_model`). */
-function llama(out: ExpectedTensor[], prefix: string, c: LlamaConfig): void {
-  const h = c.hidden_size;
-  const q = c.num_attention_heads * c.head_dim;
-  const kv = c.num_key_value_heads * c.head_dim;
-  out.push({ name: `${prefix}.model.embed_tokens.weight`, shape: [c.vocab_size, h] });
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const l = `${prefix}.model.layers.${i}`;
-    out.push({ name: `${l}.input_layernorm.weight`, shape: [h] });
-    linear(out, `${l}.self_attn.q_proj`, q, h, c.attention_bias);
-    linear(out, `${l}.self_attn.k_proj`, kv, h, c.attention_bias);
-    linear(out, `${l}.self_attn.v_proj`, kv, h, c.attention_bias);
-    linear(out, `${l}.self_attn.o_proj`, h, q, c.attention_bias);
-    out.push({ name: `${l}.post_attention_layernorm.weight`, shape: [h] });
-    linear(out, `${l}.mlp.gate_proj`, c.intermediate_size, h, c.mlp_bias);
-    linear(out, `${l}.mlp.up_proj`, c.intermediate_size, h, c.mlp_bias);
-    linear(out, `${l}.mlp.down_proj`, h, c.intermediate_size, c.mlp_bias);
-  }
-  out.push({ name: `${prefix}.model.norm.weight`, shape: [h] });
-  out.push({ name: `${prefix}.lm_head.weight`, shape: [c.vocab_size, h], optional: c.tie_word_embeddings });
-}
-
-function llava(c: LlavaConfig): ExpectedTensor[] {
-  const out: ExpectedTensor[] = [];
-  clipVision(out, 'vision_tower.vision_model', c.vision_config);
-  const layers = Array.isArray(c.vision_feature_layer) ? c.vision_feature_layer.length : 1;
-  const t = c.text_config.hidden_size;
-  linear(out, 'multi_modal_projector.linear_1', t, c.vision_config.hidden_size * layers, c.multimodal_projector_bias);
-  linear(out, 'multi_modal_projector.linear_2', t, t, c.multimodal_projector_bias);
-  llama(out, 'language_model', c.text_config);
-  return out;
-}
-
-function instructblip(c: InstructBlipConfig): ExpectedTensor[] {
-  const out: ExpectedTensor[] = [];
-  const v = c.vision_config;
-  const h = v.hidden_size;
-  out.push(
-    { name: 'vision_model.embeddings.class_embedding', shape: [1, 1, h] },
-    { name: 'vision_model.embeddings.patch_embedding.weight', shape: [h, 3, v.patch_size, v.patch_size] },
-    { name: 'vision_model.embeddings.patch_embedding.bias', shape: [h] },
-    { name: 'vision_model.embeddings.position_embedding', shape: [1, (v.image_size / v.patch_size) ** 2 + 1, h] },
-  );
-  for (let i = 0; i < v.num_hidden_layers; i++) {
-    const l = `vision_model.encoder.layers.${i}`;
-    linear(out, `${l}.self_attn.qkv`, 3 * h, h, v.qkv_bias);
-    linear(out, `${l}.self_attn.projection`, h, h, true);
-    layerNorm(out, `${l}.layer_norm1`, h);
-    linear(out, `${l}.mlp.fc1`, v.intermediate_size, h, true);
-    linear(out, `${l}.mlp.fc2`, h, v.intermediate_size, true);
-    layerNorm(out, `${l}.layer_norm2`, h);
-  }
-  layerNorm(out, 'vision_model.post_layernorm', h);
-
-  const q = c.qformer_config;
-  const qh = q.hidden_size;
-  out.push({ name: 'query_tokens', shape: [1, c.num_query_tokens, qh] });
-  out.push(
-    { name: 'qformer.embeddings.word_embeddings.weight', shape: [q.vocab_size, qh] },
-    { name: 'qformer.embeddings.position_embeddings.weight', shape: [q.max_position_embeddings, qh] },
-  );
-  layerNorm(out, 'qformer.embeddings.layernorm', qh);
-  const attention = (prefix: string, kvIn: number) => {
-    linear(out, `${prefix}.attention.query`, qh, qh, true);
-    linear(out, `${prefix}.attention.key`, qh, kvIn, true);
-    linear(out, `${prefix}.attention.value`, qh, kvIn, true);
-    linear(out, `${prefix}.output.dense`, qh, qh, true);
-    layerNorm(out, `${prefix}.output.LayerNorm`, qh);
-  };
-  for (let i = 0; i < q.num_hidden_layers; i++) {
-    const l = `qformer.encoder.layer.${i}`;
-    attention(`${l}.attention`, qh);
-    if (i % q.cross_attention_frequency === 0) attention(`${l}.crossattention`, q.encoder_hidden_size);
-    // text tokens (the instruction) and query tokens have separate feed-forwards
-    for (const [inter, output] of [['intermediate', 'output'], ['intermediate_query', 'output_query']]) {
-      linear(out, `${l}.${inter}.dense`, q.intermediate_size, qh, true);
-      linear(out, `${l}.${output}.dense`, qh, q.intermediate_size, true);
-      layerNorm(out, `${l}.${output}.LayerNorm`, qh);
-    }
-  }
-  linear(out, 'language_projection', c.text_config.hidden_size, qh, true);
-  llama(out, 'language_model', c.text_config);
-  return out;
-}
-
-/** The full list of tensors a checkpoint for `config` holds, in module order. */
-export function expectedTensors(config: ModelConfig): ExpectedTensor[] {
-  return config.model_type === 'llava' ? llava(config) : instructblip(config);
 }
 
 export interface TensorMatch {
@@ -162,7 +48,7 @@ export interface TensorMatch {
   ignored: string[];
 }
 
-type TensorTable = ReadonlyMap<string, { shape: readonly number[] }>;
+export type TensorTable = ReadonlyMap<string, { shape: readonly number[] }>;
 
 /** Compares the expected list with a checkpoint's tensor table read in `layout`. */
 export function matchTensors(expected: readonly ExpectedTensor[], actual: TensorTable, layout: Layout): TensorMatch {
@@ -202,10 +88,9 @@ export function matchTensors(expected: readonly ExpectedTensor[], actual: Tensor
  * Reads the checkpoint in each of its family's layouts and keeps the one that maps the
  * most stored names onto expected tensors (the first listed on a tie).
  */
-export function matchCheckpoint(config: ModelConfig, actual: TensorTable): TensorMatch {
-  const expected = expectedTensors(config);
+export function bestLayoutMatch(expected: readonly ExpectedTensor[], layouts: readonly Layout[], actual: TensorTable): TensorMatch {
   let best: TensorMatch | undefined;
-  for (const layout of LAYOUTS[config.model_type]) {
+  for (const layout of layouts) {
     const m = matchTensors(expected, actual, layout);
     if (!best || m.mapped > best.mapped) best = m;
   }

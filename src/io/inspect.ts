@@ -5,7 +5,6 @@
  * `language_model.model.layers.{0..31}.self_attn.q_proj.weight  F16  [4096, 4096]  ×32`.
  */
 import type { CheckpointTensor } from './checkpoint.ts';
-import type { ModelConfig } from './config.ts';
 import { DTYPE_BYTES, numel } from './safetensors.ts';
 import type { CheckpointReport } from './validate.ts';
 
@@ -70,23 +69,6 @@ function mb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-function describeConfig(c: ModelConfig): string[] {
-  const t = c.text_config;
-  const lm = `llama: hidden ${t.hidden_size}, ${t.num_hidden_layers} layers, ${t.num_attention_heads} heads (${t.num_key_value_heads} KV), MLP ${t.intermediate_size}, vocab ${t.vocab_size}, RoPE θ ${t.rope_theta}, RMSNorm eps ${t.rms_norm_eps}`;
-  const v = c.vision_config;
-  const positions = (v.image_size / v.patch_size) ** 2 + 1;
-  const vision = `${v.model_type}: hidden ${v.hidden_size}, ${v.num_hidden_layers} layers, ${v.num_attention_heads} heads, MLP ${v.intermediate_size}, image ${v.image_size} / patch ${v.patch_size} → ${positions} positions`;
-  if (c.model_type === 'llava') {
-    return [`vision     ${vision}`, `projector  ${v.hidden_size} → ${t.hidden_size} → ${t.hidden_size} (${c.projector_hidden_act}), features from layer ${JSON.stringify(c.vision_feature_layer)}, strategy ${c.vision_feature_select_strategy}`, `language   ${lm}`];
-  }
-  const q = c.qformer_config;
-  return [
-    `vision     ${vision}`,
-    `q-former   hidden ${q.hidden_size}, ${q.num_hidden_layers} layers, ${q.num_attention_heads} heads, cross-attention every ${q.cross_attention_frequency}, ${c.num_query_tokens} queries, vocab ${q.vocab_size}`,
-    `language   ${lm}`,
-  ];
-}
-
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ').trimEnd());
@@ -105,7 +87,7 @@ export function formatReport(dirName: string, r: CheckpointReport, full = false)
   lines.push(`checkpoint ${dirName}`);
   lines.push(`model_type ${r.config.model_type}`);
   lines.push(`layout     ${r.match.layout.id} (${r.match.layout.writtenBy})${r.match.unmatched.length ? ', closest; some names fit no known layout' : ''}`);
-  lines.push(...describeConfig(r.config));
+  lines.push(...r.summary);
   const shardBytes = new Map<string, number>();
   for (const t of tensors) shardBytes.set(t.shard, (shardBytes.get(t.shard) ?? 0) + t.byteLength);
   lines.push(`files      ${ck.shards.map((s) => `[${shardNo.get(s)}] ${s} (${mb(shardBytes.get(s) ?? 0)})`).join(', ')}`);

@@ -11,7 +11,8 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { ClipVisionConfig } from '../io/config.ts';
+import type { ClipVisionConfig } from '../io/config-llava.ts';
+import { layerNormTensors, linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { patchEmbed } from '../ops/patch-embed.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
@@ -19,6 +20,9 @@ import { LayerNorm } from './layer-norm.ts';
 import { Linear } from './linear.ts';
 import { vitEmbeddings, vitLayer } from './vit-layer.ts';
 import type { Weights } from './weights.ts';
+
+/** The direct children of CLIPVisionTransformer (modeling_clip.py). */
+export const CLIP_VISION_CHILDREN = ['embeddings', 'pre_layrnorm', 'encoder', 'post_layernorm'];
 
 class CLIPVisionEmbeddings {
   constructor(
@@ -122,3 +126,25 @@ export class CLIPVisionTransformer {
     return kept!;
   }
 }
+
+/** CLIPVisionModel under `prefix` (e.g. `vision_tower.vision_model`). */
+export function clipVisionTensors(out: ExpectedTensor[], prefix: string, c: ClipVisionConfig): void {
+  const h = c.hidden_size;
+  const positions = (c.image_size / c.patch_size) ** 2 + 1;
+  out.push(
+    { name: `${prefix}.embeddings.class_embedding`, shape: [h] },
+    { name: `${prefix}.embeddings.patch_embedding.weight`, shape: [h, c.num_channels, c.patch_size, c.patch_size] },
+    { name: `${prefix}.embeddings.position_embedding.weight`, shape: [positions, h] },
+  );
+  layerNormTensors(out, `${prefix}.pre_layrnorm`, h); // sic: HF's spelling
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const l = `${prefix}.encoder.layers.${i}`;
+    for (const p of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) linearTensors(out, `${l}.self_attn.${p}`, h, h, true);
+    layerNormTensors(out, `${l}.layer_norm1`, h);
+    linearTensors(out, `${l}.mlp.fc1`, c.intermediate_size, h, true);
+    linearTensors(out, `${l}.mlp.fc2`, h, c.intermediate_size, true);
+    layerNormTensors(out, `${l}.layer_norm2`, h);
+  }
+  layerNormTensors(out, `${prefix}.post_layernorm`, h);
+}
+

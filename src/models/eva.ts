@@ -23,7 +23,8 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
-import type { InstructBlipVisionConfig } from '../io/config.ts';
+import type { InstructBlipVisionConfig } from '../io/config-instructblip.ts';
+import { layerNormTensors, linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { patchEmbed } from '../ops/patch-embed.ts';
 import { LayerNorm } from './layer-norm.ts';
 import { Linear } from './linear.ts';
@@ -119,4 +120,25 @@ export class InstructBlipVisionModel {
     gpu.release(h);
     return out;
   }
+}
+
+/** Every tensor of InstructBlipVisionModel under `prefix` (HF stores EVA's q_bias / v_bias as `qkv.bias` = [q_bias, 0, v_bias]). */
+export function evaVisionTensors(out: ExpectedTensor[], prefix: string, v: InstructBlipVisionConfig): void {
+  const h = v.hidden_size;
+  out.push(
+    { name: `${prefix}.embeddings.class_embedding`, shape: [1, 1, h] },
+    { name: `${prefix}.embeddings.patch_embedding.weight`, shape: [h, 3, v.patch_size, v.patch_size] },
+    { name: `${prefix}.embeddings.patch_embedding.bias`, shape: [h] },
+    { name: `${prefix}.embeddings.position_embedding`, shape: [1, (v.image_size / v.patch_size) ** 2 + 1, h] },
+  );
+  for (let i = 0; i < v.num_hidden_layers; i++) {
+    const l = `${prefix}.encoder.layers.${i}`;
+    linearTensors(out, `${l}.self_attn.qkv`, 3 * h, h, v.qkv_bias);
+    linearTensors(out, `${l}.self_attn.projection`, h, h, true);
+    layerNormTensors(out, `${l}.layer_norm1`, h);
+    linearTensors(out, `${l}.mlp.fc1`, v.intermediate_size, h, true);
+    linearTensors(out, `${l}.mlp.fc2`, h, v.intermediate_size, true);
+    layerNormTensors(out, `${l}.layer_norm2`, h);
+  }
+  layerNormTensors(out, `${prefix}.post_layernorm`, h);
 }

@@ -6,11 +6,10 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import { mergeTopk, topk } from '../ops/topk.ts';
-import { KvCache, type LlamaForCausalLM } from './llama.ts';
-import type { Vlm, VlmInput } from './vlm.ts';
+import type { DecoderLm, Vlm, VlmInput } from './vlm.ts';
 
 /** Greedy next token from the last row of hidden [S, d] (argmax over all lm_head parts). */
-export async function greedyNext(gpu: Gpu, lm: LlamaForCausalLM, hidden: Tensor): Promise<number> {
+export async function greedyNext(gpu: Gpu, lm: DecoderLm, hidden: Tensor): Promise<number> {
   const [S, d] = hidden.shape;
   const last = gpu.tensor([1, d], 'f32', 'last_hidden');
   gpu.copy(hidden, last, (S - 1) * d, 0, d);
@@ -52,7 +51,7 @@ export async function generate(gpu: Gpu, m: Vlm, x: VlmInput, maxNew: number, on
   const eos = opts.stopAtEos === false ? new Set<number>() : eosIds(m);
   const room = lm.cfg.max_position_embeddings - x.ids.length;
   if (maxNew > room) throw new UserError(`${x.ids.length} prompt tokens + ${maxNew} new tokens exceed max_position_embeddings = ${lm.cfg.max_position_embeddings}`);
-  const cache = KvCache.create(gpu, lm.cfg, x.ids.length + maxNew);
+  const cache = lm.createCache(gpu, x.ids.length + maxNew);
   const created = () => gpu.pipelines.created.count;
   const c0 = created();
   const t0 = performance.now();

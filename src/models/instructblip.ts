@@ -29,16 +29,18 @@ import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
-import type { InstructBlipConfig } from '../io/config.ts';
+import type { InstructBlipConfig } from '../io/config-instructblip.ts';
+import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
+import { same, type Layout } from '../io/layouts.ts';
 import { view } from '../ops/common.ts';
 import { parseInputIds, type QformerTokenizer } from '../io/tokenizer.ts';
-import { InstructBlipVisionModel } from './eva.ts';
+import { evaVisionTensors, InstructBlipVisionModel } from './eva.ts';
 import { Linear } from './linear.ts';
-import { LlamaForCausalLM } from './llama.ts';
+import { LlamaForCausalLM, llamaTensors } from './llama.ts';
 import { decodeWithFeatures } from './splice.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, type OpenedCheckpoint } from './open.ts';
-import { InstructBlipQFormerModel } from './qformer.ts';
-import type { ModelInfo, PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
+import { InstructBlipQFormerModel, qformerTensors } from './qformer.ts';
+import type { PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class InstructBlipForConditionalGeneration {
@@ -87,7 +89,7 @@ export class InstructBlipForConditionalGeneration {
 }
 
 /** The dump contract's tower part (README, "dump"). */
-function instructBlipDumpPoints(cfg: InstructBlipConfig): [string, string][] {
+export function instructBlipDumpPoints(cfg: InstructBlipConfig): [string, string][] {
   const Lv = cfg.vision_config.num_hidden_layers;
   const Lq = cfg.qformer_config.num_hidden_layers;
   const v = (site: string, l?: number) => actName(site, l, 'vision');
@@ -109,8 +111,7 @@ export function instructBlipFiles(c: OpenedCheckpoint, cfg: InstructBlipConfig, 
   // the token the processor writes at the query positions; its embedding is replaced, so
   // when a checkpoint names none (older hub revisions), any id serves — 0 is used
   const imageToken = cfg.image_token_index ?? c.tokenizer?.tryTokenId('<image>') ?? null;
-  const info: ModelInfo = {
-    family: 'instructblip',
+  const info: FamilyInfo = {
     name: c.dir.name,
     config: cfg,
     lm: cfg.text_config,
@@ -131,7 +132,7 @@ export function instructBlipFiles(c: OpenedCheckpoint, cfg: InstructBlipConfig, 
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };
-  return vlmFiles(c, info, (w) => InstructBlipForConditionalGeneration.load(w, cfg), instructBlipDumpPoints(cfg));
+  return vlmFiles(c, info, (w) => InstructBlipForConditionalGeneration.load(w, cfg));
 }
 
 /** LM ids with the Q image tokens in front. */
@@ -175,3 +176,24 @@ function qformerInputIds(c: OpenedCheckpoint, cfg: InstructBlipConfig, tok: Qfor
   }
   return ids;
 }
+
+/** Every tensor of an InstructBlipForConditionalGeneration checkpoint (modeling_instructblip.py and its conversion script). */
+export function instructBlipTensors(c: InstructBlipConfig): ExpectedTensor[] {
+  const out: ExpectedTensor[] = [];
+  evaVisionTensors(out, 'vision_model', c.vision_config);
+  out.push({ name: 'query_tokens', shape: [1, c.num_query_tokens, c.qformer_config.hidden_size] });
+  qformerTensors(out, 'qformer', c.qformer_config);
+  linearTensors(out, 'language_projection', c.text_config.hidden_size, c.qformer_config.hidden_size, true);
+  llamaTensors(out, 'language_model', c.text_config);
+  return out;
+}
+
+/** The key layout of InstructBLIP folders (src/io/layouts.ts): the published Salesforce folders; transformers 4 and 5 save_pretrained write the same names. */
+export const INSTRUCTBLIP_LAYOUTS: readonly Layout[] = [
+  {
+    id: 'hub',
+    writtenBy: 'the Salesforce checkpoints on the hub; transformers 4 and 5 save_pretrained',
+    rules: same('vision_model.', 'query_tokens', 'qformer.', 'language_projection.', 'language_model.model.', 'language_model.lm_head.'),
+  },
+];
+

@@ -19,7 +19,8 @@
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { view } from '../ops/common.ts';
-import type { LlamaConfig } from '../io/config.ts';
+import type { LlamaConfig } from '../io/config-llama.ts';
+import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { attention } from '../ops/attention.ts';
 import { siluMul } from '../ops/elementwise.ts';
 import { embedding, type EmbeddingPart } from '../ops/embedding.ts';
@@ -29,6 +30,7 @@ import { rope, ropeTable, type RopeTable } from '../ops/rope.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { Linear } from './linear.ts';
+import type { DecoderForwardOptions, DecoderLm, KvCache, LogitsBlock, NormAttentionLayer } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class LlamaRMSNorm {
@@ -42,20 +44,11 @@ export class LlamaRMSNorm {
   }
 }
 
-/** Per-layer K/V [maxSeq, n_kv_heads · d_head] kept on the GPU between decode steps. */
-export class KvCache {
-  length = 0;
-  constructor(
-    readonly k: Tensor[],
-    readonly v: Tensor[],
-    readonly maxSeq: number,
-  ) {}
-
-  static create(gpu: Gpu, cfg: LlamaConfig, maxSeq: number): KvCache {
-    const width = cfg.num_key_value_heads * cfg.head_dim;
-    const mk = (kind: string) => Array.from({ length: cfg.num_hidden_layers }, (_, l) => gpu.tensor([maxSeq, width], 'f32', `kv_cache.${l}.${kind}`));
-    return new KvCache(mk('k'), mk('v'), maxSeq);
-  }
+/** Per-layer K/V [maxSeq, n_kv_heads · d_head] (f32) kept on the GPU between decode steps. */
+function kvCache(gpu: Gpu, cfg: LlamaConfig, maxSeq: number): KvCache {
+  const width = cfg.num_key_value_heads * cfg.head_dim;
+  const mk = (kind: string) => Array.from({ length: cfg.num_hidden_layers }, (_, l) => gpu.tensor([maxSeq, width], 'f32', `kv_cache.${l}.${kind}`));
+  return { k: mk('k'), v: mk('v'), maxSeq, length: 0 };
 }
 
 class LlamaAttention {
@@ -168,21 +161,7 @@ class LlamaDecoderLayer {
   }
 }
 
-export interface LlamaForwardOptions {
-  /** Absolute position of the first input row (KV-cache decoding). */
-  pos0?: number;
-  cache?: KvCache;
-  /**
-   * Start at this decoder layer: the input is then the residual stream entering it
-   * (`lm.blocks.{fromLayer}.resid_pre`), e.g. cached from an earlier run, so an
-   * intervention in later layers re-runs only those. With a KV cache holding the earlier
-   * positions of every layer (and `pos0`), only the rows from pos0 on are re-run.
-   */
-  fromLayer?: number;
-  mask?: (layer: number) => Tensor | undefined;
-}
-
-export class LlamaForCausalLM {
+export class LlamaForCausalLM implements DecoderLm {
   private ropeTable?: RopeTable;
 
   constructor(
@@ -230,7 +209,7 @@ export class LlamaForCausalLM {
    * final-normed hidden states [S, d_model]. The un-normed output of the last layer is the
    * hook `lm.blocks.{L-1}.resid_post`.
    */
-  forward(gpu: Gpu, inputsEmbeds: Tensor, opts: LlamaForwardOptions = {}): Tensor {
+  forward(gpu: Gpu, inputsEmbeds: Tensor, opts: DecoderForwardOptions = {}): Tensor {
     const pos0 = opts.pos0 ?? 0;
     const S = inputsEmbeds.shape[0];
     if (pos0 + S > this.cfg.max_position_embeddings) {
@@ -255,8 +234,44 @@ export class LlamaForCausalLM {
     return out;
   }
 
+  finalNorm(gpu: Gpu, x: Tensor): Tensor {
+    return this.norm.forward(gpu, x);
+  }
+
   /** lm_head: logits [S, vocab] as column blocks (one per lm_head part). */
-  logits(gpu: Gpu, hidden: Tensor): { tensor: Tensor; colStart: number }[] {
+  logits(gpu: Gpu, hidden: Tensor): LogitsBlock[] {
     return this.lmHead.map((p) => ({ tensor: linear(gpu, hidden, p.tensor, { name: `logits[${p.rowStart}:]` }), colStart: p.rowStart }));
   }
+
+  /** LLaMA attends causally over the whole context. */
+  normAttention(layer: number): NormAttentionLayer {
+    return { oProj: this.layers[layer].selfAttn.oProj.weight, window: null };
+  }
+
+  createCache(gpu: Gpu, maxSeq: number): KvCache {
+    return kvCache(gpu, this.cfg, maxSeq);
+  }
 }
+
+/** LlamaForCausalLM under `prefix` (e.g. `language_model`). */
+export function llamaTensors(out: ExpectedTensor[], prefix: string, c: LlamaConfig): void {
+  const h = c.hidden_size;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  out.push({ name: `${prefix}.model.embed_tokens.weight`, shape: [c.vocab_size, h] });
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const l = `${prefix}.model.layers.${i}`;
+    out.push({ name: `${l}.input_layernorm.weight`, shape: [h] });
+    linearTensors(out, `${l}.self_attn.q_proj`, q, h, c.attention_bias);
+    linearTensors(out, `${l}.self_attn.k_proj`, kv, h, c.attention_bias);
+    linearTensors(out, `${l}.self_attn.v_proj`, kv, h, c.attention_bias);
+    linearTensors(out, `${l}.self_attn.o_proj`, h, q, c.attention_bias);
+    out.push({ name: `${l}.post_attention_layernorm.weight`, shape: [h] });
+    linearTensors(out, `${l}.mlp.gate_proj`, c.intermediate_size, h, c.mlp_bias);
+    linearTensors(out, `${l}.mlp.up_proj`, c.intermediate_size, h, c.mlp_bias);
+    linearTensors(out, `${l}.mlp.down_proj`, h, c.intermediate_size, c.mlp_bias);
+  }
+  out.push({ name: `${prefix}.model.norm.weight`, shape: [h] });
+  out.push({ name: `${prefix}.lm_head.weight`, shape: [c.vocab_size, h], optional: c.tie_word_embeddings });
+}
+

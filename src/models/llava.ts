@@ -21,13 +21,15 @@ import { UserError } from '../errors.ts';
 import { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { chatPrompt } from '../io/chat.ts';
-import type { LlavaConfig } from '../io/config.ts';
-import { CLIPVisionTransformer } from './clip.ts';
+import type { LlavaConfig } from '../io/config-llava.ts';
+import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
+import { children, same, type Layout } from '../io/layouts.ts';
+import { CLIP_VISION_CHILDREN, CLIPVisionTransformer, clipVisionTensors } from './clip.ts';
 import { activationOf, Linear } from './linear.ts';
-import { LlamaForCausalLM } from './llama.ts';
+import { LlamaForCausalLM, llamaTensors } from './llama.ts';
 import { decodeWithFeatures } from './splice.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, textSpan, type OpenedCheckpoint } from './open.ts';
-import type { ModelInfo, PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, textSpan, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
+import type { PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class LlavaMultiModalProjector {
@@ -112,7 +114,7 @@ export class LlavaForConditionalGeneration {
 }
 
 /** The dump contract's vision part: hidden_states[k] of the tower, k = 0..Lv. */
-function llavaDumpPoints(cfg: LlavaConfig): [string, string][] {
+export function llavaDumpPoints(cfg: LlavaConfig): [string, string][] {
   const Lv = cfg.vision_config.num_hidden_layers;
   return [
     ['vision_hidden_states.0', actName('resid_pre', 0, 'vision')],
@@ -124,8 +126,7 @@ function llavaDumpPoints(cfg: LlavaConfig): [string, string][] {
 /** A LLaVA checkpoint folder as VlmFiles (called by the registry once the folder is validated). */
 export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: string | null): VlmFiles {
   const n = imageTokenCount(cfg);
-  const info: ModelInfo = {
-    family: 'llava',
+  const info: FamilyInfo = {
     name: c.dir.name,
     config: cfg,
     lm: cfg.text_config,
@@ -148,7 +149,7 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };
-  return vlmFiles(c, info, (w) => LlavaForConditionalGeneration.load(w, cfg), llavaDumpPoints(cfg));
+  return vlmFiles(c, info, (w) => LlavaForConditionalGeneration.load(w, cfg));
 }
 
 /** Token ids before image expansion, and where the question sits among them (prompts only). */
@@ -205,3 +206,51 @@ function placeImage(ids: readonly number[], tok: number, n: number, hasImage: bo
   if (!contiguous) throw new UserError(`the prompt has ${at.length} <image> tokens for one image: use one (it expands to ${n}) or exactly ${n} in a row`);
   return { ids: [...ids], image: [at[0], at[0] + n] };
 }
+
+/** Every tensor of a LlavaForConditionalGeneration checkpoint (names checked against the real llava-1.5-7b-hf index, test/fixtures/). */
+export function llavaTensors(c: LlavaConfig): ExpectedTensor[] {
+  const out: ExpectedTensor[] = [];
+  clipVisionTensors(out, 'vision_tower.vision_model', c.vision_config);
+  const layers = Array.isArray(c.vision_feature_layer) ? c.vision_feature_layer.length : 1;
+  const t = c.text_config.hidden_size;
+  linearTensors(out, 'multi_modal_projector.linear_1', t, c.vision_config.hidden_size * layers, c.multimodal_projector_bias);
+  linearTensors(out, 'multi_modal_projector.linear_2', t, t, c.multimodal_projector_bias);
+  llamaTensors(out, 'language_model', c.text_config);
+  return out;
+}
+
+/**
+ * The key layouts LLaVA folders come in (src/io/layouts.ts), checked by
+ * test/io/layouts.test.ts against folders written by transformers 5.18's save_pretrained:
+ * - `hub`: the published llava-hf folders, and what transformers < 4.52 saved.
+ * - `transformers4.52`: the module tree of LlavaForConditionalGeneration since
+ *   transformers 4.52 (`model.state_dict()`, and safetensors written from it without
+ *   `save_pretrained`): `model.` in front, `lm_head` on top, the vision tower with
+ *   `vision_model.` (4.x, a CLIPVisionModel) or without it (5.x).
+ * - `transformers5`: what transformers 5's `save_pretrained` writes: the hub layout
+ *   except that the vision tower drops `vision_model.` (`vision_tower.embeddings.…`).
+ */
+export const LLAVA_LAYOUTS: readonly Layout[] = [
+  {
+    id: 'hub',
+    writtenBy: 'the llava-hf checkpoints on the hub; transformers < 4.52 save_pretrained',
+    rules: same('vision_tower.vision_model.', 'multi_modal_projector.', 'language_model.model.', 'language_model.lm_head.'),
+  },
+  {
+    id: 'transformers4.52',
+    writtenBy: "the module tree of transformers >= 4.52 (model.state_dict())",
+    rules: [
+      { from: 'model.vision_tower.vision_model.', to: 'vision_tower.vision_model.' },
+      ...children('model.vision_tower.', 'vision_tower.vision_model.', CLIP_VISION_CHILDREN),
+      { from: 'model.multi_modal_projector.', to: 'multi_modal_projector.' },
+      { from: 'model.language_model.', to: 'language_model.model.' },
+      { from: 'lm_head.', to: 'language_model.lm_head.' },
+    ],
+  },
+  {
+    id: 'transformers5',
+    writtenBy: "transformers 5's save_pretrained",
+    rules: [...children('vision_tower.', 'vision_tower.vision_model.', CLIP_VISION_CHILDREN), ...same('multi_modal_projector.', 'language_model.model.', 'language_model.lm_head.')],
+  },
+];
+

@@ -8,7 +8,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
-import type { LlamaConfig } from '../io/config.ts';
+import type { LmConfig } from '../io/config.ts';
 import type { RgbImage } from '../io/image.ts';
 import { preprocessImage, type ImageProcessorConfig, type PixelValues, type PreprocessOptions } from '../io/image-processor.ts';
 import { parseInputIds, type LmTokenizer } from '../io/tokenizer.ts';
@@ -16,13 +16,15 @@ import type { CheckpointReport } from '../io/validate.ts';
 import { checkpointSource, Weights } from './weights.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
-import type { LlamaForCausalLM } from './llama.ts';
-import type { LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { FamilyEntry } from './registry.ts';
+import type { DecoderLm, LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 
 export interface OpenedCheckpoint {
   dir: DirectorySource;
   /** Validated; its checkpoint stays open until the weights are loaded. */
   report: CheckpointReport;
+  /** Its family's entry in the table. */
+  entry: FamilyEntry;
   tokenizer: LmTokenizer | null;
   /** The error a prompt gets when there is no tokenizer. */
   noTokenizer: string;
@@ -44,11 +46,11 @@ export function needTokenizer(c: OpenedCheckpoint): LmTokenizer {
 }
 
 /** `--input-ids` parsed against the LM's embedding size. */
-export function lmInputIds(s: string, lm: LlamaConfig): number[] {
+export function lmInputIds(s: string, lm: LmConfig): number[] {
   return parseInputIds(s, lm.vocab_size);
 }
 
-export function checkContext(ids: readonly number[], lm: LlamaConfig, what = 'the prompt'): void {
+export function checkContext(ids: readonly number[], lm: LmConfig, what = 'the prompt'): void {
   const max = lm.max_position_embeddings;
   if (ids.length > max) throw new UserError(`${what} is ${ids.length} tokens with the image placed, longer than the model's max_position_embeddings = ${max}`);
 }
@@ -119,12 +121,17 @@ export async function streamWeights<T>(gpu: Gpu, c: OpenedCheckpoint, opts: Load
 /** What a family's composition class gives the interface once its weights are loaded. */
 export interface Composition {
   hooks: HookPoints;
-  languageModel: LlamaForCausalLM;
+  languageModel: DecoderLm;
   forward(gpu: Gpu, x: VlmInput, opts?: VlmForwardOptions): Tensor;
 }
 
+/** What a family's file fills in of ModelInfo (the table gives the rest). */
+export type FamilyInfo = Omit<ModelInfo, 'family' | 'capabilities'>;
+
 /** A family's VlmFiles: its ModelInfo, and `load` building its composition from the streamed weights. */
-export function vlmFiles(c: OpenedCheckpoint, info: ModelInfo, build: (w: Weights) => Promise<Composition>, dumpPoints: Vlm['dumpPoints']): VlmFiles {
+export function vlmFiles(c: OpenedCheckpoint, familyInfo: FamilyInfo, build: (w: Weights) => Promise<Composition>): VlmFiles {
+  const info: ModelInfo = { family: c.entry.modelType, capabilities: c.entry.capabilities, ...familyInfo };
+  const dumpPoints = c.entry.dumpPoints(c.report.config);
   return {
     ...info,
     close: () => c.report.checkpoint.close(),

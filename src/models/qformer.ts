@@ -26,7 +26,8 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
-import type { InstructBlipQFormerConfig } from '../io/config.ts';
+import type { InstructBlipQFormerConfig } from '../io/config-instructblip.ts';
+import { layerNormTensors, linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { attention } from '../ops/attention.ts';
 import { add } from '../ops/elementwise.ts';
 import { embedding } from '../ops/embedding.ts';
@@ -225,5 +226,33 @@ export class InstructBlipQFormerModel {
     const out = this.hooks.run(n('query_output'), rows(gpu, h, 0, Q, 'qformer.query_output'));
     gpu.release(h);
     return out;
+  }
+}
+
+/** Every tensor of InstructBlipQFormerModel under `prefix` (the query tokens live in the composition). */
+export function qformerTensors(out: ExpectedTensor[], prefix: string, q: InstructBlipQFormerConfig): void {
+  const qh = q.hidden_size;
+  out.push(
+    { name: `${prefix}.embeddings.word_embeddings.weight`, shape: [q.vocab_size, qh] },
+    { name: `${prefix}.embeddings.position_embeddings.weight`, shape: [q.max_position_embeddings, qh] },
+  );
+  layerNormTensors(out, `${prefix}.embeddings.layernorm`, qh);
+  const attention = (at: string, kvIn: number) => {
+    linearTensors(out, `${at}.attention.query`, qh, qh, true);
+    linearTensors(out, `${at}.attention.key`, qh, kvIn, true);
+    linearTensors(out, `${at}.attention.value`, qh, kvIn, true);
+    linearTensors(out, `${at}.output.dense`, qh, qh, true);
+    layerNormTensors(out, `${at}.output.LayerNorm`, qh);
+  };
+  for (let i = 0; i < q.num_hidden_layers; i++) {
+    const l = `${prefix}.encoder.layer.${i}`;
+    attention(`${l}.attention`, qh);
+    if (i % q.cross_attention_frequency === 0) attention(`${l}.crossattention`, q.encoder_hidden_size);
+    // text tokens (the instruction) and query tokens have separate feed-forwards
+    for (const [inter, output] of [['intermediate', 'output'], ['intermediate_query', 'output_query']]) {
+      linearTensors(out, `${l}.${inter}.dense`, q.intermediate_size, qh, true);
+      linearTensors(out, `${l}.${output}.dense`, qh, q.intermediate_size, true);
+      layerNormTensors(out, `${l}.${output}.LayerNorm`, qh);
+    }
   }
 }

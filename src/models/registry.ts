@@ -1,40 +1,373 @@
 /**
- * `openModel`: a HF checkpoint folder → the family's VlmFiles, dispatched on config.json's
- * `model_type` (`llava`, `instructblip`). The folder is validated against its config and
- * the tokenizer and processor files are read before any GPU allocation, so every
- * downstream command can check its inputs first. Reads through a DirectorySource only:
- * the same call serves a folder on disk and files picked in a browser.
+ * The family table: every model family phaselens runs is one entry here, and everything
+ * that differs between families is read from it — the config parser, the expected
+ * tensors and key layouts, opening a folder (`openModel`), the dump points, the
+ * description, the capabilities code asks for (never a family's name), and the shapes
+ * the generators write (make-tiny, make-random, the demo organisms). The CLI help,
+ * `inspect`, the demo, the page and the report derive from it; test/models/families.test.ts
+ * runs every entry end to end, so a family cannot be half added.
+ *
+ * Adding a family: its model file (the module tree, its tensor list and key layouts, its
+ * `prepare`), its config parser (io/config-<family>.ts), one entry below, its tests.
+ *
+ * Browser-safe: no file system here (the generators write the files an entry describes).
  */
 import { UserError } from '../errors.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
-import { SUPPORTED_MODEL_TYPES } from '../io/config.ts';
+import { readConfigJson, type ConfigDtype, type ModelConfig, type Reader } from '../io/config.ts';
+import { parseInstructBlip, type InstructBlipConfig } from '../io/config-instructblip.ts';
+import { describeLlamaConfig } from '../io/config-llama.ts';
+import { describeClipVisionConfig, parseLlava, type LlavaConfig } from '../io/config-llava.ts';
+import { bestLayoutMatch, type ExpectedTensor, type TensorMatch, type TensorTable } from '../io/expected-tensors.ts';
+import type { Layout } from '../io/layouts.ts';
 import { missingTokenizerReason, readChatTemplate, readImageProcessorConfig, readQformerTokenizer, readTokenizer } from '../io/model-files.ts';
-import { validateCheckpoint } from '../io/validate.ts';
-import { instructBlipFiles } from './instructblip.ts';
-import { llavaFiles } from './llava.ts';
+import { checkCheckpointWith, validateCheckpointWith, type CheckpointKind, type CheckpointReport } from '../io/validate.ts';
+import { INSTRUCTBLIP_LAYOUTS, instructBlipDumpPoints, instructBlipFiles, instructBlipTensors } from './instructblip.ts';
+import { LLAVA_LAYOUTS, llavaDumpPoints, llavaFiles, llavaTensors } from './llava.ts';
 import type { OpenedCheckpoint } from './open.ts';
-import type { VlmFiles } from './vlm.ts';
+import type { Capabilities, VlmFiles } from './vlm.ts';
 
+/** A config.json object as HF writes it. */
+export type ConfigJson = Record<string, unknown>;
+
+/** Sizes of the image a generated checkpoint's tower reads. */
+export interface ImageGeometry {
+  imageSize: number;
+  patchSize: number;
+}
+
+/** The non-weight files a generated checkpoint of the family gets (weights-tools/processor-files.ts writes them). */
+export interface GeneratedFiles {
+  /** The HF processor class the files name. */
+  processorClass: string;
+  /** CLIP's (resize the shortest edge, centre crop) or BLIP's (resize to a square). */
+  imageProcessor: 'CLIPImageProcessor' | 'BlipImageProcessor';
+  /** tokenizer_config.json keys that differ from the llava-1.5 tokenizer's. */
+  tokenizerOverrides?: Record<string, string>;
+  /** Keys transformers 5 writes into processor_config.json for this config. */
+  processorConfig?: (config: ModelConfig) => Record<string, unknown>;
+}
+
+export interface FamilyEntry<C extends ModelConfig = ModelConfig> {
+  /** config.json `model_type`; the family's name in outputs. */
+  modelType: string;
+  /** One line for help texts and reports. */
+  description: string;
+  capabilities: Capabilities;
+  /** The top level of config.json → the family's config, HF defaults applied (io/config-<family>.ts). */
+  parseConfig(r: Reader, dtype: ConfigDtype): C;
+  /** The config in a few lines, for `inspect`. */
+  describeConfig(c: C): string[];
+  /** Every tensor a checkpoint holds, canonical names, in module order (the model files' trees). */
+  expectedTensors(c: C): ExpectedTensor[];
+  /** Key layouts folders come in, hub first (the canonical names). */
+  layouts: readonly Layout[];
+  /** The layout transformers 5's save_pretrained writes (make-tiny --layout transformers5). */
+  transformers5Layout: string;
+  /** The folder as VlmFiles, once validated: reads the family's own files (chat template, second tokenizer). */
+  open(c: OpenedCheckpoint, config: C): Promise<VlmFiles>;
+  /** The family's part of the dump contract: [dump name, hook name] per tower activation. */
+  dumpPoints(c: C): [string, string][];
+  files: GeneratedFiles;
+  /** make-tiny's config.json around the tiny LM `text_config` (awkward sizes, `geometry` images). */
+  tiny(text_config: ConfigJson, geometry: ImageGeometry): ConfigJson;
+  /** The trained demo organism's config.json around its LM (weights-tools/train). */
+  organism(text_config: ConfigJson, geometry: ImageGeometry): ConfigJson;
+  /** make-random's full-size shapes: name → config.json. */
+  shapes: Readonly<Record<string, () => ConfigJson>>;
+}
+
+/** A family entry, type-checked against its own config type. */
+function family<C extends ModelConfig>(e: FamilyEntry<C>): FamilyEntry {
+  return e as unknown as FamilyEntry;
+}
+
+/** The real llava-hf/llava-1.5-7b-hf config.json. */
+const LLAVA_1_5_7B: ConfigJson = {
+  architectures: ['LlavaForConditionalGeneration'],
+  ignore_index: -100,
+  image_token_index: 32000,
+  model_type: 'llava',
+  pad_token_id: 32001,
+  projector_hidden_act: 'gelu',
+  text_config: {
+    _name_or_path: 'lmsys/vicuna-7b-v1.5',
+    architectures: ['LlamaForCausalLM'],
+    max_position_embeddings: 4096,
+    model_type: 'llama',
+    rms_norm_eps: 1e-5,
+    torch_dtype: 'float16',
+    vocab_size: 32064,
+  },
+  tie_word_embeddings: false,
+  torch_dtype: 'float16',
+  transformers_version: '4.36.0.dev0',
+  vision_config: { hidden_size: 1024, image_size: 336, intermediate_size: 4096, model_type: 'clip_vision_model', num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14, projection_dim: 768, vocab_size: 32000 },
+  vision_feature_layer: -2,
+  vision_feature_select_strategy: 'default',
+  vocab_size: 32064,
+};
+
+/** The mid-size benchmark LM: 1024 wide, 8 layers, the real vocabulary of `base`. */
+const MID_LM = { hidden_size: 1024, intermediate_size: 2752, num_attention_heads: 16, num_key_value_heads: 16, num_hidden_layers: 8 };
+const sub = (json: ConfigJson, key: string) => json[key] as ConfigJson;
+
+/** A mid-size LLaVA for benchmarks on CPU adapters: the 7B layout scaled down (CLIP 512 wide, 224 px → 256 patches; ~0.19 B parameters). */
+function llavaMid(): ConfigJson {
+  return {
+    ...LLAVA_1_5_7B,
+    image_seq_length: 256,
+    text_config: { ...sub(LLAVA_1_5_7B, 'text_config'), ...MID_LM },
+    vision_config: { ...sub(LLAVA_1_5_7B, 'vision_config'), hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 6, image_size: 224, patch_size: 14, projection_dim: 512 },
+  };
+}
+
+/**
+ * Salesforce/instructblip-vicuna-7b's shape: the HF defaults of InstructBlipVisionConfig
+ * and InstructBlipQFormerConfig, Q-Former vocab 30523 (BERT + [DEC]) and Vicuna-7B with
+ * vocab 32001, as convert_instructblip_original_to_pytorch.py builds it.
+ */
+const INSTRUCTBLIP_VICUNA_7B: ConfigJson = {
+  architectures: ['InstructBlipForConditionalGeneration'],
+  model_type: 'instructblip',
+  num_query_tokens: 32,
+  qformer_config: { model_type: 'instructblip_qformer', vocab_size: 30523 },
+  text_config: { architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 32001, pad_token_id: 0, torch_dtype: 'float16' },
+  torch_dtype: 'float16',
+  use_decoder_only_language_model: true,
+  vision_config: { model_type: 'instructblip_vision_model' },
+};
+
+/** What both generated families share at the top level. */
+const generated = (text_config: ConfigJson) => ({ tie_word_embeddings: text_config.tie_word_embeddings ?? false, torch_dtype: text_config.torch_dtype, transformers_version: '4.36.0.dev0' });
+
+const LLAVA = family<LlavaConfig>({
+  modelType: 'llava',
+  description: 'LLaVA-1.5 (LlavaForConditionalGeneration): CLIP ViT, MLP projector, LLaMA/Vicuna',
+  capabilities: { chatTemplate: true, patchGrid: true, tiles: false, qformer: false },
+  parseConfig: parseLlava,
+  describeConfig: (c) => {
+    const v = c.vision_config;
+    const t = c.text_config;
+    return [
+      `vision     ${describeClipVisionConfig(v)}`,
+      `projector  ${v.hidden_size} → ${t.hidden_size} → ${t.hidden_size} (${c.projector_hidden_act}), features from layer ${JSON.stringify(c.vision_feature_layer)}, strategy ${c.vision_feature_select_strategy}`,
+      `language   ${describeLlamaConfig(t)}`,
+    ];
+  },
+  expectedTensors: llavaTensors,
+  layouts: LLAVA_LAYOUTS,
+  transformers5Layout: 'transformers5',
+  open: async (c, cfg) => llavaFiles(c, cfg, await readChatTemplate(c.dir)),
+  dumpPoints: llavaDumpPoints,
+  files: { processorClass: 'LlavaProcessor', imageProcessor: 'CLIPImageProcessor' },
+  tiny: (text_config, g) => ({
+    architectures: ['LlavaForConditionalGeneration'],
+    ignore_index: -100,
+    image_seq_length: (g.imageSize / g.patchSize) ** 2,
+    image_token_index: 32000,
+    model_type: 'llava',
+    pad_token_id: 32001,
+    projector_hidden_act: 'gelu',
+    text_config,
+    ...generated(text_config),
+    vision_config: { hidden_size: 32, image_size: g.imageSize, intermediate_size: 74, model_type: 'clip_vision_model', num_attention_heads: 4, num_hidden_layers: 3, patch_size: g.patchSize, projection_dim: 32 },
+    vision_feature_layer: -2,
+    vision_feature_select_strategy: 'default',
+    vocab_size: text_config.vocab_size,
+  }),
+  organism: (text_config, g) => ({
+    architectures: ['LlavaForConditionalGeneration'],
+    ignore_index: -100,
+    image_seq_length: (g.imageSize / g.patchSize) ** 2,
+    image_token_index: 32000,
+    model_type: 'llava',
+    pad_token_id: 32001,
+    projector_hidden_act: 'gelu',
+    text_config,
+    ...generated(text_config),
+    // features are hidden_states[-2], so the last layer is there only for the layout
+    vision_config: { hidden_size: 64, image_size: g.imageSize, intermediate_size: 256, model_type: 'clip_vision_model', num_attention_heads: 4, num_hidden_layers: 4, patch_size: g.patchSize, projection_dim: 64 },
+    vision_feature_layer: -2,
+    vision_feature_select_strategy: 'default',
+    vocab_size: text_config.vocab_size,
+  }),
+  shapes: {
+    'llava-7b': () => LLAVA_1_5_7B,
+    'llava-mid': llavaMid,
+    // LLaVA-1.5-7B's depth at a CPU adapter's width: llava-mid's tower, a 32-layer LLaMA 512 wide (~0.1 B parameters)
+    'llava-deep': () => {
+      const mid = llavaMid();
+      return { ...mid, text_config: { ...sub(mid, 'text_config'), hidden_size: 512, intermediate_size: 1376, num_attention_heads: 8, num_key_value_heads: 8, num_hidden_layers: 32 } };
+    },
+  },
+});
+
+const INSTRUCTBLIP = family<InstructBlipConfig>({
+  modelType: 'instructblip',
+  description: 'InstructBLIP (InstructBlipForConditionalGeneration): EVA ViT, Q-Former reading the instruction, LLaMA/Vicuna',
+  capabilities: { chatTemplate: false, patchGrid: false, tiles: false, qformer: true },
+  parseConfig: parseInstructBlip,
+  describeConfig: (c) => {
+    const v = c.vision_config;
+    const q = c.qformer_config;
+    return [
+      `vision     ${v.model_type}: hidden ${v.hidden_size}, ${v.num_hidden_layers} layers, ${v.num_attention_heads} heads, MLP ${v.intermediate_size}, image ${v.image_size} / patch ${v.patch_size} → ${(v.image_size / v.patch_size) ** 2 + 1} positions`,
+      `q-former   hidden ${q.hidden_size}, ${q.num_hidden_layers} layers, ${q.num_attention_heads} heads, cross-attention every ${q.cross_attention_frequency}, ${c.num_query_tokens} queries, vocab ${q.vocab_size}`,
+      `language   ${describeLlamaConfig(c.text_config)}`,
+    ];
+  },
+  expectedTensors: instructBlipTensors,
+  layouts: INSTRUCTBLIP_LAYOUTS,
+  transformers5Layout: 'hub',
+  open: async (c, cfg) => instructBlipFiles(c, cfg, await readQformerTokenizer(c.dir)),
+  dumpPoints: instructBlipDumpPoints,
+  files: {
+    processorClass: 'InstructBlipProcessor',
+    imageProcessor: 'BlipImageProcessor',
+    // Salesforce/instructblip-vicuna-7b's tokenizer_config.json names `</s>` as BOS (and UNK)
+    tokenizerOverrides: { bos_token: '</s>', unk_token: '</s>' },
+    processorConfig: (c) => ({ num_query_tokens: (c as InstructBlipConfig).num_query_tokens }),
+  },
+  tiny: (text_config, g) => instructBlipJson(text_config, g, { queries: 8, vision: 40, qformer: 32, mlp: 74, visionLayers: 3, qformerPositions: 128 }),
+  organism: (text_config, g) => instructBlipJson(text_config, g, { queries: 16, vision: 64, qformer: 64, mlp: 256, visionLayers: 3, qformerPositions: 64, qformerLayers: 4 }),
+  shapes: {
+    'instructblip-vicuna-7b': () => INSTRUCTBLIP_VICUNA_7B,
+    // about llava-mid's cost: EVA 512 wide, 6 layers, 224 px; Q-Former 384 wide, 4 layers, 32 queries; llava-mid's LLaMA with vocab 32001 (~0.21 B parameters)
+    'instructblip-mid': () => ({
+      ...INSTRUCTBLIP_VICUNA_7B,
+      image_token_index: 32000,
+      qformer_config: { ...sub(INSTRUCTBLIP_VICUNA_7B, 'qformer_config'), hidden_size: 384, intermediate_size: 1536, num_attention_heads: 6, num_hidden_layers: 4, cross_attention_frequency: 2, encoder_hidden_size: 512 },
+      text_config: { ...sub(INSTRUCTBLIP_VICUNA_7B, 'text_config'), ...MID_LM },
+      vision_config: { ...sub(INSTRUCTBLIP_VICUNA_7B, 'vision_config'), hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 6, image_size: 224, patch_size: 14 },
+    }),
+  },
+});
+
+/** A generated InstructBLIP config.json: EVA `vision` wide, a Q-Former `qformer` wide with `queries` queries. */
+function instructBlipJson(
+  text_config: ConfigJson,
+  g: ImageGeometry,
+  s: { queries: number; vision: number; qformer: number; mlp: number; visionLayers: number; qformerPositions: number; qformerLayers?: number },
+): ConfigJson {
+  return {
+    architectures: ['InstructBlipForConditionalGeneration'],
+    // initializer_factor left out (HF's default is 1.0): JSON.stringify writes 1.0 as 1,
+    // which transformers ≥ 5 refuses for a float field
+    image_token_index: 32000,
+    initializer_range: 0.02,
+    model_type: 'instructblip',
+    num_query_tokens: s.queries,
+    qformer_config: {
+      attention_probs_dropout_prob: 0.1,
+      cross_attention_frequency: 2,
+      encoder_hidden_size: s.vision,
+      hidden_act: 'gelu',
+      hidden_dropout_prob: 0.1,
+      hidden_size: s.qformer,
+      intermediate_size: s.mlp,
+      layer_norm_eps: 1e-12,
+      max_position_embeddings: s.qformerPositions,
+      model_type: 'instructblip_qformer',
+      num_attention_heads: 4,
+      num_hidden_layers: s.qformerLayers ?? 3,
+      pad_token_id: 0,
+      position_embedding_type: 'absolute',
+      vocab_size: 30523,
+    },
+    text_config,
+    ...generated(text_config),
+    use_decoder_only_language_model: true,
+    vision_config: {
+      hidden_act: 'gelu',
+      hidden_size: s.vision,
+      image_size: g.imageSize,
+      intermediate_size: s.mlp,
+      layer_norm_eps: 1e-6,
+      model_type: 'instructblip_vision_model',
+      num_attention_heads: 4,
+      num_hidden_layers: s.visionLayers,
+      patch_size: g.patchSize,
+      qkv_bias: true,
+    },
+  };
+}
+
+/** Every family, in the order help texts list them. */
+export const FAMILIES: readonly FamilyEntry[] = [LLAVA, INSTRUCTBLIP];
+
+/** The families' names (their `model_type`s). */
+export const FAMILY_NAMES: readonly string[] = FAMILIES.map((f) => f.modelType);
+
+/** The entry of `modelType`, or a UserError naming the known ones. */
+export function familyOf(modelType: unknown, where = 'model_type'): FamilyEntry {
+  const f = FAMILIES.find((e) => e.modelType === modelType);
+  if (!f) throw new UserError(`${where} ${JSON.stringify(modelType)} is not supported (supported: ${FAMILY_NAMES.join(', ')})`);
+  return f;
+}
+
+/** Parses the text of a config.json through its family's parser; `file` names it in errors. */
+export function parseConfig(text: string, file = 'config.json'): ModelConfig {
+  const { r, modelType, dtype } = readConfigJson(text, file);
+  return familyOf(modelType, `${file}: model_type`).parseConfig(r, dtype);
+}
+
+/** The full list of tensors a checkpoint for `config` holds, in module order. */
+export function expectedTensors(config: ModelConfig): ExpectedTensor[] {
+  return familyOf(config.model_type).expectedTensors(config);
+}
+
+/** The key layouts of each family. */
+export const LAYOUTS: Readonly<Record<string, readonly Layout[]>> = Object.fromEntries(FAMILIES.map((f) => [f.modelType, f.layouts]));
+
+/** The layout `id` of `family`, or undefined. */
+export function findLayout(family: string, id: string): Layout | undefined {
+  return familyOf(family).layouts.find((l) => l.id === id);
+}
+
+/** The checkpoint read in whichever of its family's layouts explains its names best. */
+export function matchCheckpoint(config: ModelConfig, actual: TensorTable): TensorMatch {
+  return bestLayoutMatch(expectedTensors(config), familyOf(config.model_type).layouts, actual);
+}
+
+function kindOf(text: string, file: string): CheckpointKind {
+  const { r, modelType, dtype } = readConfigJson(text, file);
+  const f = familyOf(modelType, `${file}: model_type`);
+  const config = f.parseConfig(r, dtype);
+  return { config, expected: f.expectedTensors(config), layouts: f.layouts, summary: f.describeConfig(config) };
+}
+
+/** Reads config.json and the safetensors headers and compares them; never throws for a mismatch (io/validate.ts). */
+export function checkCheckpoint(dir: DirectorySource): Promise<CheckpointReport> {
+  return checkCheckpointWith(dir, kindOf);
+}
+
+/** The gate before loading: the report (checkpoint open) when the folder is usable, else a UserError with every problem. */
+export function validateCheckpoint(dir: DirectorySource): Promise<CheckpointReport> {
+  return validateCheckpointWith(dir, kindOf);
+}
+
+/**
+ * `openModel`: a HF checkpoint folder → its family's VlmFiles, dispatched on config.json's
+ * `model_type`. The folder is validated against its config and the tokenizer and
+ * processor files are read before any GPU allocation, so every downstream command can
+ * check its inputs first. Reads through a DirectorySource only: the same call serves a
+ * folder on disk and files picked in a browser.
+ */
 export async function openModel(dir: DirectorySource): Promise<VlmFiles> {
   const report = await validateCheckpoint(dir);
   try {
     const tokenizer = await readTokenizer(dir);
+    const entry = familyOf(report.config.model_type);
     const c: OpenedCheckpoint = {
       dir,
       report,
+      entry,
       tokenizer,
       noTokenizer: tokenizer ? '' : await missingTokenizerReason(dir),
       processor: await readImageProcessorConfig(dir),
     };
-    const cfg = report.config;
-    switch (cfg.model_type) {
-      case 'llava':
-        return llavaFiles(c, cfg, await readChatTemplate(dir));
-      case 'instructblip':
-        return instructBlipFiles(c, cfg, await readQformerTokenizer(dir));
-      default:
-        throw new UserError(`${dir.name}: model_type "${(cfg as { model_type: string }).model_type}" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
-    }
+    return await entry.open(c, report.config);
   } catch (e) {
     await report.checkpoint.close();
     throw e;

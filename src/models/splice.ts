@@ -7,11 +7,10 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
-import type { LlamaForCausalLM } from './llama.ts';
-import type { VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { DecoderLm, VlmForwardOptions, VlmInput } from './vlm.ts';
 
 /** `features` [image span, d] (released here), or undefined for a text-only input. */
-export function decodeWithFeatures(gpu: Gpu, lm: LlamaForCausalLM, hooks: HookPoints, x: VlmInput, features: Tensor | undefined, opts: VlmForwardOptions): Tensor {
+export function decodeWithFeatures(gpu: Gpu, lm: DecoderLm, hooks: HookPoints, x: VlmInput, features: Tensor | undefined, opts: VlmForwardOptions): Tensor {
   const ids = gpu.upload(Int32Array.from(x.ids), [x.ids.length], 'input_ids');
   const e = lm.embed(gpu, ids);
   if (features) {

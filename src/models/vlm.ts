@@ -12,13 +12,99 @@
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
-import type { LlamaConfig, ModelConfig } from '../io/config.ts';
+import type { LmConfig, ModelConfig } from '../io/config.ts';
 import type { RgbImage } from '../io/image.ts';
 import type { ImageProcessorConfig, PixelValues, PreprocessOptions } from '../io/image-processor.ts';
 import type { LmTokenizer } from '../io/tokenizer.ts';
-import type { KvCache, LlamaForCausalLM } from './llama.ts';
 
-export type Family = 'llava' | 'instructblip';
+/** A family's name: its config.json `model_type`, the key of its entry in models/registry.ts. */
+export type Family = string;
+
+/**
+ * What a family can do, asked for instead of its name (models/registry.ts sets them per
+ * family; every Vlm carries its family's).
+ */
+export interface Capabilities {
+  /** The checkpoint has a chat template: `--chat` wraps the prompt in it. */
+  chatTemplate: boolean;
+  /** The visual tokens are image patches on a grid (PositionGroups.grid): `image[r0:r1,c0:c1]`, the hover view. */
+  patchGrid: boolean;
+  /** The image goes in as a base view plus high-resolution tiles (LLaVA-NeXT anyres). */
+  tiles: boolean;
+  /** A Q-Former reads the instruction too (`--qformer-input-ids`, a second tokenizer). */
+  qformer: boolean;
+}
+
+/** Per-layer K/V [maxSeq, n_kv_heads · d_head] kept on the GPU between calls (DecoderLm.createCache). */
+export interface KvCache {
+  readonly k: Tensor[];
+  readonly v: Tensor[];
+  readonly maxSeq: number;
+  /** Positions filled so far (set by forward). */
+  length: number;
+}
+
+export interface DecoderForwardOptions {
+  /** Absolute position of the first input row (decoding with a KV cache). */
+  pos0?: number;
+  /** Keep K/V here; positions before pos0 are read from it. */
+  cache?: KvCache;
+  /**
+   * Start at this decoder layer: the input is then the residual stream entering it
+   * (`lm.blocks.{fromLayer}.resid_pre`), e.g. cached from an earlier run, so an
+   * intervention in later layers re-runs only those. With a KV cache holding the earlier
+   * positions of every layer (and `pos0`), only the rows from pos0 on are re-run.
+   */
+  fromLayer?: number;
+  /** Additive pre-softmax attention mask [S, S_kv] for a decoder layer, or none (attention knockout). */
+  mask?: (layer: number) => Tensor | undefined;
+}
+
+/** One column block of the logits [S, cols]: vocabulary ids colStart… (lm_head split over storage bindings). */
+export interface LogitsBlock {
+  tensor: Tensor;
+  colStart: number;
+}
+
+/**
+ * What norm-based attention (Kobayashi et al. 2020) needs of one decoder layer besides
+ * the hooks `lm.blocks.{l}.attn.q|k|v` (q, k after the position encoding; v = x W_V + b_V,
+ * [pos, n_kv_heads, d_head]): f^h(x) = v^h W_O^h.
+ */
+export interface NormAttentionLayer {
+  /** o_proj weight [d_model, n_heads · d_head] (HF Linear layout): head h feeds columns h·d_head … (h+1)·d_head − 1. */
+  oProj: Tensor;
+  /** A query attends to at most this many keys back (itself included; Mistral's sliding window), or null for full causal attention. */
+  window: number | null;
+}
+
+/**
+ * The language model of every family: a decoder-only transformer that probes,
+ * interventions, generation and analysis drive through this interface alone (LLaMA is
+ * models/llama.ts). Hook names are common (src/hooks/names.ts): `lm.embed`,
+ * `lm.blocks.{l}.{resid_pre, ln1.normalized, attn.q|k|v|z, resid_mid, resid_post}`,
+ * `lm.ln_final.normalized`.
+ */
+export interface DecoderLm {
+  /** Sizes and special ids, HF names. */
+  readonly cfg: LmConfig;
+  readonly hooks: HookPoints;
+  /** Token embeddings [n, d_model] of ids [n] (i32). */
+  embed(gpu: Gpu, ids: Tensor): Tensor;
+  /**
+   * Runs the decoder on input embeddings [S, d_model] (HF `inputs_embeds`); returns the
+   * final-normed hidden states [S, d_model] (the un-normed last layer is the hook
+   * `lm.blocks.{L-1}.resid_post`).
+   */
+  forward(gpu: Gpu, inputsEmbeds: Tensor, opts?: DecoderForwardOptions): Tensor;
+  /** The final norm alone (LogitLens on an intermediate layer). */
+  finalNorm(gpu: Gpu, x: Tensor): Tensor;
+  /** lm_head on final-normed rows: logits [S, vocab] as column blocks. */
+  logits(gpu: Gpu, hidden: Tensor): LogitsBlock[];
+  normAttention(layer: number): NormAttentionLayer;
+  /** An empty K/V cache for `maxSeq` positions. */
+  createCache(gpu: Gpu, maxSeq: number): KvCache;
+}
 
 /** Positions of one prepared LM input, found by `prepare` (never assumed, e.g. "BOS is 0"). */
 export interface PositionGroups {
@@ -56,12 +142,7 @@ export interface PromptSpec {
   chat?: boolean;
 }
 
-export interface VlmForwardOptions {
-  /** Keep K/V for decoding. */
-  cache?: KvCache;
-  /** Additive pre-softmax attention mask [S, S] for a decoder layer, or none (attention knockout). */
-  mask?: (layer: number) => Tensor | undefined;
-}
+export type VlmForwardOptions = Pick<DecoderForwardOptions, 'cache' | 'mask'>;
 
 export interface LoadOptions {
   /** Convert weights to this dtype as they load (default: as stored). */
@@ -72,11 +153,12 @@ export interface LoadOptions {
 /** What both stages share. */
 export interface ModelInfo {
   family: Family;
+  capabilities: Capabilities;
   /** The checkpoint folder's name or path, as outputs record it. */
   name: string;
   config: ModelConfig;
   /** The language model's config (`text_config`). */
-  lm: LlamaConfig;
+  lm: LmConfig;
   /** Null when the folder has no tokenizer.json (then only `--input-ids` works). */
   tokenizer: LmTokenizer | null;
   processor: ImageProcessorConfig;
@@ -100,7 +182,7 @@ export interface VlmFiles extends ModelInfo {
 export interface Vlm extends ModelInfo {
   /** The model's one hook registry (`vision.*`, `qformer.*`, `projector.*`, `lm.*`). */
   hooks: HookPoints;
-  languageModel: LlamaForCausalLM;
+  languageModel: DecoderLm;
   /** Weight dtypes on the GPU, e.g. ['f16']. */
   weightDtypes: string[];
   /**

@@ -12,7 +12,7 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { LlamaForCausalLM } from '../models/llama.ts';
+import type { DecoderLm } from '../models/vlm.ts';
 import { mergeTopk, topk, type TopkResult } from '../ops/topk.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 import { hiddenStateIndex } from '../hooks/hidden-states.ts';
@@ -40,7 +40,7 @@ function runsOf(xs: readonly number[]): [number, number][] {
 }
 
 /** `cover`: the layers and visual-token positions to run (src/analysis/lens-spec.ts), ascending. */
-export function logitLensProbe(gpu: Gpu, lm: LlamaForCausalLM, image: [number, number], k: number, cover: { layers: readonly number[]; positions: readonly number[] }) {
+export function logitLensProbe(gpu: Gpu, lm: DecoderLm, image: [number, number], k: number, cover: { layers: readonly number[]; positions: readonly number[] }) {
   const L = lm.cfg.num_hidden_layers;
   const index = hiddenStateIndex(L);
   const s = image[0];
@@ -59,7 +59,7 @@ export function logitLensProbe(gpu: Gpu, lm: LlamaForCausalLM, image: [number, n
     }
     let x: Tensor = rows;
     if (l < L) {
-      x = lm.norm.forward(gpu, rows);
+      x = lm.finalNorm(gpu, rows);
       gpu.release(rows);
     }
     const parts = lm.logits(gpu, x).map((p) => {

@@ -8,7 +8,8 @@
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { LlamaForCausalLM } from '../models/llama.ts';
+import { UserError } from '../errors.ts';
+import type { DecoderLm } from '../models/vlm.ts';
 import { attentionRow } from '../ops/attention.ts';
 import { headGram, normAttention } from '../ops/norm-attention.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
@@ -26,7 +27,7 @@ const SITE = /^lm\.blocks\.(\d+)\.attn\.(q|k|v)$/;
 /** Per-head Gram matrices of W_O depend only on the weights: computed once per model. */
 const grams = new WeakMap<Tensor, Tensor>();
 
-export function normAttentionProbe(gpu: Gpu, lm: LlamaForCausalLM, query: number) {
+export function normAttentionProbe(gpu: Gpu, lm: DecoderLm, query: number) {
   const L = lm.cfg.num_hidden_layers;
   const H = lm.cfg.num_attention_heads;
   const pending = new Map<number, { q?: Tensor; k?: Tensor }>();
@@ -41,7 +42,9 @@ export function normAttentionProbe(gpu: Gpu, lm: LlamaForCausalLM, query: number
     else {
       const seq = t.shape[0];
       out ??= { layer: gpu.tensor([L, seq], 'f32', 'norm_attention.layer'), head: gpu.tensor([L, H, seq], 'f32', 'norm_attention.head') };
-      const wO = lm.layers[l].selfAttn.oProj.weight;
+      const { oProj: wO, window } = lm.normAttention(l);
+      // α would need the window's band: refused rather than computed over keys the model never saw
+      if (window !== null && query + 1 > window) throw new UserError(`norm attention: layer ${l} attends to ${window} keys back (sliding window) and query ${query} reaches past it, which the probe does not compute`);
       let gram = grams.get(wO);
       if (!gram) grams.set(wO, (gram = headGram(gpu, wO, H)));
       const alpha = attentionRow(gpu, p.q!, p.k!, { causal: true, qPos0: 0, query, name: `norm_attention.${l}.alpha` });

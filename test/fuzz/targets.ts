@@ -19,9 +19,9 @@ import { decodeImage } from '../../src/io/image.ts';
 import { readChatTemplate, readImageProcessorConfig } from '../../src/io/model-files.ts';
 import type { ByteSource, DirectorySource } from '../../src/io/byte-source.ts';
 import { UserError } from '../../src/errors.ts';
-import { checkCheckpoint } from '../../src/io/validate.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
 import { concat, mutateBytes, mutateJson, mutateText, nastyValue, Rng } from './mutate.ts';
+import { checkCheckpoint } from '../../src/models/registry.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures');
 

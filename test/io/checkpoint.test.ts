@@ -12,8 +12,8 @@ import { Checkpoint } from '../../src/io/checkpoint.ts';
 import { writeSafetensors } from '../../src/io/safetensors-write.ts';
 import { blobDirectory } from '../../src/io/source-blob.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
-import { validateCheckpoint } from '../../src/io/validate.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
+import { validateCheckpoint } from '../../src/models/registry.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'phaselens-ckpt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
-import { parseConfig, type LlavaConfig } from '../../src/io/config.ts';
+import { parseConfig } from '../../src/models/registry.ts';
+import { type LlavaConfig } from '../../src/io/config-llava.ts';
+import type { InstructBlipConfig } from '../../src/io/config-instructblip.ts';
 
 const realText = readFileSync(new URL('../fixtures/llava-1.5-7b-hf/config.json', import.meta.url), 'utf8');
 const real = () => JSON.parse(realText);
@@ -54,8 +56,8 @@ describe('real llava-1.5-7b-hf config', () => {
 
 describe('instructblip config', () => {
   it('fills InstructBLIP defaults (EVA ViT-g, BERT-base Q-Former)', () => {
-    const c = parseConfig(JSON.stringify({ model_type: 'instructblip', text_config: { model_type: 'llama', vocab_size: 32001 }, qformer_config: { vocab_size: 30523 } }));
-    if (c.model_type !== 'instructblip') throw new Error('wrong type');
+    const c = parseConfig(JSON.stringify({ model_type: 'instructblip', text_config: { model_type: 'llama', vocab_size: 32001 }, qformer_config: { vocab_size: 30523 } })) as InstructBlipConfig;
+    expect(c.model_type).toBe('instructblip');
     expect([c.vision_config.hidden_size, c.vision_config.num_hidden_layers, c.vision_config.num_attention_heads, c.vision_config.intermediate_size]).toEqual([1408, 39, 16, 6144]);
     expect([c.vision_config.image_size, c.vision_config.patch_size, c.vision_config.qkv_bias, c.vision_config.layer_norm_eps]).toEqual([224, 14, true, 1e-6]);
     const q = c.qformer_config;

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, type ModelConfig } from '../../src/io/config.ts';
-import { describeMatch, expectedTensors, matchCheckpoint, matchTensors } from '../../src/io/expected-tensors.ts';
-import { findLayout } from '../../src/io/layouts.ts';
+import { type ModelConfig } from '../../src/io/config.ts';
+import { describeMatch, matchTensors } from '../../src/io/expected-tensors.ts';
 import { numel } from '../../src/io/safetensors.ts';
+import { expectedTensors, findLayout, matchCheckpoint, parseConfig } from '../../src/models/registry.ts';
 
 const fixture = (f: string) => readFileSync(new URL(`../fixtures/llava-1.5-7b-hf/${f}`, import.meta.url), 'utf8');
 const llava = parseConfig(fixture('config.json'));

@@ -14,10 +14,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { hfPython } from '../../bench/hf.ts';
 import { recogniseChatTemplate } from '../../src/io/chat.ts';
-import { parseConfig } from '../../src/io/config.ts';
 import { readChatTemplate, readImageProcessorConfig, readQformerTokenizer, readTokenizer } from '../../src/io/model-files.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
-import { validateCheckpoint } from '../../src/io/validate.ts';
+import { parseConfig, validateCheckpoint } from '../../src/models/registry.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SCRIPT = join(import.meta.dirname, 'hf_save_pretrained.py');

@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
-import { parseConfig } from '../../src/io/config.ts';
-import { describeMatch, expectedTensors, matchCheckpoint } from '../../src/io/expected-tensors.ts';
+import { describeMatch } from '../../src/io/expected-tensors.ts';
 import { formatReport } from '../../src/io/inspect.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
-import { canonicalName, LAYOUTS, storedName, type Family } from '../../src/io/layouts.ts';
+import { canonicalName, storedName } from '../../src/io/layouts.ts';
 import { nodeDirectory, openFileSource } from '../../src/io/source-node.ts';
-import { checkCheckpoint, validateCheckpoint } from '../../src/io/validate.ts';
 import { keyLayout, makeTiny, tinyConfigJson } from '../../weights-tools/make-tiny.ts';
+import { LAYOUTS, checkCheckpoint, expectedTensors, matchCheckpoint, parseConfig, validateCheckpoint } from '../../src/models/registry.ts';
+import type { Family } from '../../src/models/vlm.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'phaselens-layouts-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

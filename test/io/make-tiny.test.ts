@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatReport } from '../../src/io/inspect.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
-import { checkCheckpoint, validateCheckpoint } from '../../src/io/validate.ts';
 import { makeTiny, type TinyArch, type WeightDtype } from '../../weights-tools/make-tiny.ts';
+import { checkCheckpoint, validateCheckpoint } from '../../src/models/registry.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'phaselens-tiny-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

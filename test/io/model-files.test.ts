@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { recogniseChatTemplate } from '../../src/io/chat.ts';
-import { parseConfig } from '../../src/io/config.ts';
 import { readChatTemplate, readImageProcessorConfig, readQformerTokenizer, readTokenizer } from '../../src/io/model-files.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
 import { makeTiny, tinyConfigJson, type FolderLayout, type TinyArch } from '../../weights-tools/make-tiny.ts';
+import { parseConfig } from '../../src/models/registry.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'phaselens-files-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -6,8 +6,6 @@
  * the `embed_tokens` rows of the ids (looked up on the host) everywhere else.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig, type InstructBlipConfig, type LlavaConfig } from '../../src/io/config.ts';
-import { expectedTensors } from '../../src/io/expected-tensors.ts';
 import { InstructBlipForConditionalGeneration } from '../../src/models/instructblip.ts';
 import { LlavaForConditionalGeneration } from '../../src/models/llava.ts';
 import { positionGroups } from '../../src/models/open.ts';
@@ -15,6 +13,9 @@ import type { VlmInput } from '../../src/models/vlm.ts';
 import { mapSource, Weights } from '../../src/models/weights.ts';
 import { runWithCache } from '../../src/probes/cache.ts';
 import { getGpu, randn } from '../helpers/gpu.ts';
+import { expectedTensors, parseConfig } from '../../src/models/registry.ts';
+import { type InstructBlipConfig } from '../../src/io/config-instructblip.ts';
+import { type LlavaConfig } from '../../src/io/config-llava.ts';
 
 const VOCAB = 64;
 const IMAGE_TOKEN = 60;

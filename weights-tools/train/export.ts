@@ -15,7 +15,7 @@ import { Command } from 'commander';
 import { isMain, runStandalone } from '../../src/cli/standalone.ts';
 import { UserError } from '../../src/errors.ts';
 import { f32ToF16Bits } from '../../src/gpu/half.ts';
-import { expectedTensors } from '../../src/io/expected-tensors.ts';
+import { expectedTensors } from '../../src/models/registry.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { tensorBytes, type TensorSpec } from '../../src/io/safetensors-write.ts';
 import { openFileSource } from '../../src/io/source-node.ts';

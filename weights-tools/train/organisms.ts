@@ -17,12 +17,13 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { isMain, runStandalone } from '../../src/cli/standalone.ts';
 import { UserError } from '../../src/errors.ts';
-import { parseConfig, type ModelConfig } from '../../src/io/config.ts';
-import { expectedTensors } from '../../src/io/expected-tensors.ts';
+import type { ModelConfig } from '../../src/io/config.ts';
+import { expectedTensors, FAMILY_NAMES, familyOf, parseConfig } from '../../src/models/registry.ts';
 import { checkImageSize } from '../shapes/render.ts';
-import { writeInstructBlipProcessor, writeLlavaProcessor } from '../processor-files.ts';
+import { writeProcessorFiles } from '../processor-files.ts';
 
-export type OrganismArch = 'llava' | 'instructblip';
+/** A family of the table (models/registry.ts), by its model_type. */
+export type OrganismArch = string;
 
 /** The shipped checkpoints' cap (f16 weights, bytes). */
 export const MAX_CHECKPOINT_BYTES = 16_000_000;
@@ -63,76 +64,7 @@ export function organismConfigJson(arch: OrganismArch, s: OrganismShape = DEFAUL
   checkImageSize(s.imageSize);
   if (s.imageSize % s.patchSize) throw new UserError(`image size ${s.imageSize} is not divisible by the patch size ${s.patchSize}`);
   if (s.lmHidden % 8) throw new UserError(`LM hidden size ${s.lmHidden} must be a multiple of 8 (4 heads of even size for RoPE)`);
-  const common = { tie_word_embeddings: true, torch_dtype: 'float16', transformers_version: '4.36.0.dev0' };
-  const grid = s.imageSize / s.patchSize;
-  if (arch === 'llava') {
-    return {
-      architectures: ['LlavaForConditionalGeneration'],
-      ignore_index: -100,
-      image_seq_length: grid * grid,
-      image_token_index: 32000,
-      model_type: 'llava',
-      pad_token_id: 32001,
-      projector_hidden_act: 'gelu',
-      text_config: vicuna(s),
-      ...common,
-      vision_config: {
-        hidden_size: 64,
-        image_size: s.imageSize,
-        intermediate_size: 256,
-        model_type: 'clip_vision_model',
-        num_attention_heads: 4,
-        // features are hidden_states[-2], so the last layer is there only for the layout
-        num_hidden_layers: 4,
-        patch_size: s.patchSize,
-        projection_dim: 64,
-      },
-      vision_feature_layer: -2,
-      vision_feature_select_strategy: 'default',
-      vocab_size: 32064,
-    };
-  }
-  return {
-    architectures: ['InstructBlipForConditionalGeneration'],
-    image_token_index: 32000,
-    // initializer_factor left out (HF's default is 1.0): JSON.stringify writes 1.0 as 1,
-    // which transformers ≥ 5 refuses for a float field
-    initializer_range: 0.02,
-    model_type: 'instructblip',
-    num_query_tokens: 16,
-    qformer_config: {
-      attention_probs_dropout_prob: 0.1,
-      cross_attention_frequency: 2,
-      encoder_hidden_size: 64,
-      hidden_act: 'gelu',
-      hidden_dropout_prob: 0.1,
-      hidden_size: 64,
-      intermediate_size: 256,
-      layer_norm_eps: 1e-12,
-      max_position_embeddings: 64,
-      model_type: 'instructblip_qformer',
-      num_attention_heads: 4,
-      num_hidden_layers: 4,
-      pad_token_id: 0,
-      position_embedding_type: 'absolute',
-      vocab_size: 30523,
-    },
-    text_config: vicuna(s),
-    ...common,
-    use_decoder_only_language_model: true,
-    vision_config: {
-      hidden_act: 'gelu',
-      hidden_size: 64,
-      image_size: s.imageSize,
-      intermediate_size: 256,
-      layer_norm_eps: 1e-6,
-      model_type: 'instructblip_vision_model',
-      num_attention_heads: 4,
-      num_hidden_layers: 3,
-      patch_size: s.patchSize,
-      qkv_bias: true,
-    },
-  };
+  return familyOf(arch, '--arch').organism(vicuna(s), { imageSize: s.imageSize, patchSize: s.patchSize });
 }
 
 /** The parsed config and its f16 weight bytes, refused when over the cap. */
@@ -149,16 +81,14 @@ export async function writeSkeleton(dir: string, json: Record<string, unknown>):
   const { config } = checkedConfig(json);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), JSON.stringify(json, null, 2) + '\n');
-  const size = config.vision_config.image_size;
-  if (config.model_type === 'llava') await writeLlavaProcessor(dir, size);
-  else await writeInstructBlipProcessor(dir, size);
+  await writeProcessorFiles(dir, familyOf(config.model_type), config);
   return config;
 }
 
 export function configureSkeleton(cmd: Command): Command {
   return cmd
     .description("write an organism's config.json, tokenizer and processor files (no weights)")
-    .addOption(new Option('--arch <arch>', 'layout').choices(['llava', 'instructblip']).makeOptionMandatory())
+    .addOption(new Option('--arch <arch>', 'layout').choices(FAMILY_NAMES).makeOptionMandatory())
     .requiredOption('--out <dir>', 'checkpoint folder (created)')
     .action(async (o: { arch: OrganismArch; out: string }) => {
       const json = organismConfigJson(o.arch);

@@ -21,6 +21,7 @@
  *                 qformer [M, Q] `[CLS] {q} [SEP]` (bert-base-uncased)
  * The file's metadata holds the seed, the arch and the task names.
  */
+import { familyOf } from '../../src/models/registry.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -77,12 +78,13 @@ export async function prepare(o: PrepareOptions): Promise<{ scenes: number; task
   const dir = nodeDirectory(o.model);
   const json = JSON.parse(await readFile(join(o.model, 'config.json'), 'utf8')) as Record<string, unknown>;
   const arch = json.model_type as string;
+  const { capabilities } = familyOf(arch, `${o.model}: model_type`);
   const { image_size: size, patch_size: patch } = json.vision_config as { image_size: number; patch_size: number };
   const grid = size / patch;
   const tok = await readTokenizer(dir);
   if (!tok || tok.eosId === null) throw new UserError(`${o.model}: no tokenizer.json with an EOS token`);
-  const qtok = arch === 'instructblip' ? await readQformerTokenizer(dir) : null;
-  if (arch === 'instructblip' && !qtok) throw new UserError(`${o.model}: no qformer_tokenizer/`);
+  const qtok = capabilities.qformer ? await readQformerTokenizer(dir) : null;
+  if (capabilities.qformer && !qtok) throw new UserError(`${o.model}: no qformer_tokenizer/`);
 
   const scenes = sampleScenes(o.seed, o.scenes);
   const pixels = new Uint8Array(o.scenes * size * size * 3);
@@ -97,7 +99,8 @@ export async function prepare(o: PrepareOptions): Promise<{ scenes: number; task
     for (const [t, { question, answer }] of tasks.entries()) {
       scene.push(i);
       task.push(t);
-      if (arch === 'llava') {
+      // the training rows follow the family's prompt form: a chat turn around <image>, or the instruction alone (with the Q-Former's copy)
+      if (capabilities.chatTemplate) {
         const first = `USER: <image>\n${question} ASSISTANT:`;
         rows.first.push(tok.encode(first, { addBos: true }));
         rows.turn.push(tok.encode(`USER: ${question} ASSISTANT:`, { addBos: false }));

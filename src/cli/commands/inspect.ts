@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { formatReport } from '../../io/inspect.ts';
 import { nodeDirectory } from '../../io/source-node.ts';
-import { checkCheckpoint } from '../../io/validate.ts';
+import { checkCheckpoint } from '../../models/registry.ts';
 import { checkValues } from '../../io/check-values.ts';
 import { loadProgress } from '../gpu-session.ts';
 
