@@ -30,7 +30,7 @@ import { canonicalSpec, coverageOf } from './lens-spec.ts';
 /** The per-image metrics JSON (see README: "Per-image metrics"). Only the fields used here are typed. */
 export interface ImageMetrics {
   model: string;
-  /** `llava` or `instructblip`. */
+  /** The family's model_type (models/registry.ts). */
   model_family?: string;
   image: string;
   options: { dtype?: string; drop_bos?: boolean; query?: number | string; k?: number; [key: string]: unknown };

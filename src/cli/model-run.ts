@@ -10,8 +10,8 @@ import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
-import { openModel } from '../models/registry.ts';
-import type { PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
+import { FAMILIES, openModel } from '../models/registry.ts';
+import type { Capabilities, PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
 import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from './gpu-session.ts';
 
 export interface PromptOptions {
@@ -28,14 +28,17 @@ export interface ModelRunOptions extends GpuCliOptions, PromptOptions {
   padToSquare: boolean;
 }
 
-/** The options every model command takes (help text for both families). */
+/** The titles of the families that have capability `c`, for help texts. */
+const having = (c: keyof Capabilities) => FAMILIES.filter((f) => f.capabilities[c]).map((f) => f.title).join(', ') || 'none';
+
+/** The options every model command takes (help text from the family table). */
 export function addModelOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--model <dir>', 'Hugging Face checkpoint folder (LLaVA-1.5 or InstructBLIP, told apart by config.json)')
-    .option('--prompt <text>', 'LLaVA: the prompt (use <image> for the image, or --chat); InstructBLIP: the instruction, for both tokenizers')
-    .option('--input-ids <ids>', 'comma-separated LM token ids instead of --prompt (InstructBLIP: with or without the query image tokens in front)')
-    .option('--qformer-input-ids <ids>', 'InstructBLIP: comma-separated Q-Former token ids instead of tokenising --prompt')
-    .option('--chat', "LLaVA: wrap the prompt in the checkpoint's chat template", false)
+    .requiredOption('--model <dir>', `Hugging Face checkpoint folder (${FAMILIES.map((f) => `${f.title}: model_type ${f.modelType}`).join('; ')}; told apart by config.json)`)
+    .option('--prompt <text>', `the prompt (use <image> for the image, or --chat: ${having('chatTemplate')}); with a Q-Former (${having('qformer')}): the instruction, for both tokenizers`)
+    .option('--input-ids <ids>', `comma-separated LM token ids instead of --prompt (${having('qformer')}: with or without the query image tokens in front)`)
+    .option('--qformer-input-ids <ids>', `${having('qformer')}: comma-separated Q-Former token ids instead of tokenising --prompt`)
+    .option('--chat', `${having('chatTemplate')}: wrap the prompt in the checkpoint's chat template`, false)
     .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint)')
     .option('--pad-to-square', "LLaVA-1.5's original preprocessing: pad to a square with the mean colour instead of center-cropping", false);
 }

@@ -51,6 +51,8 @@ export interface GeneratedFiles {
 export interface FamilyEntry<C extends ModelConfig = ModelConfig> {
   /** config.json `model_type`; the family's name in outputs. */
   modelType: string;
+  /** The name figures and buttons show, e.g. "LLaVA-1.5". */
+  title: string;
   /** One line for help texts and reports. */
   description: string;
   capabilities: Capabilities;
@@ -143,6 +145,7 @@ const generated = (text_config: ConfigJson) => ({ tie_word_embeddings: text_conf
 
 const LLAVA = family<LlavaConfig>({
   modelType: 'llava',
+  title: 'LLaVA-1.5',
   description: 'LLaVA-1.5 (LlavaForConditionalGeneration): CLIP ViT, MLP projector, LLaMA/Vicuna',
   capabilities: { chatTemplate: true, patchGrid: true, tiles: false, qformer: false },
   parseConfig: parseLlava,
@@ -205,6 +208,7 @@ const LLAVA = family<LlavaConfig>({
 
 const INSTRUCTBLIP = family<InstructBlipConfig>({
   modelType: 'instructblip',
+  title: 'InstructBLIP',
   description: 'InstructBLIP (InstructBlipForConditionalGeneration): EVA ViT, Q-Former reading the instruction, LLaMA/Vicuna',
   capabilities: { chatTemplate: false, patchGrid: false, tiles: false, qformer: true },
   parseConfig: parseInstructBlip,
@@ -298,6 +302,11 @@ export const FAMILIES: readonly FamilyEntry[] = [LLAVA, INSTRUCTBLIP];
 
 /** The families' names (their `model_type`s). */
 export const FAMILY_NAMES: readonly string[] = FAMILIES.map((f) => f.modelType);
+
+/** The title of a family named in a results file ('' for one the table does not know, e.g. from a newer version). */
+export function familyTitle(modelType: string): string {
+  return FAMILIES.find((e) => e.modelType === modelType)?.title ?? '';
+}
 
 /** The entry of `modelType`, or a UserError naming the known ones. */
 export function familyOf(modelType: unknown, where = 'model_type'): FamilyEntry {

@@ -16,6 +16,7 @@
 import type { Aggregate, Stat } from '../analysis/aggregate.ts';
 import { lineChart, PALETTE, REGION_TINTS, type LineSeries, type PointMarker, type ShadedRegion } from './svg.ts';
 import { heatmapPng } from './heatmap.ts';
+import { familyTitle } from '../models/registry.ts';
 
 export interface Figure {
   /** e.g. "fig1". */
@@ -80,11 +81,9 @@ function curveSeries(name: string, s: readonly Stat[], x: readonly number[], col
   return { name, x, y: means(s), band: hasStd(s) ? stds(s) : undefined, bandLabel: '± 1 std', color };
 }
 
-const FAMILY: Record<string, string> = { llava: 'LLaVA-1.5', instructblip: 'InstructBLIP' };
-
 function subtitle(a: Aggregate, s: readonly Stat[], extra = ''): string {
   const band = hasStd(s) ? ' · shaded band: ± 1 sample std' : ' · no std band (fewer than 2 images)';
-  return `${a.model_family ? `${FAMILY[a.model_family] ?? a.model_family} ` : ''}${a.model ?? 'model ?'} · mean over images (${nRange(s)})${band}${extra}`;
+  return `${a.model_family ? `${familyTitle(a.model_family) || a.model_family} ` : ''}${a.model ?? 'model ?'} · mean over images (${nRange(s)})${band}${extra}`;
 }
 
 export function figureInter(a: Aggregate): Figure {

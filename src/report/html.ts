@@ -10,7 +10,7 @@ import { esc } from './svg.ts';
 
 export interface ReportMeta {
   model: string;
-  /** `llava` or `instructblip`. Default: the aggregate's. */
+  /** The family's model_type (models/registry.ts). Default: the aggregate's. */
   family?: string;
   /** Where the visual tokens sit, in words. Default: the aggregate's. */
   visual_tokens?: string;

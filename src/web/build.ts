@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { bundleBrowser } from '../browser/build.ts';
 import { isMain } from '../cli/standalone.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
+import { FAMILY_NAMES } from '../models/registry.ts';
 import { DEMO_DIR, type DemoManifest } from './demo.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -43,12 +44,11 @@ export async function buildWeb(out = DEFAULT_WEB_OUT): Promise<{ out: string; by
   await bundleBrowser({ entry: join(ROOT, 'src', 'web', 'main.ts'), outfile: join(out, 'phaselens-page.js'), minify: true, sourcemap: false });
 
   const demo = join(out, DEMO_DIR);
-  for (const arch of ['llava', 'instructblip'] as const) await makeTiny({ arch, out: join(demo, arch), seed: DEMO_SEED, dtype: 'f16' });
+  for (const arch of FAMILY_NAMES) await makeTiny({ arch, out: join(demo, arch), seed: DEMO_SEED, dtype: 'f16' });
   cpSync(join(ROOT, 'test', 'fixtures', 'coco_mini'), join(demo, 'data'), { recursive: true });
   const entry = (name: string, dir: string) => ({ name, files: listTree(join(demo, dir)) });
   const manifest: DemoManifest = {
-    llava: entry(`llava-tiny-seed${DEMO_SEED}`, 'llava'),
-    instructblip: entry(`instructblip-tiny-seed${DEMO_SEED}`, 'instructblip'),
+    ...Object.fromEntries(FAMILY_NAMES.map((f) => [f, entry(`${f}-tiny-seed${DEMO_SEED}`, f)])),
     data: entry('coco_mini', 'data'),
   };
   writeFileSync(join(demo, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');

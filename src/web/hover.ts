@@ -1,9 +1,9 @@
 /**
- * LogitLens for the visual token under the pointer. LLaVA's visual tokens are CLIP
- * patches on a square grid over the image the processor made (the centre square after
- * resizing, or the whole image padded with --pad-to-square); InstructBLIP's are the
- * Q-Former's query outputs, which have no place on the image, so they are drawn as a
- * strip of cells. The table lists, for every hidden-state index l the lens covered, the
+ * LogitLens for the visual token under the pointer. In a family with a patch grid
+ * (LLaVA) the visual tokens are patches on a square grid over the image the processor
+ * made (the centre square after resizing, or the whole image padded with
+ * --pad-to-square); otherwise (InstructBLIP's Q-Former query outputs) they have no place
+ * on the image, so they are drawn as a strip of cells. The table lists, for every hidden-state index l the lens covered, the
  * top-k tokens and probabilities that the run read back (`logit_lens.top_ids / top_probs`,
  * indexed through `logit_lens.layers / positions`; the page's own runs cover everything).
  */
@@ -11,7 +11,8 @@ import type { RgbImage } from '../io/image.ts';
 import { esc } from '../report/svg.ts';
 
 export interface HoverSource {
-  family: string;
+  /** The visual tokens are patches on a square grid over the image (the family's `patchGrid` capability). */
+  patchGrid: boolean;
   image: RgbImage;
   padToSquare: boolean;
   /** The visual tokens of the image span (cells drawn). */
@@ -31,7 +32,7 @@ const SIDE = 336;
 export function showHover(canvas: HTMLCanvasElement, table: HTMLElement, s: HoverSource): void {
   const n = s.nVisual;
   const side = Math.sqrt(n);
-  const grid = s.family === 'llava' && Number.isInteger(side) ? { rows: side, cols: side } : null;
+  const grid = s.patchGrid && Number.isInteger(side) ? { rows: side, cols: side } : null;
   const ctx = canvas.getContext('2d')!;
   canvas.width = canvas.height = SIDE;
   if (grid) drawImage(ctx, s.image, s.padToSquare);

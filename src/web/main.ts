@@ -14,6 +14,7 @@ import { UserError } from '../errors.ts';
 import { checkSmoothWindow } from '../analysis/phases.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/context.ts';
+import { FAMILIES } from '../models/registry.ts';
 import type { Vlm } from '../models/vlm.ts';
 import { adapterLine } from '../pipeline/analyze-report.ts';
 import type { Figure } from '../report/figures.ts';
@@ -179,7 +180,7 @@ function showResults(m: Vlm, results: ItemResult[], failures: { image: string; m
     const lens = r.metrics.logit_lens as { layers: number[]; positions: number[]; top_ids: number[][][]; top_probs: number[][][] };
     const [s0, s1] = r.metrics.tokens.image;
     showHover($<HTMLCanvasElement>('hover-canvas'), $('hover-table'), {
-      family: m.family,
+      patchGrid: m.capabilities.patchGrid,
       image: r.image,
       padToSquare: opts.padToSquare,
       nVisual: s1 - s0,
@@ -217,7 +218,7 @@ function setData(p: Picked): void {
   $('data-name').textContent = `${p.name} (${p.files.size} files)`;
 }
 
-async function demo(which: 'llava' | 'instructblip'): Promise<void> {
+async function demo(which: string): Promise<void> {
   setState('running');
   showMessage(null);
   try {
@@ -248,8 +249,14 @@ function init(): void {
     };
   }
   $('run').onclick = () => void run(modelPick, dataPick);
-  $('demo-llava').onclick = () => void demo('llava');
-  $('demo-instructblip').onclick = () => void demo('instructblip');
+  // one demo button per family of the table (button id demo-<family>)
+  $('demo-buttons').replaceChildren(
+    ...FAMILIES.map((f) => {
+      const b = document.createElement('button');
+      Object.assign(b, { id: `demo-${f.modelType}`, type: 'button', textContent: `Demo: tiny ${f.title}`, onclick: () => void demo(f.modelType) });
+      return b;
+    }),
+  );
   if (!navigator.gpu) showMessage('This browser exposes no WebGPU (navigator.gpu is missing). Use Chrome or Edge 113+; on Linux start Chrome with --enable-unsafe-webgpu. Over plain http, WebGPU needs http://localhost or http://127.0.0.1.');
   setState('idle');
 }

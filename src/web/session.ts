@@ -64,7 +64,7 @@ export async function openPageGpu(featureLevel?: 'core' | 'compatibility'): Prom
 export async function openPicked(dir: DirectorySource, o: PageOptions): Promise<{ files: VlmFiles; analyze: AnalyzeOptions }> {
   const files = await openModel(dir);
   try {
-    const chat = o.chat && files.family === 'llava';
+    const chat = o.chat && files.capabilities.chatTemplate;
     const prompt = { prompt: files.promptFor(o.question?.trim() || DEFAULT_PROMPT, chat), chat };
     const x = files.prepare(prompt, { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(128) });
     if (o.dropBos && x.groups.bos === null) throw new UserError('drop BOS: this prompt has no BOS token');

@@ -7,14 +7,14 @@
  * curve, the LogitLens recall peak, the answer next to the expected one, and the
  * per-kernel profile.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Aggregate } from '../../analysis/aggregate.ts';
 import { nodeDirectory } from '../../io/source-node.ts';
 import { readImageFile } from '../../io/load-node.ts';
 import { generate } from '../../models/generate.ts';
-import { openModel } from '../../models/registry.ts';
+import { FAMILY_NAMES, openModel } from '../../models/registry.ts';
 import type { Gpu } from '../../gpu/context.ts';
 import { analyze } from '../../pipeline/analyze.ts';
 import { EVAL_SCENES, evalCoco, organismDir } from '../../../weights-tools/train/shipped.ts';
@@ -23,7 +23,8 @@ import { checkProfilePath, finishProfile, openGpu } from '../gpu-session.ts';
 import { checkOutputFolder } from '../output-paths.ts';
 import { DEFAULT_PROMPT } from './analyze.ts';
 
-const ARCHES: OrganismArch[] = ['llava', 'instructblip'];
+/** The families of the table that have a shipped organism (weights-tools/organisms/shapes-<family>). */
+const ARCHES: OrganismArch[] = FAMILY_NAMES.filter((f) => existsSync(organismDir(f)));
 
 const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(3));
 
@@ -39,7 +40,7 @@ async function demoOne(gpu: Gpu, arch: OrganismArch, out: string): Promise<void>
   const dir = organismDir(arch);
   const files = await openModel(nodeDirectory(dir));
   const m = await files.load(gpu);
-  const chat = arch === 'llava';
+  const chat = m.capabilities.chatTemplate;
   const prompt = { prompt: m.promptFor(DEFAULT_PROMPT, chat), chat };
   const t0 = performance.now();
   const r = await analyze(gpu, m, { data: evalCoco(), out, prompt, dropBos: false, topk: 5, smooth: 1, padToSquare: false });
@@ -68,9 +69,9 @@ async function demoOne(gpu: Gpu, arch: OrganismArch, out: string): Promise<void>
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('analyze the shipped shapes-world organisms (both families) on their evaluation scenes, answer a question, print the kernel profile')
+    .description(`analyze the shipped shapes-world organisms (${ARCHES.join(', ')}) on their evaluation scenes, answer a question, print the kernel profile`)
     .addOption(new Option('--arch <family>', 'only one family').choices(ARCHES))
-    .option('--out <dir>', 'output folder prefix (default phaselens-demo: phaselens-demo/llava, phaselens-demo/instructblip)', 'phaselens-demo')
+    .option('--out <dir>', `output folder prefix (default phaselens-demo: ${ARCHES.map((a) => `phaselens-demo/${a}`).join(', ')})`, 'phaselens-demo')
     .option('--profile [trace]', 'Chrome trace path', 'phaselens-trace.json')
     .option('--kernels <class>', 'kernel variants: auto (by adapter class), cpu or gpu')
     .action(async (o: { arch?: OrganismArch; out: string; profile: string; kernels?: string }) => {
