@@ -8,7 +8,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
-import type { LmConfig } from '../io/config.ts';
+import type { LmConfig, ModelConfig } from '../io/config.ts';
 import type { RgbImage } from '../io/image.ts';
 import { preprocessImage, type ImageProcessorConfig, type PixelValues, type PreprocessOptions } from '../io/image-processor.ts';
 import { parseInputIds, type LmTokenizer } from '../io/tokenizer.ts';
@@ -16,15 +16,14 @@ import type { CheckpointReport } from '../io/validate.ts';
 import { checkpointSource, Weights } from './weights.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
-import type { FamilyEntry } from './registry.ts';
-import type { DecoderLm, LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { Capabilities, DecoderLm, LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 
 export interface OpenedCheckpoint {
   dir: DirectorySource;
   /** Validated; its checkpoint stays open until the weights are loaded. */
   report: CheckpointReport;
-  /** Its family's entry in the table. */
-  entry: FamilyEntry;
+  /** What its family's entry in the table (models/registry.ts) says of it. */
+  entry: { modelType: string; capabilities: Capabilities; dumpPoints(config: ModelConfig): [string, string][] };
   tokenizer: LmTokenizer | null;
   /** The error a prompt gets when there is no tokenizer. */
   noTokenizer: string;
