@@ -4,7 +4,9 @@
  * - `CLIPImageProcessor` (LLaVA-1.5: shortest edge → 336, bicubic, centre crop 336×336),
  * - `BlipImageProcessor` (InstructBLIP: resize to exactly 224×224, bicubic, no crop),
  * both followed by rescale (× 1/255) and normalise with `image_mean` / `image_std`, giving
- * `pixel_values` as Float32 [3, H, W].
+ * `pixel_values` as Float32 [3, H, W]; and the settings of
+ * - `LlavaNextImageProcessor` (CLIP's plus `image_grid_pinpoints`; its base view + tiles are
+ *   src/io/image-processor-llava-next.ts, built from the steps here).
  *
  * Semantics follow HF's slow (PIL) processors, `image_processing_clip.py`,
  * `image_processing_blip.py` and `image_transforms.py`:
@@ -35,6 +37,7 @@
  */
 import { UserError } from '../errors.ts';
 import type { RgbImage } from './image.ts';
+import type { AnyresLayout } from './image-processor-llava-next.ts';
 
 /** OpenAI CLIP normalisation constants (HF `OPENAI_CLIP_MEAN` / `OPENAI_CLIP_STD`). */
 export const OPENAI_CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
@@ -49,8 +52,8 @@ export type ResizeSize = { shortestEdge: number } | { height: number; width: num
 export interface ImageProcessorConfig {
   /** Where the settings were read (e.g. `DIR/processor_config.json` "image_processor"), for messages. */
   source?: string;
-  /** `CLIPImageProcessor` or `BlipImageProcessor`. */
-  processorType: 'CLIPImageProcessor' | 'BlipImageProcessor';
+  /** `CLIPImageProcessor`, `BlipImageProcessor` or `LlavaNextImageProcessor`. */
+  processorType: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor';
   doResize: boolean;
   size: ResizeSize;
   /** PIL resampling code (3 = BICUBIC). */
@@ -62,13 +65,19 @@ export interface ImageProcessorConfig {
   doNormalize: boolean;
   imageMean: [number, number, number];
   imageStd: [number, number, number];
+  /** LlavaNextImageProcessor's `image_grid_pinpoints`, [height, width] each; null for the others. */
+  imageGridPinpoints: [number, number][] | null;
 }
 
 /** `pixel_values` for one image. */
 export interface PixelValues {
-  /** [3, height, width] float32, channels first. */
+  /**
+   * Float32, channels first: [3, height, width] for one view; [views, 3, height, width] for
+   * LLaVA-NeXT's base view followed by its tiles (then `anyres` says how they were cut).
+   */
   data: Float32Array;
-  shape: [3, number, number];
+  shape: [3, number, number] | [number, 3, number, number];
+  anyres?: AnyresLayout;
 }
 
 export interface PreprocessOptions {
@@ -77,6 +86,20 @@ export interface PreprocessOptions {
 }
 
 type Json = Record<string, unknown>;
+
+const SUPPORTED = 'CLIPImageProcessor (LLaVA-1.5), LlavaNextImageProcessor (LLaVA-NeXT) and BlipImageProcessor (InstructBLIP)';
+
+/** LlavaNextImageProcessor's default `image_grid_pinpoints` ([height, width]). */
+const DEFAULT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]];
+
+/** `image_grid_pinpoints`: a non-empty list of [height, width] positive integers. */
+function pinpoints(v: unknown, source: string): [number, number][] {
+  if (!Array.isArray(v) || v.length === 0) throw new UserError(`${source}: "image_grid_pinpoints" must be a non-empty list of [height, width], got ${JSON.stringify(v)}`);
+  return v.map((p, i) => {
+    if (!Array.isArray(p) || p.length !== 2) throw new UserError(`${source}: "image_grid_pinpoints"[${i}] must be [height, width], got ${JSON.stringify(p)}`);
+    return [positiveInt(p[0], `"image_grid_pinpoints"[${i}][0]`, source), positiveInt(p[1], `"image_grid_pinpoints"[${i}][1]`, source)];
+  });
+}
 
 function num(cfg: Json, key: string, dflt: number, source: string, integer = false): number {
   const v = cfg[key];
@@ -141,14 +164,14 @@ export function parseImageProcessorConfig(json: unknown, source: string): ImageP
   const cfg = json as Json;
   const rawType = (cfg.image_processor_type ?? cfg.feature_extractor_type) as unknown;
   if (typeof rawType !== 'string') {
-    throw new UserError(`${source}: no "image_processor_type"; phaselens supports CLIPImageProcessor (LLaVA-1.5) and BlipImageProcessor (InstructBLIP)`);
+    throw new UserError(`${source}: no "image_processor_type"; phaselens supports ${SUPPORTED}`);
   }
   // transformers 5 names its backends CLIPImageProcessorPil / …Fast; the settings are the same
   const t = rawType.replace(/(Fast|Pil)$/, '').replace(/FeatureExtractor$/, 'ImageProcessor');
-  if (t !== 'CLIPImageProcessor' && t !== 'BlipImageProcessor') {
-    throw new UserError(`${source}: image processor "${rawType}" is not supported; phaselens supports CLIPImageProcessor (LLaVA-1.5) and BlipImageProcessor (InstructBLIP)`);
+  if (t !== 'CLIPImageProcessor' && t !== 'BlipImageProcessor' && t !== 'LlavaNextImageProcessor') {
+    throw new UserError(`${source}: image processor "${rawType}" is not supported; phaselens supports ${SUPPORTED}`);
   }
-  const clip = t === 'CLIPImageProcessor';
+  const clip = t !== 'BlipImageProcessor';
   const size = sizeDict(cfg.size ?? (clip ? { shortest_edge: 224 } : { height: 384, width: 384 }), !clip, 'size', source);
   if (!clip && !('height' in size)) throw new UserError(`${source}: BlipImageProcessor needs "size" as {height, width}`);
   const crop = sizeDict(cfg.crop_size ?? { height: 224, width: 224 }, true, 'crop_size', source);
@@ -172,6 +195,7 @@ export function parseImageProcessorConfig(json: unknown, source: string): ImageP
     doNormalize: bool(cfg, 'do_normalize', true, source),
     imageMean: triple(cfg, 'image_mean', OPENAI_CLIP_MEAN, source),
     imageStd: triple(cfg, 'image_std', OPENAI_CLIP_STD, source),
+    imageGridPinpoints: t === 'LlavaNextImageProcessor' ? pinpoints(cfg.image_grid_pinpoints ?? DEFAULT_PINPOINTS, source) : null,
   };
   if (out.imageStd.some((s) => s === 0)) throw new UserError(`${source}: "image_std" contains 0`);
   return out;

@@ -73,8 +73,12 @@ abstract class HfTokenizerBase {
     if (!model || typeof model !== 'object' || !Array.isArray(tj.added_tokens)) {
       throw new UserError(`${source}: tokenizer.json has no "model" or "added_tokens" section; is it a HF tokenizers file?`);
     }
+    const cfg = asObject(tokenizerConfig ?? {}, 'tokenizer_config.json', source);
+    // transformers 5 skips clean_up_tokenization_spaces for BPE models (Llama-3's config sets it;
+    // it would strip the spaces before punctuation), unless told otherwise
+    const bpeCleanup = model.type !== 'BPE' || cfg.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output === true;
     try {
-      this.tk = new Tokenizer(tj, asObject(tokenizerConfig ?? {}, 'tokenizer_config.json', source));
+      this.tk = new Tokenizer(tj, bpeCleanup ? cfg : { ...cfg, clean_up_tokenization_spaces: false });
     } catch (e) {
       throw new UserError(`${source}: cannot build the tokenizer from tokenizer.json: ${(e as Error).message}`);
     }

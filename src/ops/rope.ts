@@ -13,6 +13,14 @@
  * within 1 ulp (torch's vectorised cos/sin are not correctly rounded; ours are).
  * HF then casts cos/sin to the activation dtype (fp16 for fp16 checkpoints); phaselens
  * keeps activations in f32 and does not.
+ *
+ * RoPE scaling (`rope_type` other than "default") changes inv_freq only. Implemented:
+ * "llama3" (Llama-3.x, `_compute_llama3_parameters` of modeling_rope_utils.py): with
+ * wavelen = 2π / inv_freq and the original context c, a frequency whose wavelength is
+ * shorter than c / high_freq_factor is kept, one longer than c / low_freq_factor is divided
+ * by `factor`, and one between is interpolated with s = (c / wavelen − low) / (high − low):
+ * (1 − s) · inv / factor + s · inv; the attention scaling stays 1. Computed in f32 in
+ * torch's order (a scalar divided by a tensor is torch's reciprocal times the scalar).
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
@@ -27,8 +35,21 @@ export interface RopeTable {
   theta: number;
 }
 
-/** HF's inv_freq in f32: 1 / theta^(2i / headDim), i < headDim / 2. */
-export function ropeInvFreq(headDim: number, theta: number): Float32Array {
+/** HF's `rope_type: "llama3"` parameters (config `rope_parameters` / `rope_scaling`). */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** The context the model was pre-trained with (8192 for Llama-3). */
+  originalMaxPositionEmbeddings: number;
+}
+
+/** RoPE scaling other than plain RoPE (the file header), or null. */
+export type RopeScaling = Llama3RopeScaling | null;
+
+/** HF's inv_freq in f32: 1 / theta^(2i / headDim), i < headDim / 2, then the scaling (header). */
+export function ropeInvFreq(headDim: number, theta: number, scaling: RopeScaling = null): Float32Array {
   const f = Math.fround;
   const half = headDim / 2;
   const inv = new Float32Array(half);
@@ -37,14 +58,30 @@ export function ropeInvFreq(headDim: number, theta: number): Float32Array {
     const power = f(theta ** exponent); // base ** tensor, in f32
     inv[i] = f(1 / power);
   }
-  return inv;
+  return scaling ? llama3InvFreq(inv, scaling) : inv;
+}
+
+function llama3InvFreq(inv: Float32Array, s: Llama3RopeScaling): Float32Array {
+  const f = Math.fround;
+  const old = s.originalMaxPositionEmbeddings;
+  const lowWavelen = f(old / s.lowFreqFactor);
+  const highWavelen = f(old / s.highFreqFactor);
+  const factor = f(s.factor);
+  const twoPi = f(2 * Math.PI);
+  return inv.map((x) => {
+    const wavelen = f(f(1 / x) * twoPi);
+    const scaled = wavelen > lowWavelen ? f(x / factor) : x;
+    if (wavelen < highWavelen || wavelen > lowWavelen) return scaled;
+    const smooth = f(f(f(f(1 / wavelen) * old) - f(s.lowFreqFactor)) / f(s.highFreqFactor - s.lowFreqFactor));
+    return f(f(f(f(1 - smooth) * scaled) / factor) + f(smooth * scaled));
+  });
 }
 
 /** cos and sin of the f32 angle fround(p · inv_freq[i]): [maxPos, headDim / 2] each, row-major. */
-export function ropeCosSin(headDim: number, maxPos: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeCosSin(headDim: number, maxPos: number, theta: number, scaling: RopeScaling = null): { cos: Float32Array; sin: Float32Array } {
   if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2) throw new GpuError(`rope: head_dim must be a positive even integer, got ${headDim}`);
   const half = headDim / 2;
-  const inv = ropeInvFreq(headDim, theta);
+  const inv = ropeInvFreq(headDim, theta, scaling);
   const cos = new Float32Array(maxPos * half);
   const sin = new Float32Array(maxPos * half);
   for (let pos = 0; pos < maxPos; pos++) {
@@ -58,17 +95,17 @@ export function ropeCosSin(headDim: number, maxPos: number, theta: number): { co
 }
 
 /** Uploads the cos/sin table for positions 0 .. maxPos − 1 (HF: max_position_embeddings). */
-export function ropeTable(gpu: Gpu, opts: { headDim: number; maxPos: number; theta?: number; name?: string }): RopeTable {
+export function ropeTable(gpu: Gpu, opts: { headDim: number; maxPos: number; theta?: number; scaling?: RopeScaling; name?: string }): RopeTable {
   const { headDim, maxPos } = opts;
   const theta = opts.theta ?? 10000;
   if (!Number.isInteger(maxPos) || maxPos <= 0) throw new GpuError(`rope: maxPos must be a positive integer, got ${maxPos}`);
-  const { cos, sin } = ropeCosSin(headDim, maxPos, theta);
+  const { cos, sin } = ropeCosSin(headDim, maxPos, theta, opts.scaling ?? null);
   const pairs = new Float32Array(2 * cos.length);
   for (let k = 0; k < cos.length; k++) {
     pairs[2 * k] = cos[k];
     pairs[2 * k + 1] = sin[k];
   }
-  const table = gpu.upload(pairs, [maxPos, headDim / 2, 2], opts.name ?? `rope.cos_sin(θ=${theta})`);
+  const table = gpu.upload(pairs, [maxPos, headDim / 2, 2], opts.name ?? `rope.cos_sin(θ=${theta}${opts.scaling ? `, ${opts.scaling.type}` : ''})`);
   return { table, headDim, maxPos, theta };
 }
 

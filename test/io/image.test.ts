@@ -247,6 +247,7 @@ describe('processor steps (no Python)', () => {
       doNormalize: true,
       imageMean: [0.48145466, 0.4578275, 0.40821073],
       imageStd: [0.26862954, 0.26130258, 0.27577711],
+      imageGridPinpoints: null,
     });
     const blip = parseImageProcessorConfig(blipJson, 'b');
     expect(blip.processorType).toBe('BlipImageProcessor');
