@@ -23,3 +23,6 @@ export {
   attention, attentionRow, pickVariant as attentionVariant, visiblePairs, MAX_HEAD_DIM,
   type AttentionOptions, type AttentionRowOptions, type AttentionScoreOptions, type AttentionVariant,
 } from './attention.ts';
+export { conv2d, unfold, convOut, type Conv2dOptions, type Padding, type UnfoldOptions } from './conv2d.ts';
+export { groupNorm, type GroupNormOptions } from './group-norm.ts';
+export { codebookArgmin } from './codebook-argmin.ts';

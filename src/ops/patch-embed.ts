@@ -3,38 +3,23 @@
  * (Conv2d(C, D, kernel = stride = P)) followed by `.flatten(2).transpose(1, 2)`:
  *   pixels [C, H, W] (or [1, C, H, W]) f32, weight [D, C, P, P] f32|f16, bias [D] optional
  *   → [num_patches, D] f32, patches in row-major order (row of patches, then column)
- * as im2col (shaders/im2col.wgsl) + `linear` with the weight viewed as [D, C·P·P].
+ * as im2col (shaders/im2col.wgsl, src/ops/conv2d.ts's `unfold`) + `linear` with the weight viewed as [D, C·P·P].
  * CLIP's conv has no bias; EVA's (InstructBLIP) has one.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { elementGrid, requireF32, view } from './common.ts';
+import { view } from './common.ts';
+import { unfold } from './conv2d.ts';
 import { linear } from './linear.ts';
 
-const WG = 256;
-
-/** pixels [C, H, W] → patches [⌊H/P⌋·⌊W/P⌋, C·P·P] in Conv2d weight order. */
+/** pixels [C, H, W] → patches [⌊H/P⌋·⌊W/P⌋, C·P·P] in Conv2d weight order (kernel = stride = P, no padding). */
 export function im2col(gpu: Gpu, pixels: Tensor, P: number, opts: { name?: string } = {}): Tensor {
-  requireF32('im2col', 'pixels', pixels);
   const shape = pixels.shape.length === 4 && pixels.shape[0] === 1 ? pixels.shape.slice(1) : pixels.shape;
   if (shape.length !== 3) throw new GpuError(`im2col: pixels ${pixels} are not [C, H, W] (or [1, C, H, W])`);
-  const [C, H, W] = shape;
+  const [, H, W] = shape;
   if (!Number.isInteger(P) || P < 1 || P > H || P > W) throw new GpuError(`im2col: patch size ${P} does not fit ${pixels}`);
-  const [gh, gw] = [Math.floor(H / P), Math.floor(W / P)];
-  const K = C * P * P;
-  const n = gh * gw * K;
-  const out = gpu.tensor([gh * gw, K], 'f32', opts.name ?? `${pixels.name}.patches`);
-  gpu.dispatch({
-    kernel: 'im2col',
-    pipeline: { shader: 'im2col.wgsl', constants: { WG } },
-    params: { values: [C, H, W, P, gw, n] },
-    bindings: [pixels, out],
-    workgroups: elementGrid(gpu, n, WG),
-    shapes: `C=${C} H=${H} W=${W} P=${P}`,
-    bytes: 8 * n,
-  });
-  return out;
+  return unfold(gpu, pixels, { layout: 'chw', kernel: [P, P], stride: P, name: opts.name ?? `${pixels.name}.patches` });
 }
 
 export interface PatchEmbedOptions {

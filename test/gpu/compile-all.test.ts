@@ -18,7 +18,8 @@
  *              × head dims 1, 3 (D % 4 ≠ 0), 64, 88, 128 (CLIP/Q-Former, EVA, LLaMA) ×
  *              causal × mask
  *   the rest   every define of layernorm, rmsnorm, embedding, elementwise (every op, in place
- *              or not), convert, topk (k 1..32), rope, im2col, nonfinite, contextualization
+ *              or not), convert, topk (k 1..32), rope, im2col, group_norm (± SiLU),
+ *              codebook_argmin, nonfinite, contextualization
  *              (its three stages), norm_attention (its four stages, VEC4 and f16 weights).
  */
 import { describe, expect, it } from 'vitest';
@@ -35,6 +36,8 @@ import { bf16ToF32, f16ToF32 } from '../../src/ops/convert.ts';
 import { MAX_K, topk } from '../../src/ops/topk.ts';
 import { rope, ropeTable } from '../../src/ops/rope.ts';
 import { im2col } from '../../src/ops/patch-embed.ts';
+import { groupNorm } from '../../src/ops/group-norm.ts';
+import { codebookArgmin } from '../../src/ops/codebook-argmin.ts';
 import { countNonFinite, nonFiniteCounts } from '../../src/ops/nonfinite.ts';
 import { contextSets, contextualization } from '../../src/ops/contextualization.ts';
 import { headGram, normAttention } from '../../src/ops/norm-attention.ts';
@@ -238,7 +241,7 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
     gpu.destroy();
   });
 
-  it('norms, embedding, elementwise, convert, topk, rope, im2col, nonfinite, contextualization, norm attention', async () => {
+  it('norms, embedding, elementwise, convert, topk, rope, im2col, group norm, codebook argmin, nonfinite, contextualization, norm attention', async () => {
     const gpu = await nullGpu('gpu');
     const n = await compileAll(gpu, () => {
       const x = gpu.tensor([5, 64], 'f32', 'x');
@@ -285,6 +288,14 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
       }
       const pixels = gpu.tensor([3, 28, 28], 'f32', 'pixels');
       gpu.release(im2col(gpu, pixels, 14), pixels);
+      const act = gpu.tensor([6, 5, 64], 'f32', 'act');
+      for (const wdt of ['f32', 'f16'] as const) {
+        const w = gpu.tensor([64], wdt, 'w');
+        for (const silu of bools) gpu.release(groupNorm(gpu, act, 32, w, w, 1e-6, { silu }));
+        const cb = gpu.tensor([40, 64], wdt, 'codebook');
+        gpu.release(codebookArgmin(gpu, act, cb), cb, w);
+      }
+      gpu.release(act);
       const counts = nonFiniteCounts(gpu, 2);
       countNonFinite(gpu, x, counts, 1);
       gpu.release(counts);

@@ -44,6 +44,24 @@ describe('layernorm.wgsl (layerNorm)', () => {
     expect(relErr(y, layerNormRef(x, 6, D, roundF16(w), undefined, 1e-6))).toBeLessThanOrEqual(1e-5);
   });
 
+  it('per-row parameters [R, D]: row r takes row r mod R (Chameleon per-head q/k norm)', async () => {
+    const gpu = await getGpu();
+    const [pos, heads, D] = [5, 3, 20];
+    const x = randn(pos * heads * D, 11, 2);
+    const w = randn(heads * D, 12, 1.5);
+    const b = randn(heads * D, 13, 0.5);
+    const y = await gpu.readF32(layerNorm(gpu, gpu.upload(x, [pos, heads, D], 'x'), gpu.upload(toF16(w), [heads, D], 'w', 'f16'), gpu.upload(b, [heads, D], 'b'), 1e-5));
+    const want = new Float32Array(pos * heads * D);
+    const wr = roundF16(w);
+    for (let r = 0; r < pos * heads; r++) {
+      const h = r % heads;
+      want.set(layerNormRef(x.subarray(r * D, (r + 1) * D), 1, D, wr.subarray(h * D, (h + 1) * D), b.subarray(h * D, (h + 1) * D), 1e-5), r * D);
+    }
+    expect(relErr(y, want)).toBeLessThanOrEqual(1e-5);
+    // parameters for 4 rows cannot serve 15
+    expect(() => layerNorm(gpu, gpu.upload(x, [pos * heads, D], 'x'), gpu.upload(randn(4 * D, 1), [4, D], 'w'), null, 1e-5)).toThrow(/does not have 20 elements/);
+  });
+
   it('large common offset (|mean| ≫ std) stays accurate', async () => {
     // A one-pass Σx² − D·mean² formula loses every digit here, and even a centred second
     // pass is off by ulp(100)/std ≈ 7e-4 from the f32 rounding of the mean alone; the

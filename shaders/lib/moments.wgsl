@@ -1,0 +1,41 @@
+// Mean and variance of one set of values for the norm kernels (layernorm, group_norm): the
+// workgroup owns the set, each invocation folds a strided slice, lib/reduce.wgsl combines.
+// Two passes for accuracy (the "corrected two-pass" algorithm): the mean m in f32 first,
+// then from the centred values d = x − m (exact when |m| ≫ std) both Σd² and the
+// correction c = Σd / n, which holds what rounding m to f32 lost: var = Σd²/n − c² (biased,
+// as torch's norms), and x normalises to (d − c)·rstd. A one-pass Σx² − n·m² cancels badly
+// when |m| ≫ std (residual streams), and without c the f32 rounding of m alone costs
+// ulp(m)/std of relative error.
+//
+// The including shader includes lib/reduce.wgsl and defines `fn moment_x(i: u32) -> f32`,
+// element i (0 ≤ i < n) of the set; call `moments` from uniform control flow.
+
+struct Moments {
+  mean: f32,
+  corr: f32,
+  rstd: f32,
+}
+
+fn moments(n: u32, lid: u32, eps: f32) -> Moments {
+  let nf = f32(n);
+  var s = 0.0;
+  for (var i = lid; i < n; i += WG) {
+    s += moment_x(i);
+  }
+  let mean = wg_sum(s, lid) / nf;
+  var c = 0.0;
+  var q = 0.0;
+  for (var i = lid; i < n; i += WG) {
+    let d = moment_x(i) - mean;
+    c += d;
+    q += d * d;
+  }
+  let corr = wg_sum(c, lid) / nf;
+  let variance = max(wg_sum(q, lid) / nf - corr * corr, 0.0);
+  return Moments(mean, corr, inverseSqrt(variance + eps));
+}
+
+// v normalised by the set's moments
+fn normalized(v: f32, m: Moments) -> f32 {
+  return ((v - m.mean) - m.corr) * m.rstd;
+}
