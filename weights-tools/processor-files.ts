@@ -79,11 +79,18 @@ async function writeImageProcessor(out: string, format: ProcessorFormat, imagePr
   await writeJson(join(out, 'processor_config.json'), { image_processor: nested, ...processor });
 }
 
-/** The image processor config of `kind` at `imageSize`: llava-1.5's CLIP one adapted, or BLIP's (InstructBLIP's). */
-async function imageProcessorJson(kind: GeneratedFiles['imageProcessor'], imageSize: number, processorClass: string): Promise<Record<string, unknown>> {
-  if (kind === 'CLIPImageProcessor') {
+/**
+ * The image processor config of `kind` at `imageSize`: llava-1.5's CLIP one adapted, the
+ * LLaVA-NeXT one (CLIP's with the config's image_grid_pinpoints), or BLIP's (InstructBLIP's).
+ */
+async function imageProcessorJson(kind: GeneratedFiles['imageProcessor'], config: ModelConfig, processorClass: string): Promise<Record<string, unknown>> {
+  const imageSize = config.vision_config.image_size;
+  if (kind === 'CLIPImageProcessor' || kind === 'LlavaNextImageProcessor') {
     const pre = await readJson(join(LLAVA, 'preprocessor_config.json'));
-    return { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } };
+    const clip = { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } };
+    if (kind === 'CLIPImageProcessor') return clip;
+    const pinpoints = (config as ModelConfig & { image_grid_pinpoints: number[][] }).image_grid_pinpoints;
+    return { ...clip, do_pad: true, image_grid_pinpoints: pinpoints, image_processor_type: 'LlavaNextImageProcessor', processor_class: processorClass };
   }
   return {
     do_convert_rgb: true,
@@ -113,9 +120,9 @@ export async function writeProcessorFiles(out: string, entry: FamilyEntry, confi
     if (format === 'hub') await copy(join(LLAVA, 'chat_template.json'), join(out, 'chat_template.json'));
     else await writeFile(join(out, 'chat_template.jinja'), template);
   }
-  const processor = f.imageProcessor === 'CLIPImageProcessor' ? await readJson(join(LLAVA, 'processor_config.json')) : { processor_class: f.processorClass };
+  const processor = f.imageProcessor === 'BlipImageProcessor' ? { processor_class: f.processorClass } : { ...(await readJson(join(LLAVA, 'processor_config.json'))), processor_class: f.processorClass };
   const extra = format === 'transformers5' ? (f.processorConfig?.(config) ?? {}) : {};
-  await writeImageProcessor(out, format, await imageProcessorJson(f.imageProcessor, config.vision_config.image_size, f.processorClass), { ...extra, ...processor });
+  await writeImageProcessor(out, format, await imageProcessorJson(f.imageProcessor, config, f.processorClass), { ...extra, ...processor });
   if (entry.capabilities.qformer) await writeQformerTokenizer(out, format);
 }
 

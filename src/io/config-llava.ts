@@ -4,7 +4,7 @@
  * LlavaConfig's CLIP ViT-L/14 at 336 px, one with a partial vision_config
  * CLIPVisionConfig's ViT-B/32 defaults.
  */
-import { ACTIVATIONS, divisible, imageGeometry, MAX, Reader, type ConfigDtype, type ModelConfig } from './config.ts';
+import { ACTIVATIONS, divisible, imageGeometry, MAX, Reader, type ConfigDtype, type LmConfig, type ModelConfig } from './config.ts';
 import { parseLlama, type LlamaConfig } from './config-llama.ts';
 
 /** CLIPVisionConfig. */
@@ -62,10 +62,22 @@ export function parseClipVision(r: Reader): ClipVisionConfig {
 const LLAVA_DEFAULT_VISION = { intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16, projection_dim: 768 };
 
 export function parseLlava(r: Reader, dtype: ConfigDtype): LlavaConfig {
+  return { ...parseLlavaFields(r, dtype, parseLlama), model_type: 'llava' };
+}
+
+/**
+ * What LlavaConfig and LlavaNextConfig share (the same keys and defaults), with the
+ * language model's config read by `parseText`.
+ */
+export function parseLlavaFields<T extends LmConfig>(
+  r: Reader,
+  dtype: ConfigDtype,
+  parseText: (r: Reader, outerVocab?: number) => T,
+): Omit<LlavaConfig, 'model_type' | 'text_config'> & { text_config: T } {
   const vision_config = parseClipVision(r.has('vision_config') ? r.sub('vision_config') : new Reader(r.file, 'vision_config.', LLAVA_DEFAULT_VISION));
   // LlavaConfig of transformers 4.36 kept vocab_size at the top level too
   const outerVocab = r.has('vocab_size') ? r.int('vocab_size', 32000, 1, MAX.vocab) : undefined;
-  const text_config = parseLlama(r.sub('text_config'), outerVocab);
+  const text_config = parseText(r.sub('text_config'), outerVocab);
   const hiddenStates = vision_config.num_hidden_layers + 1;
   const layers = r.raw('vision_feature_layer') ?? -2;
   const layerList = Array.isArray(layers) ? layers : [layers];
@@ -78,7 +90,6 @@ export function parseLlava(r: Reader, dtype: ConfigDtype): LlavaConfig {
   const vision_feature_select_strategy = r.oneOf('vision_feature_select_strategy', 'default', ['default', 'full'] as const);
   const tie = r.bool('tie_word_embeddings', false) || text_config.tie_word_embeddings;
   return {
-    model_type: 'llava',
     vision_config,
     text_config: { ...text_config, tie_word_embeddings: tie },
     image_token_index: r.int('image_token_index', 32000, 0, text_config.vocab_size - 1),

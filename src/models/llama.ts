@@ -3,6 +3,8 @@
  *   model.embed_tokens → model.layers[i] {input_layernorm, self_attn {q,k,v,o}_proj,
  *   post_attention_layernorm, mlp {gate,up,down}_proj} → model.norm → lm_head
  * https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py
+ * Llama-3 is this model with `rope_theta` 500000 and `rope_type` "llama3" (the RoPE table
+ * of src/ops/rope.ts); Mistral is this module tree with a sliding window (models/mistral.ts).
  *
  * Records dispatches only; no arithmetic in JavaScript. Hook points (all [pos, …] f32):
  *   lm.embed                       [pos, d_model]   inputs_embeds (the composition runs it,
@@ -19,7 +21,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { view } from '../ops/common.ts';
-import type { LlamaConfig } from '../io/config-llama.ts';
+import type { LlamaLikeConfig } from '../io/config-mistral.ts';
 import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { attention } from '../ops/attention.ts';
 import { siluMul } from '../ops/elementwise.ts';
@@ -45,7 +47,7 @@ export class LlamaRMSNorm {
 }
 
 /** Per-layer K/V [maxSeq, n_kv_heads · d_head] (f32) kept on the GPU between decode steps. */
-function kvCache(gpu: Gpu, cfg: LlamaConfig, maxSeq: number): KvCache {
+function kvCache(gpu: Gpu, cfg: LlamaLikeConfig, maxSeq: number): KvCache {
   const width = cfg.num_key_value_heads * cfg.head_dim;
   const mk = (kind: string) => Array.from({ length: cfg.num_hidden_layers }, (_, l) => gpu.tensor([maxSeq, width], 'f32', `kv_cache.${l}.${kind}`));
   return { k: mk('k'), v: mk('v'), maxSeq, length: 0 };
@@ -53,14 +55,14 @@ function kvCache(gpu: Gpu, cfg: LlamaConfig, maxSeq: number): KvCache {
 
 class LlamaAttention {
   constructor(
-    readonly cfg: LlamaConfig,
+    readonly cfg: LlamaLikeConfig,
     readonly qProj: Linear,
     readonly kProj: Linear,
     readonly vProj: Linear,
     readonly oProj: Linear,
   ) {}
 
-  static async load(w: Weights, cfg: LlamaConfig): Promise<LlamaAttention> {
+  static async load(w: Weights, cfg: LlamaLikeConfig): Promise<LlamaAttention> {
     const b = cfg.attention_bias;
     return new LlamaAttention(cfg, await Linear.load(w.pp('q_proj'), b), await Linear.load(w.pp('k_proj'), b), await Linear.load(w.pp('v_proj'), b), await Linear.load(w.pp('o_proj'), b));
   }
@@ -106,7 +108,7 @@ class LlamaMLP {
     readonly downProj: Linear,
   ) {}
 
-  static async load(w: Weights, cfg: LlamaConfig): Promise<LlamaMLP> {
+  static async load(w: Weights, cfg: LlamaLikeConfig): Promise<LlamaMLP> {
     const b = cfg.mlp_bias;
     return new LlamaMLP(await Linear.load(w.pp('gate_proj'), b), await Linear.load(w.pp('up_proj'), b), await Linear.load(w.pp('down_proj'), b));
   }
@@ -140,7 +142,7 @@ class LlamaDecoderLayer {
     readonly mlp: LlamaMLP,
   ) {}
 
-  static async load(w: Weights, cfg: LlamaConfig): Promise<LlamaDecoderLayer> {
+  static async load(w: Weights, cfg: LlamaLikeConfig): Promise<LlamaDecoderLayer> {
     const eps = cfg.rms_norm_eps;
     return new LlamaDecoderLayer(
       new LlamaRMSNorm(await w.get('input_layernorm.weight'), eps),
@@ -165,7 +167,7 @@ export class LlamaForCausalLM implements DecoderLm {
   private ropeTable?: RopeTable;
 
   constructor(
-    readonly cfg: LlamaConfig,
+    readonly cfg: LlamaLikeConfig,
     readonly hooks: HookPoints,
     readonly embedTokens: EmbeddingPart[],
     readonly layers: LlamaDecoderLayer[],
@@ -188,15 +190,15 @@ export class LlamaForCausalLM implements DecoderLm {
     this.hooks.declare(actName('ln_final.normalized'), '[pos, d_model]');
   }
 
-  /** w: weights under the LlamaForCausalLM root (e.g. `language_model`). */
-  static async load(w: Weights, cfg: LlamaConfig, hooks: HookPoints): Promise<LlamaForCausalLM> {
+  /** w: weights under the LlamaForCausalLM root (e.g. `language_model`); `this` builds a subclass (MistralForCausalLM). */
+  static async load<T>(this: new (...a: ConstructorParameters<typeof LlamaForCausalLM>) => T, w: Weights, cfg: LlamaLikeConfig, hooks: HookPoints): Promise<T> {
     const m = w.pp('model');
     const embed = await m.getSplit('embed_tokens.weight');
     const layers: LlamaDecoderLayer[] = [];
     for (let l = 0; l < cfg.num_hidden_layers; l++) layers.push(await LlamaDecoderLayer.load(m.pp(`layers.${l}`), cfg));
     const norm = new LlamaRMSNorm(await m.get('norm.weight'), cfg.rms_norm_eps);
     const head = cfg.tie_word_embeddings && !w.has('lm_head.weight') ? embed : await w.getSplit('lm_head.weight');
-    return new LlamaForCausalLM(cfg, hooks, embed, layers, norm, head);
+    return new this(cfg, hooks, embed, layers, norm, head);
   }
 
   /** Token embeddings [n, d_model] of ids [n] (i32). */
@@ -216,7 +218,9 @@ export class LlamaForCausalLM implements DecoderLm {
       throw new RangeError(`sequence of ${pos0 + S} positions exceeds max_position_embeddings = ${this.cfg.max_position_embeddings}`);
     }
     if (opts.cache && pos0 + S > opts.cache.maxSeq) throw new RangeError(`KV cache holds ${opts.cache.maxSeq} positions, need ${pos0 + S}`);
-    this.ropeTable ??= ropeTable(gpu, { headDim: this.cfg.head_dim, maxPos: this.cfg.max_position_embeddings, theta: this.cfg.rope_theta });
+    const sc = this.cfg.rope_scaling;
+    const scaling = sc && { type: sc.rope_type, factor: sc.factor, lowFreqFactor: sc.low_freq_factor, highFreqFactor: sc.high_freq_factor, originalMaxPositionEmbeddings: sc.original_max_position_embeddings };
+    this.ropeTable ??= ropeTable(gpu, { headDim: this.cfg.head_dim, maxPos: this.cfg.max_position_embeddings, theta: this.cfg.rope_theta, scaling });
     let h = inputsEmbeds;
     const from = opts.fromLayer ?? 0;
     if (from < 0 || from >= this.layers.length) throw new RangeError(`fromLayer ${from}: expected 0..${this.layers.length - 1}`);
@@ -254,7 +258,7 @@ export class LlamaForCausalLM implements DecoderLm {
 }
 
 /** LlamaForCausalLM under `prefix` (e.g. `language_model`). */
-export function llamaTensors(out: ExpectedTensor[], prefix: string, c: LlamaConfig): void {
+export function llamaTensors(out: ExpectedTensor[], prefix: string, c: LlamaLikeConfig): void {
   const h = c.hidden_size;
   const q = c.num_attention_heads * c.head_dim;
   const kv = c.num_key_value_heads * c.head_dim;

@@ -21,7 +21,9 @@ import { UserError } from '../errors.ts';
 import { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { chatPrompt } from '../io/chat.ts';
+import type { LmConfig } from '../io/config.ts';
 import type { LlavaConfig } from '../io/config-llava.ts';
+import type { LlamaLikeConfig } from '../io/config-mistral.ts';
 import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { children, same, type Layout } from '../io/layouts.ts';
 import { CLIP_VISION_CHILDREN, CLIPVisionTransformer, clipVisionTensors } from './clip.ts';
@@ -39,7 +41,7 @@ export class LlavaMultiModalProjector {
     readonly act: string,
   ) {}
 
-  static async load(w: Weights, cfg: LlavaConfig): Promise<LlavaMultiModalProjector> {
+  static async load(w: Weights, cfg: Pick<LlavaConfig, 'multimodal_projector_bias' | 'projector_hidden_act'>): Promise<LlavaMultiModalProjector> {
     const b = cfg.multimodal_projector_bias;
     return new LlavaMultiModalProjector(await Linear.load(w.pp('linear_1'), b), await Linear.load(w.pp('linear_2'), b), cfg.projector_hidden_act);
   }
@@ -53,7 +55,7 @@ export class LlavaMultiModalProjector {
 }
 
 /** Where the image sits in the expanded sequence. */
-interface Expanded {
+export interface Expanded {
   ids: number[];
   /** [start, end) of the image-feature positions. */
   image: [number, number];
@@ -138,7 +140,7 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
       if (p.qformerInputIds !== undefined) throw new UserError('--qformer-input-ids is for InstructBLIP checkpoints; this one is LLaVA');
       const pixels = image ? pixelValues(c, image, cfg.vision_config.image_size, opts) : undefined;
       const prompt = llavaPromptIds(c, cfg, chatTemplate, p, !!pixels);
-      const x = expandImageTokens(cfg, prompt.ids, !!pixels);
+      const x = expandImageTokens(cfg, prompt.ids, !!pixels, imageTokenCount(cfg));
       const bos = c.tokenizer?.bosId ?? cfg.text_config.bos_token_id;
       // positions after the (single) <image> token move by the features it expanded to
       const grown = x.ids.length - prompt.ids.length;
@@ -152,20 +154,31 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
   return vlmFiles(c, info, (w) => LlavaForConditionalGeneration.load(w, cfg));
 }
 
-/** Token ids before image expansion, and where the question sits among them (prompts only). */
-function llavaPromptIds(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: string | null, p: PromptSpec, hasImage: boolean): { ids: number[]; question: [number, number] | null } {
+/**
+ * Token ids before image expansion, and where the question sits among them (prompts only).
+ * A chat template that writes BOS itself is tokenised without adding another (chat.ts).
+ */
+export function llavaPromptIds(
+  c: OpenedCheckpoint,
+  cfg: { text_config: LmConfig },
+  chatTemplate: string | null,
+  p: PromptSpec,
+  hasImage: boolean,
+): { ids: number[]; question: [number, number] | null } {
   if (p.inputIds !== undefined) {
     if (p.prompt !== undefined) throw new UserError('give either --prompt or --input-ids, not both');
     return { ids: lmInputIds(p.inputIds, cfg.text_config), question: null };
   }
   if (p.prompt === undefined) throw new UserError('a prompt is needed: --prompt TEXT or --input-ids 1,2,3');
   const tok = needTokenizer(c);
-  const text = p.chat ? chatPrompt(chatTemplate, p.prompt, { image: hasImage, source: c.dir.name }) : p.prompt;
+  const bosToken = tok.bosId === null ? null : tok.idToToken(tok.bosId);
+  const text = p.chat ? chatPrompt(chatTemplate, p.prompt, { image: hasImage, source: c.dir.name, bosToken }) : p.prompt;
+  const addBos = p.chat && bosToken !== null && text.startsWith(bosToken) ? false : undefined;
   // the question: the user's text inside the template, or (raw prompt) everything after <image>
   const afterImage = text.includes('<image>') ? text.indexOf('<image>') + '<image>'.length : 0;
   const from = p.chat ? text.indexOf(p.prompt, afterImage) : afterImage;
   const to = p.chat ? from + p.prompt.length : text.length;
-  return { ids: tok.encode(text), question: textSpan(tok, text, from, to) };
+  return { ids: tok.encode(text, { addBos }), question: textSpan(tok, text, from, to, { addBos }) };
 }
 
 /** Number of image features one image contributes. */
@@ -176,17 +189,17 @@ function imageTokenCount(cfg: LlavaConfig): number {
 }
 
 /**
- * Expands a single `<image>` token to all feature positions and validates the prompt
+ * Expands a single `<image>` token to the `n` feature positions and validates the prompt
  * (ids in the vocabulary, image tokens consistent with the image, the context length).
  * Needs only the config, so a command can check its inputs before loading any weight.
  */
-function expandImageTokens(cfg: LlavaConfig, ids: readonly number[], hasImage: boolean): Expanded {
+export function expandImageTokens(cfg: { image_token_index: number; text_config: LmConfig }, ids: readonly number[], hasImage: boolean, n: number): Expanded {
   const tok = cfg.image_token_index;
   const vocab = cfg.text_config.vocab_size;
   const bad = ids.find((i) => !Number.isInteger(i) || i < 0 || i >= vocab);
   if (bad !== undefined) throw new UserError(`token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
   if (tok < 0 || tok >= vocab) throw new UserError(`config image_token_index ${tok} is outside the vocabulary of ${vocab}`);
-  const x = placeImage(ids, tok, imageTokenCount(cfg), hasImage);
+  const x = placeImage(ids, tok, n, hasImage);
   checkContext(x.ids, cfg.text_config);
   return x;
 }
@@ -208,7 +221,7 @@ function placeImage(ids: readonly number[], tok: number, n: number, hasImage: bo
 }
 
 /** Every tensor of a LlavaForConditionalGeneration checkpoint (names checked against the real llava-1.5-7b-hf index, test/fixtures/). */
-export function llavaTensors(c: LlavaConfig): ExpectedTensor[] {
+export function llavaTensors(c: Pick<LlavaConfig, 'vision_config' | 'vision_feature_layer' | 'multimodal_projector_bias'> & { text_config: LlamaLikeConfig }): ExpectedTensor[] {
   const out: ExpectedTensor[] = [];
   clipVisionTensors(out, 'vision_tower.vision_model', c.vision_config);
   const layers = Array.isArray(c.vision_feature_layer) ? c.vision_feature_layer.length : 1;

@@ -11,7 +11,7 @@ import type { DirectorySource } from '../io/byte-source.ts';
 import type { LmConfig, ModelConfig } from '../io/config.ts';
 import type { RgbImage } from '../io/image.ts';
 import { preprocessImage, type ImageProcessorConfig, type PixelValues, type PreprocessOptions } from '../io/image-processor.ts';
-import { parseInputIds, type LmTokenizer } from '../io/tokenizer.ts';
+import { parseInputIds, type EncodeOptions, type LmTokenizer } from '../io/tokenizer.ts';
 import type { CheckpointReport } from '../io/validate.ts';
 import { checkpointSource, Weights } from './weights.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -75,14 +75,15 @@ export function positionGroups(
  * common prefixes of the encoding with the encodings of the text cut at `from` and `to`
  * (SentencePiece may merge across a cut; the common prefix stays on the safe side).
  */
-export function textSpan(tok: LmTokenizer, text: string, from: number, to: number): [number, number] {
-  const full = tok.encode(text);
+export function textSpan(tok: LmTokenizer, text: string, from: number, to: number, opts: EncodeOptions = {}): [number, number] {
+  const enc = (t: string) => tok.encode(t, opts);
+  const full = enc(text);
   const lcp = (a: number[]) => {
     let i = 0;
     while (i < a.length && i < full.length && a[i] === full[i]) i++;
     return i;
   };
-  return [lcp(tok.encode(text.slice(0, from))), lcp(tok.encode(text.slice(0, to)))];
+  return [lcp(enc(text.slice(0, from))), lcp(enc(text.slice(0, to)))];
 }
 
 /** Id text for generated tokens, through the tokenizer when there is one. */

@@ -18,12 +18,14 @@ import { readConfigJson, type ConfigDtype, type ModelConfig, type Reader } from 
 import { parseInstructBlip, type InstructBlipConfig } from '../io/config-instructblip.ts';
 import { describeLlamaConfig } from '../io/config-llama.ts';
 import { describeClipVisionConfig, parseLlava, type LlavaConfig } from '../io/config-llava.ts';
+import { parseLlavaNext, type LlavaNextConfig } from '../io/config-llava-next.ts';
 import { bestLayoutMatch, type ExpectedTensor, type TensorMatch, type TensorTable } from '../io/expected-tensors.ts';
 import type { Layout } from '../io/layouts.ts';
 import { missingTokenizerReason, readChatTemplate, readImageProcessorConfig, readQformerTokenizer, readTokenizer } from '../io/model-files.ts';
 import { checkCheckpointWith, validateCheckpointWith, type CheckpointKind, type CheckpointReport } from '../io/validate.ts';
 import { INSTRUCTBLIP_LAYOUTS, instructBlipDumpPoints, instructBlipFiles, instructBlipTensors } from './instructblip.ts';
 import { LLAVA_LAYOUTS, llavaDumpPoints, llavaFiles, llavaTensors } from './llava.ts';
+import { LLAVA_NEXT_LAYOUTS, llavaNextDumpPoints, llavaNextFiles, llavaNextTensors } from './llava-next.ts';
 import type { OpenedCheckpoint } from './open.ts';
 import type { Capabilities, VlmFiles } from './vlm.ts';
 
@@ -41,7 +43,7 @@ export interface GeneratedFiles {
   /** The HF processor class the files name. */
   processorClass: string;
   /** CLIP's (resize the shortest edge, centre crop) or BLIP's (resize to a square). */
-  imageProcessor: 'CLIPImageProcessor' | 'BlipImageProcessor';
+  imageProcessor: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor';
   /** tokenizer_config.json keys that differ from the llava-1.5 tokenizer's. */
   tokenizerOverrides?: Record<string, string>;
   /** Keys transformers 5 writes into processor_config.json for this config. */
@@ -206,6 +208,91 @@ const LLAVA = family<LlavaConfig>({
   },
 });
 
+/**
+ * llava-hf/llava-v1.6-vicuna-7b-hf's config.json as published (LLaVA-1.5-7B's towers and
+ * Vicuna-7B with vocab 32064, the default pinpoints), written from the model card and
+ * LlavaNextConfig's defaults: no copy of the file is at hand here.
+ */
+const LLAVA_V16_VICUNA_7B: ConfigJson = {
+  ...LLAVA_1_5_7B,
+  architectures: ['LlavaNextForConditionalGeneration'],
+  model_type: 'llava_next',
+  image_grid_pinpoints: [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+  use_image_newline_parameter: true,
+  transformers_version: '4.39.0.dev0',
+};
+
+/**
+ * llava-hf/llama3-llava-next-8b-hf's shape: Meta-Llama-3-8B-Instruct (32 layers, hidden
+ * 4096, 32 heads / 8 KV heads, MLP 14336, RMSNorm eps 1e-5, rope_theta 500000, 8192
+ * positions) with the vocabulary padded to 128320 (`<image>` 128256), BOS 128000, EOS
+ * `<|eot_id|>` 128009; CLIP-L/14-336 and the default pinpoints. Written from the model card
+ * and the Llama-3 config (no copy of the file is at hand here).
+ */
+const LLAMA3_LLAVA_NEXT_8B: ConfigJson = {
+  ...LLAVA_V16_VICUNA_7B,
+  image_token_index: 128256,
+  pad_token_id: 128257,
+  text_config: {
+    _name_or_path: 'meta-llama/Meta-Llama-3-8B-Instruct',
+    architectures: ['LlamaForCausalLM'],
+    bos_token_id: 128000,
+    eos_token_id: 128009,
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    max_position_embeddings: 8192,
+    model_type: 'llama',
+    num_attention_heads: 32,
+    num_hidden_layers: 32,
+    num_key_value_heads: 8,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000.0,
+    torch_dtype: 'bfloat16',
+    vocab_size: 128320,
+  },
+  torch_dtype: 'bfloat16',
+  vocab_size: 128320,
+};
+
+/** A generated LLaVA-NeXT config.json: LLaVA's `llava` one with the pinpoints of 1×2, 2×1 and 2×2 tiles. */
+function llavaNextJson(llava: ConfigJson, g: ImageGeometry): ConfigJson {
+  const t = g.imageSize;
+  return { ...llava, architectures: ['LlavaNextForConditionalGeneration'], model_type: 'llava_next', image_grid_pinpoints: [[t, 2 * t], [2 * t, t], [2 * t, 2 * t]] };
+}
+
+const LLAVA_NEXT = family<LlavaNextConfig>({
+  modelType: 'llava_next',
+  title: 'LLaVA-NeXT',
+  description: 'LLaVA-NeXT (LlavaNextForConditionalGeneration): CLIP ViT on a base view + anyres tiles, MLP projector, image newlines, LLaMA/Vicuna/Llama-3/Mistral',
+  capabilities: { chatTemplate: true, patchGrid: true, tiles: true, qformer: false },
+  parseConfig: parseLlavaNext,
+  describeConfig: (c) => {
+    const v = c.vision_config;
+    const t = c.text_config;
+    const window = t.model_type === 'mistral' ? `, sliding window ${t.sliding_window ?? 'none'}` : '';
+    return [
+      `vision     ${describeClipVisionConfig(v)}, per view`,
+      `tiles      ${v.image_size} px, pinpoints ${c.image_grid_pinpoints.map(([h, w]) => `${h}×${w}`).join(' ')} (height×width), base view first, image_newline after each row`,
+      `projector  ${v.hidden_size} → ${t.hidden_size} → ${t.hidden_size} (${c.projector_hidden_act}), features from layer ${JSON.stringify(c.vision_feature_layer)}, strategy ${c.vision_feature_select_strategy}`,
+      `language   ${describeLlamaConfig(t)}${window}`,
+    ];
+  },
+  expectedTensors: llavaNextTensors,
+  layouts: LLAVA_NEXT_LAYOUTS,
+  transformers5Layout: 'transformers5',
+  open: async (c, cfg) => llavaNextFiles(c, cfg, await readChatTemplate(c.dir)),
+  dumpPoints: llavaNextDumpPoints,
+  files: { processorClass: 'LlavaNextProcessor', imageProcessor: 'LlavaNextImageProcessor' },
+  tiny: (text_config, g) => llavaNextJson(LLAVA.tiny(text_config, g), g),
+  organism: (text_config, g) => llavaNextJson(LLAVA.organism(text_config, g), g),
+  shapes: {
+    'llava-v1.6-vicuna-7b': () => LLAVA_V16_VICUNA_7B,
+    'llama3-llava-next-8b': () => LLAMA3_LLAVA_NEXT_8B,
+    // llava-mid's towers and LM (224-px tiles, pinpoints of up to 2×2 tiles): 5 views, ≤ 256 + 32·33 image tokens
+    'llava-next-mid': () => llavaNextJson(llavaMid(), { imageSize: 224, patchSize: 14 }),
+  },
+});
+
 const INSTRUCTBLIP = family<InstructBlipConfig>({
   modelType: 'instructblip',
   title: 'InstructBLIP',
@@ -298,7 +385,7 @@ function instructBlipJson(
 }
 
 /** Every family, in the order help texts list them. */
-export const FAMILIES: readonly FamilyEntry[] = [LLAVA, INSTRUCTBLIP];
+export const FAMILIES: readonly FamilyEntry[] = [LLAVA, LLAVA_NEXT, INSTRUCTBLIP];
 
 /** The families' names (their `model_type`s). */
 export const FAMILY_NAMES: readonly string[] = FAMILIES.map((f) => f.modelType);

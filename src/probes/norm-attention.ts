@@ -3,14 +3,14 @@
  * ‖Σ_h α^h_{q,j} f^h(x_j)‖ and per head ‖α^h_{q,j} f^h(x_j)‖ for every key j, with
  * f^h(x) = (x W_V^h + b_V^h) W_O^h. Computed from the layer's own q, k (after RoPE) and v
  * as they pass their hook points — α for the one query row comes from attentionRow with the
- * same causal scores — so no attention map is ever stored. Results: [L, seq] and
- * [L, H, seq], read back once.
+ * same causal scores (and a sliding window's mask where the model has one, Mistral) — so no
+ * attention map is ever stored. Results: [L, seq] and [L, H, seq], read back once.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { UserError } from '../errors.ts';
 import type { DecoderLm } from '../models/vlm.ts';
 import { attentionRow } from '../ops/attention.ts';
+import { slidingWindowMask } from '../ops/attention-mask.ts';
 import { headGram, normAttention } from '../ops/norm-attention.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 
@@ -43,13 +43,13 @@ export function normAttentionProbe(gpu: Gpu, lm: DecoderLm, query: number) {
       const seq = t.shape[0];
       out ??= { layer: gpu.tensor([L, seq], 'f32', 'norm_attention.layer'), head: gpu.tensor([L, H, seq], 'f32', 'norm_attention.head') };
       const { oProj: wO, window } = lm.normAttention(l);
-      // α would need the window's band: refused rather than computed over keys the model never saw
-      if (window !== null && query + 1 > window) throw new UserError(`norm attention: layer ${l} attends to ${window} keys back (sliding window) and query ${query} reaches past it, which the probe does not compute`);
+      // the keys the model's own attention saw: its sliding window, where it binds
+      const mask = window !== null && query + 1 > window ? slidingWindowMask(gpu, seq, 0, seq, window) : undefined;
       let gram = grams.get(wO);
       if (!gram) grams.set(wO, (gram = headGram(gpu, wO, H)));
-      const alpha = attentionRow(gpu, p.q!, p.k!, { causal: true, qPos0: 0, query, name: `norm_attention.${l}.alpha` });
+      const alpha = attentionRow(gpu, p.q!, p.k!, { causal: true, qPos0: 0, query, mask, name: `norm_attention.${l}.alpha` });
       normAttention(gpu, alpha, t, wO, { gram, head: out.head, layer: out.layer, row: l });
-      gpu.release(alpha);
+      gpu.release(alpha, mask);
       pending.delete(l);
     }
   };

@@ -12,10 +12,26 @@
  *   decoded image, and input_ids exactly (the `<image>` expansion is the processor's count);
  *   over a sweep of 99 image sizes × 2 geometries, select_best_resolution and the token
  *   count exactly.
+ * - the checkpoint opens in its layout (image_newline included) with every tensor.
+ * - every dump tensor within TOL = 1e-4 of its scale: hidden_states.{l}, residual_final,
+ *   logits, every view's vision_hidden_states.{k} [views, 1 + P², d] and the packed
+ *   image_features (base view, unpadded grid, image_newline after each row) — the packing
+ *   is a gather of the projected features, so an index off by one row or column shows
+ *   as an error of the features' own size.
+ * - greedy tokens: HF's 16, EOS not stopping.
+ * - analyze's metrics against hf_metrics.py on HF's outputs (contextualization over the
+ *   image span incl. the newline positions, norm attention — with Mistral's window —
+ *   LogitLens), and the random weights' attention is peaked (≥ 3× uniform).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { generate } from '../../src/models/generate.ts';
+import type { PromptSpec, Vlm, VlmInput } from '../../src/models/vlm.ts';
+import { dumpActivations, type HostTensor } from '../../src/probes/dump.ts';
+import { getGpu } from '../helpers/gpu.ts';
+import { loadDir } from '../helpers/model.ts';
+import { compareDump, compareMetrics, maxAbs, TOL, type Metrics } from './compare.ts';
 import { anyresLayout, anyresTokens, preprocessAnyres, selectBestResolution } from '../../src/io/image-processor-llava-next.ts';
 import { parseImageProcessorConfig } from '../../src/io/image-processor.ts';
 import type { RgbImage } from '../../src/io/image.ts';
@@ -93,6 +109,48 @@ for (const c of NEXT_CASES) {
         expect(t.rows).toBe(c.grid[0] * P);
         expect(t.cols).toBeLessThan(c.grid[1] * P);
       }
+    });
+
+    describe('the model', () => {
+      const spec: PromptSpec = { prompt: c.prompt, chat: true };
+      let m: Vlm;
+      let x: VlmInput;
+      let ours: Map<string, HostTensor>;
+      let info: { tokens: { image: [number, number]; text: number[] }; attention_last_row_min_head_max: number[]; uniform: number; metrics: Metrics; versions: { transformers: string } };
+
+      beforeAll(async () => {
+        info = JSON.parse(readFileSync(join(dir, 'hf.json'), 'utf8'));
+        const gpu = await getGpu();
+        m = await loadDir(gpu, join(dir, 'model'));
+        x = m.prepare(spec, hfImage(hf));
+        ours = await dumpActivations(gpu, m, x);
+      }, 300_000);
+
+      it('the processor through the model folder: input_ids exactly, pixel_values bit for bit', () => {
+        expect(m.family).toBe('llava_next');
+        expect(Array.from(ours.get('input_ids')!.data)).toEqual(Array.from(hf.get('input_ids')!.data));
+        expect(ours.get('pixel_values')!.shape).toEqual(hf.get('pixel_values')!.shape);
+        expect(maxAbs(ours.get('pixel_values')!.data, hf.get('pixel_values')!.data)).toBe(0);
+        expect(x.groups.image).toEqual(info.tokens.image);
+      });
+
+      it(`every hidden state, every view's tower states, the packed features and the logits within ${TOL} of their scale`, () => {
+        compareDump(`${c.name} (transformers ${info.versions.transformers})`, ours, hf, TOL, m.lm.num_hidden_layers);
+      });
+
+      it("greedy generation gives HF's 16 tokens", async () => {
+        const g = await generate(await getGpu(), m, x, 16, undefined, { stopAtEos: false });
+        expect(g.tokens).toEqual(Array.from(hf.get('greedy_tokens')!.data));
+      });
+
+      it('the random weights give peaked attention', () => {
+        for (const p of info.attention_last_row_min_head_max) expect(p).toBeGreaterThanOrEqual(3 * info.uniform);
+      });
+
+      it('analyze metrics match the torch metrics of HF outputs', async () => {
+        await compareMetrics(c.name, m, spec, hfImage(hf), { dropBos: false, topk: 5 }, { image: info.tokens.image, text: info.tokens.text }, info.metrics);
+      });
+
     });
   });
 }

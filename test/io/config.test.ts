@@ -75,7 +75,7 @@ describe('instructblip config', () => {
 
 describe('refused configs', () => {
   it('unsupported model_type lists the supported ones', () => {
-    expect(refuse({ model_type: 'llava_next' })).toMatch(/cfg\/config\.json: model_type "llava_next" is not supported \(supported: llava, instructblip\)/);
+    expect(refuse({ model_type: 'llava_onevision' })).toMatch(/cfg\/config\.json: model_type "llava_onevision" is not supported \(supported: llava, llava_next, instructblip\)/);
     expect(refuse({})).toMatch(/model_type undefined is not supported/);
   });
 
@@ -118,7 +118,10 @@ describe('refused configs', () => {
     expect(refuse(f)).toMatch(/is not an integer/);
     const rope = real();
     rope.text_config.rope_scaling = { rope_type: 'yarn', factor: 4 };
-    expect(refuse(rope)).toMatch(/text_config\.rope_scaling = .*yarn.* is not supported \(only plain RoPE\)/);
+    expect(refuse(rope)).toMatch(/text_config\.rope_scaling = .*yarn.*: rope_type "yarn" is not supported \(supported: default, llama3\)/);
+    const llama3 = real();
+    llama3.text_config.rope_scaling = { rope_type: 'llama3', factor: 8 };
+    expect(refuse(llama3)).toMatch(/text_config\.rope_scaling\.low_freq_factor is missing/);
     const act = real();
     act.projector_hidden_act = 'swish7';
     expect(refuse(act)).toMatch(/projector_hidden_act = "swish7" is not supported/);
