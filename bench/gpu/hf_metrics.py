@@ -18,27 +18,18 @@ Conventions (DESIGN.md "Exact metric definitions"; the per-image JSON of analyze
   LogitLens                   image rows of hidden_states[l]; final RMSNorm for l < L
                               (index L is normed already); lm_head; softmax; top-k.
 
-Used by hf_bench.py (on the GPU, under HF) and, with no transformers, by the test
-test/gpu-check/hf-metrics.test.ts through `from-ref` below, which feeds it the tensors of
-test/reference/llava_ref.py (an HF-semantics torch forward) and compares the numbers
-with phaselens analyze on a tiny checkpoint:
-
-  python3 bench/gpu/hf_metrics.py from-ref --activations ACTS.safetensors --model DIR
-      [--query Q] [--topk K] [--drop-bos] [--out FILE.json]
-
-Works with torch 1.13 (Debian, here) and 2.x (the lent machines).
+Used by hf_bench.py (under HF, on the GPU or the CPU), bench/hf_baseline.py and
+test/hf/hf_parity.py; test/gpu-check/hf-metrics.test.ts runs hf_bench.py's path on the CPU
+against `phaselens analyze`. Needs only torch and numpy.
 """
-import argparse
 import json
-import os
 import struct
-import sys
 
 import numpy as np
 import torch
 
 # --------------------------------------------------------------------------------------
-# safetensors without the safetensors package (not installed here)
+# safetensors without the safetensors package
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I32": np.int32, "I64": np.int64, "F64": np.float64, "BF16": None}
 
@@ -65,26 +56,6 @@ def read_safetensors(path, names=None):
                 arr = np.frombuffer(raw, dtype=_DTYPES[dt])
             t = torch.from_numpy(arr.copy().reshape(info["shape"]))
             out[name] = t.float() if t.is_floating_point() else t
-    return out
-
-
-def safetensors_metadata(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        return json.loads(f.read(n).decode("utf-8")).get("__metadata__", {}) or {}
-
-
-def checkpoint_tensors(model_dir, names):
-    """The named tensors of a (possibly sharded) checkpoint folder."""
-    idx = os.path.join(model_dir, "model.safetensors.index.json")
-    if os.path.exists(idx):
-        with open(idx) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
-    out = {}
-    for fn in files:
-        out.update(read_safetensors(os.path.join(model_dir, fn), set(names)))
     return out
 
 
@@ -198,78 +169,3 @@ def to_json(x):
     if isinstance(x, (list, tuple)):
         return [to_json(v) for v in x]
     return x
-
-
-# --------------------------------------------------------------------------------------
-# from-ref: the test's path (llava_ref.py's tensors, no transformers)
-
-
-def lm_weights_from_checkpoint(model_dir):
-    with open(os.path.join(model_dir, "config.json")) as f:
-        cfg = json.load(f)
-    tc = cfg.get("text_config", {})
-    L = tc.get("num_hidden_layers", 32)
-    H = tc.get("num_attention_heads", 32)
-    Hkv = tc.get("num_key_value_heads", H)
-    d = tc.get("hidden_size", 4096)
-    Dh = tc.get("head_dim", d // H)
-    eps = tc.get("rms_norm_eps", 1e-6)
-    p = "language_model.model."
-    names = [p + "norm.weight", "language_model.lm_head.weight", p + "embed_tokens.weight"]
-    for l in range(L):
-        lp = f"{p}layers.{l}."
-        names += [lp + "input_layernorm.weight", lp + "self_attn.v_proj.weight", lp + "self_attn.v_proj.bias", lp + "self_attn.o_proj.weight"]
-    t = checkpoint_tensors(model_dir, names)
-    lm_head = t.get("language_model.lm_head.weight")
-    if lm_head is None or cfg.get("tie_word_embeddings", tc.get("tie_word_embeddings", False)):
-        lm_head = t[p + "embed_tokens.weight"]
-    v_b = [t.get(f"{p}layers.{l}.self_attn.v_proj.bias") for l in range(L)]
-    return L, LmWeights(
-        [t[f"{p}layers.{l}.input_layernorm.weight"] for l in range(L)],
-        [t[f"{p}layers.{l}.self_attn.v_proj.weight"] for l in range(L)],
-        v_b if all(b is not None for b in v_b) else None,
-        [t[f"{p}layers.{l}.self_attn.o_proj.weight"] for l in range(L)],
-        t[p + "norm.weight"], eps, lm_head, H, Hkv, Dh,
-    )
-
-
-def from_ref(a):
-    L, w = lm_weights_from_checkpoint(a.model)
-    meta = safetensors_metadata(a.activations)
-    acts = read_safetensors(a.activations)
-    ids = acts["input_ids"].tolist()
-    seq = len(ids)
-    s = int(meta["image_start"])
-    e = s + int(meta["n_image_tokens"])
-    bos = next(i for i in range(seq) if not (s <= i < e))
-    text = [i for i in range(seq) if not (s <= i < e) and not (a.drop_bos and i == bos)]
-    q = seq - 1 if a.query is None else (a.query + seq if a.query < 0 else a.query)
-    hs = [acts[f"hidden_states.{l}"] for l in range(L + 1)]
-    att = [acts[f"attentions.{l}"] for l in range(L)]
-    m = compute_metrics(hs, att, acts["residual_final"], w, (s, e), text, q, a.topk, torch.float64 if a.f64 else torch.float32)
-    return {"tokens": {"seq": seq, "image": [s, e], "text": text}, **to_json(m)}
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description="phaselens's analyze metrics in torch (see the module docstring)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("from-ref", help="metrics from test/reference/llava_ref.py --with-attentions output")
-    r.add_argument("--activations", required=True)
-    r.add_argument("--model", required=True)
-    r.add_argument("--query", type=int, default=None)
-    r.add_argument("--topk", type=int, default=5)
-    r.add_argument("--drop-bos", action="store_true")
-    r.add_argument("--f64", action="store_true", help="LogitLens logits in float64 (default float32)")
-    r.add_argument("--out", default=None)
-    a = ap.parse_args(argv)
-    res = from_ref(a)
-    text = json.dumps(res)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,17 +1,21 @@
 /**
- * The HF side of bench/gpu/run.sh, as far as it runs without HF transformers (which this
- * machine cannot install) — needs /usr/bin/python3 with torch and numpy:
+ * The HF side of bench/gpu/run.sh, run on this machine's CPU in the venv of .ci/hf-venv.sh
+ * (torch 2.x + transformers 5.x):
  *
- *  - hf_metrics.py's torch metrics, fed the tensors an HF forward returns
- *    (output_hidden_states + output_attentions + the final norm's input) — here from
- *    test/reference/llava_ref.py, the HF-semantics torch forward — give the numbers of
- *    `phaselens analyze` (run through bench/gpu/device-bench.ts, which also writes the
- *    inputs hf_bench.py would read) on tiny LLaVA checkpoints; a different query row
- *    does not (the comparison can fail);
+ *  - `hf_bench.py perf --device cpu --dtype float32` (run.sh's --hf-device cpu rehearsal)
+ *    on the inputs device-bench prepared runs every phase (prefill and decode with eager
+ *    and sdpa, analyze), and its analyze metrics — HF's eager forward with
+ *    output_hidden_states + output_attentions, then hf_metrics.py — give the numbers of
+ *    `phaselens analyze` (run through bench/gpu/device-bench.ts) on tiny LLaVA
+ *    checkpoints; the other checkpoint's numbers do not (the comparison can fail);
  *  - hf_bench.py's every mode exits 3 with the message naming where transformers is,
- *    when it cannot be imported (simulated by a shadowing module, so the check does not
- *    depend on what this machine has), and 2 on bad arguments before that;
+ *    when it cannot be imported (simulated by a shadowing module), and 2 on bad
+ *    arguments before that;
  *  - summary.py's table from synthetic results (ratios, missing parts).
+ *
+ * Tolerances: f32 on both sides, same weights and inputs; contextualization (a mean of
+ * cosines, each ≤ 1) within 1e-5 absolute; norm attention within 1e-4 of its largest value;
+ * LogitLens probabilities within 1e-5 absolute and the same top-k ids.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,14 +23,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hfPython } from '../../bench/hf.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
-import { PYTHON, runPython } from '../reference/pyref.ts';
+import { runPython } from '../reference/pyref.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const IMAGE = join(ROOT, 'test/fixtures/images/000000039769.png');
-const HF_METRICS = join(ROOT, 'bench/gpu/hf_metrics.py');
 const HF_BENCH = join(ROOT, 'bench/gpu/hf_bench.py');
 const SUMMARY = join(ROOT, 'bench/gpu/summary.py');
+const PYTHON = hfPython();
 
 type Json = any;
 
@@ -49,31 +54,31 @@ const CASES = [
   { name: 'llava f16 weights, GQA (4 heads / 2 KV heads)', tiny: { dtype: 'f16' as const, gqa: true } },
 ];
 
-describe('hf_metrics.py (torch metrics of the HF side) = phaselens analyze — needs /usr/bin/python3 with torch', () => {
+describe('hf_bench.py perf on the CPU (HF transformers + hf_metrics.py) = phaselens analyze — needs the venv of .ci/hf-venv.sh', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'gpu-check-hf-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const pl: Json[] = [];
+  const hfM: Json[] = [];
 
   for (const [ci, c] of CASES.entries()) {
     describe(c.name, () => {
       const dir = join(tmp, `tiny${ci}`);
-      let pl: Json;
-      let torchM: Json;
       let bench: Json;
+      let hf: Json;
       let inputs: Json;
-      let acts: string;
       beforeAll(async () => {
         await makeTiny({ arch: 'llava', out: dir, seed: 7 + ci, ...c.tiny });
         const r = spawnSync(process.execPath, ['src/cli/run-ts.mjs', 'bench/gpu/device-bench.ts', '--model', dir, '--image', IMAGE, '--reps', '1', '--new-tokens', '3',
           '--out', join(tmp, `bench${ci}.json`), '--inputs-out', join(tmp, `inputs${ci}`), '--metrics-out', join(tmp, `pl${ci}.json`)], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
         if (r.status !== 0) throw new Error(`device-bench exited ${r.status}:\n${r.stderr}`);
         bench = JSON.parse(readFileSync(join(tmp, `bench${ci}.json`), 'utf8'));
-        pl = JSON.parse(readFileSync(join(tmp, `pl${ci}.json`), 'utf8'));
+        pl[ci] = JSON.parse(readFileSync(join(tmp, `pl${ci}.json`), 'utf8'));
         inputs = JSON.parse(readFileSync(join(tmp, `inputs${ci}.json`), 'utf8'));
-        acts = join(tmp, `acts${ci}.safetensors`);
-        await runPython([join(ROOT, 'test/reference/llava_ref.py'), '--model', dir, '--pixel-values', join(tmp, `inputs${ci}.f32`), '--pixel-shape', inputs.pixel_shape.join(','),
-          '--input-ids', inputs.ids.join(','), '--out', acts, '--with-attentions']);
-        torchM = JSON.parse((await runPython([HF_METRICS, 'from-ref', '--activations', acts, '--model', dir])).stdout);
-      }, 240_000);
+        await runPython([HF_BENCH, 'perf', '--model', dir, '--inputs', join(tmp, `inputs${ci}`), '--device', 'cpu', '--dtype', 'float32', '--reps', '1', '--new-tokens', '3',
+          '--out', join(tmp, `hf${ci}.json`), '--metrics-out', join(tmp, `hf-metrics${ci}.json`)], PYTHON);
+        hf = JSON.parse(readFileSync(join(tmp, `hf${ci}.json`), 'utf8'));
+        hfM[ci] = JSON.parse(readFileSync(join(tmp, `hf-metrics${ci}.json`), 'utf8'));
+      }, 300_000);
 
       it('device-bench timed every step and wrote the inputs for the HF side', () => {
         expect(bench.errors).toEqual({});
@@ -89,40 +94,50 @@ describe('hf_metrics.py (torch metrics of the HF side) = phaselens analyze — n
         expect(readFileSync(join(tmp, `inputs${ci}.f32`)).byteLength).toBe(4 * 3 * 42 * 42);
       });
 
-      it('the same token sets', () => {
-        expect(torchM.tokens.image).toEqual(pl.tokens.image);
-        expect(torchM.tokens.text).toEqual(pl.tokens.text);
+      it('hf_bench.py perf ran every phase on these inputs, eager then sdpa', () => {
+        expect(hf.errors).toEqual({});
+        expect(hf.seq).toBe(bench.seq);
+        expect(hf.attn_eager).toBe('eager');
+        expect(hf.attn_sdpa).toBe('sdpa');
+        for (const k of ['prefill_s_eager', 'prefill_s_sdpa', 'analyze_s']) expect(hf[k].median, k).toBeGreaterThan(0);
+        for (const k of ['decode_eager', 'decode_sdpa']) expect(hf[k].tok_s, k).toBeGreaterThan(0);
+      });
+
+      it('the token sets HF was given are analyze\'s', () => {
+        expect(inputs.image).toEqual(pl[ci].tokens.image);
+        expect(inputs.text).toEqual(pl[ci].tokens.text);
       });
 
       it('contextualization: every layer and last_layer_prenorm within 1e-5', () => {
         for (const k of ['inter', 'intra_image', 'intra_text']) {
-          expect(torchM.contextualization[k]).toHaveLength(pl.contextualization[k].length);
-          expect(maxAbs(torchM.contextualization[k], pl.contextualization[k])).toBeLessThan(1e-5);
-          expect(Math.abs(torchM.contextualization.last_layer_prenorm[k] - pl.contextualization.last_layer_prenorm[k])).toBeLessThan(1e-5);
+          expect(hfM[ci].contextualization[k]).toHaveLength(pl[ci].contextualization[k].length);
+          expect(maxAbs(hfM[ci].contextualization[k], pl[ci].contextualization[k])).toBeLessThan(1e-5);
+          expect(Math.abs(hfM[ci].contextualization.last_layer_prenorm[k] - pl[ci].contextualization.last_layer_prenorm[k])).toBeLessThan(1e-5);
         }
       });
 
       it('norm attention (layer and per head) within 1e-4 of its scale', () => {
-        expect(torchM.norm_attention.query).toBe(pl.norm_attention.query);
+        expect(hfM[ci].norm_attention.query).toBe(pl[ci].norm_attention.query);
         for (const k of ['layer', 'head']) {
-          const scale = maxOf(pl.norm_attention[k]);
+          const scale = maxOf(pl[ci].norm_attention[k]);
           expect(scale).toBeGreaterThan(0);
-          expect(maxAbs(torchM.norm_attention[k], pl.norm_attention[k]) / scale).toBeLessThan(1e-4);
+          expect(maxAbs(hfM[ci].norm_attention[k], pl[ci].norm_attention[k]) / scale).toBeLessThan(1e-4);
         }
       });
 
       it('LogitLens: the same top-k ids, probabilities within 1e-5', () => {
-        expect(torchM.logit_lens.top_ids).toEqual(pl.logit_lens.top_ids);
-        expect(maxAbs(torchM.logit_lens.top_probs, pl.logit_lens.top_probs)).toBeLessThan(1e-5);
-      });
-
-      it('another query row gives other norm-attention numbers (the comparison can fail)', async () => {
-        const other = JSON.parse((await runPython([HF_METRICS, 'from-ref', '--activations', acts, '--model', dir, '--query', '3'])).stdout);
-        expect(other.norm_attention.query).toBe(3);
-        expect(maxAbs(other.norm_attention.layer, pl.norm_attention.layer)).toBeGreaterThan(1e-3);
+        expect(hfM[ci].logit_lens.top_ids).toEqual(pl[ci].logit_lens.top_ids);
+        expect(maxAbs(hfM[ci].logit_lens.top_probs, pl[ci].logit_lens.top_probs)).toBeLessThan(1e-5);
       });
     });
   }
+
+  it('the other checkpoint\'s HF metrics are far from analyze\'s (the comparison can fail)', () => {
+    for (const [a, b] of [[0, 1], [1, 0]]) {
+      expect(maxAbs(hfM[b].contextualization.inter, pl[a].contextualization.inter)).toBeGreaterThan(1e-3);
+      expect(maxAbs(hfM[b].norm_attention.layer, pl[a].norm_attention.layer) / maxOf(pl[a].norm_attention.layer)).toBeGreaterThan(1e-2);
+    }
+  });
 });
 
 describe('hf_bench.py without transformers', () => {
@@ -164,7 +179,7 @@ describe('summary.py', () => {
 
   it('prints the table with ratios, memory over the baseline and the parity lines', () => {
     const w = (dir: string, f: string, v: unknown) => writeFileSync(join(dir, f), typeof v === 'string' ? v : JSON.stringify(v));
-    w(out, 'phaselens.json', { adapter: 'NVIDIA H200', kernels: 'gpu', seq: 600, image_span: [5, 581], load_s: 9.5, prefill_s: { median: 0.05 }, decode: { tokens: 31, tok_s: 40 }, analyze_s: { median: 0.2 }, peak_gpu_bytes: 15 * 2 ** 30, errors: {} });
+    w(out, 'phaselens.json', { adapter: 'NVIDIA H200', kernels: 'gpu', picked: { matmul_prefill: 'sgmat', matmul_decode: 'gemv', attention_prefill: 'flash', attention_decode: 'decode' }, self_checks: ["shader-f16: the 'tiled16' matmul passed its self-check", "subgroup matrices f16 16×16×16 → f32: 'sgmat' failed its self-check; not used"], seq: 600, image_span: [5, 581], load_s: 9.5, prefill_s: { median: 0.05 }, decode: { tokens: 31, tok_s: 40 }, analyze_s: { median: 0.2 }, peak_gpu_bytes: 15 * 2 ** 30, errors: {} });
     w(out, 'hf.json', { versions: { torch: '2.11.0', transformers: '5.17.0', gpu: 'NVIDIA H200' }, prefill_s_eager: { median: 0.04 }, prefill_s_sdpa: { median: 0.025 }, decode_eager: { tok_s: 50 }, decode_sdpa: { tok_s: 80 }, analyze_s: { median: 0.8 }, peak_bytes: { analyze: { allocated: 16 * 2 ** 30 } }, load_s: 12, errors: { decode_sdpa: 'RuntimeError: boom' } });
     w(out, 'parity-llava.json', { tensors: { a: {}, b: {} }, worst_rel: 3.2e-6, tol: 1e-4, pass: true, versions: { transformers: '5.17.0' } });
     w(work, 'mem.baseline.log', '500\n510\n');
@@ -184,6 +199,8 @@ describe('summary.py', () => {
     expect(t).toContain('15.00 GiB buffers; 16.00 GiB device'); // (16894 − 510) MiB
     expect(t).toContain('16.00 GiB torch alloc');
     expect(t).toContain('576 visual');
+    expect(t).toContain('variants picked: matmul prefill sgmat, decode gemv; attention (D=128) prefill flash, decode decode');
+    expect(t).toContain("self-checks: shader-f16: the 'tiled16' matmul passed its self-check; subgroup matrices f16 16×16×16 → f32: 'sgmat' failed its self-check; not used");
     expect(t).toMatch(/max \|Δ inter\| 5\.00e-04/);
     expect(t).toContain('LogitLens top-1 agreement 50.0%');
     expect(t).toContain('parity llava (tiny, f32, HF 5.17.0 on CPU vs phaselens dump): 2 tensors, worst max|Δ|/max|HF| 3.20e-06 (tol 0.0001): PASS');

@@ -1,10 +1,11 @@
 /**
  * Intervention parity: our knockout sweep, ablation (with generation) and patching /
- * steering against the independent PyTorch reference (test/reference/interventions_ref.py,
- * f32, written from the papers' definitions) on tiny checkpoints of both families.
+ * steering against the reference test/reference/interventions_ref.py (HF transformers' own
+ * models in f32, the interventions written from the papers' definitions into a registered
+ * attention function and layer pre-hooks) on tiny checkpoints of both families.
  *
  * Tolerances (f32 on both sides, same weights): probabilities and their relative changes
- * ≤ 1e-4 relative (the forward itself agrees to ~1e-6, test/models/*; the softmax over
+ * ≤ 1e-4 relative (the forward itself agrees with HF's to a few 1e-6, test/hf/parity.test.ts; the softmax over
  * 32064 logits and a difference of two close probabilities lose a little more);
  * logit differences ≤ 1e-4 × the largest |logit|. Interventions that block nothing
  * reproduce the base run bit for bit.
@@ -30,7 +31,7 @@ import { patchSweep } from '../../src/interventions/patch.ts';
 import { generate } from '../../src/models/generate.ts';
 import type { Vlm, VlmInput } from '../../src/models/vlm.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
-import { runAblateReference, runKnockoutReference, runPatchReference } from '../reference/interventions-ref.ts';
+import { knockoutRequest, patchRequest, runAblateReference, runReferenceBatch } from '../reference/interventions-ref.ts';
 import { writeSharpened } from '../reference/host-math.ts';
 import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 import { loadDir, prepareFile } from '../helpers/model.ts';
@@ -46,7 +47,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
 for (const arch of ['llava', 'instructblip'] as const) {
-  describe(`${arch}: interventions vs the PyTorch reference`, () => {
+  describe(`${arch}: interventions vs the HF transformers reference`, () => {
     let dir: string;
     let m: Vlm;
     let x: VlmInput;
@@ -73,10 +74,13 @@ for (const arch of ['llava', 'instructblip'] as const) {
         { name: 'last<-question', dst: group('last'), src: group('question').filter((p) => p !== x.groups.last) },
       ];
       const ours = await knockoutSweep(gpu, m, x, flows, { window: 3 });
-      for (const f of flows) {
+      const layers = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+      const refs = await runReferenceBatch(
+        flows.map((f) => knockoutRequest({ ...common(), entries: ours.flows[f.name].window.map(([lo, hi]) => ({ dst: f.dst, src: f.src, layers: layers(lo, hi) })) })),
+      );
+      for (const [fi, f] of flows.entries()) {
         const o = ours.flows[f.name];
-        const layers = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
-        const ref = await runKnockoutReference({ ...common(), entries: o.window.map(([lo, hi]) => ({ dst: f.dst, src: f.src, layers: layers(lo, hi) })) });
+        const ref = refs[fi];
         expect(ours.answer.id).toBe(ref.answer_id);
         expect(rel(ours.answer.p_base, ref.p_base)).toBeLessThanOrEqual(TOL);
         const refRel = ref.p.map((p) => ((p - ref.p_base) / ref.p_base) * 100);
@@ -132,13 +136,18 @@ for (const arch of ['llava', 'instructblip'] as const) {
         { name: 'copy from l on', edit: { mode: 'copy' as const, source }, fromLayerOn: true },
         { name: 'add 2·v', edit: { mode: 'add' as const, vector, scale: 2 }, fromLayerOn: false },
       ];
-      for (const c of cases) {
+      const refs = await runReferenceBatch(
+        cases.map((c) =>
+          patchRequest({
+            ...common(),
+            withLogits: true,
+            patch: { group: group('image'), layers, mode: c.edit.mode, fromLayerOn: c.fromLayerOn, answers, ...(c.edit.mode === 'copy' ? { sourcePixelValues: source.pixels!.data } : { vector, scale: 2 }) },
+          }),
+        ),
+      );
+      for (const [ci, c] of cases.entries()) {
         const ours = await patchSweep(gpu, m, x, { group: group('image'), edit: c.edit, layers, fromLayerOn: c.fromLayerOn, answers });
-        const ref = await runPatchReference({
-          ...common(),
-          withLogits: true,
-          patch: { group: group('image'), layers, mode: c.edit.mode, fromLayerOn: c.fromLayerOn, answers, ...(c.edit.mode === 'copy' ? { sourcePixelValues: source.pixels!.data } : { vector, scale: 2 }) },
-        });
+        const ref = refs[ci];
         const bound = TOL * Math.max(...ref.results.flatMap((r) => r.last_logits!.map(Math.abs)));
         expect(Math.max(...ref.results.map((r) => Math.abs(r.logit_diff - ref.base_target))), `${c.name}: the edit's effect`).toBeGreaterThanOrEqual(EFFECT * bound);
         expect(Math.abs(ours.base_target.logit_diff - ref.base_target)).toBeLessThanOrEqual(bound);

@@ -1,7 +1,7 @@
 /**
- * Host-side helpers shared by the reference self-checks (llava_ref.test.ts,
- * instructblip_ref.test.ts): a tiny checkpoint read whole as f32, make-tiny as a subprocess,
- * and plain-loop f64 math on row-major flat matrices.
+ * Host-side helpers of the intervention reference's self-checks (interventions_ref.test.ts)
+ * and the intervention parity test: a tiny checkpoint read whole as f32, make-tiny as a
+ * subprocess, the q/k sharpening, and plain-loop f64 math on row-major flat matrices.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -10,7 +10,6 @@ import { bf16BitsToF32, f16BitsToF32 } from '../../src/gpu/half.ts';
 import { writeSafetensors } from '../../src/io/safetensors-write.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { openFileSource } from '../../src/io/source-node.ts';
-import type { RefTensor } from './pyref.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -80,14 +79,6 @@ export function weight(w: Weights, name: string): Float32Array {
   return t.data;
 }
 
-/** The rows r of a reference output [n, d] (last axis = d), packed. */
-export function rows(t: RefTensor, r: number[]): Float32Array {
-  const d = t.shape[t.shape.length - 1];
-  const out = new Float32Array(r.length * d);
-  r.forEach((i, k) => out.set(t.data.subarray(i * d, (i + 1) * d) as Float32Array, k * d));
-  return out;
-}
-
 /** `make-tiny --arch ARCH --seed 1 --out dir ...args`, through the CLI script. */
 export function makeTiny(dir: string, args: string[], arch: 'llava' | 'instructblip' = 'llava'): void {
   const r = spawnSync(process.execPath, [join(ROOT, 'src/cli/run-ts.mjs'), join(ROOT, 'weights-tools/make-tiny.ts'), '--arch', arch, '--seed', '1', '--out', dir, ...args], { encoding: 'utf8' });
@@ -118,13 +109,12 @@ export function rmsNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Ar
   return y;
 }
 
-/** RoPE, HF rotate-half layout, positions start..start+n-1, in place on [n, heads·hd]. */
-export function rope(x: Mat, n: number, heads: number, hd: number, theta: number, start = 0): void {
+/** RoPE, HF rotate-half layout, positions 0..n-1, in place on [n, heads·hd]. */
+export function rope(x: Mat, n: number, heads: number, hd: number, theta: number): void {
   const half = hd / 2;
-  for (let r = 0; r < n; r++) {
-    const p = start + r;
+  for (let p = 0; p < n; p++) {
     for (let h = 0; h < heads; h++) {
-      const o = r * heads * hd + h * hd;
+      const o = p * heads * hd + h * hd;
       for (let i = 0; i < half; i++) {
         const a = p / theta ** ((2 * i) / hd);
         const c = Math.cos(a);
@@ -138,67 +128,35 @@ export function rope(x: Mat, n: number, heads: number, hd: number, theta: number
   }
 }
 
-export function layerNorm(x: ArrayLike<number>, n: number, d: number, g: Float32Array, b: Float32Array, eps: number): Mat {
-  const y = new Float64Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let mean = 0;
-    for (let j = 0; j < d; j++) mean += x[i * d + j];
-    mean /= d;
-    let v = 0;
-    for (let j = 0; j < d; j++) v += (x[i * d + j] - mean) ** 2;
-    const r = 1 / Math.sqrt(v / d + eps);
-    for (let j = 0; j < d; j++) y[i * d + j] = (x[i * d + j] - mean) * r * g[j] + b[j];
-  }
-  return y;
-}
-
-/** erf: Maclaurin series for |x| < 5 (f64 keeps ~1e-9 after the cancellation), else ±1 (erfc(5) ≈ 1.5e-12). */
-export function erf(x: number): number {
-  if (Math.abs(x) >= 5) return Math.sign(x);
-  let term = x;
-  let sum = x;
-  for (let n = 1; n < 200 && Math.abs(term) > 1e-17; n++) {
-    term *= (-x * x) / n;
-    sum += term / (2 * n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
-export const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
-export const quickGelu = (x: number) => x / (1 + Math.exp(-1.702 * x));
 export const silu = (x: number) => x / (1 + Math.exp(-x));
 
 /**
- * Multi-head attention core on projected q [n, nh·hd], k/v [nk, nkv·hd] (nk = n unless
- * cross-attention): softmax(q·kᵀ/√hd [+ causal]) · v, head h reading kv head
- * ⌊h / (nh/nkv)⌋. Returns [n, nh·hd] and the maps [nh, n, nk].
+ * Causal multi-head attention core on projected q, k, v [n, heads·hd]: softmax(q·kᵀ/√hd) · v,
+ * head h reading kv head ⌊h / (nh/nkv)⌋. Returns [n, nh·hd].
  */
-export function attention(q: Mat, k: Mat, v: Mat, n: number, nh: number, nkv: number, hd: number, causal: boolean, nk = n) {
-  if (causal && nk !== n) throw new Error('causal attention needs as many keys as queries');
+export function attention(q: Mat, k: Mat, v: Mat, n: number, nh: number, nkv: number, hd: number): Mat {
   const out = new Float64Array(n * nh * hd);
-  const maps = new Float64Array(nh * n * nk);
   const group = nh / nkv;
   for (let h = 0; h < nh; h++) {
     const kh = Math.floor(h / group);
     for (let i = 0; i < n; i++) {
-      const last = causal ? i : nk - 1;
-      const s = new Float64Array(last + 1);
+      const s = new Float64Array(i + 1);
       let mx = -Infinity;
-      for (let j = 0; j <= last; j++) {
+      for (let j = 0; j <= i; j++) {
         let d = 0;
         for (let e = 0; e < hd; e++) d += q[i * nh * hd + h * hd + e] * k[j * nkv * hd + kh * hd + e];
         s[j] = d / Math.sqrt(hd);
         mx = Math.max(mx, s[j]);
       }
       let z = 0;
-      for (let j = 0; j <= last; j++) z += s[j] = Math.exp(s[j] - mx);
-      for (let j = 0; j <= last; j++) {
+      for (let j = 0; j <= i; j++) z += s[j] = Math.exp(s[j] - mx);
+      for (let j = 0; j <= i; j++) {
         const p = s[j] / z;
-        maps[h * n * nk + i * nk + j] = p;
         for (let e = 0; e < hd; e++) out[i * nh * hd + h * hd + e] += p * v[j * nkv * hd + kh * hd + e];
       }
     }
   }
-  return { out, maps };
+  return out;
 }
 
 export function add(a: ArrayLike<number>, b: ArrayLike<number>): Mat {
@@ -215,32 +173,4 @@ export interface LlamaDims {
   num_key_value_heads?: number;
   rms_norm_eps: number;
   rope_theta: number;
-}
-
-/**
- * One LlamaDecoderLayer (no biases) on x [n, d] at RoPE positions start..start+n-1:
- * RMSNorm → q/k/v, rotate-half RoPE, GQA causal softmax → o_proj, residual; RMSNorm →
- * SwiGLU MLP, residual. `prefix` ends with the layer's dot. Returns the attention input
- * (normed), the softmax maps [nh, n, n] and the layer output.
- */
-export function llamaDecoderLayer(w: Weights, prefix: string, x: ArrayLike<number>, n: number, tc: LlamaDims, start = 0) {
-  const d = tc.hidden_size;
-  const nh = tc.num_attention_heads;
-  const nkv = tc.num_key_value_heads ?? nh;
-  const hd = d / nh;
-  const W = (name: string) => weight(w, prefix + name);
-  const normed = rmsNorm(x, n, d, W('input_layernorm.weight'), tc.rms_norm_eps);
-  const q = linear(normed, n, d, W('self_attn.q_proj.weight'), nh * hd);
-  const k = linear(normed, n, d, W('self_attn.k_proj.weight'), nkv * hd);
-  const v = linear(normed, n, d, W('self_attn.v_proj.weight'), nkv * hd);
-  rope(q, n, nh, hd, tc.rope_theta, start);
-  rope(k, n, nkv, hd, tc.rope_theta, start);
-  const { out: attn, maps } = attention(q, k, v, n, nh, nkv, hd, true);
-  const x1 = add(x, linear(attn, n, nh * hd, W('self_attn.o_proj.weight'), d));
-  const b = rmsNorm(x1, n, d, W('post_attention_layernorm.weight'), tc.rms_norm_eps);
-  const I = tc.intermediate_size;
-  const gate = linear(b, n, d, W('mlp.gate_proj.weight'), I);
-  const up = linear(b, n, d, W('mlp.up_proj.weight'), I);
-  const mid = gate.map((g, i) => silu(g) * up[i]);
-  return { normed, maps, out: add(x1, linear(mid, n, I, W('mlp.down_proj.weight'), d)) };
 }

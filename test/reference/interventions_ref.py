@@ -1,25 +1,35 @@
-#!/usr/bin/python3
-"""Independent PyTorch reference for three interventions on the LLaMA decoder of LLaVA-1.5
-and InstructBLIP (float32, no transformers), written from the papers' definitions.
+"""Reference for three interventions on the LLaMA decoder of LLaVA-1.5 and InstructBLIP, on
+HF transformers' own models (LlavaForConditionalGeneration / InstructBlipForConditionalGeneration,
+float32), written from the papers' definitions. Run with the venv python of .ci/hf-venv.sh
+(torch 2.x + transformers 5.x).
 
-The vision side and the decoder come from llava_ref.py / instructblip_ref.py (chosen by
-config.json's model_type); the interventions are llava_ref.llama_forward's hooks:
+transformers computes the model; the interventions enter through its own extension points:
+
+  knockout, ablate  an attention function registered with transformers' AttentionInterface
+                    (plus the eager mask under the same name) and set on the language model
+                    only: softmax(q·kᵀ·scale + causal mask) v per head, HF's eager order of
+                    operations, with the edits below between its steps. `--states` runs
+                    HF's stock "eager" instead, so the two can be compared.
+  patch             forward pre-hooks on the decoder layers (the residual stream entering
+                    layer l, HF's hidden_states[l] = lm.blocks.{l}.resid_pre).
+
+Definitions:
 
   knockout   Attention knockout, Zhang et al. 2024, "Cross-modal Information Flow in
              Multimodal Large Language Models" (arXiv 2411.18620): in every head of each
-             layer in W, torch.finfo(float32).min is added to the scaled pre-softmax score
-             of every (query q in DST, key k in SRC) pair, after the causal mask (-inf);
-             the softmax then renormalises over the remaining keys. A query whose every
-             causally visible key is in SRC keeps scores that all round to finfo.min, so
-             its row becomes uniform over its visible keys (what an additive finfo.min mask,
-             as in HF's attention masks, gives).
+             layer in W, the edges (query q in DST -> key k in SRC) are blocked before the
+             softmax: the causal mask is made -inf and torch.finfo(float32).min is added to
+             the scaled score of every blocked pair; the softmax then renormalises over the
+             remaining keys. A query whose every causally visible key is in SRC keeps scores
+             that all round to finfo.min, so its row becomes uniform over its visible keys
+             (what an additive finfo.min mask, as in HF's attention masks, gives) rather
+             than NaN.
   ablate     Token ablation, "The Narrow Gate" (arXiv 2412.06646): in the given layers (and
              heads, default all), AFTER the softmax the attention weight of every query to
              every key in S is set to 0; the rows are NOT renormalised. Applies to the
-             prefill and to every KV-cached greedy decoding step.
+             prefill and to every KV-cached step of model.generate.
   patch      Activation patching / steering at the residual stream entering decoder layer
-             l (HF hidden_states[l], i.e. lm.blocks.{l}.resid_pre), rows of the positions
-             in a group G:
+             l, rows of the positions in a group G:
                copy, one layer:      rows := the source run's rows entering layer l
                copy, from layer on:  at every layer k >= l, rows entering k := the source
                                      run's (un-intervened) rows entering k
@@ -34,11 +44,18 @@ expanded (LLaVA: the image token becomes one position per image feature) or plac
 
 Usage
 -----
-  /usr/bin/python3 test/reference/interventions_ref.py --model DIR --pixel-values F.f32 \\
+  PY=$(bash .ci/hf-venv.sh)
+  $PY test/reference/interventions_ref.py --model DIR --pixel-values F.f32 \\
       --pixel-shape C,H,W --input-ids 1,2,... [--qformer-input-ids 101,...,102] \\
-      (--knockout JSON | --ablate JSON | --patch JSON) [--answer-id N] [--max-new-tokens N]
-      [--with-logits] [--device cpu|cuda] [--threads N]
+      (--knockout JSON | --ablate JSON | --patch JSON | --states OUT.safetensors)
+      [--answer-id N] [--max-new-tokens N] [--with-logits] [--device cpu|cuda] [--threads N]
 
+  $PY test/reference/interventions_ref.py --batch JOBS.json
+      JOBS.json: a list of argument lists, each as for one call above; prints a JSON list of
+      their answers, in order, each checkpoint loaded once.
+
+  --input-ids: LLaVA: the image token once (expanded here) or already expanded;
+  InstructBLIP: with the Q image tokens first or without them (prepended here).
   A JSON argument is inline when it starts with '[' or '{', else the path of a JSON file.
 
   --knockout [{"dst": [q...], "src": [k...], "layers": [l...]}, ...]
@@ -47,8 +64,8 @@ Usage
   --ablate [{"keys": [k...], "layers": [l...], "heads": null | [h...]}, ...]
       -> {"answer_id", "p_base", "p_answer": [per entry], "argmax_after": [per entry],
           "seq"} and, with --max-new-tokens N > 0, "tokens_base": [N] and "tokens": [per
-          entry][N] (greedy, KV-cached, the ablation active at every step; tokens[e][0] =
-          argmax_after[e]).
+          entry][N] (greedy model.generate, KV-cached, EOS not stopping, the ablation active
+          at every step; tokens[e][0] = argmax_after[e]).
   --patch {"source_pixel_values": F2 (raw f32, shape --pixel-shape; required for copy),
            "group": [positions], "layers": [l...], "mode": "copy" | "add",
            "from_layer_on": bool (default false), "vector": F3 (raw f32 [d], add only),
@@ -56,66 +73,92 @@ Usage
       -> {"answers", "base_target", "base_source" (null without a source), "base_target_top_id",
           "base_source_top_id", "results": [{"layer", "logit_diff", "top_id"} per layer], "seq"}
          logit_diff = logit[id1] - logit[id2] at the last position; top_id = its argmax.
+  --states OUT   the un-intervened forward with HF's stock eager attention, written to a
+                 safetensors file: input_ids [seq] (I32, as expanded / placed),
+                 hidden_states.{l} [seq, d] (F32, l = 0..L, HF's output_hidden_states: the
+                 last after the final norm), logits [seq, vocab]. Prints {"seq", ...}.
   --with-logits  also "last_logits_base" [vocab] and per entry / result "last_logits"
                  (knockout, ablate: "last_logits": [entry][vocab]; patch: in each result;
                  plus "last_logits_source" when there is a source). Each float is the f32
                  value exactly (JSON doubles); probabilities are softmax(last_logits).
 
 Probabilities are torch.softmax of the f32 last-position logits over the whole vocabulary.
-Prints one JSON object to stdout.
+Prints one JSON object (a list with --batch) to stdout.
 """
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import llava_ref as lr  # noqa: E402
-import instructblip_ref as ir  # noqa: E402
+import transformers as tr
+from safetensors.torch import save_file
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
 FORMAT = "phaselens-interventions-ref"
-VERSION = "1"
+VERSION = "2"
 NEG = torch.finfo(torch.float32).min
+ATTN = "phaselens_interventions"
+CLASSES = {"llava": tr.LlavaForConditionalGeneration, "instructblip": tr.InstructBlipForConditionalGeneration}
 
 
 # --------------------------------------------------------------------------------------
-# Hooks for llava_ref.llama_forward
+# The edits and the attention function that applies them
 
 
 class Knockout:
-    """Adds finfo(f32).min to scores[:, q in dst, k in src] in the given layers."""
+    """Blocks (q in dst -> k in src) before the softmax in the given layers."""
 
     def __init__(self, dst, src, layers):
         self.dst, self.src, self.layers = set(dst), set(src), set(layers)
 
-    def scores(self, i, scores, qpos, kpos):
-        if i not in self.layers:
-            return scores
-        q = torch.as_tensor([int(p) in self.dst for p in qpos[:, 0].tolist()], device=scores.device)
-        k = torch.as_tensor([int(p) in self.src for p in kpos[0].tolist()], device=scores.device)
-        pair = (q[:, None] & k[None, :]).to(scores.dtype)  # [n, total]
-        return scores + pair * NEG
-
 
 class Ablate:
-    """Zeroes probs[h in heads, :, k in keys] after the softmax in the given layers."""
+    """Zeroes the weights of heads (None = all) on keys after the softmax in the given layers."""
 
     def __init__(self, keys, layers, heads):
         self.keys, self.layers, self.heads = set(keys), set(layers), None if heads is None else sorted(set(heads))
 
-    def probs(self, i, probs, qpos, kpos):
-        if i not in self.layers:
-            return probs
-        k = torch.as_tensor([int(p) in self.keys for p in kpos[0].tolist()], device=probs.device)  # [total]
-        h = torch.ones(probs.shape[0], dtype=torch.bool, device=probs.device)
-        if self.heads is not None:
-            h[:] = False
-            h[self.heads] = True
-        drop = h[:, None, None] & k[None, None, :]  # [heads, 1, total]
-        return probs.masked_fill(drop, 0.0)
+
+ACTIVE = None  # the Knockout or Ablate the language model's attention applies now
+
+
+def in_set(positions, s, device):
+    return torch.tensor([int(p) in s for p in positions], dtype=torch.bool, device=device)
+
+
+def intervened_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """HF's eager attention, step by step, with ACTIVE's edit at layer module.layer_idx.
+
+    query [b, H, nq, hd]; key, value [b, Hkv, nk, hd] (the cache included): the queries are
+    the last nq of the nk positions, in the prefill and in every decoding step."""
+    groups = module.num_key_value_groups
+    k = key.repeat_interleave(groups, dim=1)  # query head h reads KV head h // groups
+    v = value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, k.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    nq, nk = query.shape[2], k.shape[2]
+    qpos, kpos = range(nk - nq, nk), range(nk)
+    edit, layer = ACTIVE, module.layer_idx
+    if isinstance(edit, Knockout) and layer in edit.layers:
+        causal = torch.arange(nk, device=scores.device)[None, :] <= torch.tensor(qpos, device=scores.device)[:, None]
+        blocked = in_set(qpos, edit.dst, scores.device)[:, None] & in_set(kpos, edit.src, scores.device)[None, :]
+        scores = scores.masked_fill(~causal, float("-inf")) + blocked.to(scores.dtype) * NEG
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    if isinstance(edit, Ablate) and layer in edit.layers:
+        heads = torch.ones(probs.shape[1], dtype=torch.bool, device=probs.device)
+        if edit.heads is not None:
+            heads[:] = False
+            heads[edit.heads] = True
+        probs = probs.masked_fill(heads[None, :, None, None] & in_set(kpos, edit.keys, probs.device)[None, None, None, :], 0.0)
+    out = torch.matmul(probs, v).transpose(1, 2).contiguous()
+    return out, probs
+
+
+tr.utils.logging.disable_progress_bar()
+tr.AttentionInterface.register(ATTN, intervened_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN, eager_mask)  # the additive finfo.min mask eager gets
 
 
 class Patch:
@@ -125,67 +168,112 @@ class Patch:
         self.group, self.layer, self.on = sorted(set(group)), layer, from_layer_on
         self.src, self.vec = source_states, vector
 
-    def resid_pre(self, i, x, start):
+    def __call__(self, i, x):
         if i < self.layer or (i > self.layer and not self.on):
             return x
-        if start != 0:
-            raise SystemExit("patching is defined on the prefill only")
         x = x.clone()
         g = torch.as_tensor(self.group, dtype=torch.long, device=x.device)
         if self.src is not None:
-            x[g] = self.src[i][g]
+            x[0, g] = self.src[i][g]
         else:
-            x[g] = x[g] + self.vec
+            x[0, g] = x[0, g] + self.vec
         return x
 
 
 # --------------------------------------------------------------------------------------
-# Model family
+# The model
 
 
 class Model:
     def __init__(self, model_dir, device):
-        with open(os.path.join(model_dir, "config.json")) as f:
+        with open(f"{model_dir}/config.json") as f:
             self.family = json.load(f).get("model_type")
-        if self.family == "llava":
-            self.vc, self.tc, self.top = lr.load_config(model_dir)
-            self.w = lr.load_weights(model_dir, device)
-        elif self.family == "instructblip":
-            self.vc, self.qc, self.tc, self.top = ir.load_config(model_dir)
-            self.w = ir.load_weights(model_dir, device)
-        else:
+        if self.family not in CLASSES:
             raise SystemExit(f"{model_dir}: model_type {self.family!r}, want llava or instructblip")
-        self.head = lr.lm_head_weight(self.w, self.tc)
+        self.hf = CLASSES[self.family].from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").to(device).eval()
+        self.lm = self.hf.get_decoder()  # LlamaModel: its config is the text config alone
+        self.layers = list(self.lm.layers)
+        self.device = device
+        self.pre = None  # a Patch, or a recorder of the rows entering each layer
+        for i, layer in enumerate(self.layers):
+            layer.register_forward_pre_hook(self._resid_pre(i), with_kwargs=True)
 
-    def embeds(self, pixel_values, ids, qformer_ids):
+    def _resid_pre(self, i):
+        def hook(_module, args, kwargs):
+            if self.pre is None:
+                return None
+            if args:
+                return (self.pre(i, args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": self.pre(i, kwargs["hidden_states"])}
+
+        return hook
+
+    def inputs(self, pixel_values, ids, qformer_ids):
+        """HF's forward arguments, the image tokens expanded / placed as the processors do."""
+        cfg = self.hf.config
+        image = cfg.image_token_id
+        n_image = sum(1 for t in ids if t == image)
         if self.family == "llava":
-            r = lr.build_embeds(pixel_values, ids, self.w, self.vc, self.top)
+            n = cfg.image_seq_length
+            if n_image == 1:
+                ids = [t for i in ids for t in ([image] * n if i == image else [i])]
+            elif n_image != n:
+                raise SystemExit(f"--input-ids has {n_image} image tokens (id {image}); want 1 or {n}")
+            x = {}
         else:
             if qformer_ids is None:
                 raise SystemExit("InstructBLIP needs --qformer-input-ids")
-            r = ir.build_embeds(pixel_values, ids, qformer_ids, self.w, self.vc, self.qc, self.top)
-        return r["embeds"], r["ids"]
+            q = cfg.num_query_tokens
+            if n_image == 0:
+                ids = [image] * q + ids
+            elif ids[:q] != [image] * q or n_image != q:
+                raise SystemExit(f"--input-ids has {n_image} image tokens (id {image}); want none or the first {q}")
+            qt = torch.tensor([qformer_ids], dtype=torch.long, device=self.device)
+            x = {"qformer_input_ids": qt, "qformer_attention_mask": torch.ones_like(qt)}
+        t = torch.tensor([ids], dtype=torch.long, device=self.device)
+        x.update(input_ids=t, attention_mask=torch.ones_like(t), pixel_values=pixel_values[None])
+        return x, ids
 
-    def run(self, x, hooks=None, record=False, cache=None):
-        """Prefill on embeds x; returns (last-position logits [vocab], llama_forward's dict)."""
-        out = lr.llama_forward(x, self.w, self.tc, 0, cache, record, False, hooks)
-        return out["final"][-1] @ self.head.t(), out
+    @torch.no_grad()
+    def run(self, x, edit=None, patch=None, record=False):
+        """One prefill; returns the last-position logits [vocab] and, with record, the rows entering each layer."""
+        global ACTIVE
+        rows = {}
+        ACTIVE, self.pre = edit, patch
+        if record:
+            def keep(i, h):
+                rows[i] = h[0].clone()
+                return h
+            self.pre = keep
+        try:
+            out = self.hf(**x, use_cache=False, return_dict=True)
+        finally:
+            ACTIVE, self.pre = None, None
+        return out.logits[0, -1].float(), [rows[i] for i in range(len(self.layers))] if record else None
 
-    def greedy(self, x, hooks, n_new):
-        """KV-cached greedy decoding of n_new tokens with the hooks active at every step."""
-        cache = []
-        logits, _ = self.run(x, hooks, cache=cache)
-        pos = x.shape[0]
-        tokens = []
-        for step in range(n_new):
-            nxt = int(torch.argmax(logits))
-            tokens.append(nxt)
-            if step == n_new - 1:
-                break
-            out = lr.llama_forward(lr.embed([nxt], self.w), self.w, self.tc, pos, cache, False, False, hooks)
-            logits = out["final"][-1] @ self.head.t()
-            pos += 1
-        return tokens
+    @torch.no_grad()
+    def greedy(self, x, edit, n_new):
+        """model.generate, greedy, EOS neither stopping nor masked, the edit at every step."""
+        global ACTIVE
+        ACTIVE = edit
+        try:
+            out = self.hf.generate(**x, max_new_tokens=n_new, do_sample=False, eos_token_id=None, pad_token_id=0)
+        finally:
+            ACTIVE = None
+        return out[0, -n_new:].tolist()
+
+    @torch.no_grad()
+    def states(self, x, ids, path):
+        """The un-intervened forward with HF's stock eager attention, to a safetensors file."""
+        self.lm.set_attn_implementation("eager")
+        out = self.hf(**x, use_cache=False, output_hidden_states=True, return_dict=True)
+        lm = getattr(out, "language_model_outputs", None)
+        hidden = (out if lm is None else lm).hidden_states
+        t = {f"hidden_states.{l}": h[0] for l, h in enumerate(hidden)}
+        t["logits"] = out.logits[0]
+        t = {k: v.float().cpu().contiguous() for k, v in t.items()}
+        t["input_ids"] = torch.tensor(ids, dtype=torch.int32)
+        save_file(t, path, metadata={"format": FORMAT, "version": VERSION})
 
 
 # --------------------------------------------------------------------------------------
@@ -201,6 +289,20 @@ def read_json_arg(text, flag):
             return json.load(f)
     except (OSError, ValueError) as e:
         raise SystemExit(f"{flag}: {e}") from None
+
+
+def parse_ids(text, flag):
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise SystemExit(f"{flag}: not a comma-separated list of token ids: {text!r}") from None
+
+
+def read_pixels(path, shape, device):
+    v = np.fromfile(path, dtype="<f4")
+    if v.size != int(np.prod(shape)):
+        raise SystemExit(f"{path}: {v.size} floats, --pixel-shape {shape} needs {int(np.prod(shape))}")
+    return torch.from_numpy(v.astype(np.float32).reshape(shape)).to(device)
 
 
 def check_positions(ps, seq, what):
@@ -219,34 +321,51 @@ def f32_list(t):
     return [float(v) for v in t.detach().float().cpu().numpy().tolist()]
 
 
-def main():
+def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    lr.add_input_args(ap)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--pixel-values", required=True)
+    ap.add_argument("--pixel-shape", required=True)
+    ap.add_argument("--input-ids", required=True)
     ap.add_argument("--qformer-input-ids", default=None)
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--knockout")
     g.add_argument("--ablate")
     g.add_argument("--patch")
+    g.add_argument("--states")
     ap.add_argument("--answer-id", type=int, default=None)
     ap.add_argument("--max-new-tokens", type=int, default=0)
     ap.add_argument("--with-logits", action="store_true")
-    lr.add_device_args(ap)
-    a = ap.parse_args()
-    lr.setup_torch(a)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None)
+    return ap
 
-    m = Model(a.model, a.device)
-    tc = m.tc
-    L, H, d, V = tc.num_hidden_layers, tc.num_attention_heads, tc.hidden_size, m.head.shape[0]
-    default_shape = [getattr(m.vc, "num_channels", 3), m.vc.image_size, m.vc.image_size]
-    pix = lr.read_pixel_values(a.pixel_values, a.pixel_shape, default_shape, a.device)
-    ids = lr.parse_ids(a.input_ids, "--input-ids")
+
+def job(a, models):
+    """One call's answer (a dict); models caches the loaded checkpoints by (folder, device)."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if (a.model, a.device) not in models:
+        models[a.model, a.device] = Model(a.model, a.device)
+    m = models[a.model, a.device]
+    tc = m.hf.config.text_config
+    L, H, d, V = tc.num_hidden_layers, tc.num_attention_heads, tc.hidden_size, m.hf.get_output_embeddings().weight.shape[0]
+    shape = parse_ids(a.pixel_shape, "--pixel-shape")
+    pix = read_pixels(a.pixel_values, shape, a.device)
+    ids = parse_ids(a.input_ids, "--input-ids")
     if not ids:
         raise SystemExit("--input-ids is empty")
-    qids = None if a.qformer_input_ids is None else lr.parse_ids(a.qformer_input_ids, "--qformer-input-ids")
-    x, full_ids = m.embeds(pix, ids, qids)
-    seq = x.shape[0]
-    base_logits, base_out = m.run(x, record=a.patch is not None)
-    res = {"reference": {"format": FORMAT, "version": VERSION}, "family": m.family, "seq": seq}
+    qids = None if a.qformer_input_ids is None else parse_ids(a.qformer_input_ids, "--qformer-input-ids")
+    x, full_ids = m.inputs(pix, ids, qids)
+    seq = len(full_ids)
+    res = {"reference": {"format": FORMAT, "version": VERSION}, "family": m.family, "seq": seq,
+           "versions": {"torch": torch.__version__, "transformers": tr.__version__}}
+    if a.states is not None:
+        m.states(x, full_ids, a.states)
+        return res
+
+    m.lm.set_attn_implementation(ATTN)  # the language model only; the towers stay eager
+    base_logits, _ = m.run(x)
     if a.with_logits:
         res["last_logits_base"] = f32_list(base_logits)
     answer = int(torch.argmax(base_logits)) if a.answer_id is None else a.answer_id
@@ -261,8 +380,8 @@ def main():
         res.update(answer_id=answer, p_base=p_of(base_logits), p=[], argmax=[])
         logits_all = []
         for e in entries:
-            hook = Knockout(check_positions(e["dst"], seq, "dst"), check_positions(e["src"], seq, "src"), check_layers(e["layers"], L, "layers"))
-            logits, _ = m.run(x, hook)
+            edit = Knockout(check_positions(e["dst"], seq, "dst"), check_positions(e["src"], seq, "src"), check_layers(e["layers"], L, "layers"))
+            logits, _ = m.run(x, edit)
             res["p"].append(p_of(logits))
             res["argmax"].append(int(torch.argmax(logits)))
             logits_all.append(f32_list(logits))
@@ -279,13 +398,13 @@ def main():
             heads = e.get("heads")
             if heads is not None and not (isinstance(heads, list) and all(isinstance(h, int) and 0 <= h < H for h in heads)):
                 raise SystemExit(f"heads must be null or a list of heads in 0..{H - 1}, got {heads!r}")
-            hook = Ablate(check_positions(e["keys"], seq, "keys"), check_layers(e["layers"], L, "layers"), heads)
-            logits, _ = m.run(x, hook)
+            edit = Ablate(check_positions(e["keys"], seq, "keys"), check_layers(e["layers"], L, "layers"), heads)
+            logits, _ = m.run(x, edit)
             res["p_answer"].append(p_of(logits))
             res["argmax_after"].append(int(torch.argmax(logits)))
             logits_all.append(f32_list(logits))
             if a.max_new_tokens > 0:
-                tokens.append(m.greedy(x, hook, a.max_new_tokens))
+                tokens.append(m.greedy(x, edit, a.max_new_tokens))
         if a.max_new_tokens > 0:
             res["tokens_base"] = m.greedy(x, None, a.max_new_tokens)
             res["tokens"] = tokens
@@ -310,11 +429,8 @@ def main():
         res.update(answers=answers, base_target=diff(base_logits), base_target_top_id=int(torch.argmax(base_logits)),
                    base_source=None, base_source_top_id=None, results=[])
         if spec.get("source_pixel_values"):
-            spix = lr.read_pixel_values(spec["source_pixel_values"], a.pixel_shape, default_shape, a.device)
-            xs, sids = m.embeds(spix, ids, qids)
-            assert sids == full_ids
-            src_logits, src_out = m.run(xs, record=True)
-            src_states = src_out["states"][:L]  # rows entering layers 0..L-1 (the last entry is post-norm)
+            xs, _ = m.inputs(read_pixels(spec["source_pixel_values"], shape, a.device), ids, qids)
+            src_logits, src_states = m.run(xs, record=True)
             res.update(base_source=diff(src_logits), base_source_top_id=int(torch.argmax(src_logits)))
             if a.with_logits:
                 res["last_logits_source"] = f32_list(src_logits)
@@ -330,14 +446,25 @@ def main():
                 raise SystemExit(f"{spec['vector']}: {v.size} floats, the residual stream has d = {d}")
             vec = torch.from_numpy(v.astype(np.float32)).to(a.device) * float(spec.get("scale", 1.0))
         for l in layers:
-            hook = Patch(group, l, on, src_states if mode == "copy" else None, vec)
-            logits, _ = m.run(x, hook)
+            logits, _ = m.run(x, patch=Patch(group, l, on, src_states if mode == "copy" else None, vec))
             r = {"layer": l, "logit_diff": diff(logits), "top_id": int(torch.argmax(logits))}
             if a.with_logits:
                 r["last_logits"] = f32_list(logits)
             res["results"].append(r)
+    return res
 
-    print(json.dumps(res))
+
+def main():
+    if sys.argv[1:2] == ["--batch"]:
+        if len(sys.argv) != 3:
+            raise SystemExit("usage: interventions_ref.py --batch JOBS.json")
+        jobs = read_json_arg(sys.argv[2], "--batch")
+        if not (isinstance(jobs, list) and all(isinstance(j, list) and all(isinstance(t, str) for t in j) for j in jobs)):
+            raise SystemExit("--batch wants a JSON list of argument lists")
+        models = {}
+        print(json.dumps([job(parser().parse_args(j), models) for j in jobs]))
+    else:
+        print(json.dumps(job(parser().parse_args(), {})))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 /**
- * Self-checks of the PyTorch intervention reference test/reference/interventions_ref.py
- * (run through interventions-ref.ts) on tiny 3-layer checkpoints of both families
+ * Self-checks of the intervention reference test/reference/interventions_ref.py (HF
+ * transformers' models with the interventions in a registered attention function and layer
+ * pre-hooks; run through interventions-ref.ts) on tiny 3-layer checkpoints of both families
  * (LLaVA with GQA, 4 heads / 2 KV heads; InstructBLIP with MHA).
  *
  * Expected values come from a second implementation in plain TypeScript loops (f64):
  * the LLaMA decoder of host-math.ts (RMSNorm, rotate-half RoPE, GQA causal softmax,
- * SwiGLU), run from the reference's un-intervened inputs_embeds (hidden_states.0 of
- * llava_ref.py / instructblip_ref.py) or, for patching, from its residual rows entering
- * layer l, with each intervention written here from its definition:
+ * SwiGLU), run from HF's un-intervened inputs_embeds (hidden_states.0 of the script's
+ * --states run, HF's stock eager attention) or, for patching, from HF's residual rows
+ * entering layer l, with each intervention written here from its definition:
  *   knockout  pre-softmax: the knocked (q, k) pairs leave the softmax (renormalised over
  *             the rest; a row with every visible key knocked is uniform over them, which
  *             is what adding finfo(f32).min gives);
@@ -17,7 +18,8 @@
  *             plus greedy generation checked token by token against a full recompute;
  *   patching  rows of the residual overwritten with the source run's rows / shifted by
  *             scale·v before the layer(s), the rest of the decoder run here.
- * And exact identities of the reference itself: an empty knockout / ablation is the base
+ * And exact identities of the reference itself: its attention function with nothing to
+ * edit gives HF's stock eager logits bit for bit; an empty knockout / ablation is the base
  * run bit for bit; patching from the target's own image changes nothing; patching every
  * position from the source at any layer is the source run.
  *
@@ -27,8 +29,8 @@
  *
  * Tolerances: f32 (PyTorch) vs f64 (loops) on identical weights and inputs; only f32
  * rounding separates them: relErr (max abs error / max |expected|) of the last-position
- * logits ≤ TOL_LOGITS = 5e-5 — three decoder layers at ≤ 2e-5 each (llava_ref.test.ts's
- * per-layer bound), final norm and a 64-term lm_head dot product; a probability's relative
+ * logits ≤ TOL_LOGITS = 5e-5 — three decoder layers at ≤ 2e-5 each (an f32 decoder layer
+ * against f64 loops at d = 64), final norm and a 64-term lm_head dot product; a probability's relative
  * error ≤ TOL_P = 1e-4 (|Δ log p| ≤ 2 max |Δ logit| ≤ 2·TOL_LOGITS·max|logit|, max|logit|
  * < 1 here); a logit difference ≤ 2·TOL_LOGITS·max|logit| absolute. Every intervention
  * checked is asserted to move the logits by more than EFFECT = 20×TOL_LOGITS, so a no-op
@@ -42,8 +44,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randn, relErr } from '../helpers/data.ts';
 import { add, attention, linear, loadCheckpoint, makeTiny, rmsNorm, rope, silu, weight, writeSharpened, type LlamaDims, type Mat, type Weights } from './host-math.ts';
-import { runAblateReference, runKnockoutReference, runPatchReference, type AblateRef, type KnockoutRef, type PatchRef } from './interventions-ref.ts';
-import { runInstructBlipReferenceFull, runLlavaReferenceFull, type RefTensor } from './pyref.ts';
+import { patchRequest, runAblateReference, runKnockoutReference, runReferenceBatch, statesRequest, type AblateRef, type KnockoutRef, type PatchRef, type PatchSpec } from './interventions-ref.ts';
+import type { RefTensor } from './pyref.ts';
 
 const TOL_LOGITS = 5e-5;
 const TOL_P = 1e-4;
@@ -108,7 +110,7 @@ function decoderLayer(w: Weights, l: number, x: Mat, n: number, tc: LlamaDims, e
   rope(q, n, nh, hd, tc.rope_theta);
   rope(k, n, nkv, hd, tc.rope_theta);
   for (let j = 0; j < n; j++) if (e.vzero?.(l, j)) v.fill(0, j * nkv * hd, (j + 1) * nkv * hd);
-  const attn = e.knock || e.ablate ? editedAttention(q, k, v, n, nh, nkv, hd, l, e) : attention(q, k, v, n, nh, nkv, hd, true).out;
+  const attn = e.knock || e.ablate ? editedAttention(q, k, v, n, nh, nkv, hd, l, e) : attention(q, k, v, n, nh, nkv, hd);
   const x1 = add(x, linear(attn, n, nh * hd, W('self_attn.o_proj.weight'), d));
   const b = rmsNorm(x1, n, d, W('post_attention_layernorm.weight'), tc.rms_norm_eps);
   const I = tc.intermediate_size;
@@ -173,7 +175,7 @@ const FAMILIES: Family[] = [
   { arch: 'instructblip', makeTiny: [], inputIds: [2, 1724, 338, 297, 278, 1967, 29973], qformerInputIds: [101, 2054, 2003, 1999, 1996, 3746, 1029, 102] },
 ];
 
-describe('interventions_ref.py (PyTorch reference) self-checks — needs /usr/bin/python3 with torch, numpy', () => {
+describe('interventions_ref.py (HF transformers + the interventions) self-checks — needs the venv of .ci/hf-venv.sh', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'interventions-ref-test-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -198,11 +200,7 @@ describe('interventions_ref.py (PyTorch reference) self-checks — needs /usr/bi
         await writeSharpened(dir + '-src', dir);
         tc = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).text_config;
         w = await loadCheckpoint(dir);
-        const family = (pix: Float32Array) =>
-          f.arch === 'llava'
-            ? runLlavaReferenceFull({ model: dir, pixelValues: pix, pixelShape: [3, 42, 42], inputIds: f.inputIds })
-            : runInstructBlipReferenceFull({ model: dir, pixelValues: pix, pixelShape: [3, 42, 42], inputIds: f.inputIds, qformerInputIds: f.qformerInputIds! });
-        [tgt, src] = (await Promise.all([family(pixels), family(sourcePixels)])).map((r) => r.tensors);
+        [tgt, src] = await runReferenceBatch([statesRequest({ ...common(), pixelValues: pixels }), statesRequest({ ...common(), pixelValues: sourcePixels })]);
         const ids = Array.from(tgt.get('input_ids')!.data);
         n = ids.length;
         img = range(0, n).filter((i) => ids[i] === IMAGE_TOKEN);
@@ -226,10 +224,11 @@ describe('interventions_ref.py (PyTorch reference) self-checks — needs /usr/bi
           ko = await runKnockoutReference({ ...common(), entries });
         });
 
-        it('base: answer_id = argmax and p_base of the un-intervened forward (loops and the family reference)', () => {
+        it('base: answer_id = argmax and p_base of the un-intervened forward (loops and HF\'s stock eager attention)', () => {
           const lg = tgt.get('logits')!;
           const refLast = lg.data.subarray((n - 1) * tc.vocab_size);
-          expect(relErr(ko.last_logits_base!, refLast)).toBeLessThanOrEqual(1e-6); // same f32 model, another process
+          // the registered attention function with nothing to edit = HF's eager, operation for operation
+          expect(ko.last_logits_base!).toEqual(Array.from(refLast));
           expect(relErr(ko.last_logits_base!, base)).toBeLessThanOrEqual(TOL_LOGITS);
           expect(ko.answer_id).toBe(argmax(ko.last_logits_base!));
           expectArgmax(ko.answer_id, base, 'answer_id');
@@ -358,25 +357,19 @@ describe('interventions_ref.py (PyTorch reference) self-checks — needs /usr/bi
         let steerOn: PatchRef;
         const vector = randn(64, 500 + fi, 1);
         beforeAll(async () => {
-          const p = (patch: Parameters<typeof runPatchReference>[0]['patch']) => runPatchReference({ ...common(), patch });
-          [same, whole] = await Promise.all([
+          const p = (patch: PatchSpec) => patchRequest({ ...common(), patch });
+          question = range(img[img.length - 1] + 1, n); // the text after the image: it reads the image
+          [same, whole, whole1, one, on, qOne, qOn, steer, steerOn] = await runReferenceBatch([
             p({ sourcePixelValues: pixels, group: img, layers: [0, 1, 2], mode: 'copy', fromLayerOn: true, answers }),
             p({ sourcePixelValues: sourcePixels, group: range(0, n), layers: [0, 1, 2], mode: 'copy', fromLayerOn: false, answers }),
-          ]);
-          [whole1, one] = await Promise.all([
             p({ sourcePixelValues: sourcePixels, group: range(0, n), layers: [0, 2], mode: 'copy', fromLayerOn: true, answers }),
             p({ sourcePixelValues: sourcePixels, group: img, layers: [0, 1, 2], mode: 'copy', fromLayerOn: false, answers }),
-          ]);
-          question = range(img[img.length - 1] + 1, n); // the text after the image: it reads the image
-          [on, qOne] = await Promise.all([
             p({ sourcePixelValues: sourcePixels, group: img, layers: [0, 1, 2], mode: 'copy', fromLayerOn: true, answers }),
             p({ sourcePixelValues: sourcePixels, group: question, layers: [0, 1, 2], mode: 'copy', fromLayerOn: false, answers }),
-          ]);
-          [qOn, steer] = await Promise.all([
             p({ sourcePixelValues: sourcePixels, group: question, layers: [0, 1, 2], mode: 'copy', fromLayerOn: true, answers }),
             p({ group: [n - 1, ...img.slice(0, 2)], layers: [0, 2], mode: 'add', vector, scale: 0.5, answers }),
+            p({ group: [n - 1, ...img.slice(0, 2)], layers: [0, 1], mode: 'add', vector, scale: 0.5, fromLayerOn: true, answers }),
           ]);
-          steerOn = await p({ group: [n - 1, ...img.slice(0, 2)], layers: [0, 1], mode: 'add', vector, scale: 0.5, fromLayerOn: true, answers });
         });
 
         it('base_target / base_source = the two un-intervened runs', () => {
