@@ -3,10 +3,11 @@
 // smaller k). The distance is summed as Σ(z − e)² rather than HF's z² + e² − 2 z·e: the
 // same quantity without its cancellation.
 //   z [N, D] f32, codebook e [K, D] f32 or packed f16 (lib/weights.wgsl), idx [N] u32
+// With MAP, idx[n] = ids[k] instead (ids [K] u32: Chameleon's code → BPE token id).
 // One workgroup per row of z: each invocation scans codewords lid, lid + WG, … keeping
 // its best (distance, k); a tree over workgroup memory then takes the least.
 //
-// defines: W_F16, W_BINDING=2
+// defines: W_F16, W_BINDING=2, MAP
 #include "lib/grid.wgsl"
 #include "lib/weights.wgsl"
 
@@ -20,6 +21,16 @@ struct Params {
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 // binding 2: the codebook w (lib/weights.wgsl)
 @group(0) @binding(3) var<storage, read_write> idx: array<u32>;
+#if MAP
+@group(0) @binding(4) var<storage, read> ids: array<u32>;
+fn mapped(k: u32) -> u32 {
+  return ids[k];
+}
+#else
+fn mapped(k: u32) -> u32 {
+  return k;
+}
+#endif
 
 override WG: u32 = 64u; // a power of two
 
@@ -61,5 +72,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
   }
-  if (lid == 0u) { idx[row] = best_k[0]; }
+  if (lid == 0u) { idx[row] = mapped(best_k[0]); }
 }

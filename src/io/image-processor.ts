@@ -3,6 +3,8 @@
  * `image_processor` object transformers 5 nests in `processor_config.json`):
  * - `CLIPImageProcessor` (LLaVA-1.5: shortest edge → 336, bicubic, centre crop 336×336),
  * - `BlipImageProcessor` (InstructBLIP: resize to exactly 224×224, bicubic, no crop),
+ * - `ChameleonImageProcessor` (CLIP's steps; defaults shortest edge 512, LANCZOS, crop
+ *   512, rescale × 0.0078, mean = std = 1: pixels v·0.0078 − 1),
  * both followed by rescale (× 1/255) and normalise with `image_mean` / `image_std`, giving
  * `pixel_values` as Float32 [3, H, W]; and the settings of
  * - `LlavaNextImageProcessor` (CLIP's plus `image_grid_pinpoints`; its base view + tiles are
@@ -53,7 +55,7 @@ export interface ImageProcessorConfig {
   /** Where the settings were read (e.g. `DIR/processor_config.json` "image_processor"), for messages. */
   source?: string;
   /** `CLIPImageProcessor`, `BlipImageProcessor` or `LlavaNextImageProcessor`. */
-  processorType: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor';
+  processorType: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor' | 'ChameleonImageProcessor';
   doResize: boolean;
   size: ResizeSize;
   /** PIL resampling code (3 = BICUBIC). */
@@ -87,7 +89,7 @@ export interface PreprocessOptions {
 
 type Json = Record<string, unknown>;
 
-const SUPPORTED = 'CLIPImageProcessor (LLaVA-1.5), LlavaNextImageProcessor (LLaVA-NeXT) and BlipImageProcessor (InstructBLIP)';
+const SUPPORTED = 'CLIPImageProcessor (LLaVA-1.5), LlavaNextImageProcessor (LLaVA-NeXT), BlipImageProcessor (InstructBLIP) and ChameleonImageProcessor (Chameleon)';
 
 /** LlavaNextImageProcessor's default `image_grid_pinpoints` ([height, width]). */
 const DEFAULT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]];
@@ -168,15 +170,17 @@ export function parseImageProcessorConfig(json: unknown, source: string): ImageP
   }
   // transformers 5 names its backends CLIPImageProcessorPil / …Fast; the settings are the same
   const t = rawType.replace(/(Fast|Pil)$/, '').replace(/FeatureExtractor$/, 'ImageProcessor');
-  if (t !== 'CLIPImageProcessor' && t !== 'BlipImageProcessor' && t !== 'LlavaNextImageProcessor') {
+  if (t !== 'CLIPImageProcessor' && t !== 'BlipImageProcessor' && t !== 'LlavaNextImageProcessor' && t !== 'ChameleonImageProcessor') {
     throw new UserError(`${source}: image processor "${rawType}" is not supported; phaselens supports ${SUPPORTED}`);
   }
   const clip = t !== 'BlipImageProcessor';
-  const size = sizeDict(cfg.size ?? (clip ? { shortest_edge: 224 } : { height: 384, width: 384 }), !clip, 'size', source);
+  // ChameleonImageProcessor's class defaults: 512 px, LANCZOS, × 0.0078 − 1
+  const cham = t === 'ChameleonImageProcessor';
+  const size = sizeDict(cfg.size ?? (cham ? { shortest_edge: 512 } : clip ? { shortest_edge: 224 } : { height: 384, width: 384 }), !clip, 'size', source);
   if (!clip && !('height' in size)) throw new UserError(`${source}: BlipImageProcessor needs "size" as {height, width}`);
-  const crop = sizeDict(cfg.crop_size ?? { height: 224, width: 224 }, true, 'crop_size', source);
+  const crop = sizeDict(cfg.crop_size ?? (cham ? { height: 512, width: 512 } : { height: 224, width: 224 }), true, 'crop_size', source);
   if (!('height' in crop)) throw new UserError(`${source}: "crop_size" must be {height, width}`);
-  const resample = num(cfg, 'resample', PIL_RESAMPLE.BICUBIC, source, true);
+  const resample = num(cfg, 'resample', cham ? PIL_RESAMPLE.LANCZOS : PIL_RESAMPLE.BICUBIC, source, true);
   if (!(resample in FILTERS)) {
     throw new UserError(
       `${source}: resample=${resample} is not supported (${resample === 0 ? 'NEAREST' : 'unknown'}); phaselens implements Pillow's LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5`,
@@ -191,10 +195,10 @@ export function parseImageProcessorConfig(json: unknown, source: string): ImageP
     doCenterCrop: clip ? bool(cfg, 'do_center_crop', true, source) : false,
     cropSize: crop,
     doRescale: bool(cfg, 'do_rescale', true, source),
-    rescaleFactor: num(cfg, 'rescale_factor', 1 / 255, source),
+    rescaleFactor: num(cfg, 'rescale_factor', cham ? 0.0078 : 1 / 255, source),
     doNormalize: bool(cfg, 'do_normalize', true, source),
-    imageMean: triple(cfg, 'image_mean', OPENAI_CLIP_MEAN, source),
-    imageStd: triple(cfg, 'image_std', OPENAI_CLIP_STD, source),
+    imageMean: triple(cfg, 'image_mean', cham ? [1, 1, 1] : OPENAI_CLIP_MEAN, source),
+    imageStd: triple(cfg, 'image_std', cham ? [1, 1, 1] : OPENAI_CLIP_STD, source),
     imageGridPinpoints: t === 'LlavaNextImageProcessor' ? pinpoints(cfg.image_grid_pinpoints ?? DEFAULT_PINPOINTS, source) : null,
   };
   if (out.imageStd.some((s) => s === 0)) throw new UserError(`${source}: "image_std" contains 0`);

@@ -185,6 +185,8 @@ export class LmTokenizer extends HfTokenizerBase {
   readonly padId: number | null;
   /** UNK id (`<unk>` = 0 for LLaMA), or null. */
   readonly unkId: number | null;
+  /** `sep_token` of tokenizer_config.json as written (Chameleon's chat-mode separator), or null. */
+  readonly sepToken: string | null;
   /** `add_bos_token` from tokenizer_config.json (default true when a BOS token exists), else whether the post-processor adds one. */
   readonly addBosDefault: boolean;
   /** `add_eos_token` from tokenizer_config.json (default false), else whether the post-processor adds one. */
@@ -214,6 +216,7 @@ export class LmTokenizer extends HfTokenizerBase {
     this.eosId = idOf('eos_token');
     this.padId = idOf('pad_token');
     this.unkId = idOf('unk_token');
+    this.sepToken = idOf('sep_token') === null ? null : tokenContent(cfg.sep_token);
     const flag = (key: string, dflt: boolean): boolean => {
       const v = cfg[key];
       if (v === undefined || v === null) return dflt;

@@ -53,7 +53,7 @@ function kvCache(gpu: Gpu, cfg: LlamaLikeConfig, maxSeq: number): KvCache {
   return { k: mk('k'), v: mk('v'), maxSeq, length: 0 };
 }
 
-class LlamaAttention {
+export class LlamaAttention {
   constructor(
     readonly cfg: LlamaLikeConfig,
     readonly qProj: Linear,
@@ -67,16 +67,25 @@ class LlamaAttention {
     return new LlamaAttention(cfg, await Linear.load(w.pp('q_proj'), b), await Linear.load(w.pp('k_proj'), b), await Linear.load(w.pp('v_proj'), b), await Linear.load(w.pp('o_proj'), b));
   }
 
-  /** x: normed input [S, d]; residual [S, d]; returns residual + o_proj(attn). */
-  forward(gpu: Gpu, x: Tensor, residual: Tensor, ctx: LayerContext): Tensor {
+  /** q [S, H, D] and k [S, Hkv, D] before the position encoding (Chameleon normalises them here). */
+  protected projectQK(gpu: Gpu, x: Tensor, ctx: LayerContext): { q: Tensor; k: Tensor } {
     const { cfg } = this;
     const S = x.shape[0];
-    const H = cfg.num_attention_heads;
+    const n = (site: string) => actName(site, ctx.layer);
+    return {
+      q: view(this.qProj.forward(gpu, x, { name: n('attn.q') }), [S, cfg.num_attention_heads, cfg.head_dim]),
+      k: view(this.kProj.forward(gpu, x, { name: n('attn.k') }), [S, cfg.num_key_value_heads, cfg.head_dim]),
+    };
+  }
+
+  /** x: normed input [S, d]; residual [S, d]; returns residual + o_proj(attn) (o_proj(attn) without one). */
+  forward(gpu: Gpu, x: Tensor, residual: Tensor | undefined, ctx: LayerContext): Tensor {
+    const { cfg } = this;
+    const S = x.shape[0];
     const Hkv = cfg.num_key_value_heads;
     const D = cfg.head_dim;
     const n = (site: string) => actName(site, ctx.layer);
-    let q = view(this.qProj.forward(gpu, x, { name: n('attn.q') }), [S, H, D]);
-    let k = view(this.kProj.forward(gpu, x, { name: n('attn.k') }), [S, Hkv, D]);
+    let { q, k } = this.projectQK(gpu, x, ctx);
     let v = this.vProj.forward(gpu, x, { name: n('attn.v') });
     rope(gpu, q, ctx.rope, { pos0: ctx.pos0, inPlace: true });
     rope(gpu, k, ctx.rope, { pos0: ctx.pos0, inPlace: true });
@@ -101,7 +110,7 @@ class LlamaAttention {
   }
 }
 
-class LlamaMLP {
+export class LlamaMLP {
   constructor(
     readonly gateProj: Linear,
     readonly upProj: Linear,
@@ -113,8 +122,8 @@ class LlamaMLP {
     return new LlamaMLP(await Linear.load(w.pp('gate_proj'), b), await Linear.load(w.pp('up_proj'), b), await Linear.load(w.pp('down_proj'), b));
   }
 
-  /** down_proj(silu(gate_proj(x)) · up_proj(x)) + residual */
-  forward(gpu: Gpu, x: Tensor, residual: Tensor, name: string): Tensor {
+  /** down_proj(silu(gate_proj(x)) · up_proj(x)) + residual (when given) */
+  forward(gpu: Gpu, x: Tensor, residual: Tensor | undefined, name?: string): Tensor {
     const gate = this.gateProj.forward(gpu, x);
     const up = this.upProj.forward(gpu, x);
     const act = siluMul(gpu, gate, up);
@@ -124,7 +133,7 @@ class LlamaMLP {
   }
 }
 
-interface LayerContext {
+export interface LayerContext {
   layer: number;
   pos0: number;
   rope: RopeTable;
@@ -134,7 +143,13 @@ interface LayerContext {
   mask?: (layer: number) => Tensor | undefined;
 }
 
-class LlamaDecoderLayer {
+/** What the decoder loop needs of a layer (LLaMA's, Chameleon's). */
+export interface DecoderLayer {
+  readonly selfAttn: { readonly oProj: Linear };
+  forward(gpu: Gpu, h: Tensor, ctx: LayerContext): Tensor;
+}
+
+class LlamaDecoderLayer implements DecoderLayer {
   constructor(
     readonly inputLayernorm: LlamaRMSNorm,
     readonly selfAttn: LlamaAttention,
@@ -170,7 +185,7 @@ export class LlamaForCausalLM implements DecoderLm {
     readonly cfg: LlamaLikeConfig,
     readonly hooks: HookPoints,
     readonly embedTokens: EmbeddingPart[],
-    readonly layers: LlamaDecoderLayer[],
+    readonly layers: DecoderLayer[],
     readonly norm: LlamaRMSNorm,
     /** lm_head rows, split where the vocabulary exceeds one storage binding. */
     readonly lmHead: EmbeddingPart[],

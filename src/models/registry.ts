@@ -15,6 +15,7 @@
 import { UserError } from '../errors.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
 import { readConfigJson, type ConfigDtype, type ModelConfig, type Reader } from '../io/config.ts';
+import { describeChameleonVq, imageTokenName, parseChameleon, type ChameleonConfig } from '../io/config-chameleon.ts';
 import { parseInstructBlip, type InstructBlipConfig } from '../io/config-instructblip.ts';
 import { describeLlamaConfig } from '../io/config-llama.ts';
 import { describeClipVisionConfig, parseLlava, type LlavaConfig } from '../io/config-llava.ts';
@@ -23,6 +24,7 @@ import { bestLayoutMatch, type ExpectedTensor, type TensorMatch, type TensorTabl
 import type { Layout } from '../io/layouts.ts';
 import { missingTokenizerReason, readChatTemplate, readImageProcessorConfig, readQformerTokenizer, readTokenizer } from '../io/model-files.ts';
 import { checkCheckpointWith, validateCheckpointWith, type CheckpointKind, type CheckpointReport } from '../io/validate.ts';
+import { CHAMELEON_LAYOUTS, chameleonDumpPoints, chameleonFiles, chameleonTensors } from './chameleon.ts';
 import { INSTRUCTBLIP_LAYOUTS, instructBlipDumpPoints, instructBlipFiles, instructBlipTensors } from './instructblip.ts';
 import { LLAVA_LAYOUTS, llavaDumpPoints, llavaFiles, llavaTensors } from './llava.ts';
 import { LLAVA_NEXT_LAYOUTS, llavaNextDumpPoints, llavaNextFiles, llavaNextTensors } from './llava-next.ts';
@@ -43,7 +45,7 @@ export interface GeneratedFiles {
   /** The HF processor class the files name. */
   processorClass: string;
   /** CLIP's (resize the shortest edge, centre crop) or BLIP's (resize to a square). */
-  imageProcessor: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor';
+  imageProcessor: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor' | 'ChameleonImageProcessor';
   /** tokenizer_config.json keys that differ from the llava-1.5 tokenizer's. */
   tokenizerOverrides?: Record<string, string>;
   /** Keys transformers 5 writes into processor_config.json for this config. */
@@ -384,8 +386,79 @@ function instructBlipJson(
   };
 }
 
+/**
+ * facebook/chameleon-7b's config.json: ChameleonConfig's defaults (which are the 7B's) as the
+ * converter writes them, with the vocabulary_map's entries phaselens reads — `<image>` 8711,
+ * `<racm3:break>` 8197, `<eoss>` 8196 and the 8192 image codes IMGIMG… at ids 4..8195 — and
+ * none of its other 57 000 names (they only name text tokens). Written from the model card
+ * and configuration_chameleon.py: no copy of the file is at hand here.
+ */
+function chameleon7b(): ConfigJson {
+  const vocabulary_map: Record<string, number> = { '<image>': 8711, '<racm3:break>': 8197, '<eoss>': 8196, '<s>': 0, '<pad>': 1, '</s>': 2 };
+  for (let k = 0; k < 8192; k++) vocabulary_map[imageTokenName(k)] = 4 + k;
+  return {
+    architectures: ['ChameleonForConditionalGeneration'],
+    attention_bias: false,
+    bos_token_id: 0,
+    eos_token_id: 2,
+    hidden_act: 'silu',
+    hidden_size: 4096,
+    intermediate_size: 11008,
+    max_position_embeddings: 4096,
+    model_type: 'chameleon',
+    num_attention_heads: 32,
+    num_hidden_layers: 32,
+    num_key_value_heads: 32,
+    pad_token_id: 1,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000.0,
+    swin_norm: false,
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+    transformers_version: '4.44.0.dev0',
+    vocab_size: 65536,
+    vq_config: { attn_resolutions: null, attn_type: 'vanilla', base_channels: 128, channel_multiplier: [1, 1, 2, 2, 4], double_latent: false, dropout: 0.0, embed_dim: 256, in_channels: 3, latent_channels: 256, model_type: 'chameleon_vqgan', num_embeddings: 8192, num_res_blocks: 2, resolution: 512 },
+    vocabulary_map,
+  };
+}
+
+/** A generated Chameleon config.json around a tiny LM (`text_config`'s sizes at the top level): a VQ encoder of `g.patchSize` downsampling. */
+function chameleonJson(text_config: ConfigJson, g: ImageGeometry, codes: number): ConfigJson {
+  const levels = Math.log2(g.patchSize) + 1;
+  const vocab = text_config.vocab_size as number;
+  const vocabulary_map: Record<string, number> = { '<image>': 32000 };
+  for (let k = 0; k < codes; k++) vocabulary_map[imageTokenName(k)] = vocab - codes + k;
+  const { model_type: _, architectures: __, ...lm } = text_config;
+  return {
+    ...lm,
+    architectures: ['ChameleonForConditionalGeneration'],
+    model_type: 'chameleon',
+    swin_norm: false,
+    vq_config: { attn_resolutions: null, attn_type: 'vanilla', base_channels: 32, channel_multiplier: Array.from({ length: levels }, (_, i) => Math.min(i + 1, 2)), double_latent: false, embed_dim: 8, in_channels: 3, latent_channels: 8, num_embeddings: codes, num_res_blocks: 1, resolution: g.imageSize },
+    vocabulary_map,
+  };
+}
+
+const CHAMELEON = family<ChameleonConfig>({
+  modelType: 'chameleon',
+  title: 'Chameleon',
+  description: 'Chameleon (ChameleonForConditionalGeneration): VQ image tokenizer, images as tokens of a LLaMA-like LM with q/k norm',
+  capabilities: { chatTemplate: false, patchGrid: false, tiles: false, qformer: false },
+  parseConfig: parseChameleon,
+  describeConfig: (c) => [`image      ${describeChameleonVq(c.vq_config)}`, `language   ${describeLlamaConfig(c.text_config)}, per-head q/k LayerNorm${c.text_config.swin_norm ? ', swin_norm' : ''}`],
+  expectedTensors: chameleonTensors,
+  layouts: CHAMELEON_LAYOUTS,
+  transformers5Layout: 'hub',
+  open: async (c, cfg) => chameleonFiles(c, cfg),
+  dumpPoints: chameleonDumpPoints,
+  files: { processorClass: 'ChameleonProcessor', imageProcessor: 'ChameleonImageProcessor' },
+  tiny: (text_config, g) => chameleonJson(text_config, g, 48),
+  organism: (text_config, g) => chameleonJson(text_config, g, 64),
+  shapes: { 'chameleon-7b': chameleon7b },
+});
+
 /** Every family, in the order help texts list them. */
-export const FAMILIES: readonly FamilyEntry[] = [LLAVA, LLAVA_NEXT, INSTRUCTBLIP];
+export const FAMILIES: readonly FamilyEntry[] = [LLAVA, LLAVA_NEXT, INSTRUCTBLIP, CHAMELEON];
 
 /** The families' names (their `model_type`s). */
 export const FAMILY_NAMES: readonly string[] = FAMILIES.map((f) => f.modelType);

@@ -293,7 +293,8 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
         const w = gpu.tensor([64], wdt, 'w');
         for (const silu of bools) gpu.release(groupNorm(gpu, act, 32, w, w, 1e-6, { silu }));
         const cb = gpu.tensor([40, 64], wdt, 'codebook');
-        gpu.release(codebookArgmin(gpu, act, cb), cb, w);
+        const ids = gpu.tensor([40], 'i32', 'ids');
+        gpu.release(codebookArgmin(gpu, act, cb), codebookArgmin(gpu, act, cb, { map: ids }), ids, cb, w);
       }
       gpu.release(act);
       const counts = nonFiniteCounts(gpu, 2);

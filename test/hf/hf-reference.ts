@@ -23,11 +23,15 @@ import { hfPython } from '../../bench/hf.ts';
 const ROOT = join(import.meta.dirname, '../..');
 export const HF_SCRIPT = join(import.meta.dirname, 'hf_parity.py');
 const LOCK_STALE_MS = 30 * 60_000;
-const SOURCES = [HF_SCRIPT, join(ROOT, 'bench/gpu/hf_metrics.py'), join(ROOT, 'bench/gpu/hf_bench.py')];
+const SOURCES = [HF_SCRIPT, join(import.meta.dirname, 'hf_chameleon.py'), join(ROOT, 'bench/gpu/hf_metrics.py'), join(ROOT, 'bench/gpu/hf_bench.py')];
 
 export interface HfCase {
   name: string;
-  family: 'llava' | 'llava_next' | 'instructblip';
+  family: 'llava' | 'llava_next' | 'instructblip' | 'chameleon';
+  /** Chameleon (hf_chameleon.py): swin_norm, the VQ encoder's levels, attention at level 0. */
+  swin?: boolean;
+  levels?: number;
+  attn?: boolean;
   /** LLaVA-NeXT: the language model (hf_parity.py's docstring). */
   lm?: 'vicuna' | 'llama3' | 'mistral';
   /** LLaVA-NeXT: image_grid_pinpoints, [height, width] multiples of image_size. */

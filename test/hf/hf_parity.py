@@ -4,6 +4,7 @@ checkpoints with transformers itself and records what transformers computes on t
   python test/hf/hf_parity.py --cases CASES.json --out DIR
       (the python of .ci/hf-venv.sh: torch 2.x + transformers 5.x)
 
+Chameleon cases (family "chameleon") are test/hf/hf_chameleon.py's (its docstring).
 CASES.json is a list of objects: {name, family: llava|llava_next|instructblip, layout:
 hub|transformers5, dtype: float32|float16|bfloat16, gqa, max_shard_size (optional:
 save_pretrained's, for shards + model.safetensors.index.json), image_size, resize (shortest
@@ -79,6 +80,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "gpu"))
 import hf_bench  # noqa: E402  (lm_weights, PrenormHook: the bench's HF side)
 import hf_metrics  # noqa: E402  (the analyze metrics in torch)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hf_chameleon  # noqa: E402  (the Chameleon cases)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ASSETS = os.path.join(ROOT, "weights-tools", "assets")
@@ -491,8 +495,11 @@ def main(argv=None):
         shutil.rmtree(d, ignore_errors=True)
         model_dir = os.path.join(d, "model")
         os.makedirs(model_dir)
-        write_checkpoint(tr, c, model_dir)
-        tensors, info = run_hf(tr, c, model_dir)
+        if c["family"] == "chameleon":
+            tensors, info = hf_chameleon.case(tr, c, model_dir, randomize, DTYPES)
+        else:
+            write_checkpoint(tr, c, model_dir)
+            tensors, info = run_hf(tr, c, model_dir)
         save_file(tensors, os.path.join(d, "hf.safetensors"))
         with open(os.path.join(d, "hf.json"), "w") as f:
             json.dump(info, f)

@@ -46,6 +46,17 @@ describe('codebook_argmin.wgsl (codebookArgmin)', () => {
     }
   });
 
+  it('with a map, each nearest index k comes out as map[k] (i32 ids)', async () => {
+    const gpu = await getGpu();
+    const [N, K, D] = [9, 40, 5];
+    const z = randn(N * D, 21);
+    const e = randn(K * D, 22);
+    const map = Int32Array.from({ length: K }, (_, k) => 1000 + 7 * k);
+    const got = codebookArgmin(gpu, gpu.upload(z, [N, D], 'z'), gpu.upload(e, [K, D], 'e'), { map: gpu.upload(map, [K], 'map', 'i32') });
+    expect(got.dtype).toBe('i32');
+    expect(Array.from(await gpu.read(got))).toEqual(argminRef(z, N, D, e, K).idx.map((k) => map[k]));
+  });
+
   it('refuses a codebook of another width', async () => {
     const gpu = await getGpu();
     expect(() => codebookArgmin(gpu, gpu.upload(new Float32Array(6), [2, 3], 'z'), gpu.upload(new Float32Array(8), [2, 4], 'e'))).toThrow(/is not \[K, 3\]/);
