@@ -8,7 +8,7 @@
  *        [--prompt Q] [--mode time|profile] [--reps 3] [--new-tokens 32]
  *        [--out RESULT.json] [--inputs-out PREFIX] [--metrics-out METRICS.json]
  *        [--profile-out TABLE.txt] [--trace TRACE.json] [--kernels auto|cpu|gpu]
- *        [--peak-tflops T] [--peak-gbs G]
+ *        [--peak-tflops T] [--peak-tensor-tflops T] [--peak-gbs G]
  *
  * --mode time (no profiler, which would add a timestamp query per dispatch):
  *   load_s       weights streamed from disk to the GPU (the page cache holds them after make-random)
@@ -38,6 +38,8 @@ import { parseKernelChoice } from '../../src/gpu/adapter-class.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { checkMatmulVariants } from '../../src/ops/matmul-check.ts';
+import { pickMatmulKernel } from '../../src/ops/linear.ts';
+import { pickVariant } from '../../src/ops/attention.ts';
 import { adapterPeak } from '../../src/gpu/peaks.ts';
 import { readImageFile } from '../../src/io/load-node.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
@@ -62,6 +64,7 @@ interface Options {
   trace?: string;
   kernels?: string;
   peakTflops?: number;
+  peakTensorTflops?: number;
   peakGbs?: number;
 }
 
@@ -124,6 +127,13 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
     kernels: gpu.kernels,
     features: gpu.features,
     self_checks: selfChecks,
+    // what the 7B's f16 weights and LLaMA heads (D = 128) get here, after the self-checks
+    picked: {
+      matmul_prefill: pickMatmulKernel(gpu, x.ids.length, 'f16'),
+      matmul_decode: pickMatmulKernel(gpu, 1, 'f16'),
+      attention_prefill: pickVariant(gpu, x.ids.length, 128),
+      attention_decode: pickVariant(gpu, 1, 128),
+    },
     model: o.model,
     family: files.family,
     prompt: o.prompt,
@@ -184,7 +194,7 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
   });
   if (o.mode === 'profile' && gpu.profiler) {
     await gpu.sync();
-    const peak = adapterPeak(gpu.adapterName, { tflops: o.peakTflops, gbs: o.peakGbs });
+    const peak = adapterPeak(gpu.adapterName, { tflops: o.peakTflops, tensorTflops: o.peakTensorTflops, gbs: o.peakGbs });
     const table = gpu.profiler.table(gpu.pipelines.created, peak);
     console.log(table);
     if (o.profileOut) writeFileSync(o.profileOut, `${gpu.adapterName}: prefill + analyze (after a warm-up of each) + 8 decode tokens\n\n${table}\n`);
@@ -214,6 +224,7 @@ export function command(): Command {
     .option('--trace <file>', 'Chrome trace (--mode profile)')
     .option('--kernels <class>', 'auto | cpu | gpu')
     .option('--peak-tflops <t>', 'FP32 peak for the % of peak columns', positive)
+    .option('--peak-tensor-tflops <t>', 'dense FP16 tensor-core peak for the % of peak of tensor-core kernels', positive)
     .option('--peak-gbs <g>', 'memory bandwidth in GB/s for the % of peak columns', positive)
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
     .action(async (o: Options) => {

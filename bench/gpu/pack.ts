@@ -10,8 +10,9 @@
  *     app/phaselens.mjs            the CLI (src/cli/main.ts) bundled for Node by esbuild
  *     app/device-bench.mjs         bench/gpu/device-bench.ts bundled the same way
  *     app/node_modules/webgpu/     index.js, package.json, dist/linux-x64/dawn.node.xz
- *     vulkan/*.deb                 libvulkan1 from apt (online), or
- *     vulkan/libvulkan.so.1        this machine's loader, copied (offline fallback)
+ *     vulkan/*.deb                 the Vulkan loader and glvnd from apt (online; LOADER_PACKAGES), or
+ *     vulkan/lib*.so.*             this machine's copies of their libraries (offline fallback)
+ *     vulkan/LIBS.tsv              package, library, carried file: what run.sh installs where missing
  *     MANIFEST.json                sizes, node version, source hash, what is missing
  *
  * Everything else the run reads is the working tree that travels with every call
@@ -199,23 +200,56 @@ function dirFiles(dir: string, base = dir): Record<string, number> {
   return out;
 }
 
-/** libvulkan1 as .deb files (apt-get download), else this machine's loader, else nothing. */
-function vulkanLoader(dir: string, offline: boolean, log: (s: string) => void, missing: string[]): string {
+/**
+ * The Vulkan loader, and glvnd: NVIDIA's Vulkan driver (libGLX_nvidia.so) is loaded through
+ * glvnd's dispatch libraries, so a machine without them finds the ICD but no device (the
+ * device README's recipe carries the same packages). Debian package → its library.
+ */
+export const LOADER_PACKAGES: readonly [string, string][] = [
+  ['libvulkan1', 'libvulkan.so.1'],
+  ['libglvnd0', 'libGLdispatch.so.0'],
+  ['libegl1', 'libEGL.so.1'],
+  ['libopengl0', 'libOpenGL.so.0'],
+  ['libgl1', 'libGL.so.1'],
+  ['libglx0', 'libGLX.so.0'],
+  ['libgles2', 'libGLESv2.so.2'],
+];
+
+/**
+ * LOADER_PACKAGES as .deb files (apt-get download), else this machine's copies of their
+ * libraries; vulkan/LIBS.tsv says which file stands for which library. Returns a line for
+ * the manifest; what is in neither form is added to `missing`.
+ */
+function loaderLibraries(dir: string, offline: boolean, log: (s: string) => void, missing: string[]): string {
   mkdirSync(dir, { recursive: true });
+  const names = LOADER_PACKAGES.map(([pkg]) => pkg);
+  const debOf = (pkg: string) => readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
   if (!offline) {
-    const r = run('apt-get', ['download', 'libvulkan1'], { cwd: dir });
-    if (r.ok && readdirSync(dir).some((f) => f.endsWith('.deb'))) return 'deb (apt-get download libvulkan1)';
-    log(`  apt-get download libvulkan1 failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    const r = run('apt-get', ['download', ...names], { cwd: dir });
+    if (!r.ok) log(`  apt-get download ${names.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
   }
-  const ld = run('ldconfig', ['-p']);
-  const line = ld.stdout.split('\n').find((l) => /libvulkan\.so\.1 .*x86-64/.test(l));
-  const path = line?.split('=>')[1]?.trim();
-  if (path && existsSync(path)) {
-    copyFileSync(path, join(dir, 'libvulkan.so.1'));
-    return `copied ${path} (no .deb${offline ? ': --offline' : ''}; run.sh puts it on LD_LIBRARY_PATH)`;
+  const ld = run('ldconfig', ['-p']).stdout.split('\n');
+  const rows: string[] = [];
+  const how: string[] = [];
+  for (const [pkg, lib] of LOADER_PACKAGES) {
+    const deb = debOf(pkg);
+    if (deb) {
+      rows.push(`${pkg}\t${lib}\t${deb}`);
+      how.push(`${pkg} .deb`);
+      continue;
+    }
+    const path = ld.find((l) => l.trim().startsWith(`${lib} `) && /x86-64/.test(l))?.split('=>')[1]?.trim();
+    if (path && existsSync(path)) {
+      copyFileSync(path, join(dir, lib));
+      rows.push(`${pkg}\t${lib}\t${lib}`);
+      how.push(`copied ${path}`);
+    } else {
+      missing.push(`vulkan: no ${pkg} .deb and no x86-64 ${lib} on this machine; run.sh then needs the lent machine to have it`);
+    }
   }
-  missing.push('vulkan: no libvulkan1 .deb and no x86-64 libvulkan.so.1 on this machine; run.sh then needs the lent machine to have a Vulkan loader');
-  return 'none';
+  writeFileSync(join(dir, 'LIBS.tsv'), rows.map((r) => r + '\n').join(''));
+  const copied = how.some((h) => h.startsWith('copied'));
+  return `${how.join(', ') || 'none'}${copied ? ` (no .deb${offline ? ': --offline' : ''}; run.sh puts copies on LD_LIBRARY_PATH)` : ''}`;
 }
 
 function sourceHash(): string {
@@ -256,8 +290,8 @@ export async function pack(opts: PackOptions = {}): Promise<PackResult> {
   for (const f of ['index.js', 'package.json', 'LICENSE.md']) copyFileSync(join(ROOT, 'node_modules', 'webgpu', f), join(wg, f));
   compressCached(dawn, join(wg, 'dist', 'linux-x64', 'dawn.node.xz'), cache, log, true);
 
-  log('Vulkan loader:');
-  const vulkan = vulkanLoader(join(out, 'vulkan'), !!opts.offline, log, missing);
+  log('Vulkan loader and glvnd:');
+  const vulkan = loaderLibraries(join(out, 'vulkan'), !!opts.offline, log, missing);
   log(`  ${vulkan}`);
 
   const files = dirFiles(out);

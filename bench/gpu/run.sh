@@ -4,16 +4,20 @@
 #
 #   bash bench/gpu/run.sh [--carry DIR] [--work DIR] [--out DIR] [--budget-s 480]
 #        [--reps 3] [--new-tokens 32] [--skip-7b | --model DIR] [--no-profile] [--allow-stale]
-#        [--hf-device cuda] [--dry-run] [--setup-only]
+#        [--hf-device cuda] [--need-gb 15] [--dry-run] [--setup-only]
 #
 # Steps (each under `timeout`, capped by what is left of --budget-s; a step that fails
 # or runs out of time is reported and the rest still run):
-#   setup       unpack node + dawn.node from the carry, the Vulkan loader if the machine
-#               has none, point Vulkan at the NVIDIA ICD when Dawn would not find it
+#   setup       unpack node + dawn.node from the carry, the Vulkan loader and glvnd where the
+#               machine lacks them, point Vulkan at the NVIDIA ICD when Dawn would not find it
 #   checks      nvidia-smi, python3 + torch + transformers versions
-#   7b write    make-random --shape llava-7b (14.1 GB of fp16 safetensors), in the background
+#   7b write    make-random --shape llava-7b (14.1 GB of fp16 safetensors), in the background,
+#               into --work or /dev/shm, whichever has more free space (at least --need-gb;
+#               else the 7B steps are skipped and the summary says why)
 #   parity      make-tiny llava / instructblip (f32), phaselens dump of each, HF transformers
 #               on the CPU on the dump's inputs: hidden states + logits compared (parity-*.json)
+#   adapter     the adapter Dawn gave (from the dumps); with none, or a software one on a GPU
+#               machine, the Vulkan loader's diagnostics (VK_LOADER_DEBUG=error,driver)
 #   phaselens   device-bench --mode time on the 7B: prefill, decode tok/s, analyze s/image,
 #               peak buffers (phaselens.json); then --mode profile: per-kernel table (profile.txt)
 #   hf          hf_bench.py perf on the same checkpoint and the same prepared inputs:
@@ -49,6 +53,7 @@ MODEL=
 PROFILE=1
 ALLOW_STALE=0
 HF_DEVICE=cuda
+NEED_GB=15
 MODE=run
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -63,6 +68,7 @@ while [ $# -gt 0 ]; do
     --no-profile) PROFILE=0; shift ;;
     --allow-stale) ALLOW_STALE=1; shift ;;
     --hf-device) need "$@"; HF_DEVICE=$2; shift 2 ;;
+    --need-gb) need "$@"; posint --need-gb "$2"; NEED_GB=$2; shift 2 ;;
     --dry-run) MODE=dry; shift ;;
     --setup-only) MODE=setup; shift ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -97,11 +103,27 @@ fi
 CAP_SETUP=30; CAP_CHECKS=40; CAP_7B=240; CAP_PARITY=150; CAP_PL=150; CAP_PROF=100; CAP_HF=170; CAP_SUMMARY=20
 IMAGE=test/fixtures/images/000000039769.png   # COCO val2017 39769 (two cats), 640x480
 PROMPT="Describe the image in detail."
+
+# Where the random 7B goes: --work's file system or /dev/shm (RAM-backed, 128 GiB on the lent
+# machines), whichever has more free space; neither with --need-gb free: no 7B steps.
+free_gb() { local d=$1; while [ ! -d "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" 2>/dev/null | awk 'NR == 2 { print int($4 / 1048576) }'; }
+CK=$MODEL
+CK_NOTE=
+if [ "$SKIP_7B" = 0 ] && [ -z "$MODEL" ]; then
+  FREE_WORK=$(free_gb "$WORK"); FREE_SHM=$( [ -d /dev/shm ] && free_gb /dev/shm || echo 0 )
+  if [ "${FREE_SHM:-0}" -gt "${FREE_WORK:-0}" ]; then CK=/dev/shm/phaselens-llava-7b-random; FREE=$FREE_SHM; else CK="$WORK/llava-7b-random"; FREE=$FREE_WORK; fi
+  CK_NOTE="free: ${FREE_WORK:-?} GB under $WORK, ${FREE_SHM:-?} GB in /dev/shm; it needs $NEED_GB"
+  if [ "${FREE:-0}" -lt "$NEED_GB" ]; then
+    echo "run.sh: no room for the 7B checkpoint ($CK_NOTE); the 7B steps are skipped"
+    SKIP_7B=1; CK=
+  fi
+fi
 if [ "$MODE" = dry ]; then
   echo "run.sh plan (dry run): budget ${BUDGET} s, work $WORK, results $OUTDIR, carry $CARRY (sources $PACKED)"
   echo "  setup ${CAP_SETUP}s | checks ${CAP_CHECKS}s | 7b write ${CAP_7B}s (background, skip: $SKIP_7B) | parity ${CAP_PARITY}s"
   echo "  phaselens time ${CAP_PL}s | profile ${CAP_PROF}s (on: $PROFILE) | hf perf ${CAP_HF}s | summary ${CAP_SUMMARY}s"
-  echo "  checkpoint ${MODEL:-make-random --shape llava-7b}"
+  if [ -n "$MODEL" ]; then CKLINE=$MODEL; elif [ -n "$CK" ]; then CKLINE="make-random --shape llava-7b into $CK ($CK_NOTE)"; else CKLINE="none (no 7B steps)"; fi
+  echo "  checkpoint $CKLINE"
   echo "  image $IMAGE, prompt '$PROMPT', reps $REPS, new tokens $NEW_TOKENS"
   exit 0
 fi
@@ -135,17 +157,21 @@ setup() {
   unxz "$CARRY/node.xz" > "$RT/node" && chmod +x "$RT/node" || return 1
   unxz "$CARRY/app/node_modules/webgpu/dist/linux-x64/dawn.node.xz" > "$RT/app/node_modules/webgpu/dist/linux-x64/dawn.node" || return 1
   rm -f "$RT/app/node_modules/webgpu/dist/linux-x64/dawn.node.xz"
-  if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
-    if ls "$CARRY"/vulkan/*.deb >/dev/null 2>&1; then
-      echo "setup: no Vulkan loader here; unpacking the carried .deb files into / (device README recipe)"
-      for f in "$CARRY"/vulkan/*.deb; do dpkg -x "$f" / || return 1; done
-      ldconfig
-    elif [ -f "$CARRY/vulkan/libvulkan.so.1" ]; then
-      echo "setup: no Vulkan loader here; using the carried libvulkan.so.1 through LD_LIBRARY_PATH"
-      mkdir -p "$RT/lib" && cp "$CARRY/vulkan/libvulkan.so.1" "$RT/lib/"
-    else
-      echo "setup: no Vulkan loader here and none carried: Dawn will find no adapter (pack online to carry libvulkan1)"
-    fi
+  # the Vulkan loader and glvnd where this machine lacks them (vulkan/LIBS.tsv: package, library, carried file)
+  local have pkg lib file unpacked=0
+  have=$(ldconfig -p 2>/dev/null | awk 'NR > 1 { print $1 }')
+  if [ -f "$CARRY/vulkan/LIBS.tsv" ]; then
+    while IFS=$'\t' read -r pkg lib file; do
+      grep -qxF "$lib" <<< "$have" && continue
+      case "$file" in
+        *.deb) echo "setup: no $lib here; unpacking the carried $file into / (device README recipe)"; dpkg -x "$CARRY/vulkan/$file" / || return 1; unpacked=1 ;;
+        *) echo "setup: no $lib here; using the carried copy through LD_LIBRARY_PATH"; mkdir -p "$RT/lib" && cp "$CARRY/vulkan/$file" "$RT/lib/" || return 1 ;;
+      esac
+    done < "$CARRY/vulkan/LIBS.tsv"
+    [ "$unpacked" = 0 ] || ldconfig
+  fi
+  if ! grep -qxF libvulkan.so.1 <<< "$have" && ! grep -qs $'\tlibvulkan.so.1\t' "$CARRY/vulkan/LIBS.tsv"; then
+    echo "setup: no Vulkan loader here and none carried: Dawn will find no adapter (pack online to carry libvulkan1)"
   fi
   "$RT/node" --version
 }
@@ -181,8 +207,8 @@ MEMPID=
 mem_stop() { if [ -n "$MEMPID" ]; then kill "$MEMPID" 2>/dev/null; wait "$MEMPID" 2>/dev/null; fi; MEMPID=; }
 
 # ---- the 7B checkpoint, written in the background while the tiny parity runs ----------
-CK=${MODEL:-"$WORK/llava-7b-random"}
 if [ "$SKIP_7B" = 0 ] && [ -z "$MODEL" ]; then
+  echo "7b write: $CK ($CK_NOTE)"
   rm -rf "$CK" "$WORK/make-random.rc"
   ( t0=$(date +%s); timeout "$CAP_7B" "$PLN" "$PLJ" make-random --shape llava-7b --out "$CK" > "$WORK/make-random.log" 2>&1
     echo "$? $(( $(date +%s) - t0 ))" > "$WORK/make-random.rc" ) &
@@ -206,11 +232,26 @@ step parity-instructblip $(( CAP_PARITY / 2 )) parity instructblip
 # ---- which adapter Dawn gave phaselens (the dumps above printed it) -------------------
 ADAPTER=$(grep -o 'phaselens: GPU .*' "$LOG" | head -1)
 echo "adapter: ${ADAPTER:-none found (see the parity steps)}"
+grep -o 'phaselens: .*self-check.*' "$LOG" | sort -u
+# the loader's own account of the drivers it found and refused, through a command that asks Dawn for an adapter
+loader_diagnostics() {
+  echo "-- Vulkan loader diagnostics (VK_LOADER_DEBUG=error,driver; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}):"
+  ls -l /usr/share/vulkan/icd.d /etc/vulkan/icd.d "$ICD" 2>&1 | head -20
+  ldconfig -p | grep -E 'libvulkan|libGLX|libGLdispatch|libEGL' | head -12
+  local tiny="$WORK/tiny-llava"; [ -f "$tiny/config.json" ] || "$PLN" "$PLJ" make-tiny --arch llava --out "$tiny" > /dev/null
+  VK_LOADER_DEBUG=error,driver timeout 60 "$PLN" "$PLJ" dump --model "$tiny" --image "$IMAGE" --prompt x --chat --out "$WORK/loader-probe.safetensors" 2>&1 | awk '!seen[$0]++' | head -80  # the loader repeats itself per instance
+  echo "-- end of the loader diagnostics"
+}
 PL_OK=1
-if command -v nvidia-smi >/dev/null && grep -q '(cpu:' <<< "$ADAPTER"; then   # a software adapter on a GPU machine
+if [ -z "$ADAPTER" ]; then
+  PL_OK=0
+  echo "run.sh: Dawn found no adapter; the phaselens 7B steps are skipped."
+  loader_diagnostics
+elif command -v nvidia-smi >/dev/null && grep -q '(cpu:' <<< "$ADAPTER"; then   # a software adapter on a GPU machine
   PL_OK=0
   echo "run.sh: phaselens did not get the NVIDIA GPU from Dawn (${ADAPTER:-no adapter}); the phaselens 7B steps are skipped."
   echo "        Check the Vulkan loader (ldconfig -p | grep libvulkan) and VK_DRIVER_FILES (${VK_DRIVER_FILES:-unset}; the ICD is usually $ICD)."
+  loader_diagnostics
 fi
 
 # ---- the 7B runs ----------------------------------------------------------------------
@@ -243,3 +284,5 @@ fi
 
 # ---- summary --------------------------------------------------------------------------
 step summary "$CAP_SUMMARY" python3 bench/gpu/summary.py --work "$WORK" --out "$OUTDIR" --checkpoint "${MODEL:-random fp16 LLaVA-1.5-7B (make-random)}" --budget "$BUDGET" --elapsed "$(( $(date +%s) - START ))"
+# the checkpoint in /dev/shm holds 14 GB of RAM until removed
+case "$CK" in /dev/shm/*) [ -n "$MODEL" ] || rm -rf "$CK" ;; esac

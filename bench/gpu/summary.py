@@ -89,6 +89,15 @@ def build(work, out, budget=None, elapsed=None, checkpoint="random fp16 LLaVA-1.
     lines = []
     gpu = ver.get("gpu") or get(pl, "adapter") or "?"
     lines.append(f"one-shot GPU check: {gpu}; phaselens adapter {get(pl, 'adapter') or '—'} ({get(pl, 'kernels') or '?'} kernels)")
+    picked = get(pl, "picked")
+    if picked:
+        lines.append(
+            f"variants picked: matmul prefill {picked.get('matmul_prefill')}, decode {picked.get('matmul_decode')}; "
+            f"attention (D=128) prefill {picked.get('attention_prefill')}, decode {picked.get('attention_decode')}"
+        )
+    checks = get(pl, "self_checks")
+    if checks is not None:
+        lines.append("self-checks: " + ("; ".join(checks) if checks else "none apply (CPU-class kernels, or no shader-f16 / subgroup matrices)"))
     lines.append(f"torch {ver.get('torch', '—')}, transformers {ver.get('transformers', '— (missing)')}; checkpoint: {checkpoint}")
     seq = get(pl, "seq") or get(hf, "seq")
     span = get(pl, "image_span")

@@ -68,15 +68,21 @@ describe('bench/gpu carry: packed for real, run with the carried node', () => {
     expect(manifest.source_hash).toBe(sh('bash', ['bench/gpu/source-hash.sh', ROOT]).out.trim());
   });
 
-  it('carries a Vulkan loader when this machine has one, else says it is missing', () => {
-    if (haveVulkanLoader()) {
-      expect(sizes(manifest)['vulkan/libvulkan.so.1'] ?? 0).toBeGreaterThan(0);
-      expect(manifest.vulkan).toMatch(/^copied .*libvulkan\.so\.1 \(no \.deb: --offline/);
-      expect(manifest.missing).toEqual([]);
-    } else {
-      expect(manifest.missing.join('\n')).toMatch(/vulkan: no libvulkan1 \.deb and no x86-64 libvulkan\.so\.1/);
-      expect(pack.all).toContain('MISSING: vulkan');
+  it('carries the Vulkan loader and glvnd (copies of this machine\'s, offline), listed in vulkan/LIBS.tsv; what it lacks is missing', () => {
+    const libs = ['libvulkan.so.1', 'libGLdispatch.so.0', 'libEGL.so.1', 'libOpenGL.so.0', 'libGL.so.1', 'libGLX.so.0', 'libGLESv2.so.2'];
+    const rows = readFileSync(join(carry, 'vulkan', 'LIBS.tsv'), 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
+    const here = sh('ldconfig', ['-p']).out;
+    for (const lib of libs) {
+      if (new RegExp(`^\\s${lib.replace(/\./g, '\\.')} .*x86-64`, 'm').test(here)) {
+        expect(rows.find((r) => r[1] === lib), lib).toEqual([expect.stringMatching(/^lib/), lib, lib]);
+        expect(sizes(manifest)[`vulkan/${lib}`] ?? 0, lib).toBeGreaterThan(0);
+        expect(manifest.vulkan).toContain(`/${lib}`);
+      } else {
+        expect(manifest.missing.join('\n')).toContain(`x86-64 ${lib} on this machine`);
+        expect(pack.all).toContain('MISSING: vulkan');
+      }
     }
+    if (haveVulkanLoader()) expect(manifest.vulkan).toMatch(/^copied .*libvulkan\.so\.1, .* \(no \.deb: --offline/);
   });
 
   it('refuses when the limit is lower than what would travel (exit 1), and on bad arguments (exit 2)', () => {
@@ -198,6 +204,32 @@ describe('bench/gpu carry: packed for real, run with the carried node', () => {
       expect(JSON.parse(readFileSync(join(tmp, 'work-fake', 'inputs.json'), 'utf8')).ids.length).toBeGreaterThan(9); // for the HF side
       expect(readFileSync(join(o, 'summary.txt'), 'utf8')).toMatch(/prefill \(median\) +— /);
     }, 240_000);
+
+    it('with no adapter (a Vulkan driver file that does not exist), prints the loader\'s diagnostics and skips the 7B steps', () => {
+      const o = join(tmp, 'out-noadapter');
+      const r = sh('bash', ['bench/gpu/run.sh', '--carry', carry, '--work', join(tmp, 'work-noadapter'), '--out', o, '--model', join(tmp, 'tiny-run'), '--reps', '1', '--new-tokens', '2', '--budget-s', '200', '--no-profile'], {
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, PYTHONPATH: shadow, VK_DRIVER_FILES: join(tmp, 'no-such-icd.json') },
+        timeout: 220_000,
+      });
+      expect(r.status).toBe(0);
+      expect(r.out).toContain('adapter: none found');
+      expect(r.out).toContain('run.sh: Dawn found no adapter; the phaselens 7B steps are skipped.');
+      expect(r.out).toContain(`-- Vulkan loader diagnostics (VK_LOADER_DEBUG=error,driver; VK_DRIVER_FILES=${join(tmp, 'no-such-icd.json')}):`);
+      // the loader's own lines (it names the driver file it could not use), then the help Dawn's refusal gets
+      const diag = r.out.slice(r.out.indexOf('-- Vulkan loader diagnostics'), r.out.indexOf('-- end of the loader diagnostics'));
+      expect(diag).toMatch(/no-such-icd\.json|ERROR|DRIVER/i);
+      expect(diag).toContain('no WebGPU adapter found');
+      expect(r.out).not.toContain('== phaselens (');
+    }, 240_000);
+
+    it('reports the variants picked and the self-checks (here: CPU-class kernels, none apply)', () => {
+      const pl = JSON.parse(readFileSync(join(out, 'phaselens.json'), 'utf8'));
+      expect(pl.picked).toEqual({ matmul_prefill: 'subgroup', matmul_decode: 'subgroup', attention_prefill: 'split', attention_decode: 'split' });
+      expect(pl.self_checks).toEqual([]);
+      const summary = readFileSync(join(out, 'summary.txt'), 'utf8');
+      expect(summary).toContain('variants picked: matmul prefill subgroup, decode subgroup; attention (D=128) prefill split, decode split');
+      expect(summary).toContain('self-checks: none apply (CPU-class kernels, or no shader-f16 / subgroup matrices)');
+    });
 
     it('leaves at most 8 files in $OUT, each under 16 MiB, named as the device tool requires', () => {
       const files: string[] = [];

@@ -56,6 +56,18 @@ describe('bench/gpu/run.sh arguments and refusals', () => {
     expect(existsSync(join(tmp, 'w'))).toBe(false);
   });
 
+  it('writes the 7B where there is more free space (--work or /dev/shm), and skips it where neither has --need-gb', () => {
+    const free = (d: string) => Number(spawnSync('df', ['-Pk', d], { encoding: 'utf8' }).stdout.split('\n')[1].split(/\s+/)[3]) / 2 ** 20;
+    const [work, shm] = [free(tmp), free('/dev/shm')];
+    const r = run(['--carry', good, '--out', out, '--work', join(tmp, 'w'), '--dry-run', '--need-gb', '1']);
+    const where = Math.floor(shm) > Math.floor(work) ? '/dev/shm/phaselens-llava-7b-random' : join(tmp, 'w', 'llava-7b-random');
+    expect(r.out).toContain(`checkpoint make-random --shape llava-7b into ${where} (free: ${Math.floor(work)} GB under ${join(tmp, 'w')}, ${Math.floor(shm)} GB in /dev/shm; it needs 1)`);
+    const none = run(['--carry', good, '--out', out, '--work', join(tmp, 'w'), '--dry-run', '--need-gb', '999999']);
+    expect(none.out).toMatch(/run\.sh: no room for the 7B checkpoint \(free: \d+ GB under .*; it needs 999999\); the 7B steps are skipped/);
+    expect(none.out).toContain('checkpoint none (no 7B steps)');
+    expect(none.status).toBe(0);
+  });
+
   it('takes $OUT from the environment, as the device tool sets it', () => {
     const r = run(['--carry', good, '--dry-run', '--budget-s', '300', '--reps', '2', '--new-tokens', '8'], { OUT: out });
     expect(r.out).toContain(`results ${out}`);
@@ -76,6 +88,7 @@ describe('bench/gpu/run.sh arguments and refusals', () => {
     ['a budget that is not a number', ['--budget-s', 'lots'], {}, /--budget-s must be a positive integer, got 'lots'/],
     ['a budget over the tool\'s 600 s', ['--budget-s', '700'], {}, /stops a command at 600 s; give at most 590/],
     ['zero reps', ['--reps', '0'], {}, /--reps must be a positive integer/],
+    ['a --need-gb that is not a number', ['--need-gb', '14.5'], {}, /--need-gb must be a positive integer, got '14\.5'/],
     ['one new token', ['--new-tokens', '1'], {}, /--new-tokens must be at least 2/],
     ['an option without its value', ['--carry'], {}, /--carry needs a value/],
     ['neither $OUT nor --out', [], { OUT: undefined }, /no \$OUT and no --out DIR/],
