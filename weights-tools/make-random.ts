@@ -61,7 +61,7 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
   const json = f32 ? withTorchDtype(make.config(), 'float32') : make.config();
   const config = parseConfig(JSON.stringify(json), `${opts.shape} config`);
   const specs: TensorSpec[] = expectedTensors(config)
-    .filter((t) => !t.optional)
+    .filter((t) => !t.optional || t.generated)
     .map((t) => ({ name: t.name, shape: t.shape, dtype: f32 ? 'F32' : 'F16' }));
   await mkdir(opts.out, { recursive: true });
   const seed = opts.seed ?? 0;

@@ -126,7 +126,7 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   // values are drawn by canonical name, so every layout holds the same numbers
   const canonical = new Map<string, string>();
   const specs: TensorSpec[] = expectedTensors(config)
-    .filter((t) => !t.optional)
+    .filter((t) => !t.optional || t.generated)
     .map((t) => {
       const name = storedName(keys, t.name);
       canonical.set(name, t.name);

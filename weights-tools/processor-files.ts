@@ -54,17 +54,24 @@ function backendTokenizerConfig(special: Record<string, unknown>, processorClass
   return { backend: 'tokenizers', ...special, model_max_length: 1000000000000000019884624838656, processor_class: processorClass, tokenizer_class: tokenizerClass };
 }
 
-async function llamaTokenizer(out: string, processorClass: string, format: ProcessorFormat, overrides: Record<string, unknown> = {}): Promise<void> {
+async function llamaTokenizer(out: string, processorClass: string, format: ProcessorFormat, overrides: Record<string, unknown> = {}, added: string[] = []): Promise<void> {
   const files = format === 'hub' ? ['tokenizer.json', 'special_tokens_map.json', 'added_tokens.json', 'generation_config.json'] : ['tokenizer.json', 'generation_config.json'];
   for (const f of files) await copy(join(LLAVA, f), join(out, f));
+  if (added.length) {
+    const tok = await readJson(join(LLAVA, 'tokenizer.json'));
+    const own = tok.added_tokens as { id: number }[];
+    const next = Math.max(...own.map((t) => t.id)) + 1;
+    const more = added.map((content, i) => ({ id: next + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+    await writeJson(join(out, 'tokenizer.json'), { ...tok, added_tokens: [...own, ...more] });
+  }
   const config = await readJson(join(LLAVA, 'tokenizer_config.json'));
   if (format === 'hub') {
     await writeJson(join(out, 'tokenizer_config.json'), { ...config, processor_class: processorClass, ...overrides });
     return;
   }
-  const { bos_token, eos_token, unk_token, pad_token, image_token, clean_up_tokenization_spaces, legacy, padding_side } = { ...config, ...overrides };
+  const { bos_token, eos_token, unk_token, pad_token, image_token, clean_up_tokenization_spaces, legacy, padding_side, sep_token } = { ...config, ...overrides };
   // model_specific_special_tokens makes `<image>` a special token of the tokenizer (InstructBlipProcessor needs that)
-  const special = { add_prefix_space: null, bos_token, clean_up_tokenization_spaces, eos_token, image_token, legacy, model_specific_special_tokens: { image_token }, padding_side, pad_token, unk_token };
+  const special = { add_prefix_space: null, bos_token, clean_up_tokenization_spaces, eos_token, image_token, legacy, model_specific_special_tokens: { image_token }, padding_side, pad_token, unk_token, ...(sep_token ? { sep_token } : {}) };
   await writeJson(join(out, 'tokenizer_config.json'), backendTokenizerConfig(special, processorClass));
 }
 
@@ -85,6 +92,11 @@ async function writeImageProcessor(out: string, format: ProcessorFormat, imagePr
  */
 async function imageProcessorJson(kind: GeneratedFiles['imageProcessor'], config: ModelConfig, processorClass: string): Promise<Record<string, unknown>> {
   const imageSize = config.vision_config.image_size;
+  if (kind === 'ChameleonImageProcessor') {
+    // ChameleonImageProcessor's settings at the VQ encoder's resolution: LANCZOS, v · 0.0078 − 1
+    const square = { height: imageSize, width: imageSize };
+    return { crop_size: square, do_center_crop: true, do_convert_rgb: true, do_normalize: true, do_rescale: true, do_resize: true, image_mean: [1, 1, 1], image_processor_type: 'ChameleonImageProcessor', image_std: [1, 1, 1], processor_class: processorClass, resample: 1, rescale_factor: 0.0078, size: { shortest_edge: imageSize } };
+  }
   if (kind === 'CLIPImageProcessor' || kind === 'LlavaNextImageProcessor') {
     const pre = await readJson(join(LLAVA, 'preprocessor_config.json'));
     const clip = { ...pre, crop_size: { height: imageSize, width: imageSize }, size: { shortest_edge: imageSize } };
@@ -114,13 +126,18 @@ async function imageProcessorJson(kind: GeneratedFiles['imageProcessor'], config
  */
 export async function writeProcessorFiles(out: string, entry: FamilyEntry, config: ModelConfig, format: ProcessorFormat = 'hub'): Promise<void> {
   const f = entry.files;
-  await llamaTokenizer(out, f.processorClass, format, f.tokenizerOverrides);
+  await llamaTokenizer(out, f.processorClass, format, f.tokenizerOverrides, f.addedTokens);
   if (entry.capabilities.chatTemplate) {
     const template = (await readJson(join(LLAVA, 'chat_template.json'))).chat_template as string;
     if (format === 'hub') await copy(join(LLAVA, 'chat_template.json'), join(out, 'chat_template.json'));
     else await writeFile(join(out, 'chat_template.jinja'), template);
   }
-  const processor = f.imageProcessor === 'BlipImageProcessor' ? { processor_class: f.processorClass } : { ...(await readJson(join(LLAVA, 'processor_config.json'))), processor_class: f.processorClass };
+  const processor =
+    f.imageProcessor === 'BlipImageProcessor'
+      ? { processor_class: f.processorClass }
+      : f.imageProcessor === 'ChameleonImageProcessor'
+        ? { ...f.processorConfig?.(config), processor_class: f.processorClass }
+        : { ...(await readJson(join(LLAVA, 'processor_config.json'))), processor_class: f.processorClass };
   const extra = format === 'transformers5' ? (f.processorConfig?.(config) ?? {}) : {};
   await writeImageProcessor(out, format, await imageProcessorJson(f.imageProcessor, config, f.processorClass), { ...extra, ...processor });
   if (entry.capabilities.qformer) await writeQformerTokenizer(out, format);

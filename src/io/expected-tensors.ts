@@ -15,6 +15,8 @@ export interface ExpectedTensor {
   shape: number[];
   /** Present in some checkpoints only (e.g. lm_head when embeddings are tied). */
   optional?: boolean;
+  /** Optional, but the generators (make-tiny, make-random) write it (Chameleon's VQ model). */
+  generated?: boolean;
 }
 
 /** Non-persistent buffers that older exports saved; ignored when present. */

@@ -247,7 +247,7 @@ export class ChameleonVQVAE {
 
 /** Every tensor of `model.vqmodel` (encoder, quant_conv, the codebook, post_quant_conv), all optional: some conversions ship only the LM. */
 export function chameleonVqTensors(out: ExpectedTensor[], prefix: string, c: ChameleonVqConfig): void {
-  const push = (name: string, shape: number[]) => out.push({ name: `${prefix}.${name}`, shape, optional: true });
+  const push = (name: string, shape: number[]) => out.push({ name: `${prefix}.${name}`, shape, optional: true, generated: true });
   const conv = (name: string, cout: number, cin: number, k: number) => {
     push(`${name}.weight`, [cout, cin, k, k]);
     push(`${name}.bias`, [cout]);

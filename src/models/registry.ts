@@ -48,6 +48,8 @@ export interface GeneratedFiles {
   imageProcessor: 'CLIPImageProcessor' | 'BlipImageProcessor' | 'LlavaNextImageProcessor' | 'ChameleonImageProcessor';
   /** tokenizer_config.json keys that differ from the llava-1.5 tokenizer's. */
   tokenizerOverrides?: Record<string, string>;
+  /** Special tokens added to the llava-1.5 tokenizer after its own (ids 32002, …), e.g. Chameleon's start/end of image. */
+  addedTokens?: string[];
   /** Keys transformers 5 writes into processor_config.json for this config. */
   processorConfig?: (config: ModelConfig) => Record<string, unknown>;
 }
@@ -422,9 +424,12 @@ function chameleon7b(): ConfigJson {
   };
 }
 
-/** A generated Chameleon config.json around a tiny LM (`text_config`'s sizes at the top level): a VQ encoder of `g.patchSize` downsampling. */
-function chameleonJson(text_config: ConfigJson, g: ImageGeometry, codes: number): ConfigJson {
-  const levels = Math.log2(g.patchSize) + 1;
+/**
+ * A generated Chameleon config.json around a tiny LM (`text_config`'s sizes at the top
+ * level): a VQ encoder of `size` px and `levels` levels (the ViT geometry of the other
+ * families does not apply), `codes` image codes at the top of the vocabulary.
+ */
+function chameleonJson(text_config: ConfigJson, size: number, levels: number, codes: number): ConfigJson {
   const vocab = text_config.vocab_size as number;
   const vocabulary_map: Record<string, number> = { '<image>': 32000 };
   for (let k = 0; k < codes; k++) vocabulary_map[imageTokenName(k)] = vocab - codes + k;
@@ -434,7 +439,7 @@ function chameleonJson(text_config: ConfigJson, g: ImageGeometry, codes: number)
     architectures: ['ChameleonForConditionalGeneration'],
     model_type: 'chameleon',
     swin_norm: false,
-    vq_config: { attn_resolutions: null, attn_type: 'vanilla', base_channels: 32, channel_multiplier: Array.from({ length: levels }, (_, i) => Math.min(i + 1, 2)), double_latent: false, embed_dim: 8, in_channels: 3, latent_channels: 8, num_embeddings: codes, num_res_blocks: 1, resolution: g.imageSize },
+    vq_config: { attn_resolutions: null, attn_type: 'vanilla', base_channels: 32, channel_multiplier: Array.from({ length: levels }, (_, i) => Math.min(i + 1, 2)), double_latent: false, embed_dim: 8, in_channels: 3, latent_channels: 8, num_embeddings: codes, num_res_blocks: 1, resolution: size },
     vocabulary_map,
   };
 }
@@ -451,9 +456,17 @@ const CHAMELEON = family<ChameleonConfig>({
   transformers5Layout: 'hub',
   open: async (c, cfg) => chameleonFiles(c, cfg),
   dumpPoints: chameleonDumpPoints,
-  files: { processorClass: 'ChameleonProcessor', imageProcessor: 'ChameleonImageProcessor' },
-  tiny: (text_config, g) => chameleonJson(text_config, g, 48),
-  organism: (text_config, g) => chameleonJson(text_config, g, 64),
+  files: {
+    processorClass: 'ChameleonProcessor',
+    imageProcessor: 'ChameleonImageProcessor',
+    // start/end of image and the chat-mode separator (Chameleon's names) after <image> 32000 and <pad> 32001
+    addedTokens: ['<racm3:break>', '<eoss>', '<reserved08706>'],
+    tokenizerOverrides: { sep_token: '<reserved08706>' },
+    processorConfig: (c) => ({ image_seq_length: (c.vision_config.image_size / c.vision_config.patch_size) ** 2, image_token: '<image>' }),
+  },
+  // 16 px → 8×8 = 64 image tokens; the organism 32 px → 64 too
+  tiny: (text_config) => chameleonJson(text_config, 16, 2, 48),
+  organism: (text_config) => chameleonJson(text_config, 32, 3, 64),
   shapes: { 'chameleon-7b': chameleon7b },
 });
 
