@@ -2,7 +2,9 @@
 # Installs the Debian packages phaselens needs on a fresh bookworm machine, as root.
 # Idempotent: each group is skipped when already present.
 #  - lavapipe (Mesa >= 25 from bookworm-backports; bookworm's Mesa 22 is refused by Dawn)
-#  - chromium (browser test), python3-torch / python3-numpy / python3-pil (reference tests),
+#  - chromium (browser test), python3-venv (.ci/hf-venv.sh's venv: torch + transformers for
+#    the reference tests), python3-pil / python3-numpy (test/io/image.test.ts against
+#    Debian's Pillow 9: it decodes out-of-range palette indices as the decoder does, Pillow 12 not),
 #    slurm-wlm and munge (the cluster test starts its own single-node Slurm),
 #    libopenblas-dev (bench baseline; also for test: test/bench/quick.test.ts runs the bench)
 # Usage: system-deps.sh [gpu] [test] [bench]   (no argument = everything)
@@ -14,7 +16,7 @@ mesa_ok() { has mesa-vulkan-drivers && dpkg-query -W -f='${Version}' mesa-vulkan
 backports=0
 if [[ $want == *gpu* ]] && ! mesa_ok; then backports=1; fi
 if [[ $want == *test* ]]; then
-  for p in chromium python3-torch python3-numpy python3-pil slurm-wlm munge libopenblas-dev; do has "$p" || need+=("$p"); done
+  for p in chromium python3-venv python3-numpy python3-pil slurm-wlm munge libopenblas-dev; do has "$p" || need+=("$p"); done
 fi
 if [[ $want == *bench* ]]; then
   for p in libopenblas-dev; do has "$p" || need+=("$p"); done

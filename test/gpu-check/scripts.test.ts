@@ -4,7 +4,7 @@
  * side reads, written without opening a GPU), and hf_bench.py's config loading, which
  * casts int-for-float fields (JSON from JavaScript writes 1.0 as 1, and transformers 5's
  * strict config classes refuse that) — checked with a stand-in config class that raises
- * transformers 5's message. Needs /usr/bin/python3 (no torch needed for the config part).
+ * transformers 5's message. Runs the venv's python (.ci/hf-venv.sh); transformers is not imported.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hfPython } from '../../bench/hf.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
-import { PYTHON } from '../reference/pyref.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const IMAGE = join(ROOT, 'test/fixtures/images/000000039769.png');
@@ -101,7 +101,7 @@ except ValueError as e:
 `;
 
   it('casts the int-for-float fields the config class names, at any depth, and nothing else', () => {
-    const r = spawnSync(PYTHON, ['-c', script], { encoding: 'utf8' });
+    const r = spawnSync(hfPython(), ['-c', script], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     const [first, second] = r.stdout.trim().split('\n');
     const j = JSON.parse(first);

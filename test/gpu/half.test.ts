@@ -1,6 +1,6 @@
 /**
- * 16-bit floats against numpy's float16 and torch's bfloat16 (test/reference/half_ref.py on
- * Debian's /usr/bin/python3), bit for bit:
+ * 16-bit floats against numpy's float16 and torch's bfloat16 (test/reference/half_ref.py in
+ * the venv of .ci/hf-venv.sh), bit for bit:
  * - f32 → f16 / bf16 on the host (src/gpu/half.ts: every `--dtype f16` upload and the f16
  *   references of the kernel tests): every finite f16 value, every midpoint between two
  *   neighbours (ties go to the even one) and the f32 values one ulp either side of it, the
@@ -14,9 +14,9 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { hfPython } from '../../bench/hf.ts';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/gpu/half.ts';
 import { bf16ToF32, f16ToF32, uploadBf16 } from '../../src/ops/convert.ts';
-import { PYTHON } from '../reference/pyref.ts';
 import { getGpu, rng } from '../helpers/gpu.ts';
 
 const f32 = new Float32Array(1);
@@ -49,7 +49,7 @@ function reference(x: Uint32Array) {
   const input = new Uint8Array(4 + 4 * x.length);
   new DataView(input.buffer).setUint32(0, x.length, true);
   input.set(new Uint8Array(x.buffer), 4);
-  const r = spawnSync(PYTHON, [join(import.meta.dirname, '../reference/half_ref.py')], { input, maxBuffer: 1 << 28 });
+  const r = spawnSync(hfPython(), [join(import.meta.dirname, '../reference/half_ref.py')], { input, maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`half_ref.py failed: ${r.stderr}`);
   const buf = r.stdout.buffer.slice(r.stdout.byteOffset, r.stdout.byteOffset + r.stdout.byteLength);
   const n = x.length;

@@ -9,12 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { hfPython } from '../../bench/hf.ts';
 import { nodeDirectory } from '../../src/io/source-node.ts';
 import { openModel } from '../../src/models/registry.ts';
 import { exportOrganism } from '../../weights-tools/train/export.ts';
 import { organismConfigJson, writeSkeleton, type OrganismArch } from '../../weights-tools/train/organisms.ts';
 import { prepare } from '../../weights-tools/train/prepare.ts';
-import { havePyTorch, PYTHON } from '../reference/pyref.ts';
 
 const TRAIN = join(import.meta.dirname, '../../weights-tools/train/train.py');
 const work = mkdtempSync(join(tmpdir(), 'phaselens-train-smoke-'));
@@ -25,12 +25,11 @@ const STEPS = 60;
 describe('organism training smoke run', () => {
   for (const arch of ['llava', 'instructblip'] as OrganismArch[]) {
     it(`${arch}: ${STEPS} steps lower the answer loss and export a checkpoint phaselens opens`, { timeout: 240_000 }, async () => {
-      if (!havePyTorch()) throw new Error('the training smoke run needs Debian\'s python3-torch (bash .ci/system-deps.sh)');
       const dir = join(work, arch);
       await writeSkeleton(dir, organismConfigJson(arch));
       await prepare({ model: dir, seed: 5, scenes: 64, out: join(work, `${arch}.safetensors`) });
       const r = spawnSync(
-        PYTHON,
+        hfPython(),
         [TRAIN, '--model', dir, '--data', join(work, `${arch}.safetensors`), '--vision-steps', '10', '--steps', String(STEPS), '--batch', '12', '--every', '20', '--lr', '3e-3', '--out', join(work, `${arch}-trained.safetensors`), '--log', join(work, `${arch}.json`)],
         { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
       );

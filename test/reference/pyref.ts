@@ -4,23 +4,13 @@
  *   const { stdout } = await runPython([script, ...args], hfPython());
  *   const { tensors, metadata } = await readRefSafetensors(out);
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { openFileSource } from '../../src/io/source-node.ts';
-
-export const PYTHON = '/usr/bin/python3';
 
 export interface RefTensor {
   data: Float32Array | Int32Array | Uint8Array;
   shape: number[];
-}
-
-let torchChecked: boolean | undefined;
-
-/** True if /usr/bin/python3 can import torch and numpy (checked once). */
-export function havePyTorch(): boolean {
-  torchChecked ??= spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
-  return torchChecked;
 }
 
 /** Reads a safetensors file of F32 / I32 / U8 tensors into typed arrays, plus its metadata. */
@@ -46,8 +36,8 @@ export async function readRefSafetensors(path: string): Promise<{ tensors: Map<s
   }
 }
 
-/** Runs `python` (default Debian's /usr/bin/python3) with args; rejects with its output when it fails. */
-export function runPython(args: string[], python = PYTHON): Promise<{ stdout: string; stderr: string }> {
+/** Runs `python` (the venv's: bench/hf.ts's hfPython) with args; rejects with its output when it fails. */
+export function runPython(args: string[], python: string): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

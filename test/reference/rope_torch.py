@@ -1,8 +1,9 @@
 """Writes test/fixtures/rope/torch-rope-dim128.json: HF LlamaRotaryEmbedding's inv_freq, freqs
 and cos/sin in float32, computed by torch exactly as modeling_llama.py does, as raw f32 bits.
 
-Run with a Python that has torch (here: /usr/bin/python3, torch 1.13 CPU):
-    /usr/bin/python3 test/reference/rope_torch.py
+Run with a Python that has torch (the fixture was written with torch 1.13 CPU; the venv of
+.ci/hf-venv.sh has torch 2.x):
+    $(bash .ci/hf-venv.sh) test/reference/rope_torch.py
 """
 import json
 import os

@@ -15,7 +15,7 @@ cd "$here"
 out=weights-tools/organisms/shapes-$arch
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 ts() { node src/cli/run-ts.mjs "$@"; }
-py=/usr/bin/python3
+py=$(bash .ci/hf-venv.sh)  # torch 2.x (the shipped organisms' cards name the torch that trained them)
 mkdir -p "$work"
 
 ts weights-tools/train/organisms.ts --arch "$arch" --out "$out"

@@ -1,8 +1,7 @@
-#!/usr/bin/python3
 """Writes an organism's model card (README.md) from its config, train.py's log and
 eval.py's scores.
 
-  /usr/bin/python3 weights-tools/train/card.py --model DIR --train train.json --eval eval.json --command "…"
+  $(bash .ci/hf-venv.sh) weights-tools/train/card.py --model DIR --train train.json --eval eval.json --command "…"
 """
 import argparse
 import json

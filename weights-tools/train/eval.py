@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """Held-out evaluation of a shipped organism checkpoint (its f16 weights, upcast).
 
-  /usr/bin/python3 weights-tools/train/eval.py --model DIR --data HELDOUT.safetensors --out eval.json
+  $(bash .ci/hf-venv.sh) weights-tools/train/eval.py --model DIR --data HELDOUT.safetensors --out eval.json
 
 HELDOUT is prepare.ts output for a world seed training never used. Every task is asked
 as a single first turn in the family's prompt format and answered greedily over the full

@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """Trains a shapes-world organism (CPU, one process, fixed seeds).
 
-  /usr/bin/python3 weights-tools/train/train.py --model SKELETON --data TRAIN.safetensors \\
+  $(bash .ci/hf-venv.sh) weights-tools/train/train.py --model SKELETON --data TRAIN.safetensors \\
       --steps 1200 --batch 48 --out TRAINED.safetensors [--log train.json] [--threads 1]
 
 SKELETON is the organism folder written by organisms.ts (config.json, tokenizer and
