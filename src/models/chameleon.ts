@@ -112,8 +112,9 @@ function chameleonIds(c: OpenedCheckpoint, cfg: ChameleonConfig, p: PromptSpec, 
   for (const t of [IMAGE_START, IMAGE_END, '<image>']) tok.tokenId(t); // a UserError naming a missing one
   if (tok.tokenId('<image>') !== cfg.image_token_id) throw new UserError(`the tokenizer's <image> is ${tok.tokenId('<image>')} but config.json's vocabulary_map says ${cfg.image_token_id}`);
   if (tok.sepToken === null) throw new UserError(`${c.dir.name}: tokenizer_config.json names no sep_token (ChameleonProcessor appends it to every prompt)`);
-  const text = (p.prompt + tok.sepToken).split('<image>').join(IMAGE_START + '<image>'.repeat(n) + IMAGE_END);
-  return tok.encode(text);
+  const text = p.prompt + tok.sepToken;
+  // without an image the placeholder stays as written (and is refused by `prepare`)
+  return tok.encode(n ? text.split('<image>').join(IMAGE_START + '<image>'.repeat(n) + IMAGE_END) : text);
 }
 
 /** The dump contract's Chameleon part: the BPE ids the image became. */
