@@ -31,12 +31,14 @@ import type { Tensor } from '../src/gpu/tensor.ts';
 import { attention, DECODE_MAX_ROWS, pickVariant, visiblePairs, type AttentionVariant } from '../src/ops/attention.ts';
 import { randn, relErr } from '../test/helpers/data.ts';
 import { kernelRefusal, linear, MATMUL_KERNELS, pickMatmulKernel, type MatmulKernel } from '../src/ops/linear.ts';
+import { hfPython } from './hf.ts';
 import { sgemmBench, sgemmRun } from './native.ts';
 import { record, type BenchRecord } from './record.ts';
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PYTHON = process.env.PHASELENS_PYTHON ?? '/usr/bin/python3';
+/** torch for the attention baseline: $PHASELENS_PYTHON, else the venv of .ci/hf-venv.sh. */
+const python = () => process.env.PHASELENS_PYTHON ?? hfPython();
 
 export interface KernelBenchOptions {
   /** Timed samples per side (default 5). */
@@ -195,11 +197,11 @@ const ATTENTION_TOL = 1e-4;
 
 async function torchAttention(args: string[]): Promise<void> {
   try {
-    await run(PYTHON, [join(HERE, 'torch_attention.py'), ...args], { maxBuffer: 1 << 20 });
+    await run(python(), [join(HERE, 'torch_attention.py'), ...args], { maxBuffer: 1 << 20 });
   } catch (e) {
     const err = (e as { stderr?: string }).stderr ?? String(e);
-    throw new Error(`PyTorch baseline failed (${PYTHON} bench/torch_attention.py ${args.slice(0, 7).join(' ')}):\n${err.trim()}\n` +
-      `it needs python3 with torch and numpy (Debian: python3-torch python3-numpy; bash .ci/system-deps.sh test)`);
+    throw new Error(`PyTorch baseline failed (${python()} bench/torch_attention.py ${args.slice(0, 7).join(' ')}):\n${err.trim()}\n` +
+      `it needs a python with torch and numpy (bash .ci/hf-venv.sh sets one up)`);
   }
 }
 
@@ -221,7 +223,7 @@ async function torchAttentionMs(s: AttentionShape, warmup: number, reps: number)
   const threads = [...new Set([1, cpus().length])];
   let best = { ms: Infinity, threads: 1 };
   for (const t of threads) {
-    const { stdout } = await run(PYTHON, [join(HERE, 'torch_attention.py'), 'bench', ...[s.Sq, s.Skv, s.H, s.Hkv, s.D, s.causal ? 1 : 0, warmup, reps, t].map(String)], { maxBuffer: 1 << 20 });
+    const { stdout } = await run(python(), [join(HERE, 'torch_attention.py'), 'bench', ...[s.Sq, s.Skv, s.H, s.Hkv, s.D, s.causal ? 1 : 0, warmup, reps, t].map(String)], { maxBuffer: 1 << 20 });
     const ms = (JSON.parse(stdout) as { median_ms: number }).median_ms;
     if (ms < best.ms) best = { ms, threads: t };
   }

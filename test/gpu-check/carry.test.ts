@@ -16,13 +16,13 @@
  * is cached by the binary's sha256 under test/.cache/gpu-check.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hfPython } from '../../bench/hf.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
-import { PYTHON } from '../reference/pyref.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CACHE = join(ROOT, 'test', '.cache', 'gpu-check');
@@ -139,13 +139,13 @@ describe('bench/gpu carry: packed for real, run with the carried node', () => {
   describe('run.sh with this carry', () => {
     const out = join(tmp, 'out');
     const work = join(tmp, 'work');
-    // python3 = the torch python the references use, with transformers shadowed (missing)
+    // python3 = the venv's python (torch, numpy; a wrapper: a symlink would leave the venv), with transformers shadowed (missing)
     const bin = join(tmp, 'bin');
     const shadow = join(tmp, 'shadow');
     let run: ReturnType<typeof sh>;
     beforeAll(async () => {
       mkdirSync(bin, { recursive: true });
-      symlinkSync(PYTHON, join(bin, 'python3'));
+      writeFileSync(join(bin, 'python3'), `#!/bin/sh\nexec '${hfPython()}' "$@"\n`, { mode: 0o755 });
       mkdirSync(join(shadow, 'transformers'), { recursive: true });
       writeFileSync(join(shadow, 'transformers', '__init__.py'), 'raise ImportError("simulated: no transformers here")\n');
       const tiny = join(tmp, 'tiny-run');
