@@ -26,3 +26,4 @@ export {
 export { conv2d, unfold, convOut, type Conv2dOptions, type Padding, type UnfoldOptions } from './conv2d.ts';
 export { groupNorm, type GroupNormOptions } from './group-norm.ts';
 export { codebookArgmin } from './codebook-argmin.ts';
+export { softmax, type SoftmaxOptions } from './softmax.ts';

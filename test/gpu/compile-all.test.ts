@@ -19,7 +19,7 @@
  *              causal × mask
  *   the rest   every define of layernorm, rmsnorm, embedding, elementwise (every op, in place
  *              or not), convert, topk (k 1..32), rope, im2col, group_norm (± SiLU),
- *              codebook_argmin, nonfinite, contextualization
+ *              codebook_argmin, nonfinite, contextualization, softmax
  *              (its three stages), norm_attention (its four stages, VEC4 and f16 weights).
  */
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,7 @@ import { rope, ropeTable } from '../../src/ops/rope.ts';
 import { im2col } from '../../src/ops/patch-embed.ts';
 import { groupNorm } from '../../src/ops/group-norm.ts';
 import { codebookArgmin } from '../../src/ops/codebook-argmin.ts';
+import { softmax } from '../../src/ops/softmax.ts';
 import { countNonFinite, nonFiniteCounts } from '../../src/ops/nonfinite.ts';
 import { contextSets, contextualization } from '../../src/ops/contextualization.ts';
 import { headGram, normAttention } from '../../src/ops/norm-attention.ts';
@@ -241,7 +242,7 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
     gpu.destroy();
   });
 
-  it('norms, embedding, elementwise, convert, topk, rope, im2col, group norm, codebook argmin, nonfinite, contextualization, norm attention', async () => {
+  it('norms, embedding, elementwise, convert, topk, rope, im2col, group norm, codebook argmin, nonfinite, contextualization, norm attention, softmax', async () => {
     const gpu = await nullGpu('gpu');
     const n = await compileAll(gpu, () => {
       const x = gpu.tensor([5, 64], 'f32', 'x');
@@ -296,7 +297,7 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
         const ids = gpu.tensor([40], 'i32', 'ids');
         gpu.release(codebookArgmin(gpu, act, cb), codebookArgmin(gpu, act, cb, { map: ids }), ids, cb, w);
       }
-      gpu.release(act);
+      gpu.release(act, softmax(gpu, x, { scale: 0.5 }));
       const counts = nonFiniteCounts(gpu, 2);
       countNonFinite(gpu, x, counts, 1);
       gpu.release(counts);
