@@ -22,6 +22,8 @@ export interface DataItem {
   prompt?: string;
   /** Accepted answers (VQA). */
   answers?: string[];
+  /** An object's box [x0, y0, x1, y1) in the image's pixels (VQA `box`): the `object` token group. */
+  box?: [number, number, number, number];
   /** Per-data-set extras (COCO licence and URLs, Winoground tags, ...), copied into reports. */
   meta: Record<string, unknown>;
 }

@@ -7,7 +7,17 @@
  *   last       the final position              bos        where BOS is
  *   @3-7  @3,5,9  @575                         explicit positions (ranges inclusive)
  *   image[r0:r1,c0:c1]                         patches in rows r0..r1−1, columns c0..c1−1 of
- *                                              the patch grid (LLaVA; ends exclusive, as in Python)
+ *                                              the (first) patch grid (ends exclusive, as in
+ *                                              Python), and, with several views (LLaVA-NeXT's
+ *                                              base view + tiles), the patches of every other
+ *                                              view that show the same part of the image
+ *   object     patches of every view that show part of the object box (--object-box, a
+ *              data set's `box`): the information-flow study's "central object"
+ *   image-object  the other patches: "the image without the object"
+ *   patches    every visual position that shows part of the image (LLaVA-NeXT: not the
+ *              image_newline positions; elsewhere the same as image)
+ * A patch shows a box when their rectangles overlap (the patch's rectangle: its grid's
+ * `box` in the original image, split evenly). image_newline positions belong to no box.
  *
  * Every group comes from `prepare` (PositionGroups), never from assumptions about where
  * things sit. An empty group is an error that says why.
@@ -15,7 +25,7 @@
 import { UserError } from '../errors.ts';
 import type { PositionGroups } from '../models/vlm.ts';
 
-export const GROUP_HELP = 'image | text | question | template | last | bos | @3-7 | @3,5,9 | image[r0:r1,c0:c1]';
+export const GROUP_HELP = 'image | patches | text | question | template | last | bos | @3-7 | @3,5,9 | image[r0:r1,c0:c1] | object | image-object';
 
 const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
 
@@ -31,6 +41,16 @@ function named(s: string, g: PositionGroups, seq: number): number[] {
   switch (s) {
     case 'image':
       return range(g.image[0], g.image[1]);
+    case 'patches': {
+      const nl = new Set(g.newlines);
+      return range(g.image[0], g.image[1]).filter((i) => !nl.has(i));
+    }
+    case 'object':
+    case 'image-object': {
+      if (!g.objectBox) throw new UserError(`token group "${s}" needs an object box (--object-box x0,y0,x1,y1, or a "box" in the data set)`);
+      const inside = new Set(patchesShowing(g, g.objectBox));
+      return s === 'object' ? [...inside] : patchPositions(g).filter((i) => !inside.has(i));
+    }
     case 'text':
       return g.text;
     case 'last':
@@ -65,10 +85,41 @@ function explicit(s: string, seq: number): number[] {
 }
 
 function patchBox(s: string, [r0, r1, c0, c1]: [number, number, number, number], g: PositionGroups): number[] {
-  if (!g.grid) throw new UserError(`token group "${s}": this model's visual tokens have no patch grid (InstructBLIP's are Q-Former queries), or there is no image`);
-  const { rows, cols, first } = g.grid;
+  const base = g.grids[0];
+  if (!base) throw new UserError(`token group "${s}": this model's visual tokens have no patch grid (InstructBLIP's are Q-Former queries), or there is no image`);
+  const { rows, cols, first, stride } = base;
   if (r1 > rows || c1 > cols) throw new UserError(`token group "${s}": the patch grid is ${rows}×${cols} (rows 0..${rows - 1}, columns 0..${cols - 1}; ends are exclusive)`);
-  return range(r0, r1).flatMap((r) => range(c0, c1).map((c) => first + r * cols + c));
+  if (r1 <= r0 || c1 <= c0) return [];
+  const own = range(r0, r1).flatMap((r) => range(c0, c1).map((c) => first + r * stride + c));
+  if (g.grids.length === 1) return own;
+  // the same part of the image in the other views
+  const [x0, y0, x1, y1] = base.box;
+  const w = (x1 - x0) / cols;
+  const h = (y1 - y0) / rows;
+  return [...own, ...patchesShowing(g, [x0 + c0 * w, y0 + r0 * h, x0 + c1 * w, y0 + r1 * h], 1)];
+}
+
+/** Every patch position of every grid (no image_newline). */
+function patchPositions(g: PositionGroups): number[] {
+  return g.grids.flatMap((p) => range(0, p.rows).flatMap((r) => range(0, p.cols).map((c) => p.first + r * p.stride + c)));
+}
+
+/** Rectangles that only touch (up to rounding of the fractional patch edges) do not overlap. */
+const EDGE = 1e-6;
+
+/** Positions of the patches (of the grids from `from` on) whose rectangle overlaps `box` (original-image pixels). */
+export function patchesShowing(g: PositionGroups, [bx0, by0, bx1, by1]: [number, number, number, number], from = 0): number[] {
+  return g.grids.slice(from).flatMap((p) => {
+    const [x0, y0, x1, y1] = p.box;
+    const w = (x1 - x0) / p.cols;
+    const h = (y1 - y0) / p.rows;
+    const out: number[] = [];
+    for (let r = 0; r < p.rows; r++) {
+      if (y0 + (r + 1) * h <= by0 + EDGE || y0 + r * h >= by1 - EDGE) continue;
+      for (let c = 0; c < p.cols; c++) if (x0 + (c + 1) * w > bx0 + EDGE && x0 + c * w < bx1 - EDGE) out.push(p.first + r * p.stride + c);
+    }
+    return out;
+  });
 }
 
 function why(s: string, g: PositionGroups): string {
@@ -76,6 +127,9 @@ function why(s: string, g: PositionGroups): string {
   if (s === 'bos') return ' (the sequence has no BOS token, or without a tokenizer it cannot be told)';
   if ((s === 'question' || s === 'template') && !g.question) return ' (the question is known only for a text prompt; with --input-ids use explicit positions such as @3-7)';
   if (s.startsWith('image[')) return ' (the box has no rows or no columns)';
+  if (s === 'object') return ' (no patch overlaps the object box)';
+  if (s === 'image-object') return ' (every patch overlaps the object box)';
+  if (s === 'patches') return ' (no image was given)';
   return '';
 }
 

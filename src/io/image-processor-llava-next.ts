@@ -165,6 +165,21 @@ export interface AnyresTokens {
   total: number;
 }
 
+/**
+ * The part of the original image, [x0, y0, x1, y1) in its pixels, that the kept (unpadded)
+ * region of the tile grid shows (through the resize into the pinpoint; a kept edge row or
+ * column may show some padding, so the box can reach a little past the image).
+ */
+export function tileRegionBox(layout: AnyresLayout, patchSize: number): [number, number, number, number] {
+  const [H, W] = layout.imageSize;
+  const [nh, nw] = patchOutputSize(H, W, layout.best);
+  const top = Math.floor((layout.best[0] - nh) / 2);
+  const left = Math.floor((layout.best[1] - nw) / 2);
+  const { region } = anyresTokens(layout, patchSize);
+  const s = patchSize;
+  return [((region.left * s - left) * W) / nw, ((region.top * s - top) * H) / nh, ((region.right * s - left) * W) / nw, ((region.bottom * s - top) * H) / nh];
+}
+
 /** LlavaNextProcessor's `<image>` count (the header), from the layout and the vision tower's patch size. */
 export function anyresTokens(layout: AnyresLayout, patchSize: number): AnyresTokens {
   const P = layout.tile / patchSize;

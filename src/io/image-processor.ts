@@ -85,6 +85,8 @@ export interface PixelValues {
 export interface PreprocessOptions {
   /** LLaVA repo's expand2square before the processor (see the file header). Default false. */
   padToSquare?: boolean;
+  /** [x0, y0, x1, y1) in pixels of the original image: the `object` token group (--object-box). */
+  objectBox?: [number, number, number, number];
 }
 
 type Json = Record<string, unknown>;
@@ -457,6 +459,24 @@ export function resizeAndCrop(img: RgbImage, cfg: ImageProcessorConfig, opts: Pr
   }
   if (cfg.doCenterCrop) im = centerCrop(im, cfg.cropSize.height, cfg.cropSize.width);
   return im;
+}
+
+/**
+ * The part of an original image of height × width that `resizeAndCrop` keeps, as
+ * [x0, y0, x1, y1) in original pixels (fractional): the resize scales, the crop cuts the
+ * centre, expand2square's padding is not image (so the box may reach past the image there).
+ */
+export function shownRegion(height: number, width: number, cfg: ImageProcessorConfig, opts: PreprocessOptions = {}): [number, number, number, number] {
+  const side = Math.max(width, height);
+  // expand2square places the image at these offsets in a side × side square
+  const [ox, oy, W, H] = opts.padToSquare && width !== height ? [width > height ? 0 : Math.floor((side - width) / 2), width > height ? Math.floor((side - height) / 2) : 0, side, side] : [0, 0, width, height];
+  const [h, w] = !cfg.doResize ? [H, W] : 'shortestEdge' in cfg.size ? shortestEdgeSize(H, W, cfg.size.shortestEdge) : [cfg.size.height, cfg.size.width];
+  const [ch, cw] = cfg.doCenterCrop ? [cfg.cropSize.height, cfg.cropSize.width] : [h, w];
+  const top = Math.floor((h - ch) / 2);
+  const left = Math.floor((w - cw) / 2);
+  const sx = W / w;
+  const sy = H / h;
+  return [left * sx - ox, top * sy - oy, (left + cw) * sx - ox, (top + ch) * sy - oy];
 }
 
 /** Rescale and normalise an 8-bit RGB image to float32 CHW, rounding as HF/numpy do. */

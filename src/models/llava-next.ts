@@ -26,7 +26,9 @@
  * [views · P², d] before packing; `projector.packed` [n_img, d] the packed features (the
  * dump's image_features); `vision.views.{k}` [views, 1 + P², d_vision] HF's
  * hidden_states[k] of every view, stacked (the dump's vision_hidden_states.{k}).
- * Position groups: `grid` is the base view's P × P patch grid.
+ * Position groups: `grids` are the base view's P × P patches and the tiles' kept grid (each
+ * row followed by its image_newline, `newlines`), each with the part of the original image
+ * it shows, so an object box selects its patches in both.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -34,7 +36,7 @@ import { UserError } from '../errors.ts';
 import { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import type { LlavaNextConfig } from '../io/config-llava-next.ts';
-import { anyresTile, anyresTokens, preprocessAnyres, type AnyresLayout } from '../io/image-processor-llava-next.ts';
+import { anyresTile, anyresTokens, preprocessAnyres, tileRegionBox, type AnyresLayout } from '../io/image-processor-llava-next.ts';
 import type { PixelValues } from '../io/image-processor.ts';
 import { type Layout } from '../io/layouts.ts';
 import type { ExpectedTensor } from '../io/expected-tensors.ts';
@@ -44,9 +46,9 @@ import { CLIPVisionTransformer } from './clip.ts';
 import { LlamaForCausalLM } from './llama.ts';
 import { expandImageTokens, LLAVA_LAYOUTS, llavaPromptIds, llavaTensors, LlavaMultiModalProjector } from './llava.ts';
 import { MistralForCausalLM } from './mistral.ts';
-import { decodeIds, positionGroups, vlmFiles, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
+import { checkObjectBox, decodeIds, positionGroups, vlmFiles, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
 import { decodeWithFeatures } from './splice.ts';
-import type { VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { PatchGrid, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 /** hidden_states[k] of every view, stacked: the hook name (rule 2; k = 0..L of the tower). */
@@ -186,7 +188,9 @@ export function llavaNextFiles(c: OpenedCheckpoint, cfg: LlavaNextConfig, chatTe
       if (p.qformerInputIds !== undefined) throw new UserError('--qformer-input-ids is for InstructBLIP checkpoints; this one is LLaVA-NeXT');
       if (opts?.padToSquare) throw new UserError("--pad-to-square is LLaVA-1.5's expand2square; LLaVA-NeXT tiles the image and pads the tiles itself");
       const pixels = image ? preprocessAnyres(image, c.processor) : undefined;
-      const n = pixels ? anyresTokens(pixels.anyres!, v.patch_size).total : 0;
+      const objectBox = checkObjectBox(opts?.objectBox, image, true);
+      const tokens = pixels ? anyresTokens(pixels.anyres!, v.patch_size) : null;
+      const n = tokens?.total ?? 0;
       const prompt = llavaPromptIds(c, cfg, chatTemplate, p, !!pixels);
       // the context check with the image's own numbers (one <image> expands to n; n of them stay)
       const max = cfg.text_config.max_position_embeddings;
@@ -200,7 +204,15 @@ export function llavaNextFiles(c: OpenedCheckpoint, cfg: LlavaNextConfig, chatTe
       const bos = c.tokenizer?.bosId ?? cfg.text_config.bos_token_id;
       const grown = x.ids.length - prompt.ids.length;
       const question = prompt.question?.map((i) => (pixels && i > x.image[0] ? i + grown : i)) as [number, number] | undefined;
-      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos, { question, grid: pixels ? { rows: P, cols: P, first: x.image[0] } : null }) };
+      if (!pixels || !tokens || !image) return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos, { question }) };
+      // rule 3's layout: the base view's P × P patches, then the kept grid with a newline ending each row
+      const tilesFirst = x.image[0] + P * P;
+      const grids: PatchGrid[] = [
+        { view: 'base', rows: P, cols: P, first: x.image[0], stride: P, box: [0, 0, image.width, image.height] },
+        { view: 'tiles', rows: tokens.rows, cols: tokens.cols, first: tilesFirst, stride: tokens.cols + 1, box: tileRegionBox(pixels.anyres!, v.patch_size) },
+      ];
+      const newlines = Array.from({ length: tokens.rows }, (_, r) => tilesFirst + r * (tokens.cols + 1) + tokens.cols);
+      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos, { question, grids, newlines, objectBox }) };
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };

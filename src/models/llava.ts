@@ -22,6 +22,7 @@ import { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { chatPrompt } from '../io/chat.ts';
 import type { LmConfig } from '../io/config.ts';
+import { shownRegion } from '../io/image-processor.ts';
 import type { LlavaConfig } from '../io/config-llava.ts';
 import type { LlamaLikeConfig } from '../io/config-mistral.ts';
 import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
@@ -30,8 +31,8 @@ import { CLIP_VISION_CHILDREN, CLIPVisionTransformer, clipVisionTensors } from '
 import { activationOf, Linear } from './linear.ts';
 import { LlamaForCausalLM, llamaTensors } from './llama.ts';
 import { decodeWithFeatures } from './splice.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, textSpan, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
-import type { PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import { checkContext, checkObjectBox, decodeIds, lmInputIds, needTokenizer, pixelValues, positionGroups, vlmFiles, textSpan, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
+import type { PromptSpec, VlmFiles, VlmForwardOptions, VlmInput, PatchGrid } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export class LlavaMultiModalProjector {
@@ -139,6 +140,7 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
     prepare(p, image, opts) {
       if (p.qformerInputIds !== undefined) throw new UserError('--qformer-input-ids is for InstructBLIP checkpoints; this one is LLaVA');
       const pixels = image ? pixelValues(c, image, cfg.vision_config.image_size, opts) : undefined;
+      const objectBox = checkObjectBox(opts?.objectBox, image, true);
       const prompt = llavaPromptIds(c, cfg, chatTemplate, p, !!pixels);
       const x = expandImageTokens(cfg, prompt.ids, !!pixels, imageTokenCount(cfg));
       const bos = c.tokenizer?.bosId ?? cfg.text_config.bos_token_id;
@@ -147,7 +149,8 @@ export function llavaFiles(c: OpenedCheckpoint, cfg: LlavaConfig, chatTemplate: 
       const question = prompt.question?.map((i) => (pixels && i > x.image[0] ? i + grown : i)) as [number, number] | undefined;
       const side = cfg.vision_config.image_size / cfg.vision_config.patch_size;
       const first = x.image[0] + (cfg.vision_feature_select_strategy === 'default' ? 0 : 1);
-      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos, { question, grid: pixels ? { rows: side, cols: side, first } : null }) };
+      const grids: PatchGrid[] = image ? [{ view: 'image', rows: side, cols: side, first, stride: side, box: shownRegion(image.height, image.width, c.processor, opts) }] : [];
+      return { ids: x.ids, pixels, groups: positionGroups(x.ids, x.image, bos, { question, grids, objectBox }) };
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };

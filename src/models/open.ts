@@ -16,7 +16,7 @@ import type { CheckpointReport } from '../io/validate.ts';
 import { checkpointSource, Weights } from './weights.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
-import type { Capabilities, DecoderLm, LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { Box, Capabilities, DecoderLm, LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 
 export interface OpenedCheckpoint {
   dir: DirectorySource;
@@ -62,12 +62,28 @@ export function positionGroups(
   ids: readonly number[],
   image: [number, number],
   bosId: number | null,
-  extra: Partial<Pick<PositionGroups, 'question' | 'grid'>> = {},
+  extra: Partial<Pick<PositionGroups, 'question' | 'grids' | 'newlines' | 'objectBox'>> = {},
 ): PositionGroups {
   const text = ids.map((_, i) => i).filter((i) => i < image[0] || i >= image[1]);
   const first = text[0];
   const bos = bosId !== null && first !== undefined && ids[first] === bosId ? first : null;
-  return { image, text, bos, last: ids.length - 1, question: extra.question ?? null, grid: extra.grid ?? null };
+  const grids = extra.grids ?? [];
+  const grid = grids.length ? { rows: grids[0].rows, cols: grids[0].cols, first: grids[0].first } : null;
+  return { image, text, bos, last: ids.length - 1, question: extra.question ?? null, grid, grids, newlines: extra.newlines ?? [], objectBox: extra.objectBox ?? null };
+}
+
+/**
+ * `--object-box` against the image: a UserError when it is not inside the image or empty,
+ * or when the family has no patches to map it onto.
+ */
+export function checkObjectBox(box: Box | undefined, image: RgbImage | undefined, hasGrid: boolean): Box | null {
+  if (!box) return null;
+  if (!hasGrid) throw new UserError('--object-box / a data set box needs a model whose visual tokens are image patches (LLaVA, LLaVA-NeXT); this one has none');
+  if (!image) throw new UserError('--object-box needs an image');
+  const [x0, y0, x1, y1] = box;
+  if (!(x1 > x0 && y1 > y0)) throw new UserError(`object box ${box.join(',')} is empty (x1 must exceed x0 and y1 exceed y0)`);
+  if (x0 < 0 || y0 < 0 || x1 > image.width || y1 > image.height) throw new UserError(`object box ${box.join(',')} is outside the ${image.width}×${image.height} image (x 0..${image.width}, y 0..${image.height})`);
+  return box;
 }
 
 /**

@@ -118,8 +118,35 @@ export interface PositionGroups {
   last: number;
   /** [start, end) of the user's question (the prompt text, not the template); null when ids were given. */
   question: [number, number] | null;
-  /** The patch grid of the visual tokens (LLaVA): the patch in row r, column c sits at first + r·cols + c. */
+  /** The patch grid of the visual tokens (LLaVA): the patch in row r, column c sits at first + r·cols + c (`grids[0]`). */
   grid: { rows: number; cols: number; first: number } | null;
+  /**
+   * Every patch grid of the image (LLaVA: one; LLaVA-NeXT: the base view, then the tiles'
+   * unpadded grid, whose rows end with an image_newline position); empty without patches.
+   */
+  grids: PatchGrid[];
+  /** The image_newline positions (LLaVA-NeXT): visual tokens that show no patch. */
+  newlines: number[];
+  /** `--object-box` / a data set's `box`, checked against the image: the `object` group. */
+  objectBox: Box | null;
+}
+
+/** [x0, y0, x1, y1) in pixels of the original image. */
+export type Box = [number, number, number, number];
+
+/**
+ * One view's patches: the patch in row r, column c sits at first + r·stride + c (stride =
+ * cols, or cols + 1 where an image_newline ends each row) and shows the rectangle of `box`
+ * (the part of the original image the grid covers) in row r, column c of a rows × cols split.
+ */
+export interface PatchGrid {
+  /** 'image' (LLaVA-1.5's one view), 'base' or 'tiles' (LLaVA-NeXT). */
+  view: 'image' | 'base' | 'tiles';
+  rows: number;
+  cols: number;
+  first: number;
+  stride: number;
+  box: Box;
 }
 
 /** One prepared input: what the LM and the towers are fed. */

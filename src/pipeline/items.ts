@@ -6,7 +6,7 @@
 import type { DataItem } from '../data/index.ts';
 import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
-import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
+import type { Box, ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { VERSION } from '../version.ts';
 import { resolveGroup } from '../interventions/groups.ts';
 
@@ -19,8 +19,16 @@ export function itemPrompt(m: Pick<ModelInfo, 'promptFor'>, item: Pick<DataItem,
   return p;
 }
 
-export function prepareItem(m: ModelInfo, item: DataItem, p: PromptSpec, padToSquare: boolean): VlmInput {
-  return m.prepare(itemPrompt(m, item, p), readImageFile(item.image), { padToSquare });
+/** The item's input; its `box` (else `objectBox`, --object-box) becomes the `object` token group. */
+export function prepareItem(m: ModelInfo, item: DataItem, p: PromptSpec, padToSquare: boolean, objectBox?: Box): VlmInput {
+  const box = item.box ?? objectBox;
+  if (box) requirePatchGrid(m);
+  return m.prepare(itemPrompt(m, item, p), readImageFile(item.image), { padToSquare, objectBox: box });
+}
+
+/** An object box needs visual tokens that are image patches. */
+export function requirePatchGrid(m: ModelInfo): void {
+  if (!m.capabilities.patchGrid) throw new UserError(`an object box (--object-box, or "box" in the data set) needs a model whose visual tokens are image patches; ${m.name} (${m.family}) has none`);
 }
 
 /** A stand-in image: prompt, groups and flags are checked on it before any weight loads. */

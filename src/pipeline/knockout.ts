@@ -10,10 +10,10 @@ import type { Gpu } from '../gpu/context.ts';
 import { stat, type Stat } from '../analysis/aggregate.ts';
 import { readResult, runItems, type RunSummary } from './runner.ts';
 import type { DataItem } from '../data/index.ts';
-import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
+import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, requirePatchGrid, resultHeader } from './items.ts';
 import { requireDisjoint } from '../interventions/groups.ts';
 import { knockoutSweep, layerWindow, parseFlow, type Flow, type KnockoutResult } from '../interventions/knockout.ts';
-import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
+import type { Box, ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
 import { writeInterventionReport } from './outputs.ts';
 import { writeFileAtomicSync } from './outputs.ts';
@@ -30,6 +30,8 @@ export interface KnockoutRun {
   window: number;
   answer?: string;
   firstToken: boolean;
+  /** --object-box: the `object` group of items without a `box` of their own. */
+  objectBox?: Box;
 }
 
 /** Flows of one prepared input, resolved and checked (disjoint, non-empty). */
@@ -44,19 +46,22 @@ export function resolveFlows(specs: readonly string[], x: VlmInput): Flow[] {
 
 /** Every flag checked on a stand-in input, before any weight loads (prompt, groups, window, answer). */
 export function checkKnockout(m: ModelInfo, o: KnockoutRun, first?: DataItem): void {
-  const x = m.prepare(itemPrompt(m, first ?? {}, o.prompt), PROBE_IMAGE);
+  const boxed = o.objectBox ?? first?.box;
+  if (boxed) requirePatchGrid(m);
+  // the stand-in image gets a stand-in box (the real one is checked against each item's image)
+  const x = m.prepare(itemPrompt(m, first ?? {}, o.prompt), PROBE_IMAGE, boxed ? { objectBox: [0, 0, 4, 4] } : {});
   resolveFlows(o.flows, x);
   layerWindow(0, o.window, m.lm.num_hidden_layers);
   if (o.answer !== undefined) parseAnswer(m, o.answer, o.firstToken);
 }
 
 export async function knockoutItem(gpu: Gpu, m: Vlm, item: DataItem, o: KnockoutRun): Promise<Record<string, unknown>> {
-  const x = prepareItem(m, item, o.prompt, o.padToSquare);
+  const x = prepareItem(m, item, o.prompt, o.padToSquare, o.objectBox);
   const answer = o.answer === undefined ? undefined : parseAnswer(m, o.answer, o.firstToken);
   const r = await knockoutSweep(gpu, m, x, resolveFlows(o.flows, x), { window: o.window, answer });
   return {
     ...resultHeader(m, item),
-    options: options(m, o),
+    options: { ...options(m, o), ...(x.groups.objectBox && { object_box: x.groups.objectBox, object_box_from: item.box ? 'data set' : '--object-box' }) },
     answer: { id: r.answer.id, text: m.decode([r.answer.id]), p_base: r.answer.p_base },
     flows: r.flows,
   };
@@ -70,6 +75,7 @@ function options(m: Pick<Vlm, 'weightDtypes'>, o: KnockoutRun): Record<string, u
     answer: o.answer ?? 'greedy first token of the un-intervened run',
     first_token: o.firstToken,
     mask: 'pre-softmax −3.4e38 on (DST query, SRC key) in every head of the window; the other weights renormalise',
+    ...(o.objectBox && { object_box: o.objectBox }),
   };
 }
 

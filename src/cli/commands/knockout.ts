@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { selectItems } from '../../pipeline/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
+import { parseBox } from '../../data/vqa.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
 import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
@@ -23,6 +24,7 @@ interface Options extends GpuCliOptions, PromptOptions {
   shard?: string;
   shards?: string;
   padToSquare: boolean;
+  objectBox?: string;
 }
 
 export function register(program: Command): void {
@@ -34,13 +36,15 @@ export function register(program: Command): void {
       .option('--window <k>', 'layers knocked out around each centre layer', '9')
       .option('--answer <text|id:N>', 'the answer token: a word (digits too: 2 is the text "2") or a token id as id:N (default: the greedy first token of the un-intervened run)')
       .option('--first-token', 'use the first token of a several-token --answer', false)
+      .option('--object-box <x0,y0,x1,y1>', 'the object, in pixels of the image, for the token groups object and image-object (a data set item\'s "box" takes precedence)')
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),
   )).action(async (o: Options) => {
     checkOutputFolder('--out', o.out);
     const window = int('--window', o.window, 1)!;
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
-    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken };
+    const objectBox = o.objectBox === undefined ? undefined : parseBox(o.objectBox, '--object-box');
+    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken, objectBox };
     await withModel(o, (f) => checkKnockout(f, run, selection.items[0]), async (gpu, m) => {
       const r = await knockout(gpu, m, selection.items, run);
       reportRun(r.summary, o.out, r.report);
