@@ -27,8 +27,8 @@ export function parseLlavaNext(r: Reader, dtype: ConfigDtype): LlavaNextConfig {
   const raw = r.raw('image_grid_pinpoints') ?? DEFAULT_PINPOINTS;
   if (!Array.isArray(raw) || raw.length === 0) r.fail('image_grid_pinpoints', `= ${JSON.stringify(raw)} must be a non-empty list of [height, width]`);
   const pinpoints = raw.map((p, i): [number, number] => {
-    if (!Array.isArray(p) || p.length !== 2 || !p.every((v) => Number.isInteger(v) && v > 0)) r.fail('image_grid_pinpoints', `[${i}] = ${JSON.stringify(p)} is not [height, width] in pixels`);
-    if (p[0] % tile !== 0 || p[1] % tile !== 0) r.fail('image_grid_pinpoints', `[${i}] = [${p[0]}, ${p[1]}] is not a multiple of the tile size ${tile} (vision_config.image_size)`);
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((v) => Number.isInteger(v) && v > 0)) r.fail('image_grid_pinpoints', `entry ${i} = ${JSON.stringify(p)} is not [height, width] in pixels`);
+    if (p[0] % tile !== 0 || p[1] % tile !== 0) r.fail('image_grid_pinpoints', `entry ${i} = [${p[0]}, ${p[1]}] is not a multiple of the tile size ${tile} (vision_config.image_size)`);
     return [p[0], p[1]];
   });
   return { ...c, model_type: 'llava_next', image_grid_pinpoints: pinpoints };
