@@ -12,7 +12,9 @@
  *
  * Semantics follow HF's slow (PIL) processors, `image_processing_clip.py`,
  * `image_processing_blip.py` and `image_transforms.py`:
- * 1. `do_convert_rgb`: done by the decoder (src/io/image.ts gives RGB always).
+ * 1. `do_convert_rgb`: done by the decoder (src/io/image.ts gives RGB always), which drops
+ *    alpha as Pillow's convert('RGB') does; ChameleonImageProcessor instead blends a
+ *    transparent image onto white (`blendOnWhite`).
  * 2. resize: `shortest_edge` s keeps the aspect ratio, short side → s, long side →
  *    `int(s * long / short)` (truncated; `get_resize_output_image_size`); `{height, width}`
  *    resizes to exactly that. Resampling is Pillow's `Image.resize` (`reducing_gap=None`),
@@ -446,11 +448,26 @@ export function expandToSquare(img: RgbImage, background: readonly [number, numb
 }
 
 /**
+ * ChameleonImageProcessor's convert_to_rgb for an image with transparency: in float64,
+ * (1 − a/255)·255 + (a/255)·c, truncated to uint8 (numpy's astype), as HF computes it.
+ */
+export function blendOnWhite(img: RgbImage): RgbImage {
+  const { alpha, data } = img;
+  if (!alpha) return img;
+  const out = new Uint8Array(data.length);
+  for (let i = 0; i < alpha.length; i++) {
+    const a = alpha[i] / 255;
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.trunc((1 - a) * 255 + a * data[i * 3 + c]);
+  }
+  return { width: img.width, height: img.height, data: out };
+}
+
+/**
  * The 8-bit part of the processor: optional expand2square, resize, centre crop. This is
  * the image the model sees, before rescale and normalise (useful for figures and tests).
  */
 export function resizeAndCrop(img: RgbImage, cfg: ImageProcessorConfig, opts: PreprocessOptions = {}): RgbImage {
-  let im = img;
+  let im = cfg.processorType === 'ChameleonImageProcessor' ? blendOnWhite(img) : img;
   if (opts.padToSquare) im = expandToSquare(im, padColorFromMean(cfg.imageMean));
   if (cfg.doResize) {
     const [h, w] = 'shortestEdge' in cfg.size ? shortestEdgeSize(im.height, im.width, cfg.size.shortestEdge) : [cfg.size.height, cfg.size.width];

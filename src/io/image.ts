@@ -21,7 +21,11 @@
  * | RGBA 8 / 16 bit          | RGBA        | alpha dropped, no compositing (16: high byte)  |
  * | palette 1/2/4/8 bit      | P           | palette colour; tRNS ignored; an index past    |
  * |                          |             | the palette gives (i, i, i) like Pillow's ramp |
- * `tRNS` transparency never changes the colour. Gamma, ICC profiles and EXIF orientation
+ * `tRNS` transparency never changes the colour. Transparency is kept apart, as `alpha`,
+ * the alpha plane of Pillow's `convert('RGBA')`, for ChameleonImageProcessor (which blends
+ * onto white, src/io/image-processor.ts): the alpha channel (16 bit: high byte), a palette's
+ * tRNS entries, and an 8-bit gray/RGB tRNS colour key (alpha 0 where the pixel equals it);
+ * a key in a 16-bit or sub-byte image is ignored. Gamma, ICC profiles and EXIF orientation
  * are ignored, as HF's processors ignore them (`transformers.image_utils.load_image` does
  * apply EXIF orientation; open the file yourself in Python to compare).
  *
@@ -47,6 +51,8 @@ export interface RgbImage {
   height: number;
   /** [height, width, 3] RGB. */
   data: Uint8Array;
+  /** [height, width] alpha as Pillow's convert('RGBA') gives it; only when some pixel is below 255. */
+  alpha?: Uint8Array;
 }
 
 /** Default pixel budget: 100 megapixels. */
@@ -257,6 +263,9 @@ function decodePng(bytes: Uint8Array, name: string, header: ImageHeader & { colo
     return (byte >> (8 - depth - (bit & 7))) & ((1 << depth) - 1);
   };
   const out = new Uint8Array(n * 3);
+  const alpha = new Uint8Array(n).fill(255);
+  const done = (): RgbImage => (alpha.some((a) => a < 255) ? { width, height, data: out, alpha } : { width, height, data: out });
+  const key = png.transparency && png.transparency.length && depth === 8 && header.colorType !== 3 ? png.transparency : null;
   if (header.colorType === 3) {
     const pal = png.palette;
     if (!pal) throw new UserError(`${name}: corrupt PNG (palette image without a PLTE chunk)`);
@@ -269,10 +278,11 @@ function decodePng(bytes: Uint8Array, name: string, header: ImageHeader & { colo
           out[o] = c[0];
           out[o + 1] = c[1];
           out[o + 2] = c[2];
+          alpha[y * width + x] = c[3] ?? 255; // fast-png appends tRNS alpha to the entries
         } else out[o] = out[o + 1] = out[o + 2] = idx; // Pillow's default palette ramp
       }
     }
-    return { width, height, data: out };
+    return done();
   }
   // To 8 bits the way Pillow's PNG unpackers do.
   const to8 =
@@ -294,9 +304,12 @@ function decodePng(bytes: Uint8Array, name: string, header: ImageHeader & { colo
         out[o + 1] = to8(sample(y, s + 1));
         out[o + 2] = to8(sample(y, s + 2));
       }
+      // gray+alpha and RGBA: the last channel; the alpha channel's 16 bits keep the high byte
+      if (channels === 2 || channels === 4) alpha[y * width + x] = depth === 16 ? sample(y, s + channels - 1) >> 8 : sample(y, s + channels - 1);
+      else if (key && (channels === 1 ? sample(y, s) === key[0] : sample(y, s) === key[0] && sample(y, s + 1) === key[1] && sample(y, s + 2) === key[2])) alpha[y * width + x] = 0;
     }
   }
-  return { width, height, data: out };
+  return done();
 }
 
 function decodeJpeg(bytes: Uint8Array, name: string, info: JpegInfo): RgbImage {

@@ -10,14 +10,15 @@
  * im2col + matmul (ops/conv2d.ts), GroupNorm(32, eps 1e-6) with its SiLU fused
  * (ops/group-norm.ts), the downsample a 3×3 stride-2 conv after F.pad (0, 1, 0, 1) — one
  * zero column right and one zero row below. The attention block is one head over every
- * position with head dim = channels (ops/attention.ts, ≤ MAX_HEAD_DIM channels).
+ * position with head dim = channels: the fused kernel (ops/attention.ts) up to MAX_HEAD_DIM
+ * channels, which never holds the [h·w, h·w] scores; wider heads (the 7B's mid block: 512
+ * channels over 32×32 positions, 4 MiB of scores) materialise them — matmul, softmax, matmul.
  * Hook points:
  *   vq.latent          [h, w, embed_dim]  quant_conv's output, the quantiser's input
  *   vq.image_token_ids [h·w]              the BPE ids the image becomes (i32, row-major)
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { UserError } from '../errors.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import type { ChameleonVqConfig } from '../io/config-chameleon.ts';
 import type { ExpectedTensor } from '../io/expected-tensors.ts';
@@ -27,6 +28,8 @@ import { view } from '../ops/common.ts';
 import { conv2d, type Padding } from '../ops/conv2d.ts';
 import { add } from '../ops/elementwise.ts';
 import { groupNorm } from '../ops/group-norm.ts';
+import { linear } from '../ops/linear.ts';
+import { softmax } from '../ops/softmax.ts';
 import type { Weights } from './weights.ts';
 
 const GROUPS = 32;
@@ -118,21 +121,46 @@ class AttnBlock {
 
   static async load(w: Weights): Promise<AttnBlock> {
     const c = (n: string) => Conv2d.load(w.pp(n));
-    return new AttnBlock(await GroupNorm.load(w.pp('norm')), await c('q'), await c('k'), await c('v'), await c('proj_out'));
+    // v's weight in f32: the wide path multiplies it as the left operand (activations are f32)
+    const v = new Conv2d(await w.pp('v').getF32('weight'), await w.pp('v').get('bias'));
+    return new AttnBlock(await GroupNorm.load(w.pp('norm')), await c('q'), await c('k'), v, await c('proj_out'));
   }
 
   /** softmax(q kᵀ / √C) v over all h·w positions, one head of C channels; x + proj_out(…). */
   forward(gpu: Gpu, x: Tensor): Tensor {
     const [H, W, C] = x.shape;
     const n = this.norm.forward(gpu, x, false);
-    const hw = [H * W, 1, C];
     const q = this.q.forward(gpu, n);
     const k = this.k.forward(gpu, n);
+    const z = C <= MAX_HEAD_DIM ? this.fused(gpu, n, q, k) : this.wide(gpu, n, q, k);
+    const h = this.projOut.forward(gpu, view(z, [H, W, C]));
+    gpu.release(n, q, k, z);
+    return plus(gpu, x, h);
+  }
+
+  private fused(gpu: Gpu, n: Tensor, q: Tensor, k: Tensor): Tensor {
+    const [H, W, C] = n.shape;
+    const hw = [H * W, 1, C];
     const v = this.v.forward(gpu, n);
     const z = attention(gpu, view(q, hw), view(k, hw), view(v, hw), { causal: false });
-    const h = this.projOut.forward(gpu, view(z, [H, W, C]));
-    gpu.release(n, q, k, v, z);
-    return plus(gpu, x, h);
+    gpu.release(v);
+    return z;
+  }
+
+  /**
+   * The scores [h·w, h·w] as HF computes them (bmm, × C^−½, softmax), then P·v. The matmul
+   * takes its right operand transposed, so vᵀ = W_v·nᵀ comes straight from it, without v's
+   * bias; that bias is added to P·v instead, the same since every row of P sums to 1.
+   */
+  private wide(gpu: Gpu, n: Tensor, q: Tensor, k: Tensor): Tensor {
+    const [H, W, C] = n.shape;
+    const rows = (t: Tensor) => view(t, [H * W, C]);
+    const s = linear(gpu, rows(q), rows(k), { name: 'vq.attn_scores' });
+    const p = softmax(gpu, s, { scale: C ** -0.5 });
+    const vt = linear(gpu, view(this.v.weight, [C, C]), rows(n), { name: 'vq.attn_vt' });
+    const z = linear(gpu, p, vt, { bias: this.v.bias, name: 'vq.attn_out' });
+    gpu.release(s, p, vt);
+    return z;
   }
 }
 
@@ -224,8 +252,6 @@ export class ChameleonVQVAE {
   }
 
   static async load(w: Weights, c: ChameleonVqConfig, codeIds: readonly number[], hooks: HookPoints): Promise<ChameleonVQVAE> {
-    const widest = Math.max(...levelChannels(c).filter((l) => hasAttn(c, l.res)).map((l) => l.cout), c.attn_type === 'vanilla' ? c.base_channels * c.channel_multiplier[c.channel_multiplier.length - 1] : 0);
-    if (widest > MAX_HEAD_DIM) throw new UserError(`vq_config: the VQ encoder's attention runs over ${widest} channels; phaselens's attention kernel takes at most ${MAX_HEAD_DIM} (image input is not supported for this shape yet)`);
     const ids = w.gpu.upload(Int32Array.from(codeIds), [codeIds.length], 'vq.code_ids', 'i32');
     return new ChameleonVQVAE(c, hooks, await ChameleonVQVAEEncoder.load(w.pp('encoder'), c), await Conv2d.load(w.pp('quant_conv')), await w.get('quantize.embedding.weight'), ids);
   }
