@@ -32,6 +32,8 @@ export interface HfCase {
   swin?: boolean;
   levels?: number;
   attn?: boolean;
+  /** Chameleon: the VQ encoder's channel_multiplier (default [1, 2, 2, …]). */
+  mult?: number[];
   /** LLaVA-NeXT: the language model (hf_parity.py's docstring). */
   lm?: 'vicuna' | 'llama3' | 'mistral';
   /** LLaVA-NeXT: image_grid_pinpoints, [height, width] multiples of image_size. */
