@@ -91,6 +91,8 @@ export interface Dispatch {
 
 const TRAIL = 8; // recent dispatches quoted in error messages
 const MAX_UNIFORMS = 4096; // cached params buffers (16–32 bytes each) before the cache restarts
+const MAX_BIND_GROUPS = 8192; // cached bind groups before the cache restarts
+const MAX_POOL_BYTES = 512 * 2 ** 20; // freed buffers kept for reuse; past this they are destroyed
 
 export class Gpu {
   readonly pipelines: PipelineCache;
@@ -101,16 +103,38 @@ export class Gpu {
   readonly kernelsForced: boolean;
   /** Subgroup matrices the device was created with (GPU-class kernels, f16 and subgroups present), or null. */
   readonly subgroupMatrix: SubgroupMatrix | null;
-  /** Bytes in live tensors created through this context, and the peak. */
+  /** Buffers and bind groups created so far (a steady decode step creates none of either). */
+  readonly created = { buffers: 0, bindGroups: 0 };
+  /** Bytes in live tensors created through this context, and the peak (with the pool's). */
   allocated = 0;
   peakAllocated = 0;
 
   private encoder?: GPUCommandEncoder;
   private scopes: Promise<void>[] = [];
-  private trail: string[] = [];
+  /** The last dispatches, described only when an error quotes them. */
+  private trail: Dispatch[] = [];
   private uniforms = new Map<string, GPUBuffer>();
+  /** Uniform buffers to destroy, and tensor buffers to pool, once the open encoder is submitted. */
   private doomed: GPUBuffer[] = [];
+  private freed: GPUBuffer[] = [];
   private released = new WeakSet<GPUBuffer>();
+  /**
+   * Freed tensor buffers by size, reused by `tensor(..., { fullyWritten: true })` so that a
+   * decode step creates no buffers once the first step has run (bytes: `pooledBytes`).
+   */
+  private pool = new Map<number, GPUBuffer[]>();
+  private pooledBytes = 0;
+  /** Buffers `tensor()` made (their usage is known); others, such as streamed weights, are destroyed when freed. */
+  private own = new WeakSet<GPUBuffer>();
+  /**
+   * Each hand-out of a buffer, and the hand-out each tensor got: releasing a tensor whose
+   * buffer has since been handed to another (a second release of a stale tensor) does nothing.
+   */
+  private leases = new WeakMap<object, number>();
+  /** Bind groups by (pipeline, params buffer, storage buffers): the same every step. */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private ids = new WeakMap<object, number>();
+  private nextId = 1;
   /** Pipelines dispatched at least once: a pipeline's first dispatch is profiled apart (it may include compilation). */
   private dispatched = new WeakSet<GPUComputePipeline>();
   private lost?: string;
@@ -179,8 +203,12 @@ export class Gpu {
 
   // ---- tensors -------------------------------------------------------------------------
 
-  /** An uninitialised (zeroed) tensor. Refuses sizes the device cannot bind. */
-  tensor(shape: readonly number[], dtype: DType, name: string): Tensor {
+  /**
+   * A zeroed tensor; with `fullyWritten` (the op's kernel writes every element before
+   * anything reads it) a pooled buffer of the same size is reused as it is, not zeroed.
+   * Refuses sizes the device cannot bind.
+   */
+  tensor(shape: readonly number[], dtype: DType, name: string, opts: { fullyWritten?: boolean } = {}): Tensor {
     const size = byteSize(shape, dtype);
     const limit = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
     if (size > limit) {
@@ -190,14 +218,23 @@ export class Gpu {
       );
     }
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new GpuError(`tensor ${name}: bad shape [${shape.join(', ')}]`);
-    const buffer = this.device.createBuffer({
-      label: name,
-      size: Math.max(16, Math.ceil(size / 16) * 16),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
+    const bytes = Math.max(16, Math.ceil(size / 16) * 16);
+    // oldest first: a step that frees in the same order as the last gets the same buffers, so its bind groups are cached
+    let buffer = opts.fullyWritten ? this.pool.get(bytes)?.shift() : undefined;
+    if (buffer) {
+      this.pooledBytes -= bytes;
+      this.released.delete(buffer);
+      this.leases.set(buffer, (this.leases.get(buffer) ?? 0) + 1);
+    } else {
+      buffer = this.device.createBuffer({ label: name, size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      this.created.buffers++;
+      this.own.add(buffer);
+    }
     this.allocated += buffer.size;
-    this.peakAllocated = Math.max(this.peakAllocated, this.allocated);
-    return new Tensor(buffer, shape, dtype, name);
+    this.peakAllocated = Math.max(this.peakAllocated, this.allocated + this.pooledBytes);
+    const t = new Tensor(buffer, shape, dtype, name);
+    this.leases.set(t, this.leases.get(buffer) ?? 0);
+    return t;
   }
 
   /** Uploads host data. For dtype 'f16' pass the raw half bits (Uint16Array). */
@@ -220,17 +257,29 @@ export class Gpu {
   }
 
   /**
-   * Frees tensors. Work already recorded may still read them, so the buffers are destroyed
-   * right after the next submit (WebGPU allows destroying a buffer once its use is submitted).
+   * Frees tensors. Work already recorded may still read them, so their buffers go to the
+   * pool (or are destroyed, past MAX_POOL_BYTES) only after the next submit: a later
+   * submission that reuses one runs after every use recorded before (queue order), and no
+   * `queue.writeBuffer` can reach it before the work that read it.
    */
   release(...ts: (Tensor | undefined)[]): void {
     for (const t of ts) {
       if (!t || this.released.has(t.buffer)) continue;
+      const lease = this.leases.get(t);
+      if (lease !== undefined && lease !== (this.leases.get(t.buffer) ?? 0)) continue; // stale: the buffer is another tensor's now
       this.released.add(t.buffer);
       this.allocated -= t.buffer.size;
-      if (this.encoder) this.doomed.push(t.buffer);
-      else t.buffer.destroy();
+      if (this.encoder) this.freed.push(t.buffer);
+      else this.toPool(t.buffer);
     }
+  }
+
+  private toPool(b: GPUBuffer): void {
+    if (!this.own.has(b) || this.pooledBytes + b.size > MAX_POOL_BYTES) return b.destroy();
+    const list = this.pool.get(b.size) ?? [];
+    list.push(b);
+    this.pool.set(b.size, list);
+    this.pooledBytes += b.size;
   }
 
   /**
@@ -282,34 +331,31 @@ export class Gpu {
 
   // ---- dispatch ------------------------------------------------------------------------
 
+  /**
+   * Records one dispatch into the open encoder. Its errors are caught by the submission's
+   * error scope (opened with the encoder, closed at `flush`) and quote the last dispatches.
+   */
   dispatch(d: Dispatch): void {
     this.checkAlive();
     if (this.profiler?.full) this.flush();
-    const desc = `${d.kernel} (${d.shapes}) buffers ${d.bindings.filter(Boolean).join(' ')}`;
     const [x, y = 1, z = 1] = d.workgroups;
     const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxDim || y > maxDim || z > maxDim) throw new GpuError(`${desc}: workgroup grid ${x}×${y}×${z} exceeds the device limit ${maxDim} per dimension`);
+    if (x > maxDim || y > maxDim || z > maxDim) throw new GpuError(`${describe(d)}: workgroup grid ${x}×${y}×${z} exceeds the device limit ${maxDim} per dimension`);
     if (x * y * z === 0) return;
-    this.trail.push(desc);
+    this.trail.push(d);
     if (this.trail.length > TRAIL) this.trail.shift();
 
-    this.device.pushErrorScope('validation');
+    const enc = this.enc();
     const pipeline = this.pipelines.get(d.pipeline);
-    const entries: GPUBindGroupEntry[] = [];
-    if (d.params) entries.push({ binding: 0, resource: { buffer: this.uniform(d.params.values, d.params.types) } });
-    d.bindings.forEach((t, i) => {
-      if (t) entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
-    });
-    const bindGroup = this.device.createBindGroup({ label: desc, layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.bindGroup(pipeline, d);
     const first = !this.dispatched.has(pipeline);
     this.dispatched.add(pipeline);
     const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0, first, tensorCores: d.tensorCores });
-    const pass = this.enc().beginComputePass({ label: desc, timestampWrites });
+    const pass = enc.beginComputePass({ timestampWrites });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
-    this.scopes.push(this.scopeError(desc));
     if (this.profiler && !this.profiler.timestamps) this.flush(); // host timing: one dispatch per submit
   }
 
@@ -321,24 +367,25 @@ export class Gpu {
     return [Math.ceil(n / y), y];
   }
 
-  /** Submits everything recorded so far (does not wait). */
+  /** Submits everything recorded so far (does not wait) and closes the submission's error scope. */
   flush(): void {
     if (!this.encoder) return;
     const enc = this.encoder;
     this.encoder = undefined;
     const done = this.profiler?.beforeSubmit(enc);
     this.device.pushErrorScope('out-of-memory');
-    this.device.pushErrorScope('validation');
     this.device.queue.submit([enc.finish()]);
     for (const b of this.doomed) b.destroy();
     this.doomed = [];
+    for (const b of this.freed) this.toPool(b);
+    this.freed = [];
     const recent = this.trail.slice();
-    const validation = this.device.popErrorScope();
     const oom = this.device.popErrorScope();
+    const validation = this.device.popErrorScope(); // opened by enc()
     this.scopes.push(
       Promise.all([validation, oom]).then(([v, o]) => {
         const e = v ?? o;
-        if (e) throw new GpuError(`${o && !v ? 'out of GPU memory' : 'GPU validation error'} at submit: ${e.message}\nrecent dispatches:\n  ${recent.join('\n  ')}`);
+        if (e) throw new GpuError(`${o && !v ? 'out of GPU memory' : 'GPU validation error'}: ${e.message}\nin the submission of these dispatches (the last ${TRAIL}):\n  ${recent.map(describe).join('\n  ')}`);
       }),
     );
     done?.();
@@ -361,14 +408,45 @@ export class Gpu {
   destroy(): void {
     for (const b of this.uniforms.values()) b.destroy();
     this.uniforms.clear();
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.bindGroups.clear();
     this.device.destroy();
   }
 
   // ---- internals -----------------------------------------------------------------------
 
+  /** The open encoder; a new one opens the submission's validation error scope. */
   private enc(): GPUCommandEncoder {
-    this.encoder ??= this.device.createCommandEncoder();
+    if (!this.encoder) {
+      this.device.pushErrorScope('validation');
+      this.encoder = this.device.createCommandEncoder();
+    }
     return this.encoder;
+  }
+
+  private id(o: object): number {
+    let i = this.ids.get(o);
+    if (i === undefined) this.ids.set(o, (i = this.nextId++));
+    return i;
+  }
+
+  /** The dispatch's bind group, made once per (pipeline, params buffer, storage buffers). */
+  private bindGroup(pipeline: GPUComputePipeline, d: Dispatch): GPUBindGroup {
+    const params = d.params ? this.uniform(d.params.values, d.params.types) : undefined;
+    const key = `${this.id(pipeline)}:${params ? this.id(params) : 0}:${d.bindings.map((t) => (t ? this.id(t.buffer) : 0)).join(',')}`;
+    let g = this.bindGroups.get(key);
+    if (g) return g;
+    if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+    const entries: GPUBindGroupEntry[] = [];
+    if (params) entries.push({ binding: 0, resource: { buffer: params } });
+    d.bindings.forEach((t, i) => {
+      if (t) entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
+    });
+    g = this.device.createBindGroup({ label: d.kernel, layout: pipeline.getBindGroupLayout(0), entries });
+    this.created.bindGroups++;
+    this.bindGroups.set(key, g);
+    return g;
   }
 
   /** Uniform buffers are immutable and cached by content: most are the same every layer. */
@@ -399,16 +477,15 @@ export class Gpu {
     return b;
   }
 
-  private scopeError(desc: string): Promise<void> {
-    return this.device.popErrorScope().then((e) => {
-      if (e) throw new GpuError(`GPU validation error in ${desc}: ${e.message}`);
-    });
-  }
-
   private checkAlive(): void {
-    if (this.lost !== undefined) throw new GpuError(`GPU device lost (${this.lost}); last dispatches:\n  ${this.trail.join('\n  ')}`);
-    if (this.uncaptured !== undefined) throw new GpuError(`GPU error: ${this.uncaptured}; last dispatches:\n  ${this.trail.join('\n  ')}`);
+    if (this.lost !== undefined) throw new GpuError(`GPU device lost (${this.lost}); last dispatches:\n  ${this.trail.map(describe).join('\n  ')}`);
+    if (this.uncaptured !== undefined) throw new GpuError(`GPU error: ${this.uncaptured}; last dispatches:\n  ${this.trail.map(describe).join('\n  ')}`);
   }
+}
+
+/** A dispatch for error messages: kernel, shapes and buffers. */
+function describe(d: Dispatch): string {
+  return `${d.kernel} (${d.shapes}) buffers ${d.bindings.filter(Boolean).join(' ')}`;
 }
 
 export function fmtBytes(n: number): string {

@@ -50,7 +50,7 @@ export function elementwise(gpu: Gpu, op: UnaryOp | BinaryOp, a: Tensor, b: Tens
     }
     if (opts.inPlace && b.buffer === a.buffer) throw new GpuError(`${op}: in place needs b to be another buffer than a (${a})`);
   } else if (b) throw new GpuError(`${op}: takes one operand, got ${b} too`);
-  const y = opts.inPlace ? a : gpu.tensor(a.shape, 'f32', opts.name ?? `${op}(${a.name}${b ? ', ' + b.name : ''})`);
+  const y = opts.inPlace ? a : gpu.tensor(a.shape, 'f32', opts.name ?? `${op}(${a.name}${b ? ', ' + b.name : ''})`, { fullyWritten: true });
   gpu.dispatch({
     kernel: op,
     pipeline: { shader: 'elementwise.wgsl', defines: { OP: spec.expr, BINARY: spec.binary, IN_PLACE: !!opts.inPlace }, constants: { WG } },

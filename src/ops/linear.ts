@@ -135,7 +135,8 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   const refusal = kernelRefusal(gpu, kernel, M, w.dtype);
   if (refusal) throw new GpuError(`linear: ${refusal}`);
   const outShape = [...x.shape.slice(0, -1), N];
-  const y = gpu.tensor(outShape, 'f32', opts.name ?? `${x.name}@${w.name}`);
+  // every variant stores every in-range output on its first pass over K
+  const y = gpu.tensor(outShape, 'f32', opts.name ?? `${x.name}@${w.name}`, { fullyWritten: true });
   if (M === 0) return y; // no rows: nothing to dispatch
   const wf16 = w.dtype === 'f16';
   const defines = {

@@ -142,6 +142,7 @@ export async function checkKernel(
  */
 async function runScoped(gpu: Gpu, setup: () => { inputs: (Tensor | undefined)[]; run: () => Tensor }): Promise<Float32Array | string> {
   const d = gpu.device;
+  gpu.flush(); // no submission's scope open below ours
   d.pushErrorScope('out-of-memory');
   d.pushErrorScope('internal');
   d.pushErrorScope('validation');
