@@ -75,7 +75,7 @@ describe('instructblip config', () => {
 
 describe('refused configs', () => {
   it('unsupported model_type lists the supported ones', () => {
-    expect(refuse({ model_type: 'llava_onevision' })).toMatch(/cfg\/config\.json: model_type "llava_onevision" is not supported \(supported: llava, llava_next, instructblip\)/);
+    expect(refuse({ model_type: 'llava_onevision' })).toMatch(/cfg\/config\.json: model_type "llava_onevision" is not supported \(supported: llava, llava_next, instructblip, chameleon\)/);
     expect(refuse({})).toMatch(/model_type undefined is not supported/);
   });
 
