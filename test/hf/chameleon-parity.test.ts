@@ -11,6 +11,9 @@
  * What is compared, and how close it must be:
  * - `input_ids` (ChameleonProcessor's: prompt + sep, <image> written out between
  *   start- and end-of-image, BOS) and `pixel_values` (LANCZOS, × 0.0078 − 1) exactly.
+ *   A PNG is decoded by phaselens (its RGB must equal Pillow's convert('RGB')); the RGBA
+ *   case's partial transparency then goes through our blend onto white, HF's through its
+ *   processor's convert_to_rgb. A JPEG's pixels come from HF (jpeg-js's IDCT differs by ±1).
  * - `image_token_ids` (VQ encoder → quant_conv → codebook argmin → vocabulary_map)
  *   exactly, and the image must use ≥ MIN_CODES distinct codes (a broken encoder that maps
  *   everything to one codeword would otherwise pass).
@@ -25,6 +28,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RgbImage } from '../../src/io/image.ts';
+import { readImageFile } from '../../src/io/load-node.ts';
 import { generate } from '../../src/models/generate.ts';
 import type { Vlm, VlmInput } from '../../src/models/vlm.ts';
 import { dumpActivations, type HostTensor } from '../../src/probes/dump.ts';
@@ -39,6 +43,8 @@ const MIN_CODES = 4;
 const FLT_MIN = -3.4028234663852886e38;
 const PNG = 'test/fixtures/images/000000039769.png';
 const JPG = 'test/fixtures/images/000000011813.jpg';
+/** 40×30 RGBA: alpha 0 left of x = 11, a ramp to 255 at x = 30, the bottom 6 rows opaque. */
+const RGBA = 'test/fixtures/images/000000039769-rgba.png';
 
 const base = { family: 'chameleon' as const, layout: 'hub' as const, new_tokens: NEW_TOKENS, topk: 5 };
 const CASES: HfCase[] = [
@@ -46,6 +52,9 @@ const CASES: HfCase[] = [
   { ...base, name: 'chameleon-f32', dtype: 'float32', gqa: false, swin: false, levels: 2, attn: true, image_size: 16, resize: 16, seed: 11, image: PNG, prompt: '<image>What is shown in this image?' },
   // swin_norm, GQA, bf16 weights, 3 levels (32 px crop of a 40 px resize → 64 tokens), text around the image
   { ...base, name: 'chameleon-swin-gqa-bf16', dtype: 'bfloat16', gqa: true, swin: true, levels: 3, attn: false, image_size: 32, resize: 40, seed: 12, image: JPG, prompt: 'Look: <image> Describe the picture.' },
+  // the mid block's attention 160 channels wide (channel_multiplier [1, 5]) over 12×12 = 144
+  // positions (neither a multiple of the matmul's tiles), an RGBA image with partial transparency
+  { ...base, name: 'chameleon-wide-rgba', dtype: 'float32', gqa: false, swin: false, levels: 2, attn: false, mult: [1, 5], image_size: 24, resize: 30, seed: 13, image: RGBA, prompt: '<image>What is shown in this image?' },
 ];
 
 let root: string;
@@ -54,7 +63,7 @@ beforeAll(async () => {
 }, 600_000);
 
 for (const c of CASES) {
-  describe(`HF transformers parity: ${c.name} (chameleon, ${c.dtype}${c.gqa ? ', GQA' : ''}${c.swin ? ', swin_norm' : ''}, ${c.levels} VQ levels)`, () => {
+  describe(`HF transformers parity: ${c.name} (chameleon, ${c.dtype}${c.gqa ? ', GQA' : ''}${c.swin ? ', swin_norm' : ''}, ${c.levels} VQ levels${c.mult ? `, channels × ${c.mult}` : ''})`, () => {
     let m: Vlm;
     let x: VlmInput;
     let ours: Map<string, HostTensor>;
@@ -66,7 +75,10 @@ for (const c of CASES) {
       hf = (await readRefSafetensors(join(dir, 'hf.safetensors'))).tensors;
       info = JSON.parse(readFileSync(join(dir, 'hf.json'), 'utf8'));
       const [height, width] = hf.get('image_rgb')!.shape;
-      const rgb: RgbImage = { width, height, data: hf.get('image_rgb')!.data as Uint8Array };
+      const pillow: RgbImage = { width, height, data: hf.get('image_rgb')!.data as Uint8Array };
+      const rgb = c.image.endsWith('.png') ? readImageFile(c.image) : pillow;
+      expect(rgb.data).toEqual(pillow.data);
+      expect(!!rgb.alpha).toBe(c.image === RGBA);
       const gpu = await getGpu();
       m = await loadDir(gpu, join(dir, 'model'));
       x = m.prepare({ prompt: c.prompt }, rgb);

@@ -4,7 +4,10 @@ written by transformers, and what transformers computes on it.
 Case keys besides hf_parity.py's common ones (name, dtype, gqa, image_size = the crop, resize
 = the shortest edge, seed, image, prompt, new_tokens): swin (swin_norm), levels (the VQ
 encoder's resolution levels: downsampling by 2^(levels-1)), attn (attn_resolutions holds the
-image size, so level 0 has attention blocks too).
+image size, so level 0 has attention blocks too), mult (channel_multiplier, default (1, 2, 2, …);
+(1, 5) makes the mid block's attention 160 channels wide, past the fused attention kernel's 128).
+The image goes to the processor as opened (an RGBA PNG stays RGBA, so the processor's
+convert_to_rgb blends it onto white); image_rgb is Pillow's convert('RGB') of it.
 
 No Chameleon tokenizer is at hand (/work/shared/assets has none; the hub is unreachable), so
 the checkpoint's tokenizer is a tiny byte-level BPE trained here with `tokenizers` on a few
@@ -63,7 +66,7 @@ def make(tr, c, tok):
         vocab[image_token_name(k)] = base + k
     levels = c["levels"]
     vq = dict(embed_dim=8, num_embeddings=CODES, latent_channels=8, resolution=c["image_size"], in_channels=3, base_channels=32,
-              channel_multiplier=[1] + [2] * (levels - 1), num_res_blocks=2, attn_resolutions=[c["image_size"]] if c.get("attn") else None,
+              channel_multiplier=c.get("mult") or [1] + [2] * (levels - 1), num_res_blocks=2, attn_resolutions=[c["image_size"]] if c.get("attn") else None,
               attn_type="vanilla", double_latent=False)
     return tr.ChameleonConfig(vocab_size=base + CODES, hidden_size=64, intermediate_size=107, num_hidden_layers=3, num_attention_heads=4,
                               num_key_value_heads=2 if c["gqa"] else 4, max_position_embeddings=4096, rms_norm_eps=1e-5,
@@ -91,8 +94,9 @@ def case(tr, c, d, randomize, dtypes):
     proc.save_pretrained(d)
 
     model = tr.ChameleonForConditionalGeneration.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
-    image = Image.open(c["image"]).convert("RGB")
-    x = proc(images=image, text=c["prompt"], return_tensors="pt")
+    opened = Image.open(c["image"])
+    image = opened.convert("RGB")
+    x = proc(images=opened, text=c["prompt"], return_tensors="pt")
     pre = {}
     handle = model.model.norm.register_forward_hook(lambda _m, inp, _o: pre.__setitem__("v", inp[0]))
     out = model(**x, output_hidden_states=True, use_cache=False, return_dict=True)
