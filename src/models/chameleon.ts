@@ -94,7 +94,11 @@ export function chameleonFiles(c: OpenedCheckpoint, cfg: ChameleonConfig): VlmFi
       if (pixels && (at.length !== n || at[n - 1] - at[0] !== n - 1)) throw new UserError(`the prompt has ${at.length} <image> tokens; one image is ${n} in a row (one "<image>" in a prompt expands to them)`);
       checkContext(ids, cfg.text_config);
       const span: [number, number] = pixels ? [at[0], at[0] + n] : [0, 0];
-      return { ids, pixels, groups: positionGroups(ids, span, c.tokenizer?.bosId ?? cfg.text_config.bos_token_id) };
+      // the sentinels around the placeholders, where they hold them (--input-ids may not)
+      const sentinel = (i: number, t: string) => (pixels && c.tokenizer && ids[i] === c.tokenizer.tryTokenId(t) ? i : null);
+      const imageStart = sentinel(span[0] - 1, IMAGE_START);
+      const imageEnd = sentinel(span[1], IMAGE_END);
+      return { ids, pixels, groups: positionGroups(ids, span, c.tokenizer?.bosId ?? cfg.text_config.bos_token_id, { imageStart, imageEnd }) };
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };

@@ -62,14 +62,14 @@ export function positionGroups(
   ids: readonly number[],
   image: [number, number],
   bosId: number | null,
-  extra: Partial<Pick<PositionGroups, 'question' | 'grids' | 'newlines' | 'objectBox'>> = {},
+  extra: Partial<Pick<PositionGroups, 'question' | 'grids' | 'newlines' | 'objectBox' | 'imageStart' | 'imageEnd'>> = {},
 ): PositionGroups {
   const text = ids.map((_, i) => i).filter((i) => i < image[0] || i >= image[1]);
   const first = text[0];
   const bos = bosId !== null && first !== undefined && ids[first] === bosId ? first : null;
   const grids = extra.grids ?? [];
   const grid = grids.length ? { rows: grids[0].rows, cols: grids[0].cols, first: grids[0].first } : null;
-  return { image, text, bos, last: ids.length - 1, question: extra.question ?? null, grid, grids, newlines: extra.newlines ?? [], objectBox: extra.objectBox ?? null };
+  return { image, text, bos, last: ids.length - 1, question: extra.question ?? null, grid, grids, newlines: extra.newlines ?? [], objectBox: extra.objectBox ?? null, imageStart: extra.imageStart ?? null, imageEnd: extra.imageEnd ?? null };
 }
 
 /**

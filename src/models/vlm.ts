@@ -127,6 +127,10 @@ export interface PositionGroups {
   grids: PatchGrid[];
   /** The image_newline positions (LLaVA-NeXT): visual tokens that show no patch. */
   newlines: number[];
+  /** Where the family's start-of-image token sits (Chameleon's `<racm3:break>`), or null when it has none. */
+  imageStart: number | null;
+  /** Where the family's end-of-image token sits (Chameleon's `<eoss>`, the narrow-gate study's gate), or null when it has none. */
+  imageEnd: number | null;
   /** `--object-box` / a data set's `box`, checked against the image: the `object` group. */
   objectBox: Box | null;
 }
