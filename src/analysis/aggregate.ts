@@ -11,6 +11,7 @@
  *   - norm attention: `norm_attention.layer[l]` is decoder layer l (0-based, L entries), i.e. the
  *     attention that reads hidden_states[l]. Its image share for one image is
  *       share(l) = Σ_{j ∈ image span} a_l(j) / Σ_{all keys j} a_l(j)
+ *     (with `--visual-tokens patches` the image_newline keys count in the denominator only)
  *     with a_l(j) = ‖Σ_h α^h_{qj} f^h(x_j)‖ for the query q (default: the last token);
  *     the query itself and BOS count as keys. The aggregate is the mean of the per-image shares.
  *   - aggregate heatmap (`norm_attention_map`): the element-wise mean of the per-image
@@ -35,7 +36,8 @@ export interface ImageMetrics {
   image: string;
   options: { dtype?: string; drop_bos?: boolean; query?: number | string; k?: number; [key: string]: unknown };
   phaselens_version?: string;
-  tokens: { seq: number; image: [number, number]; text: number[]; visual?: string };
+  /** `newlines`, `n_visual`: absent in results written before --visual-tokens. */
+  tokens: { seq: number; image: [number, number]; newlines?: number[]; n_visual?: number; text: number[]; visual?: string };
   contextualization: {
     inter: number[];
     intra_image: number[];
@@ -149,14 +151,15 @@ function perLayer(curves: readonly (readonly (number | null)[])[], length: numbe
   return Array.from({ length }, (_, l) => stat(curves.map((c) => c[l])));
 }
 
-/** share(l) = Σ_{image keys} a / Σ_{all keys} a, per decoder layer; null where the row sums to 0. */
-export function imageShare(layer: readonly (readonly number[])[], span: readonly [number, number]): (number | null)[] {
+/** share(l) = Σ_{image keys} a / Σ_{all keys} a, per decoder layer; null where the row sums to 0. `skip`: image positions that are no visual tokens. */
+export function imageShare(layer: readonly (readonly number[])[], span: readonly [number, number], skip: readonly number[] = []): (number | null)[] {
+  const out = new Set(skip);
   return layer.map((row) => {
     let all = 0;
     let img = 0;
     for (let j = 0; j < row.length; j++) {
       all += row[j];
-      if (j >= span[0] && j < span[1]) img += row[j];
+      if (j >= span[0] && j < span[1] && !out.has(j)) img += row[j];
     }
     return all > 0 ? img / all : null;
   });
@@ -224,7 +227,7 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
       positions: canonicalSpec(c!.positions, nVisual),
       n_positions: c!.positions.length,
       n_visual: nVisual,
-      full: c!.layers.length === L1 && c!.positions.length === nVisual,
+      full: c!.layers.length === L1 && c!.positions.length === (f.tokens.n_visual ?? nVisual),
       same: withLens.every((x) => key(x.c!) === key(c!)),
     };
   }
@@ -247,7 +250,7 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
     recall: withRecall.length ? perLayer(withRecall.map((m) => m.recall!), L1) : null,
     logit_lens: lens,
     norm_attention_layers: Array.from({ length: Math.max(L, 0) }, (_, l) => l),
-    norm_attention_image_share: withNa.length ? perLayer(withNa.map((m) => imageShare(m.norm_attention!.layer, m.tokens.image)), L) : null,
+    norm_attention_image_share: withNa.length ? perLayer(withNa.map((m) => imageShare(m.norm_attention!.layer, m.tokens.image, m.options.visual_tokens === 'patches' ? m.tokens.newlines : [])), L) : null,
     norm_attention_map: map,
     phases,
     conventions: CONVENTIONS,

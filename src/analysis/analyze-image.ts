@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import type { RgbImage } from '../io/image.ts';
-import type { PromptSpec, Vlm } from '../models/vlm.ts';
+import type { Capabilities, PromptSpec, Vlm } from '../models/vlm.ts';
 import { contextualizationProbe } from '../probes/contextualization.ts';
 import type { HookFn, NameFilter } from '../hooks/hooks.ts';
 import { logitLensProbe } from '../probes/logit-lens.ts';
@@ -17,12 +17,23 @@ import { segmentPhases } from './phases.ts';
 import { DEFAULT_WORDS, logitLensRecall, type WordOptions } from './recall.ts';
 import { canonicalSpec, resolveLens, type LensSpecs } from './lens-spec.ts';
 
+/**
+ * Which image-feature positions count as visual tokens: `all` (every position the image
+ * features fill, LLaVA-NeXT's image_newline tokens included) or `patches` (the newlines
+ * left out; on LLaVA-1.5 the same set as `all`). Families whose visual tokens are no patches
+ * (InstructBLIP's query outputs, Chameleon's VQ codes) refuse `patches`.
+ */
+export type VisualTokenSet = 'all' | 'patches';
+export const VISUAL_TOKEN_SETS: readonly VisualTokenSet[] = ['all', 'patches'];
+
 /** The question `analyze` asks when none is given, put in the family's usual form by `promptFor`. */
 export const DEFAULT_PROMPT = 'Describe the image.';
 
 export interface AnalyzeOptions extends LensSpecs {
   prompt: PromptSpec;
   dropBos: boolean;
+  /** Default `all`. */
+  visualTokens?: VisualTokenSet;
   /** Query position for norm-based attention (default: the last token). */
   query?: number;
   topk: number;
@@ -48,11 +59,19 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
   const query = o.query ?? groups.last;
   if (!Number.isInteger(query) || query < 0 || query >= seq) throw new UserError(`--query ${query} is outside the sequence (0..${seq - 1})`);
 
+  const set = o.visualTokens ?? 'all';
+  checkVisualTokens(set, m.capabilities);
+  // visual tokens counted from the first image position; `patches` leaves the newlines out
+  const newline = new Set(set === 'patches' ? groups.newlines.map((p) => p - groups.image[0]) : []);
+  const nVisual = groups.image[1] - groups.image[0];
+  const visual = Array.from({ length: nVisual }, (_, p) => p).filter((p) => !newline.has(p));
+
   const lm = m.languageModel;
   const L = lm.cfg.num_hidden_layers;
-  const ctx = contextualizationProbe(gpu, L, groups.image, text);
-  const nVisual = groups.image[1] - groups.image[0];
-  const cover = resolveLens(o, L, nVisual);
+  const ctx = contextualizationProbe(gpu, L, visual.map((p) => groups.image[0] + p), text);
+  const lensAsked = resolveLens(o, L, nVisual);
+  const positions = lensAsked.positions.filter((p) => !newline.has(p));
+  const cover = positions.length ? { layers: lensAsked.layers, positions } : { layers: [], positions: [] };
   const lens = logitLensProbe(gpu, lm, groups.image, o.topk, cover);
   const attn = normAttentionProbe(gpu, lm, query);
   const finite = finiteProbe(gpu, m.hooks);
@@ -85,6 +104,7 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
       weight_dtypes: m.weightDtypes,
       compute: 'f32 activations, f32 accumulation',
       drop_bos: o.dropBos,
+      visual_tokens: set,
       query,
       k: o.topk,
       lens_layers: canonicalSpec(cover.layers, L + 1),
@@ -98,13 +118,29 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
       hidden_states: 'HF output_hidden_states: 0 = input embeddings, l = output of decoder layer l, L = after the final norm',
       recall_words: { min_length: words.minLength, lowercase: words.lowercase, stop_words: words.stopWords.size },
     },
-    tokens: { seq, image: groups.image, text, bos: groups.bos, ids: x.ids, ...(x.qformerIds ? { qformer_ids: x.qformerIds } : {}), visual: m.visualTokens },
+    tokens: {
+      seq,
+      image: groups.image,
+      newlines: groups.newlines,
+      n_visual: visual.length,
+      text,
+      bos: groups.bos,
+      ids: x.ids,
+      ...(x.qformerIds ? { qformer_ids: x.qformerIds } : {}),
+      visual: m.visualTokens,
+    },
     contextualization,
     norm_attention,
     logit_lens,
     ...(recall ? { recall } : {}),
     phases: { boundaries: phases.boundaries, labels: phases.labels, directions: phases.directions },
   };
+}
+
+/** `--visual-tokens patches` needs visual tokens that are patches. */
+export function checkVisualTokens(set: string, caps: Capabilities): asserts set is VisualTokenSet {
+  if (!VISUAL_TOKEN_SETS.includes(set as VisualTokenSet)) throw new UserError(`--visual-tokens must be one of ${VISUAL_TOKEN_SETS.join(', ')}, not "${set}"`);
+  if (set === 'patches' && !caps.patchGrid) throw new UserError('--visual-tokens patches: this family\'s visual tokens are not image patches (they have no patch grid); use all');
 }
 
 /** The vocabulary piece of an lm_head row; rows past the tokenizer (LLaVA pads 32002 → 32064) have none. */

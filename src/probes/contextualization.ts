@@ -15,11 +15,11 @@ export interface ContextualizationResult {
   last_layer_prenorm: ContextScalars;
 }
 
-/** image: [start, end) of the visual tokens; text: every other position kept (BOS or not). */
-export function contextualizationProbe(gpu: Gpu, L: number, image: [number, number], text: number[]) {
+/** image: the visual tokens' positions (analyze's --visual-tokens set); text: every other position kept (BOS or not). */
+export function contextualizationProbe(gpu: Gpu, L: number, image: readonly number[], text: readonly number[]) {
   const rowOf = hiddenStateIndex(L);
   rowOf.set(prenormHook(L), L + 1);
-  const sets = contextSets(gpu, { start: image[0], end: image[1] }, text);
+  const sets = contextSets(gpu, image, text);
   const out = contextResult(gpu, L + 2);
   const hook: HookFn = (h, name) => {
     contextualization(gpu, h, sets, out, rowOf.get(name)!);

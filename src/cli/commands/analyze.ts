@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { analyze, selectItems } from '../../pipeline/analyze.ts';
-import { DEFAULT_PROMPT } from '../../analysis/analyze-image.ts';
+import { checkVisualTokens, DEFAULT_PROMPT, VISUAL_TOKEN_SETS, type VisualTokenSet } from '../../analysis/analyze-image.ts';
 import { LENS_SPEC_HELP, resolveLens } from '../../analysis/lens-spec.ts';
 import { checkSmoothWindow } from '../../analysis/phases.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
@@ -23,6 +23,7 @@ interface Options extends GpuCliOptions, PromptOptions {
   shard?: string;
   shards?: string;
   dropBos: boolean;
+  visualTokens: string;
   topk: string;
   lensLayers: string;
   lensPositions: string;
@@ -43,6 +44,7 @@ export function register(program: Command): void {
       .option('--limit <n>', 'analyse a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0')
       .option('--drop-bos', 'leave BOS out of the text token set', false)
+      .option('--visual-tokens <set>', `${VISUAL_TOKEN_SETS.join(' | ')}: whether LLaVA-NeXT's image_newline tokens count as visual tokens (patches: left out of the image set, the LogitLens and the image share; on LLaVA-1.5 the same as all; refused where the visual tokens are no patches)`, 'all')
       .option('--topk <k>', 'LogitLens top-k per visual token', '5')
       .option('--lens-layers <spec>', `hidden-state indices 0..L the LogitLens runs on (0 = embeddings, L = after the final norm): ${LENS_SPEC_HELP}; e.g. 0,8,16-32`, 'all')
       .option('--lens-positions <spec>', `visual tokens the LogitLens runs on, counted from the first one (0..575 on LLaVA-1.5, 0..31 on InstructBLIP): ${LENS_SPEC_HELP}; e.g. 0-287 or ::4`, 'all')
@@ -61,6 +63,7 @@ export function register(program: Command): void {
     const shard = shardOf(o);
     const selection = selectItems({ data: o.data, limit, seed, shard });
     const { files, checked: prompt } = await openChecked(o.model, (f) => {
+      checkVisualTokens(o.visualTokens, f.capabilities);
       const p = promptSpec(o);
       if (p.inputIds === undefined && p.prompt === undefined) p.prompt = f.promptFor(DEFAULT_PROMPT, o.chat);
       // the prompt does not depend on the image: check it once, on a stand-in, before any weight loads
@@ -72,7 +75,7 @@ export function register(program: Command): void {
     });
     const gpu = await openGpu(o);
     const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
-    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, topk, lensLayers: o.lensLayers, lensPositions: o.lensPositions, query, smooth, padToSquare: o.padToSquare }, selection);
+    const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, visualTokens: o.visualTokens as VisualTokenSet, topk, lensLayers: o.lensLayers, lensPositions: o.lensPositions, query, smooth, padToSquare: o.padToSquare }, selection);
     reportRun(r.summary, o.out, r.report, 'analysed');
     await finishProfile(gpu, o);
   });
