@@ -95,22 +95,10 @@ export function contextualization(gpu: Gpu, h: Tensor, sets: ContextSets, out?: 
   const { m, n } = sets;
   const total = m + n;
   const chunks = Math.max(1, Math.ceil(Math.max(m, n) / CHUNK));
-  const inv = gpu.tensor([Math.max(1, total)], 'f32', 'contextualization.inv_norm');
+  const inv = inverseNorms(gpu, h, sets);
   const part = gpu.tensor([2, chunks, d], 'f32', 'contextualization.partial_sums');
   const params = { values: [d, m, n, CHUNK, chunks, row * width, width] };
   const shapes = `d=${d} m=${m} n=${n} row=${row}`;
-  const wg = rowWorkgroup(gpu, d);
-
-  gpu.dispatch({
-    kernel: 'contextualization.norms',
-    pipeline: { shader: 'contextualization.wgsl', defines: { STAGE_NORMS: true }, constants: { WG: wg } },
-    params,
-    bindings: [h, sets.idx, inv],
-    workgroups: gpu.grid(total),
-    shapes,
-    flops: 2 * total * d,
-    bytes: 4 * total * (d + 2),
-  });
   gpu.dispatch({
     kernel: 'contextualization.sums',
     pipeline: { shader: 'contextualization.wgsl', defines: { STAGE_SUMS: true }, constants: { WG_SUM } },
@@ -133,6 +121,27 @@ export function contextualization(gpu: Gpu, h: Tensor, sets: ContextSets, out?: 
   });
   gpu.release(inv, part);
   return out;
+}
+
+/**
+ * 1/‖h[idx[k]]‖ for every entry of both sets (0 for a zero row): f32 [max(1, m + n)]
+ * (stage NORMS; also the first step of the |cos| histogram, ops/pair-cos-hist.ts).
+ */
+export function inverseNorms(gpu: Gpu, h: Tensor, sets: ContextSets): Tensor {
+  const { D: d } = rowsOf('inverseNorms', h);
+  const total = sets.m + sets.n;
+  const inv = gpu.tensor([Math.max(1, total)], 'f32', 'contextualization.inv_norm');
+  gpu.dispatch({
+    kernel: 'contextualization.norms',
+    pipeline: { shader: 'contextualization.wgsl', defines: { STAGE_NORMS: true }, constants: { WG: rowWorkgroup(gpu, d) } },
+    params: { values: [d, sets.m, sets.n, CHUNK, 1, 0, 3] },
+    bindings: [h, sets.idx, inv],
+    workgroups: gpu.grid(total),
+    shapes: `d=${d} m=${sets.m} n=${sets.n}`,
+    flops: 2 * total * d,
+    bytes: 4 * total * (d + 2),
+  });
+  return inv;
 }
 
 /** One result row as the metrics JSON holds it: NaN (too few rows) becomes null. */

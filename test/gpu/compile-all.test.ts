@@ -19,7 +19,8 @@
  *              causal × mask
  *   the rest   every define of layernorm, rmsnorm, embedding, elementwise (every op, in place
  *              or not), convert, topk (k 1..32), rope, im2col, group_norm (± SiLU),
- *              codebook_argmin, nonfinite, contextualization, softmax
+ *              codebook_argmin, nonfinite, contextualization, softmax, pair_cos_hist (2048
+ *              bins), group_mass
  *              (its three stages), norm_attention (its four stages, VEC4 and f16 weights).
  */
 import { describe, expect, it } from 'vitest';
@@ -41,6 +42,8 @@ import { codebookArgmin } from '../../src/ops/codebook-argmin.ts';
 import { softmax } from '../../src/ops/softmax.ts';
 import { countNonFinite, nonFiniteCounts } from '../../src/ops/nonfinite.ts';
 import { contextSets, contextualization } from '../../src/ops/contextualization.ts';
+import { pairCosHist, pairCosHistResult } from '../../src/ops/pair-cos-hist.ts';
+import { groupMass, keyGroups } from '../../src/ops/group-mass.ts';
 import { headGram, normAttention } from '../../src/ops/norm-attention.ts';
 
 /** A device of the Null backend with every feature, as GPU- or CPU-class kernels, optionally with subgroup matrices. */
@@ -302,7 +305,14 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
       countNonFinite(gpu, x, counts, 1);
       gpu.release(counts);
       const sets = contextSets(gpu, { start: 0, end: 2 }, [3, 4]);
-      gpu.release(contextualization(gpu, x, sets), sets.idx);
+      gpu.release(contextualization(gpu, x, sets));
+      const hist = pairCosHistResult(gpu, 1);
+      pairCosHist(gpu, x, sets, hist);
+      const alpha = gpu.tensor([2, 5], 'f32', 'alpha');
+      const keys = keyGroups(gpu, 5, [[0], [3, 4]]);
+      const mass = gpu.tensor([1, 2], 'f32', 'mass');
+      groupMass(gpu, alpha, keys, mass);
+      gpu.release(sets.idx, hist, alpha, keys, mass);
       for (const Dh of [3, 64]) {
         for (const wdt of ['f32', 'f16'] as const) {
           const wO = gpu.tensor([32, 4 * Dh], wdt, 'wO');
