@@ -34,6 +34,18 @@ export interface Flow {
   src: number[];
 }
 
+/**
+ * `--flow study`: the six flows of the information-flow study, image→question, image→last,
+ * question→last, last→last (the last position's attention to itself), object→question and
+ * image-without-object→question (the last two need an object box).
+ */
+export const STUDY_FLOWS: readonly string[] = ['question<-image', 'last<-image', 'last<-question', 'last<-last', 'question<-object', 'question<-image-object'];
+
+/** The `--flow` list with the preset `study` written out (in place, duplicates dropped). */
+export function expandFlows(specs: readonly string[]): string[] {
+  return [...new Set(specs.flatMap((s) => (s.trim() === 'study' ? STUDY_FLOWS : [s])))];
+}
+
 /** `DST<-SRC` or `SRC->DST` → the two group specs. */
 export function parseFlow(spec: string): { dst: string; src: string; name: string } {
   const back = spec.split('<-');

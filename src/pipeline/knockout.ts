@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { stat, type Stat } from '../analysis/aggregate.ts';
 import { readResult, runItems, type RunSummary } from './runner.ts';
-import type { DataItem } from '../data/index.ts';
+import { safeId, type DataItem } from '../data/index.ts';
 import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, requirePatchGrid, resultHeader } from './items.ts';
 import { requireDisjoint } from '../interventions/groups.ts';
+import { UserError } from '../errors.ts';
 import { knockoutSweep, layerWindow, parseFlow, type Flow, type KnockoutResult } from '../interventions/knockout.ts';
 import type { Box, ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
@@ -39,9 +40,16 @@ export function resolveFlows(specs: readonly string[], x: VlmInput): Flow[] {
   return specs.map((spec) => {
     const f = parseFlow(spec);
     const flow = { name: f.name, dst: groupPositions(f.dst, x), src: groupPositions(f.src, x) };
-    requireDisjoint({ name: f.dst, positions: flow.dst }, { name: f.src, positions: flow.src });
+    // one group on both sides (the study's last<-last) blocks each query's edges inside the group, itself included
+    if (f.dst === f.src) requireSomeKey(f.name, flow.dst);
+    else requireDisjoint({ name: f.dst, positions: flow.dst }, { name: f.src, positions: flow.src });
     return flow;
   });
+}
+
+/** A group knocked out from itself must leave its first query a key: it cannot start at position 0. */
+function requireSomeKey(name: string, group: readonly number[]): void {
+  if (Math.min(...group) === 0) throw new UserError(`--flow ${name}: the group holds position 0, whose query would have every key blocked`);
 }
 
 /** Every flag checked on a stand-in input, before any weight loads (prompt, groups, window, answer). */
@@ -61,6 +69,7 @@ export async function knockoutItem(gpu: Gpu, m: Vlm, item: DataItem, o: Knockout
   const r = await knockoutSweep(gpu, m, x, resolveFlows(o.flows, x), { window: o.window, answer });
   return {
     ...resultHeader(m, item),
+    ...(typeof item.meta.subset === 'string' && { subset: item.meta.subset }),
     options: { ...options(m, o), ...(x.groups.objectBox && { object_box: x.groups.objectBox, object_box_from: item.box ? 'data set' : '--object-box' }) },
     answer: { id: r.answer.id, text: m.decode([r.answer.id]), p_base: r.answer.p_base },
     flows: r.flows,
@@ -85,11 +94,26 @@ export interface KnockoutAggregate {
   model_family: string;
   n_items: number;
   options: Record<string, unknown>;
-  flows: Record<string, { centres: number[]; window: [number, number][]; rel_change_pct: Stat[]; p: Stat[] }>;
+  flows: KnockoutFlowStats;
+  /** The same per data-set subset (a gqa item's `subset`), when items have one; items without one are left out here. */
+  subsets?: Record<string, { n_items: number; flows: KnockoutFlowStats }>;
 }
 
-export function aggregateKnockout(results: readonly { flows: KnockoutResult['flows'] }[], head: Omit<KnockoutAggregate, 'flows' | 'n_items'>): KnockoutAggregate {
-  const flows: KnockoutAggregate['flows'] = {};
+type KnockoutFlowStats = Record<string, { centres: number[]; window: [number, number][]; rel_change_pct: Stat[]; p: Stat[] }>;
+
+export function aggregateKnockout(results: readonly { flows: KnockoutResult['flows']; subset?: string }[], head: Omit<KnockoutAggregate, 'flows' | 'n_items' | 'subsets'>): KnockoutAggregate {
+  const names = [...new Set(results.flatMap((r) => (r.subset === undefined ? [] : [r.subset])))].sort();
+  const subsets = Object.fromEntries(
+    names.map((name) => {
+      const of = results.filter((r) => r.subset === name);
+      return [name, { n_items: of.length, flows: flowStats(of) }];
+    }),
+  );
+  return { ...head, n_items: results.length, flows: flowStats(results), ...(names.length && { subsets }) };
+}
+
+function flowStats(results: readonly { flows: KnockoutResult['flows'] }[]): KnockoutFlowStats {
+  const flows: KnockoutFlowStats = {};
   const first = results[0];
   for (const [name, f] of Object.entries(first?.flows ?? {})) {
     const all = results.map((r) => r.flows[name]);
@@ -100,7 +124,7 @@ export function aggregateKnockout(results: readonly { flows: KnockoutResult['flo
       p: f.centres.map((_, i) => stat(all.map((a) => a.p[i]))),
     };
   }
-  return { ...head, n_items: results.length, flows };
+  return flows;
 }
 
 export async function knockout(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: KnockoutRun): Promise<{ summary: RunSummary; report: string }> {
@@ -115,6 +139,7 @@ export interface KnockoutItem {
   model_family: string;
   options: Record<string, unknown>;
   flows: KnockoutResult['flows'];
+  subset?: string;
 }
 
 /** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
@@ -128,16 +153,28 @@ export function finishKnockout(out: string, results: readonly KnockoutItem[], ru
     f.centres.forEach((c, i) => csv.push([JSON.stringify(name), c, ...f.window[i], f.rel_change_pct[i].mean, f.rel_change_pct[i].std ?? '', f.p[i].mean, f.p[i].n].join(',')));
   }
   writeFileAtomicSync(join(out, 'aggregate.csv'), csv.join('\n') + '\n');
-  const figure = intervalFigure({
-    id: 'knockout',
-    file: 'knockout_rel_change.svg',
-    title: 'Attention knockout — relative change of the answer probability',
-    subtitle: `${agg.model_family} ${agg.model} · mean over ${agg.n_items} item(s) · window ${window} layers`,
-    xLabel: 'centre layer l of the knocked-out window',
-    yLabel: '(p_knock − p_base) / p_base, %',
-    series: Object.entries(agg.flows).map(([name, f]) => ({ name, x: f.centres, stats: f.rel_change_pct })),
-    caption: `For each flow DST<-SRC, attention from DST queries to SRC keys is blocked in layers l−${Math.floor(window / 2)}…l+${Math.ceil(window / 2) - 1} (clipped), and the probability of the answer token at the last position is compared with the un-intervened run; mean over items with a ± 1 sample-std band.`,
-  });
+  if (agg.subsets) {
+    const rows = ['subset,n_items,flow,centre,window_lo,window_hi,rel_change_pct_mean,rel_change_pct_std,p_mean,n'];
+    for (const [subset, g] of Object.entries(agg.subsets)) {
+      for (const [name, f] of Object.entries(g.flows)) {
+        f.centres.forEach((c, i) => rows.push([JSON.stringify(subset), g.n_items, JSON.stringify(name), c, ...f.window[i], f.rel_change_pct[i].mean, f.rel_change_pct[i].std ?? '', f.p[i].mean, f.p[i].n].join(',')));
+      }
+    }
+    writeFileAtomicSync(join(out, 'aggregate_by_subset.csv'), rows.join('\n') + '\n');
+  }
+  // one figure for all items, then one per data-set subset (the study's per-type panels)
+  const figure = (flows: KnockoutFlowStats, n: number, subset?: string) =>
+    intervalFigure({
+      id: subset === undefined ? 'knockout' : `knockout-subset-${safeId(subset)}`,
+      file: subset === undefined ? 'knockout_rel_change.svg' : `knockout_rel_change.${safeId(subset)}.svg`,
+      title: `Attention knockout — relative change of the answer probability${subset === undefined ? '' : ` — subset ${subset}`}`,
+      subtitle: `${agg.model_family} ${agg.model} · mean over ${n} item(s) · window ${window} layers`,
+      xLabel: 'centre layer l of the knocked-out window',
+      yLabel: '(p_knock − p_base) / p_base, %',
+      series: Object.entries(flows).map(([name, f]) => ({ name, x: f.centres, stats: f.rel_change_pct })),
+      caption: `For each flow DST<-SRC, attention from DST queries to SRC keys is blocked in layers l−${Math.floor(window / 2)}…l+${Math.ceil(window / 2) - 1} (clipped), and the probability of the answer token at the last position is compared with the un-intervened run; mean over items with a ± 1 sample-std band.`,
+    });
+  const figures = [figure(agg.flows, agg.n_items), ...Object.entries(agg.subsets ?? {}).map(([name, g]) => figure(g.flows, g.n_items, name))];
   return writeInterventionReport(out, {
     title: 'Attention knockout',
     method: 'Attention knockout as in "Cross-modal Information Flow in Multimodal Large Language Models" (arXiv 2411.18620): a flow DST<-SRC blocks every attention edge from a DST query to a SRC key, in every head of a window of layers centred on l, by a pre-softmax mask; the remaining weights renormalise.',
@@ -149,9 +186,10 @@ export function finishKnockout(out: string, results: readonly KnockoutItem[], ru
       failed: run.failed,
       ...(run.missing ? { 'missing (no result yet)': run.missing } : {}),
       phaselens_version: VERSION,
+      ...(agg.subsets && { subsets: `${Object.entries(agg.subsets).map(([k, g]) => `${k} (${g.n_items})`).join(', ')}: a figure each, the table in aggregate_by_subset.csv` }),
       ...agg.options,
     },
-    figures: [figure],
+    figures,
     table: {
       columns: ['flow', 'centre', 'window', 'rel. change % (mean)', 'std', 'p_knock (mean)', 'n'],
       rows: Object.entries(agg.flows).flatMap(([name, f]) => f.centres.map((c, i) => [name, c, `${f.window[i][0]}–${f.window[i][1]}`, f.rel_change_pct[i].mean, f.rel_change_pct[i].std, f.p[i].mean, f.p[i].n])),

@@ -65,7 +65,7 @@ describe('--visual-tokens on LLaVA-NeXT', () => {
         expect(Math.abs(got.contextualization.intra_text[l] - ref.intra_text), `${got.options.visual_tokens} intra_text ${l}`).toBeLessThanOrEqual(TOL);
       }
       const pre = contextualizationRef(dump.get('residual_final')!.data as Float32Array, d, set, text);
-      expect(Math.abs(got.contextualization.last_layer_prenorm.inter! - pre.inter)).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(got.contextualization.last_layer_prenorm!.inter - pre.inter)).toBeLessThanOrEqual(TOL);
     }
     // the newlines change the numbers: the comparison above tells the sets apart
     const gap = Math.max(...byAll.contextualization.intra_image.map((v, l) => Math.abs(v - byPatches.contextualization.intra_image[l])));

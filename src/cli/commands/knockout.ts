@@ -4,6 +4,7 @@ import { selectItems } from '../../pipeline/analyze.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { parseBox } from '../../data/vqa.ts';
 import { GROUP_HELP } from '../../interventions/groups.ts';
+import { expandFlows, STUDY_FLOWS } from '../../interventions/knockout.ts';
 import { checkKnockout, knockout } from '../../pipeline/knockout.ts';
 import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
@@ -32,7 +33,7 @@ export function register(program: Command): void {
     addShardOptions(addModelOptions(program.command('knockout').description('attention knockout between token groups (arXiv 2411.18620): answer-probability change per centre layer, for every flow'))
       .requiredOption('--data <spec>', DATA_SPEC_HELP)
       .requiredOption('--out <dir>', 'output folder (re-running skips finished items)')
-      .requiredOption('--flow <DST<-SRC>', `a flow to block, repeatable; groups: ${GROUP_HELP}`, collect)
+      .requiredOption('--flow <DST<-SRC>', `a flow to block, repeatable, or study (the information-flow study's six: ${STUDY_FLOWS.join(', ')}); groups: ${GROUP_HELP}`, collect)
       .option('--window <k>', 'layers knocked out around each centre layer', '9')
       .option('--answer <text|id:N>', 'the answer token: a word (digits too: 2 is the text "2") or a token id as id:N (default: the greedy first token of the un-intervened run)')
       .option('--first-token', 'use the first token of a several-token --answer', false)
@@ -44,7 +45,7 @@ export function register(program: Command): void {
     const window = int('--window', o.window, 1)!;
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
     const objectBox = o.objectBox === undefined ? undefined : parseBox(o.objectBox, '--object-box');
-    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: o.flow, window, answer: o.answer, firstToken: o.firstToken, objectBox };
+    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, flows: expandFlows(o.flow), window, answer: o.answer, firstToken: o.firstToken, objectBox };
     await withModel(o, (f) => checkKnockout(f, run, selection.items[0]), async (gpu, m) => {
       const r = await knockout(gpu, m, selection.items, run);
       reportRun(r.summary, o.out, r.report);
