@@ -11,3 +11,4 @@ export * as ablate from './ablate.ts';
 export * as patch from './patch.ts';
 export * as merge from './merge.ts';
 export * as slurm from './slurm.ts';
+export * as gate from './gate.ts';
