@@ -19,15 +19,17 @@ import { UserError } from '../errors.ts';
 import { writeFileAtomicSync } from './outputs.ts';
 import { finishAblate, type AblateItem } from './ablate.ts';
 import { finishKnockout, type KnockoutItem } from './knockout.ts';
+import { finishGate, type GateItemResult } from './gate.ts';
 
-type Kind = 'analyze' | 'knockout' | 'ablate';
+type Kind = 'analyze' | 'knockout' | 'ablate' | 'gate';
 type Result = Record<string, unknown> & { options?: Record<string, unknown> };
 
 function kindOf(r: Result, where: string): Kind {
   if ('contextualization' in r) return 'analyze';
   if ('flows' in r) return 'knockout';
   if ('ablation' in r) return 'ablate';
-  throw new UserError(`${where}: not a result of analyze, knockout or ablate`);
+  if ('separation' in r) return 'gate';
+  throw new UserError(`${where}: not a result of analyze, knockout, ablate or gate`);
 }
 
 /** The fields two runs must share to be merged: model, family, version, and every option. */
@@ -46,7 +48,7 @@ export function merge(inputs: readonly string[], out: string): { kind: Kind; ite
   let ref: { sig: Map<string, string>; from: string; kind: Kind } | undefined;
   for (const dir of inputs) {
     const images = join(dir, IMAGES_SUBDIR);
-    if (!existsSync(images)) throw new UserError(`${dir}: no ${IMAGES_SUBDIR}/ folder (not an output folder of analyze, knockout or ablate)`);
+    if (!existsSync(images)) throw new UserError(`${dir}: no ${IMAGES_SUBDIR}/ folder (not an output folder of analyze, knockout, ablate or gate)`);
     for (const f of readdirSync(images).filter((n) => n.endsWith('.json')).sort()) {
       const id = f.slice(0, -'.json'.length);
       const r = readResult(dir, id) as Result | null;
@@ -85,6 +87,7 @@ export function merge(inputs: readonly string[], out: string): { kind: Kind; ite
     const smooth = Number(rs[0].options?.phase_smoothing ?? 1);
     report = finishAnalyze(out, rs as unknown as ImageMetrics[], errors.map((e) => ({ image: e.image ?? e.id, error: e.message })), smooth, { dataset: data });
   } else if (ref.kind === 'knockout') report = finishKnockout(out, rs as unknown as KnockoutItem[], { data, failed: errors.length });
+  else if (ref.kind === 'gate') report = finishGate(out, rs as unknown as GateItemResult[]);
   else report = finishAblate(out, rs as unknown as AblateItem[], { data, failed: errors.length });
   return { kind: ref.kind, items: rs.length, report };
 }

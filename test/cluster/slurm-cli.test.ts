@@ -60,7 +60,7 @@ describe('phaselens slurm (scripts)', () => {
   });
 
   it.each([
-    [['--', 'dump', '--model', 'm'], /must be one of analyze, knockout, ablate, got "dump"/],
+    [['--', 'dump', '--model', 'm'], /must be one of analyze, knockout, ablate, gate, got "dump"/],
     [['--', 'analyze', '--model', 'M', '--data', DATA, '--out', 'o', '--bogus'], /analyze has no option --bogus/],
     [['--', 'analyze', '--model', 'M', '--out', 'o'], /analyze needs --data/],
     [['--', 'analyze', '--model', 'M', '--data', DATA, '--out', 'o', '--shard', '1/2'], /leave --shard\/--shards out/],

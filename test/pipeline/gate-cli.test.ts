@@ -88,6 +88,22 @@ for (const arch of Object.keys(GROUPS)) {
   });
 }
 
+describe('gate in shards', () => {
+  it('two shards merged give the unsharded run\'s aggregate', () => {
+    const parts = ['1/2', '2/2'].map((sh, i) => {
+      const out = join(work, `shard-${i}`);
+      expect(cli('gate', '--model', join(work, 'chameleon'), '--data', data, '--out', out, '--bins', '512', '--shard', sh).code).toBe(0);
+      return out;
+    });
+    const merged = join(work, 'merged');
+    const r = cli('merge', ...parts, '--out', merged);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(0);
+    const read = (d: string) => JSON.parse(readFileSync(join(d, 'aggregate.json'), 'utf8'));
+    expect(read(merged)).toEqual(read(join(work, 'gate-chameleon')));
+  });
+});
+
 describe('gate refusals, before any weight loads', () => {
   it('a position the family lacks names the ones it has; an unknown one lists the known', () => {
     refused(cli('gate', '--model', join(work, 'llava'), '--data', data, '--out', join(work, 'r1'), '--positions', 'end-of-image'), /gate position "end-of-image": .* \(llava\) has no such position in its sequence; it has internal-image, last-image/);

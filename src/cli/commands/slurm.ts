@@ -16,8 +16,9 @@ import { checkOutputFolder } from '../output-paths.ts';
 import * as ablate from './ablate.ts';
 import * as analyze from './analyze.ts';
 import * as knockout from './knockout.ts';
+import * as gate from './gate.ts';
 
-const SHARDED = { analyze, knockout, ablate } as const;
+const SHARDED = { analyze, knockout, ablate, gate } as const;
 
 interface Options {
   shards: string;
@@ -64,7 +65,7 @@ export function register(program: Command): void {
   program
     .command('slurm')
     .description('write (and with --submit, submit) a Slurm array job running COMMAND in N shards, one task per shard, and a merge job after them')
-    .argument('<command...>', 'after --: the analyze, knockout or ablate command to shard, e.g. -- analyze --model DIR --data SPEC --out DIR')
+    .argument('<command...>', 'after --: the analyze, knockout, ablate or gate command to shard, e.g. -- analyze --model DIR --data SPEC --out DIR')
     .requiredOption('--shards <N>', 'number of array tasks (shards)')
     .option('--name <name>', 'job name (default: phaselens-COMMAND)')
     .option('--jobs <dir>', 'folder for the job scripts and logs (default: OUT/slurm)')
