@@ -1,6 +1,6 @@
 /**
- * `phaselens gate` through the real CLI on tiny checkpoints of LLaVA, InstructBLIP and
- * Chameleon with the same command line: the per-item JSON and the aggregate (README,
+ * `phaselens gate` through the real CLI on tiny checkpoints of LLaVA, LLaVA-NeXT,
+ * InstructBLIP and Chameleon with the same command line: the per-item JSON and the aggregate (README,
  * "gate"), the groups each family has, resume, and bad input refused with a one-line
  * message before any weight loads.
  */
@@ -29,18 +29,20 @@ function refused(r: ReturnType<typeof cli>, msg: RegExp): void {
   expect(r.code).toBe(2);
 }
 
-beforeAll(async () => {
-  mkdirSync(images);
-  for (const f of ['000000039769.png', '000000011813.jpg']) copyFileSync(join(FIX, f), join(images, f));
-  for (const arch of ['llava', 'instructblip', 'chameleon']) await makeTiny({ arch, out: join(work, arch), seed: 4 });
-});
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
 const GROUPS: Record<string, string[]> = {
   llava: ['internal-image', 'last-image'],
+  llava_next: ['internal-image', 'last-image', 'newline'],
   instructblip: ['internal-image', 'last-image'],
   chameleon: ['start-of-image', 'internal-image', 'last-image', 'end-of-image'],
 };
+
+beforeAll(async () => {
+  mkdirSync(images);
+  for (const f of ['000000039769.png', '000000011813.jpg']) copyFileSync(join(FIX, f), join(images, f));
+  for (const arch of Object.keys(GROUPS)) await makeTiny({ arch, out: join(work, arch), seed: 4 });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
 
 for (const arch of Object.keys(GROUPS)) {
   describe(`gate on ${arch}`, () => {
