@@ -27,6 +27,7 @@
  */
 import { segmentPhases, type Phases } from './phases.ts';
 import { canonicalSpec, coverageOf } from './lens-spec.ts';
+import type { PatchGrid } from '../models/vlm.ts';
 
 /** The per-image metrics JSON (see README: "Per-image metrics"). Only the fields used here are typed. */
 export interface ImageMetrics {
@@ -36,8 +37,8 @@ export interface ImageMetrics {
   image: string;
   options: { dtype?: string; drop_bos?: boolean; query?: number | string; k?: number; [key: string]: unknown };
   phaselens_version?: string;
-  /** `newlines`, `n_visual`: absent in results written before --visual-tokens. */
-  tokens: { seq: number; image: [number, number]; newlines?: number[]; n_visual?: number; text: number[]; visual?: string };
+  /** `newlines`, `grids`, `n_visual`: absent in results written before --visual-tokens. */
+  tokens: { seq: number; image: [number, number]; newlines?: number[]; grids?: PatchGrid[]; n_visual?: number; text: number[]; visual?: string };
   contextualization: {
     inter: number[];
     intra_image: number[];

@@ -122,6 +122,7 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
       seq,
       image: groups.image,
       newlines: groups.newlines,
+      grids: groups.grids,
       n_visual: visual.length,
       text,
       bos: groups.bos,

@@ -1,21 +1,26 @@
 /**
- * LogitLens for the visual token under the pointer. In a family with a patch grid
- * (LLaVA) the visual tokens are patches on a square grid over the image the processor
- * made (the centre square after resizing, or the whole image padded with
- * --pad-to-square); otherwise (InstructBLIP's Q-Former query outputs) they have no place
- * on the image, so they are drawn as a strip of cells. The table lists, for every hidden-state index l the lens covered, the
- * top-k tokens and probabilities that the run read back (`logit_lens.top_ids / top_probs`,
- * indexed through `logit_lens.layers / positions`; the page's own runs cover everything).
+ * LogitLens for the visual token under the pointer. In a family with patch grids the
+ * visual tokens are drawn where they sit on the image: one panel per grid of the metrics'
+ * `tokens.grids` (LLaVA-1.5: one, over the part of the image the processor kept — the
+ * centre square, or the whole image padded with --pad-to-square; LLaVA-NeXT: the base view,
+ * then the tiles' unpadded grid), each cutting its `box` of the original image into rows ×
+ * cols patches; LLaVA-NeXT's image_newline tokens have no place and are only counted.
+ * Without grids (InstructBLIP's Q-Former query outputs) the tokens are a strip of cells.
+ * The table lists, for every hidden-state index l the lens covered, the top-k tokens and
+ * probabilities that the run read back (`logit_lens.top_ids / top_probs`, indexed through
+ * `logit_lens.layers / positions`; the page's own runs cover everything).
  */
 import type { RgbImage } from '../io/image.ts';
+import type { PatchGrid } from '../models/vlm.ts';
 import { esc } from '../report/svg.ts';
 
 export interface HoverSource {
-  /** The visual tokens are patches on a square grid over the image (the family's `patchGrid` capability). */
-  patchGrid: boolean;
+  /** The image's patch grids (`tokens.grids`, `first` a sequence position); empty when the visual tokens are no patches. */
+  grids: readonly PatchGrid[];
+  /** Sequence position of the first visual token (`tokens.image[0]`). */
+  imageStart: number;
   image: RgbImage;
-  padToSquare: boolean;
-  /** The visual tokens of the image span (cells drawn). */
+  /** The visual tokens of the image span. */
   nVisual: number;
   /** Covered hidden-state indices and visual-token positions (logit_lens.layers / positions). */
   layers: number[];
@@ -28,50 +33,83 @@ export interface HoverSource {
 }
 
 const SIDE = 336;
+const GAP = 8;
+
+/** A cell on the canvas: its rectangle and the visual token (counted from the first) it shows. */
+interface Cell {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  token: number;
+  where: string;
+}
 
 export function showHover(canvas: HTMLCanvasElement, table: HTMLElement, s: HoverSource): void {
-  const n = s.nVisual;
-  const side = Math.sqrt(n);
-  const grid = s.patchGrid && Number.isInteger(side) ? { rows: side, cols: side } : null;
   const ctx = canvas.getContext('2d')!;
-  canvas.width = canvas.height = SIDE;
-  if (grid) drawImage(ctx, s.image, s.padToSquare);
-  else ctx.clearRect(0, 0, SIDE, SIDE);
-  const cells = grid ?? { rows: Math.ceil(n / 8), cols: 8 };
-  const cw = SIDE / cells.cols;
-  const ch = grid ? SIDE / cells.rows : Math.min(SIDE / cells.rows, cw);
-  const drawCells = (active: number) => {
-    if (grid) drawImage(ctx, s.image, s.padToSquare);
-    else ctx.clearRect(0, 0, SIDE, SIDE);
-    ctx.lineWidth = 1;
-    for (let t = 0; t < n; t++) {
-      const [x, y] = [(t % cells.cols) * cw, Math.floor(t / cells.cols) * ch];
-      if (!grid) {
-        ctx.fillStyle = t === active ? '#0072B2' : '#dbe8f3';
-        ctx.fillRect(x + 1, y + 1, cw - 2, ch - 2);
-        ctx.fillStyle = t === active ? '#fff' : '#333';
+  const { cells, width, height } = s.grids.length ? gridCells(s) : stripCells(s.nVisual);
+  [canvas.width, canvas.height] = [width, height];
+  const draw = (active: number) => {
+    ctx.clearRect(0, 0, width, height);
+    if (s.grids.length) s.grids.forEach((g, i) => drawRegion(ctx, s.image, g.box, i * (SIDE + GAP), 0, SIDE, panelHeight(g)));
+    for (const c of cells) {
+      if (!s.grids.length) {
+        ctx.fillStyle = c.token === active ? '#0072B2' : '#dbe8f3';
+        ctx.fillRect(c.x + 1, c.y + 1, c.w - 2, c.h - 2);
+        ctx.fillStyle = c.token === active ? '#fff' : '#333';
         ctx.font = '11px sans-serif';
-        ctx.fillText(`q${t}`, x + 4, y + ch / 2 + 4);
+        ctx.fillText(`q${c.token}`, c.x + 4, c.y + c.h / 2 + 4);
       }
-      ctx.strokeStyle = t === active ? '#D55E00' : 'rgba(255,255,255,0.35)';
-      ctx.lineWidth = t === active ? 3 : 1;
-      ctx.strokeRect(x + 0.5, y + 0.5, cw - 1, ch - 1);
+      ctx.strokeStyle = c.token === active ? '#D55E00' : 'rgba(255,255,255,0.35)';
+      ctx.lineWidth = c.token === active ? 3 : 1;
+      ctx.strokeRect(c.x + 0.5, c.y + 0.5, c.w - 1, c.h - 1);
     }
   };
-  drawCells(-1);
-  table.innerHTML = `<p class="note">${grid ? `${n} patch tokens (${grid.rows}×${grid.cols})` : `${n} query tokens (no place on the image)`}: hover over one.</p>`;
+  draw(-1);
+  const patches = cells.length;
+  const views = s.grids.map((g) => `${viewName(g, s.grids.length)} ${g.rows}×${g.cols}`).join(', ');
+  const newlines = s.nVisual - patches;
+  table.innerHTML = `<p class="note">${s.grids.length ? `${patches} patch tokens (${esc(views)})${newlines > 0 ? ` and ${newlines} image_newline tokens (no place on the image)` : ''}` : `${s.nVisual} query tokens (no place on the image)`}: hover over one.</p>`;
   canvas.onmousemove = (e) => {
     const r = canvas.getBoundingClientRect();
-    const [x, y] = [((e.clientX - r.left) / r.width) * SIDE, ((e.clientY - r.top) / r.height) * SIDE];
-    const t = Math.floor(y / ch) * cells.cols + Math.floor(x / cw);
-    if (x < 0 || y < 0 || Math.floor(x / cw) >= cells.cols || t >= n) return;
-    drawCells(t);
-    table.innerHTML = tokenTable(s, t, grid ? `patch row ${Math.floor(t / cells.cols)}, column ${t % cells.cols}` : `query ${t}`);
+    const [x, y] = [((e.clientX - r.left) / r.width) * width, ((e.clientY - r.top) / r.height) * height];
+    const c = cells.find((c) => x >= c.x && x < c.x + c.w && y >= c.y && y < c.y + c.h);
+    if (!c) return;
+    draw(c.token);
+    table.innerHTML = tokenTable(s, c.token, c.where);
   };
 }
 
-/** The image as the processor framed it: the centre square, or the whole image padded to a square. */
-function drawImage(ctx: CanvasRenderingContext2D, img: RgbImage, pad: boolean): void {
+/** Square patches: a grid's panel is SIDE wide and as high as its rows need. */
+const panelHeight = (g: PatchGrid) => (SIDE * g.rows) / g.cols;
+
+const viewName = (g: PatchGrid, n: number) => (n === 1 ? 'patch' : g.view === 'base' ? 'base view, patch' : `${g.view}, patch`);
+
+/** One panel per grid, side by side; a cell per patch. */
+export function gridCells(s: HoverSource): { cells: Cell[]; width: number; height: number } {
+  const cells: Cell[] = [];
+  s.grids.forEach((g, i) => {
+    const [w, h] = [SIDE / g.cols, panelHeight(g) / g.rows];
+    for (let r = 0; r < g.rows; r++) {
+      for (let c = 0; c < g.cols; c++) {
+        cells.push({ x: i * (SIDE + GAP) + c * w, y: r * h, w, h, token: g.first + r * g.stride + c - s.imageStart, where: `${viewName(g, s.grids.length)} row ${r}, column ${c}` });
+      }
+    }
+  });
+  return { cells, width: s.grids.length * (SIDE + GAP) - GAP, height: Math.max(...s.grids.map(panelHeight)) };
+}
+
+/** Tokens with no place on the image: rows of 8 cells. */
+function stripCells(n: number): { cells: Cell[]; width: number; height: number } {
+  const cols = 8;
+  const w = SIDE / cols;
+  const h = Math.min(SIDE / Math.ceil(n / cols), w);
+  const cells = Array.from({ length: n }, (_, t) => ({ x: (t % cols) * w, y: Math.floor(t / cols) * h, w, h, token: t, where: `query ${t}` }));
+  return { cells, width: SIDE, height: SIDE };
+}
+
+/** The part `box` [x0, y0, x1, y1) of the original image (fractional pixels; gray where it reaches past the image) into a w × h panel. */
+function drawRegion(ctx: CanvasRenderingContext2D, img: RgbImage, box: readonly number[], x: number, y: number, w: number, h: number): void {
   const rgba = new Uint8ClampedArray(img.width * img.height * 4);
   for (let i = 0; i < img.width * img.height; i++) {
     rgba.set(img.data.subarray(3 * i, 3 * i + 3), 4 * i);
@@ -80,10 +118,14 @@ function drawImage(ctx: CanvasRenderingContext2D, img: RgbImage, pad: boolean): 
   const src = document.createElement('canvas');
   [src.width, src.height] = [img.width, img.height];
   src.getContext('2d')!.putImageData(new ImageData(rgba, img.width, img.height), 0, 0);
-  const m = pad ? Math.max(img.width, img.height) : Math.min(img.width, img.height);
   ctx.fillStyle = '#808080';
-  ctx.fillRect(0, 0, SIDE, SIDE);
-  ctx.drawImage(src, (img.width - m) / 2, (img.height - m) / 2, m, m, 0, 0, SIDE, SIDE);
+  ctx.fillRect(x, y, w, h);
+  // the part of the box inside the image, into the matching part of the panel
+  const [x0, y0, x1, y1] = box;
+  const [sx0, sy0, sx1, sy1] = [Math.max(0, x0), Math.max(0, y0), Math.min(img.width, x1), Math.min(img.height, y1)];
+  if (sx1 <= sx0 || sy1 <= sy0) return;
+  const [kx, ky] = [w / (x1 - x0), h / (y1 - y0)];
+  ctx.drawImage(src, sx0, sy0, sx1 - sx0, sy1 - sy0, x + (sx0 - x0) * kx, y + (sy0 - y0) * ky, (sx1 - sx0) * kx, (sy1 - sy0) * ky);
 }
 
 /** Untrained models spread probability over the whole vocabulary: small values keep their digits. */

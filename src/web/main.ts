@@ -38,7 +38,7 @@ let dataPick: Picked | undefined;
 
 function setState(state: 'idle' | 'running' | 'done' | 'error'): void {
   document.body.dataset.state = state;
-  for (const id of ['run', 'demo-llava', 'demo-instructblip']) $<HTMLButtonElement>(id).disabled = state === 'running';
+  for (const b of [$<HTMLButtonElement>('run'), ...Array.from(document.querySelectorAll<HTMLButtonElement>('#demo-buttons button'))]) b.disabled = state === 'running';
 }
 
 function progress(text: string, done = 0, total = 1): void {
@@ -145,7 +145,7 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
     await g.sync();
     const t2 = performance.now();
     const { aggregate, report } = finishPage(g, items, results, failures, opts.smooth);
-    showResults(m, results, failures, opts, runDownloads(results, failures, aggregate, report), report.figures);
+    showResults(m, results, failures, runDownloads(results, failures, aggregate, report), report.figures);
     const timing = $('timings');
     timing.dataset.loadMs = (t1 - t0).toFixed(0);
     timing.dataset.analyzeMs = (t2 - t1).toFixed(0);
@@ -164,7 +164,7 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
   }
 }
 
-function showResults(m: Vlm, results: ItemResult[], failures: { image: string; message: string }[], opts: PageOptions, downloads: Download[], figures: readonly Figure[]): void {
+function showResults(m: Vlm, results: ItemResult[], failures: { image: string; message: string }[], downloads: Download[], figures: readonly Figure[]): void {
   $('results').hidden = false;
   showDownloads($('downloads'), downloads);
   $('failures').innerHTML = failures.length
@@ -180,9 +180,9 @@ function showResults(m: Vlm, results: ItemResult[], failures: { image: string; m
     const lens = r.metrics.logit_lens as { layers: number[]; positions: number[]; top_ids: number[][][]; top_probs: number[][][] };
     const [s0, s1] = r.metrics.tokens.image;
     showHover($<HTMLCanvasElement>('hover-canvas'), $('hover-table'), {
-      patchGrid: m.capabilities.patchGrid,
+      grids: r.metrics.tokens.grids ?? [],
+      imageStart: s0,
       image: r.image,
-      padToSquare: opts.padToSquare,
       nVisual: s1 - s0,
       layers: lens.layers,
       positions: lens.positions,
@@ -222,8 +222,7 @@ async function demo(which: string): Promise<void> {
   setState('running');
   showMessage(null);
   try {
-    const model = await fetchDemo(which, (d, t) => progress(`fetching the demo checkpoint: ${d}/${t} files`, d, t));
-    const data = await fetchDemo('data', (d, t) => progress(`fetching the demo images: ${d}/${t} files`, d, t));
+    const { model, data } = await fetchDemo(which, (what, d, t) => progress(`fetching the demo ${what}: ${d}/${t} files`, d, t));
     setModel(model);
     setData(data);
   } catch (e) {
@@ -249,11 +248,11 @@ function init(): void {
     };
   }
   $('run').onclick = () => void run(modelPick, dataPick);
-  // one demo button per family of the table (button id demo-<family>)
+  // one demo button per family of the table (button id demo-<family>): its organism where it has one, else its tiny checkpoint
   $('demo-buttons').replaceChildren(
     ...FAMILIES.map((f) => {
       const b = document.createElement('button');
-      Object.assign(b, { id: `demo-${f.modelType}`, type: 'button', textContent: `Demo: tiny ${f.title}`, onclick: () => void demo(f.modelType) });
+      Object.assign(b, { id: `demo-${f.modelType}`, type: 'button', textContent: `Demo: ${f.title}`, onclick: () => void demo(f.modelType) });
       return b;
     }),
   );

@@ -3,8 +3,8 @@
  * folder exactly as `npm run build:web` does, `serveStatic` serves it on 127.0.0.1 as
  * `npm run web` does, and playwright-core drives Debian's Chromium (chromium.ts).
  *
- * Parity: the tiny checkpoints are the demo's (make-tiny, seed 0, f16, as the build wrote
- * them); two COCO val2017 images with their captions go in through the page's real file
+ * Parity: tiny checkpoints (make-tiny, seed 0, f16; the demo buttons run the organisms,
+ * checked on their own); two COCO val2017 images with their captions go in through the page's real file
  * inputs (`setInputFiles`: a COCO folder through the data set folder input for LLaVA, two
  * image files + captions.json through the images input for InstructBLIP). The page's
  * downloaded `<id>.json` and `aggregate.json` must equal the files of
@@ -51,13 +51,16 @@ const RUN_MS = 80_000;
 const TEST_MS = 300_000;
 
 const work = mkdtempSync(join(tmpdir(), 'phaselens-page-'));
-let site: Promise<{ served: Served; demo: string; coco2: string; plain2: string }> | undefined;
+let site: Promise<{ served: Served; tiny: string; coco2: string; plain2: string }> | undefined;
 
-/** The built site, served, and the two-image data sets (once per file). */
+/** The built site, served, the tiny checkpoints and the two-image data sets (once per file). */
 function setUp() {
   site ??= (async () => {
     const out = join(work, 'web');
     await buildWeb(out);
+    // the demo buttons run the organisms; the parity runs use tiny checkpoints (seed 0, f16)
+    const tiny = join(work, 'tiny');
+    for (const arch of ['llava', 'instructblip']) await makeTiny({ arch, out: join(tiny, arch), seed: 0, dtype: 'f16' });
     const coco2 = join(work, 'coco2');
     const ann = JSON.parse(readFileSync(join(COCO, 'annotations', 'captions_val2017.json'), 'utf8'));
     const keep = ann.images.filter((im: { file_name: string }) => IMAGES.includes(im.file_name));
@@ -75,7 +78,7 @@ function setUp() {
       captions[im.file_name] = ann.annotations.filter((a: { image_id: number }) => a.image_id === im.id).map((a: { caption: string }) => a.caption.trim());
     }
     writeFileSync(join(plain2, 'captions.json'), JSON.stringify(captions));
-    return { served: await serveStatic(out), demo: join(out, 'demo'), coco2, plain2 };
+    return { served: await serveStatic(out), tiny, coco2, plain2 };
   })();
   return site;
 }
@@ -256,8 +259,8 @@ for (const A of ADAPTERS) {
 
     it('LLaVA: COCO folder through the data set input; downloads equal the Node run; hover; screenshot', async (ctx) => {
       const { page, errors } = await open();
-      const { demo, coco2 } = await setUp();
-      const model = join(demo, 'llava');
+      const { tiny, coco2 } = await setUp();
+      const model = join(tiny, 'llava');
       const run = await runPage(page, { model, data: coco2 });
       if (A.featureLevel && /returned no adapter/.test(run.message)) ctx.skip(`no ${A.name} adapter in this Chromium: ${run.message}`);
       expect(run.message, 'page message').toBe('');
@@ -292,8 +295,8 @@ for (const A of ADAPTERS) {
 
     it('InstructBLIP: two image files + captions.json through the images input; downloads equal the Node run', async (ctx) => {
       const { page, errors } = await open();
-      const { demo, plain2 } = await setUp();
-      const model = join(demo, 'instructblip');
+      const { tiny, plain2 } = await setUp();
+      const model = join(tiny, 'instructblip');
       const run = await runPage(page, { model, images: readdirSync(plain2).map((f) => join(plain2, f)) });
       if (A.featureLevel && /returned no adapter/.test(run.message)) ctx.skip(`no ${A.name} adapter in this Chromium`);
       expect(run.message, 'page message').toBe('');
@@ -310,13 +313,17 @@ for (const A of ADAPTERS) {
 
     if (A.featureLevel) return;
 
-    it('the demo button runs the embedded tiny checkpoint and the six COCO images without any pick', async () => {
+    it('the demo button runs the shipped organism on its 48 evaluation scenes without any pick: the recall is above 0', async () => {
       const { page } = await open();
       await page.click('#demo-llava');
       await page.waitForFunction(() => document.body.dataset.state !== 'running', undefined, { timeout: RUN_MS * 3 });
       expect(await page.textContent('#message')).toBe('');
-      expect(await page.textContent('#timings')).toMatch(/^llava-tiny-seed0 \(llava, weights f16\); coco:coco_mini\/annotations\/captions_val2017\.json:coco_mini\/val2017; .*6 images analysed/);
-      expect(await page.locator('#downloads a').count()).toBe(3 + 6);
+      expect(await page.textContent('#timings')).toMatch(/^shapes-llava \(llava, weights f16\); coco:shapes-eval-scenes\/captions\.json:shapes-eval-scenes\/images; .*48 images analysed/);
+      expect(await page.locator('#downloads a').count()).toBe(3 + 48);
+      const [d] = await Promise.all([page.waitForEvent('download'), page.locator('#downloads a', { hasText: /^aggregate\.json$/ }).click()]);
+      const recall = (JSON.parse(readFileSync(await d.path(), 'utf8')) as { recall: { mean: number | null }[] }).recall.map((s) => s.mean ?? 0);
+      // a trained model: its visual tokens decode to caption words at some layer (random tiny weights give 0)
+      expect(Math.max(...recall)).toBeGreaterThan(0);
     });
 
     describe('bad input: a message in the page, and the page stays usable', () => {
@@ -345,9 +352,9 @@ for (const A of ADAPTERS) {
       });
 
       it('a corrupt safetensors header', async () => {
-        const { demo, coco2 } = await setUp();
+        const { tiny, coco2 } = await setUp();
         const dir = join(work, 'corrupt');
-        cpSync(join(demo, 'llava'), dir, { recursive: true });
+        cpSync(join(tiny, 'llava'), dir, { recursive: true });
         const f = join(dir, 'model.safetensors');
         const bytes = readFileSync(f);
         bytes.write('}}}}', 8); // the JSON header starts at byte 8
@@ -357,11 +364,11 @@ for (const A of ADAPTERS) {
 
       it('an image the browser cannot decode fails alone; a pick of only such images is a message', async () => {
         const { page } = await open();
-        const { demo, coco2 } = await setUp();
+        const { tiny, coco2 } = await setUp();
         const dir = join(work, 'broken');
         mkdirSync(dir);
         writeFileSync(join(dir, 'broken.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(40, 7)]));
-        await expectMessage({ model: join(demo, 'llava'), images: [join(dir, 'broken.png')] }, /No image could be analysed:\nselected files\/broken\.png: .*PNG/);
+        await expectMessage({ model: join(tiny, 'llava'), images: [join(dir, 'broken.png')] }, /No image could be analysed:\nselected files\/broken\.png: .*PNG/);
         // the same pick of the checkpoint: its weights stay on the GPU
         const run = await runPage(page, { images: [join(dir, 'broken.png'), join(coco2, 'val2017', IMAGES[0])] });
         expect(run.state).toBe('done');
@@ -371,22 +378,22 @@ for (const A of ADAPTERS) {
       });
 
       it('bad options', async () => {
-        const { demo, coco2 } = await setUp();
+        const { tiny, coco2 } = await setUp();
         const { page } = await open();
         await page.click('#options summary');
         await page.fill('#topk', '0');
-        await expectMessage({ model: join(demo, 'llava'), data: coco2 }, /^LogitLens top-k must be a whole number from 1 to 32, got "0"/);
+        await expectMessage({ model: join(tiny, 'llava'), data: coco2 }, /^LogitLens top-k must be a whole number from 1 to 32, got "0"/);
         await page.fill('#topk', '5');
       });
 
       it('a model larger than the adapter can hold: what it needs and what the adapter offers', async () => {
-        const { demo, coco2 } = await setUp();
+        const { tiny, coco2 } = await setUp();
         const { page } = await open();
         // an adapter whose buffers are limited to 64 KiB (the tiny model's embed_tokens is 3.9 MiB)
         await page.evaluate(() => ((window as unknown as DeviceControlWindow).phaselensDevices.limitBytes = 64 << 10));
         try {
           await expectMessage(
-            { model: join(demo, 'llava'), data: coco2 },
+            { model: join(tiny, 'llava'), data: coco2 },
             // the weights split by rows to fit; the first tensor that cannot is RoPE's table, at the first forward
             /^GPU error: tensor rope\.cos_sin.* needs 256\.0 KiB, over this device's storage-binding limit of 64\.0 KiB.*\nadapter google swiftshader.*: maxBufferSize 64\.0 KiB, maxStorageBufferBindingSize 64\.0 KiB/,
           );
@@ -396,14 +403,14 @@ for (const A of ADAPTERS) {
       });
 
       it('a lost device: a message, and the next run opens a new device', async () => {
-        const { demo, coco2 } = await setUp();
+        const { tiny, coco2 } = await setUp();
         const { page } = await open();
         // a new pick of the checkpoint gets a fresh device, which deviceControl keeps
-        expect((await runPage(page, { model: join(demo, 'llava'), data: coco2 })).state).toBe('done');
+        expect((await runPage(page, { model: join(tiny, 'llava'), data: coco2 })).state).toBe('done');
         await page.evaluate(() => (window as unknown as DeviceControlWindow).phaselensDevices.last?.destroy());
         await expect.poll(() => page.textContent('#message')).toMatch(/^The GPU device was lost \(destroyed: .*\)\. The next run opens a new one\./);
         expect(await page.getAttribute('body', 'data-state')).toBe('error');
-        const again = await runPage(page, { model: join(demo, 'llava'), data: coco2 });
+        const again = await runPage(page, { model: join(tiny, 'llava'), data: coco2 });
         expect(again.message).toBe('');
         expect(again.state).toBe('done');
       });
