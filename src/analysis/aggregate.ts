@@ -93,6 +93,8 @@ export interface Aggregate {
     seq: number;
     query: number;
     image_span: [number, number];
+    /** The patch grids of the map's token layout (its first image's `tokens.grids`; empty without patches). */
+    grids: PatchGrid[];
     layer: number[][];
   } | null;
   /** Phases of the mean inter-modal curve. */
@@ -213,6 +215,7 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
       seq: f.tokens.seq,
       query: f.norm_attention!.query,
       image_span: [f.tokens.image[0], f.tokens.image[1]],
+      grids: f.tokens.grids ?? [],
       layer,
     };
   }

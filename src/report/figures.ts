@@ -17,6 +17,7 @@ import type { Aggregate, Stat } from '../analysis/aggregate.ts';
 import { lineChart, PALETTE, REGION_TINTS, type LineSeries, type PointMarker, type ShadedRegion } from './svg.ts';
 import { heatmapPng } from './heatmap.ts';
 import { familyTitle } from '../models/registry.ts';
+import type { PatchGrid } from '../models/vlm.ts';
 
 export interface Figure {
   /** e.g. "fig1". */
@@ -220,6 +221,47 @@ export function figureNormAttention(a: Aggregate, opts: FigureOptions = {}): Fig
   };
 }
 
+/**
+ * The norm-attention map's values on one patch grid, rows × cols: key position
+ * first + r·stride + c, mean over the decoder layers.
+ */
+export function patchAttention(layer: readonly (readonly number[])[], g: PatchGrid): number[][] {
+  return Array.from({ length: g.rows }, (_, r) =>
+    Array.from({ length: g.cols }, (_, c) => layer.reduce((sum, row) => sum + row[g.first + r * g.stride + c], 0) / layer.length),
+  );
+}
+
+/** Fig. 4c, one per patch grid (LLaVA-1.5: the image; LLaVA-NeXT: the base view, then the tiles): where on the image the query's norm attention goes. */
+export function figurePatchAttention(a: Aggregate, opts: FigureOptions = {}): Figure[] {
+  const m = a.norm_attention_map;
+  if (!m || m.layer.length === 0) return [];
+  const scale = opts.heatmapScale ?? 'log';
+  const who = m.source === 'mean' ? `mean over ${m.n} image${m.n === 1 ? '' : 's'}` : `first image only (${m.image})`;
+  return m.grids.map((g) => {
+    const view = g.view === 'image' ? 'the image' : g.view === 'base' ? 'the base view' : 'the tiles';
+    const h = heatmapPng({
+      values: patchAttention(m.layer, g),
+      title: `NORM ATTENTION OF TOKEN ${m.query} ON ${view.toUpperCase()}, MEAN OVER LAYERS${scale === 'log' ? ', LOG SCALE' : ''}`,
+      rowTitle: 'PATCH ROW',
+      colTitle: 'PATCH COLUMN',
+      scale,
+      targetWidth: 420,
+      targetHeight: Math.round((420 * g.rows) / g.cols),
+    });
+    const [x0, y0, x1, y1] = g.box.map((v) => Math.round(v));
+    return {
+      id: `fig4c-${g.view}`,
+      file: `fig4c_patch_attention_${g.view}.png`,
+      title: `Fig. 4c — Norm attention on the patches of ${view}`,
+      caption:
+        `The query token's (q = ${m.query}) norm-based attention to each of the ${g.rows} × ${g.cols} patches of ${view} (row r, column c = key position ${g.first} + ${g.stride}·r + c), mean over decoder layers 0..${m.layer.length - 1}; the grid covers x ${x0}..${x1}, y ${y0}..${y1} of the original image (pixels)` +
+        `${g.stride > g.cols ? '; the image_newline token ending each row is not drawn' : ''}. Colour: viridis, ${scale === 'log' ? 'log10' : 'linear'} scale from ${h.min.toPrecision(3)} to ${h.max.toPrecision(3)}. Map: ${who}.`,
+      kind: 'png' as const,
+      data: h.png,
+    };
+  });
+}
+
 export function figureImageShare(a: Aggregate): Figure | null {
   const s = a.norm_attention_image_share;
   if (!s) return null;
@@ -245,7 +287,7 @@ export function figureImageShare(a: Aggregate): Figure | null {
 /** Every figure the aggregate supports, in report order (figures without data are left out). */
 export function buildFigures(a: Aggregate, opts: FigureOptions = {}): Figure[] {
   if (a.n_images === 0 || a.layers.length === 0) return [];
-  const out: (Figure | null)[] = [figureInter(a), figureIntra(a), figureNormAttention(a, opts), figureImageShare(a), figureRecall(a)];
+  const out: (Figure | null)[] = [figureInter(a), figureIntra(a), figureNormAttention(a, opts), ...figurePatchAttention(a, opts), figureImageShare(a), figureRecall(a)];
   return out.filter((f): f is Figure => f !== null);
 }
 
