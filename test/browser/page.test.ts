@@ -189,12 +189,13 @@ function compareRun(run: PageRun, nodeOut: string): number {
   return max;
 }
 
-/** Figures rendered (SVGs, the heatmap PNG decoded) and a screenshot that is not blank. */
+/** Figures rendered (SVGs, the PNGs decoded) and a screenshot that is not blank. */
 async function checkScreenshot(page: Page, name: string): Promise<void> {
   const figures = await page.locator('#figures figure').count();
   expect(figures).toBeGreaterThanOrEqual(4); // fig1, fig3, fig4 heatmap, fig4b; fig5 with captions
   expect(await page.locator('#figures svg').count()).toBeGreaterThanOrEqual(3);
-  expect(await page.locator('#figures img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
+  // the heatmap, and Fig. 4c per patch view where the family has patches
+  expect(await page.locator('#figures img').evaluateAll((imgs: HTMLImageElement[]) => imgs.length > 0 && imgs.every((img) => img.complete && img.naturalWidth > 0))).toBe(true);
   mkdirSync(SHOTS, { recursive: true });
   const file = join(SHOTS, `${name}.png`);
   const png = decodePng(await page.screenshot({ fullPage: true, path: file }));
