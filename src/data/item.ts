@@ -24,6 +24,8 @@ export interface DataItem {
   answers?: string[];
   /** An object's box [x0, y0, x1, y1) in the image's pixels (VQA `box`): the `object` token group. */
   box?: [number, number, number, number];
+  /** Class label (a labels: data set): neighbourhood overlap's classes. */
+  label?: string;
   /** Per-data-set extras (COCO licence and URLs, Winoground tags, ...), copied into reports. */
   meta: Record<string, unknown>;
 }

@@ -8,9 +8,10 @@
  * | `folder:DIR`                          | folder.ts      |
  * | `vqa:QUESTIONS.jsonl:IMAGES_DIR`      | vqa.ts         |
  * | `gqa:QUESTIONS.jsonl:IMAGES_DIR`      | gqa.ts         |
+ * | `labels:FILE.jsonl:IMAGES_DIR`        | labels.ts      |
  *
  * Splitting rule (paths may contain ':'): the kind ends at the first ':'. For `folder`,
- * everything after it is DIR. For `coco`, `winoground`, `vqa` and `gqa`, the file part ends at the next
+ * everything after it is DIR. For `coco`, `winoground`, `vqa`, `gqa` and `labels`, the file part ends at the next
  * ':' — unless that prefix is not an existing file, in which case the first later ':'
  * whose prefix is an existing file is used (so `coco:/data/a:b/captions.json:/img` works);
  * the rest is IMAGES_DIR and may contain ':' freely. A leading `~/` in a path means the
@@ -26,6 +27,7 @@ import { folderItems } from './folder.ts';
 import { nodeDataFs } from './fs-node.ts';
 import type { DataItem } from './item.ts';
 import { gqaItems } from './gqa.ts';
+import { labelItems } from './labels.ts';
 import { vqaItems } from './vqa.ts';
 import { winogroundItems } from './winoground.ts';
 
@@ -33,9 +35,10 @@ export type DataSpec =
   | { kind: 'coco'; annotations: string; images: string }
   | { kind: 'winoground'; examples: string; images: string }
   | { kind: 'folder'; dir: string }
-  | { kind: 'vqa' | 'gqa'; questions: string; images: string };
+  | { kind: 'vqa' | 'gqa'; questions: string; images: string }
+  | { kind: 'labels'; labels: string; images: string };
 
-export const DATA_SPEC_HELP = 'coco:ANNOTATIONS.json:IMAGES_DIR | winoground:EXAMPLES.jsonl:IMAGES_DIR | folder:DIR | vqa:QUESTIONS.jsonl:IMAGES_DIR | gqa:QUESTIONS.jsonl:IMAGES_DIR (question, answer, object box, subset)';
+export const DATA_SPEC_HELP = 'coco:ANNOTATIONS.json:IMAGES_DIR | winoground:EXAMPLES.jsonl:IMAGES_DIR | folder:DIR | vqa:QUESTIONS.jsonl:IMAGES_DIR | gqa:QUESTIONS.jsonl:IMAGES_DIR (question, answer, object box, subset) | labels:FILE.jsonl:IMAGES_DIR (image, class label)';
 
 /** Parse and check a `--data` string: the kind is known, the file exists, the folders are folders. */
 export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSpec {
@@ -49,10 +52,10 @@ export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSp
     if (rest === '') throw new UserError(`--data ${spec}: give the folder, as folder:DIR`);
     return { kind, dir: checkDir(abs(rest), spec, 'DIR') };
   }
-  if (kind !== 'coco' && kind !== 'winoground' && kind !== 'vqa' && kind !== 'gqa') {
+  if (kind !== 'coco' && kind !== 'winoground' && kind !== 'vqa' && kind !== 'gqa' && kind !== 'labels') {
     throw new UserError(`--data ${spec}: unknown data set kind "${kind}"; expected ${DATA_SPEC_HELP}`);
   }
-  const fileWord = { coco: 'ANNOTATIONS.json', winoground: 'EXAMPLES.jsonl', vqa: 'QUESTIONS.jsonl', gqa: 'QUESTIONS.jsonl' }[kind];
+  const fileWord = { coco: 'ANNOTATIONS.json', winoground: 'EXAMPLES.jsonl', vqa: 'QUESTIONS.jsonl', gqa: 'QUESTIONS.jsonl', labels: 'FILE.jsonl' }[kind];
   const usage = `${kind}:${fileWord}:IMAGES_DIR`;
   const cuts: number[] = [];
   for (let i = rest.indexOf(':'); i >= 0; i = rest.indexOf(':', i + 1)) cuts.push(i);
@@ -67,6 +70,7 @@ export function parseDataSpec(spec: string, cwd: string = process.cwd()): DataSp
   if (images === '') throw new UserError(`--data ${spec}: expected ${usage} (IMAGES_DIR is empty)`);
   const dir = checkDir(abs(images), spec, 'IMAGES_DIR');
   if (kind === 'vqa' || kind === 'gqa') return { kind, questions: file, images: dir };
+  if (kind === 'labels') return { kind, labels: file, images: dir };
   return kind === 'coco' ? { kind, annotations: file, images: dir } : { kind, examples: file, images: dir };
 }
 
@@ -84,6 +88,8 @@ export function loadData(spec: DataSpec | string): DataItem[] {
       return vqaItems(nodeDataFs, s.questions, s.images);
     case 'gqa':
       return gqaItems(nodeDataFs, s.questions, s.images);
+    case 'labels':
+      return labelItems(nodeDataFs, s.labels, s.images);
   }
 }
 
@@ -99,6 +105,8 @@ export function formatDataSpec(s: DataSpec): string {
     case 'vqa':
     case 'gqa':
       return `${s.kind}:${s.questions}:${s.images}`;
+    case 'labels':
+      return `labels:${s.labels}:${s.images}`;
   }
 }
 

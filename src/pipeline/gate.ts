@@ -3,13 +3,21 @@
  * measures (src/probes/gate.ts: modality separation per hidden state, cross-modal
  * attention share per image-side position per layer), one resumable JSON per item
  * (README, "gate"), then the aggregate (mean ± sample std over items per layer).
+ * With a labelled data set (`labels:`), each item also leaves the rows of its candidate
+ * positions at every hidden state in OUT/rows/<id>.safetensors, and the aggregate adds
+ * their neighbourhood overlap over the whole set (analysis/neighbourhood-overlap.ts).
  */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
 import { stat, type Stat } from '../analysis/aggregate.ts';
 import type { DataItem } from '../data/index.ts';
+import { chanceOverlap, neighbourhoodOverlap } from '../analysis/neighbourhood-overlap.ts';
+import { UserError } from '../errors.ts';
+import { encodeHeader } from '../io/safetensors-write.ts';
+import { parseHeader } from '../io/safetensors.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
-import { gatePositions, gateProbe, gateQueries, imageTokens, selectGatePositions, separationText, type AttentionShare, type SeparationCurve } from '../probes/gate.ts';
+import { gatePositions, gateProbe, gateQueries, imageTokens, overlapCandidates, selectGatePositions, separationText, type AttentionShare, type SeparationCurve } from '../probes/gate.ts';
 import { itemPrompt, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 import { writeFileAtomicSync } from './outputs.ts';
 import { readResult, runItems, type RunSummary } from './runner.ts';
@@ -24,12 +32,22 @@ export interface GateRun {
   positions: string[];
   dropBos: boolean;
   bins: number;
+  /** Neighbourhood size of the overlap (labelled data sets only; default OVERLAP_K). */
+  k?: number;
 }
 
-/** Every flag checked on a stand-in input, before any weight loads. */
-export function checkGate(m: ModelInfo, o: GateRun, first?: DataItem): void {
-  const x = m.prepare(itemPrompt(m, first ?? {}, o.prompt), PROBE_IMAGE, { padToSquare: o.padToSquare });
+export const OVERLAP_K = 30;
+export const ROWS_SUBDIR = 'rows';
+
+/** Every flag checked on a stand-in input, before any weight loads (`items`: the run's). */
+export function checkGate(m: ModelInfo, o: GateRun, items: readonly DataItem[]): void {
+  const x = m.prepare(itemPrompt(m, items[0] ?? {}, o.prompt), PROBE_IMAGE, { padToSquare: o.padToSquare });
   plan(m, x, o);
+  const labelled = items.length > 0 && items.every((it) => it.label !== undefined);
+  if (!labelled && o.k !== undefined) throw new UserError('--k is the neighbourhood size of the overlap, which needs a labelled data set (--data labels:FILE.jsonl:IMAGES_DIR)');
+  const k = o.k ?? OVERLAP_K;
+  if (labelled && k >= items.length) throw new UserError(`neighbourhood overlap with k = ${k} needs more than k samples; this run has ${items.length} (use a smaller --k or more images)`);
+  if (labelled && overlapCandidates(gatePositions(x.groups)).length === 0) throw new UserError(`${m.name} has no one-position image-side group for neighbourhood overlap`);
 }
 
 function plan(m: Pick<ModelInfo, 'name' | 'family'>, x: VlmInput, o: GateRun) {
@@ -44,6 +62,9 @@ function plan(m: Pick<ModelInfo, 'name' | 'family'>, x: VlmInput, o: GateRun) {
 }
 
 export interface GateItemResult {
+  id: string;
+  label?: string;
+  overlap_candidates?: string[];
   model: string;
   model_family: string;
   options: Record<string, unknown>;
@@ -54,14 +75,18 @@ export interface GateItemResult {
 export async function gateItem(gpu: Gpu, m: Vlm, item: DataItem, o: GateRun): Promise<Record<string, unknown>> {
   const x = prepareItem(m, item, o.prompt, o.padToSquare);
   const p = plan(m, x, o);
-  const probe = gateProbe(gpu, m.languageModel, { ...p, bins: o.bins });
+  const candidates = item.label === undefined ? [] : overlapCandidates(p.side);
+  const probe = gateProbe(gpu, m.languageModel, { ...p, bins: o.bins, rows: candidates.map((c) => c.positions[0]) });
   await m.hooks.withHooks(probe.hooks, async () => {
     gpu.release(m.forward(gpu, x));
   });
   const r = await probe.result();
+  // the rows go to disk first: a result on disk always has its rows
+  if (r.rows) writeRows(o.out, item.id, r.rows, candidates.map((c) => c.name));
   return {
     ...resultHeader(m, item),
-    options: options(m, o),
+    ...(item.label !== undefined && { label: item.label, overlap_candidates: candidates.map((c) => c.name) }),
+    options: { ...options(m, o), ...(item.label !== undefined && { overlap_k: o.k ?? OVERLAP_K }) },
     tokens: { seq: x.ids.length, image: p.image.length, text: p.text.length, queries: p.queries, image_side: Object.fromEntries(p.side.map((s) => [s.name, s.positions])) },
     separation: { ...r.separation, bins: o.bins, resolution: 1 / o.bins },
     attention: r.attention,
@@ -79,6 +104,64 @@ function options(m: Pick<Vlm, 'weightDtypes'>, o: GateRun): Record<string, unkno
   };
 }
 
+/** OUT/rows/<id>.safetensors: "rows" F32 [L + 1, P, d], the candidates' names in the metadata. */
+function rowsPath(out: string, id: string): string {
+  return join(out, ROWS_SUBDIR, `${id}.safetensors`);
+}
+
+function writeRows(out: string, id: string, rows: { data: Float32Array; shape: number[] }, names: string[]): void {
+  mkdirSync(join(out, ROWS_SUBDIR), { recursive: true });
+  const header = encodeHeader([{ name: 'rows', dtype: 'F32', shape: rows.shape }], { candidates: names.join(','), hidden_states: 'HF index 0..L' });
+  const bytes = new Uint8Array(header.byteLength + rows.data.byteLength);
+  bytes.set(header);
+  bytes.set(new Uint8Array(rows.data.buffer, rows.data.byteOffset, rows.data.byteLength), header.byteLength);
+  writeFileAtomicSync(rowsPath(out, id), bytes);
+}
+
+function readRows(out: string, id: string): { data: Float32Array; shape: number[] } {
+  const path = rowsPath(out, id);
+  if (!existsSync(path)) throw new UserError(`${path}: missing (the candidate rows of item ${id}, written with its result); delete ${join(out, 'images', `${id}.json`)} and re-run to redo it`);
+  const bytes = readFileSync(path);
+  const n = bytes.length >= 8 ? Number(bytes.readBigUInt64LE(0)) : 0;
+  const t = parseHeader(path, bytes.length, n, bytes.subarray(8, 8 + n).toString('utf8')).tensors.get('rows');
+  if (!t || t.dtype !== 'F32') throw new UserError(`${path}: no F32 tensor "rows"`);
+  const buf = bytes.buffer.slice(bytes.byteOffset + t.offset, bytes.byteOffset + t.offset + t.byteLength);
+  return { data: new Float32Array(buf), shape: t.shape };
+}
+
+export interface OverlapResult {
+  k: number;
+  n_samples: number;
+  classes: number;
+  /** The mean overlap of random neighbourhoods with these labels. */
+  chance: number;
+  /**
+   * Per candidate position, per HF hidden-state index 0..L; null where the rows are the same
+   * for every sample (the position has not seen the image yet, e.g. <eoss>'s embedding at
+   * index 0): every neighbour would be a tie.
+   */
+  positions: Record<string, (number | null)[]>;
+}
+
+/** Neighbourhood overlap of every candidate at every hidden state, over the labelled results. */
+export function overlapOf(out: string, results: readonly GateItemResult[]): OverlapResult | undefined {
+  const labelled = results.filter((r) => r.label !== undefined);
+  if (labelled.length === 0) return undefined;
+  const k = Number(labelled[0].options.overlap_k);
+  if (labelled.length <= k) throw new UserError(`neighbourhood overlap with k = ${k}: only ${labelled.length} item(s) have a result (the others failed or are missing); it needs more than k`);
+  const labels = labelled.map((r) => r.label!);
+  const rows = labelled.map((r) => readRows(out, r.id));
+  const [Lp1, P, d] = rows[0].shape;
+  const positions: OverlapResult['positions'] = {};
+  labelled[0].overlap_candidates!.forEach((name, p) => {
+    positions[name] = Array.from({ length: Lp1 }, (_, l) => {
+      const vs = rows.map((r) => r.data.subarray((l * P + p) * d, (l * P + p + 1) * d));
+      return vs.every((v) => v.every((x, c) => x === vs[0][c])) ? null : neighbourhoodOverlap(vs, labels, k);
+    });
+  });
+  return { k, n_samples: labelled.length, classes: new Set(labels).size, chance: chanceOverlap(labels), positions };
+}
+
 export interface GateAggregate {
   phaselens_version: string;
   model: string;
@@ -87,6 +170,7 @@ export interface GateAggregate {
   options: Record<string, unknown>;
   separation: { q1: Stat[]; median: Stat[]; q3: Stat[] };
   attention: { groups: Record<string, { share: Stat[]; per_token: Stat[]; of_all: Stat[] }>; image_side_of_all: Stat[] };
+  neighbourhood_overlap?: OverlapResult;
 }
 
 const perLayer = (rows: readonly (readonly number[])[]): Stat[] => (rows[0] ?? []).map((_, l) => stat(rows.map((r) => r[l])));
@@ -111,7 +195,8 @@ export function aggregateGate(results: readonly GateItemResult[]): GateAggregate
 
 /** Writes OUT/aggregate.json and OUT/aggregate.csv (one row per measure and layer); returns the JSON's path. */
 export function finishGate(out: string, results: readonly GateItemResult[]): string {
-  const agg = aggregateGate(results);
+  const overlap = overlapOf(out, results);
+  const agg: GateAggregate = { ...aggregateGate(results), ...(overlap && { neighbourhood_overlap: overlap }) };
   const path = join(out, 'aggregate.json');
   writeFileAtomicSync(path, JSON.stringify(agg, null, 1) + '\n');
   const csv = ['measure,group,layer,mean,std,n'];
@@ -119,6 +204,7 @@ export function finishGate(out: string, results: readonly GateItemResult[]): str
   for (const k of ['q1', 'median', 'q3'] as const) rows(`separation_${k}`, '', agg.separation[k]);
   for (const [name, g] of Object.entries(agg.attention.groups)) for (const k of ['share', 'per_token', 'of_all'] as const) rows(`attention_${k}`, name, g[k]);
   rows('attention_of_all', 'image-side', agg.attention.image_side_of_all);
+  for (const [name, v] of Object.entries(overlap?.positions ?? {})) v.forEach((x, l) => csv.push(['neighbourhood_overlap', name, l, x ?? '', '', overlap!.n_samples].join(',')));
   writeFileAtomicSync(join(out, 'aggregate.csv'), csv.join('\n') + '\n');
   return path;
 }

@@ -19,7 +19,7 @@ import { UserError } from '../errors.ts';
 import { writeFileAtomicSync } from './outputs.ts';
 import { finishAblate, type AblateItem } from './ablate.ts';
 import { finishKnockout, type KnockoutItem } from './knockout.ts';
-import { finishGate, type GateItemResult } from './gate.ts';
+import { finishGate, ROWS_SUBDIR, type GateItemResult } from './gate.ts';
 
 type Kind = 'analyze' | 'knockout' | 'ablate' | 'gate';
 type Result = Record<string, unknown> & { options?: Record<string, unknown> };
@@ -74,6 +74,13 @@ export function merge(inputs: readonly string[], out: string): { kind: Kind; ite
   const all = [...results.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   mkdirSync(join(out, IMAGES_SUBDIR), { recursive: true });
   for (const { id, r, from } of all) if (resolve(from) !== resolve(out)) writeFileAtomicSync(resultPath(out, id), JSON.stringify(r) + '\n');
+  // gate on a labelled set: each result's candidate rows travel with it (the overlap is over all of them)
+  for (const { id, from } of all) {
+    const rows = join(from, ROWS_SUBDIR, `${id}.safetensors`);
+    if (ref.kind !== 'gate' || resolve(from) === resolve(out) || !existsSync(rows)) continue;
+    mkdirSync(join(out, ROWS_SUBDIR), { recursive: true });
+    copyFileSync(rows, join(out, ROWS_SUBDIR, `${id}.safetensors`));
+  }
   // the item lists travel along, so the merged folder can be checked (and merged) again
   mkdirSync(join(out, RUNS_SUBDIR), { recursive: true });
   for (const dir of inputs.filter((d) => resolve(d) !== resolve(out))) {

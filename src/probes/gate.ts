@@ -20,6 +20,11 @@
  *   newline          LLaVA-NeXT's image_newline tokens
  *   end-of-image     the end-of-image token (Chameleon's <eoss>: the study's gate)
  * Their shares are normalised over the whole image side, so they sum to 1 per layer.
+ *
+ * - For neighbourhood overlap (analysis/neighbourhood-overlap.ts, over a data set): the
+ *   rows of the candidate positions (`overlapCandidates`: the one-position groups) at
+ *   every hidden state, copied on the GPU into one [L + 1, P, d] tensor and read back
+ *   once — never a whole hidden state.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -76,6 +81,15 @@ export function selectGatePositions(names: readonly string[], g: PositionGroups,
   return names.length ? have.filter((x) => names.includes(x.name)) : have;
 }
 
+/**
+ * Neighbourhood overlap's candidates: the image-side groups of one position that can see
+ * the image — last-image, end-of-image (start-of-image precedes the image: in a causal
+ * model its rows are the same for every image).
+ */
+export function overlapCandidates(side: readonly GateGroup[]): GateGroup[] {
+  return side.filter((x) => x.positions.length === 1 && x.name !== 'start-of-image');
+}
+
 /** The text queries whose attention is measured: text positions after the whole image side. */
 export function gateQueries(g: PositionGroups): number[] {
   const end = Math.max(...gatePositions(g).flatMap((x) => x.positions));
@@ -117,6 +131,8 @@ export interface GateProbeOptions {
   report: GateGroup[];
   queries: number[];
   bins: number;
+  /** Positions whose rows to keep at every hidden state (neighbourhood overlap), or none. */
+  rows?: number[];
 }
 
 const QK = /^lm\.blocks\.(\d+)\.attn\.(q|k)$/;
@@ -133,8 +149,15 @@ export function gateProbe(gpu: Gpu, lm: DecoderLm, o: GateProbeOptions) {
   let keys: Tensor | undefined;
   let q: Tensor | undefined;
 
+  const P = o.rows?.length ?? 0;
+  let kept: Tensor | undefined;
   const separation: HookFn = (h, name) => {
-    pairCosHist(gpu, h, sets, hist, rowOf.get(name)!);
+    const r = rowOf.get(name)!;
+    pairCosHist(gpu, h, sets, hist, r);
+    if (!P || r > L) return;
+    const d = h.shape[h.shape.length - 1];
+    kept ??= gpu.tensor([L + 1, P, d], 'f32', 'gate.candidate_rows');
+    o.rows!.forEach((pos, i) => gpu.copy(h, kept!, pos * d, (r * P + i) * d, d));
   };
   const attention: HookFn = (t, name) => {
     const [, ls, site] = name.match(QK)!;
@@ -160,10 +183,11 @@ export function gateProbe(gpu: Gpu, lm: DecoderLm, o: GateProbeOptions) {
     [(name) => QK.test(name), attention],
   ];
 
-  async function result(): Promise<{ separation: SeparationCurve; attention: AttentionShare }> {
+  async function result(): Promise<{ separation: SeparationCurve; attention: AttentionShare; rows?: { data: Float32Array; shape: number[] } }> {
     const counts = (await gpu.read(hist)) as Uint32Array;
     const m = await gpu.readF32(mass);
-    gpu.release(sets.idx, hist, mass, keys);
+    const candidateRows = kept && { data: await gpu.readF32(kept), shape: [...kept.shape] };
+    gpu.release(sets.idx, hist, mass, keys, kept);
     const bins = o.bins;
     const rows: HistQuantiles[] = Array.from({ length: L + 2 }, (_, r) => histQuantiles(counts.subarray(r * bins, (r + 1) * bins)));
     const curve = rows.slice(0, L + 1);
@@ -189,7 +213,7 @@ export function gateProbe(gpu: Gpu, lm: DecoderLm, o: GateProbeOptions) {
       const share = ofAll.map((v, l) => v / side[l]);
       groups[r.name] = { positions: r.positions, share, per_token: share.map((v) => v / r.positions.length), of_all: ofAll };
     }
-    return { separation, attention: { groups, image_side_of_all: side } };
+    return { separation, attention: { groups, image_side_of_all: side }, ...(candidateRows && { rows: candidateRows }) };
   }
   return { hooks, result };
 }

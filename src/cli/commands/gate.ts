@@ -5,7 +5,7 @@ import { DATA_SPEC_HELP } from '../../data/index.ts';
 import { UserError } from '../../errors.ts';
 import { COS_BINS } from '../../ops/pair-cos-hist.ts';
 import { GATE_POSITIONS } from '../../probes/gate.ts';
-import { checkGate, gate } from '../../pipeline/gate.ts';
+import { checkGate, gate, OVERLAP_K } from '../../pipeline/gate.ts';
 import { addGpuOptions, type GpuCliOptions } from '../gpu-session.ts';
 import { addModelOptions, promptSpec, reportRun, withModel, type PromptOptions } from '../model-run.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
@@ -18,6 +18,7 @@ interface Options extends GpuCliOptions, PromptOptions {
   positions?: string;
   dropBos: boolean;
   bins: string;
+  k?: string;
   limit?: string;
   seed: string;
   dtype?: string;
@@ -34,6 +35,7 @@ export function register(program: Command): void {
       .option('--positions <list>', `comma-separated image-side positions to report (default: every one the model has): ${GATE_POSITIONS.join(', ')}`)
       .option('--drop-bos', 'leave BOS out of the separation\'s text set', false)
       .option('--bins <n>', `histogram bins of |cos| on [0, 1] (2..${COS_BINS}; the quantiles' resolution is 1/bins)`, String(COS_BINS))
+      .option('--k <n>', `labels: data sets: the neighbourhood size of the overlap (default ${OVERLAP_K}; fewer than the samples)`)
       .option('--limit <n>', 'a reproducible random sample of n items')
       .option('--seed <s>', 'seed of the sample', '0'),
   )).action(async (o: Options) => {
@@ -42,8 +44,8 @@ export function register(program: Command): void {
     if (bins > COS_BINS) throw new UserError(`--bins ${bins}: at most ${COS_BINS} (the histogram lives in 16 KiB of workgroup memory)`);
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
     const positions = o.positions === undefined ? [] : o.positions.split(',').map((s) => s.trim()).filter(Boolean);
-    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, positions, dropBos: o.dropBos, bins };
-    await withModel(o, (f) => checkGate(f, run, selection.items[0]), async (gpu, m) => {
+    const run = { out: o.out, data: o.data, prompt: promptSpec(o), padToSquare: o.padToSquare, positions, dropBos: o.dropBos, bins, k: int('--k', o.k, 1) };
+    await withModel(o, (f) => checkGate(f, run, selection.items), async (gpu, m) => {
       const r = await gate(gpu, m, selection.items, run);
       reportRun(r.summary, o.out, r.report);
     });
