@@ -64,10 +64,12 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
     .filter((t) => !t.optional || t.generated)
     .map((t) => ({ name: t.name, shape: t.shape, dtype: f32 ? 'F32' : 'F16' }));
   await mkdir(opts.out, { recursive: true });
+  // processor files first, so a missing asset is reported before gigabytes are written;
+  // config.json last, so an interrupted run leaves no folder that looks complete
+  await writeProcessorFiles(opts.out, make.family, config);
   const seed = opts.seed ?? 0;
   const files = await writeWeights(opts.out, specs, (t) => (f32 ? widened(fastF16Chunks(t.name, tensorBytes(t) / 4, seed)) : fastF16Chunks(t.name, tensorBytes(t) / 2, seed)), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
-  await writeProcessorFiles(opts.out, make.family, config);
   return { files: ['config.json', ...files], bytes: specs.reduce((n, t) => n + tensorBytes(t), 0) };
 }
 

@@ -23,6 +23,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UserError } from '../src/errors.ts';
 import type { ModelConfig } from '../src/io/config.ts';
 import type { FamilyEntry, GeneratedFiles } from '../src/models/registry.ts';
 
@@ -34,13 +35,23 @@ const BERT = join(ASSETS, 'bert-base-uncased-tokenizer');
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
+/** An asset's bytes; a missing one (a bundle run without PHASELENS_ROOT) names the file. */
+async function readAsset(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new UserError(`missing asset ${path}: generated checkpoints take their tokenizer and processor files from phaselens's weights-tools/assets (a bundle finds it under PHASELENS_ROOT)`);
+  }
+}
+
 /** A plain copy (not copyFile, which would carry over read-only modes). */
 async function copy(from: string, to: string): Promise<void> {
-  await writeFile(to, await readFile(from));
+  await writeFile(to, await readAsset(from));
 }
 
 async function readJson(path: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await readFile(path, 'utf8'));
+  return JSON.parse((await readAsset(path)).toString('utf8'));
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {

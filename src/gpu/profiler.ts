@@ -176,7 +176,11 @@ export class Profiler {
         : `timestamp-query is not available on this adapter: timed whole submissions on the host clock, ` +
           `one dispatch per submission: ${subMs.toFixed(1)} ms for ${this.records.length} dispatches (submit to done, overlaps counted once; includes per-submit overhead)`,
     ];
-    if (peak) foot.push(`peak of ${peak.name}: ${peak.tflops} TFLOP/s FP32, ${peak.tensorTflops} TFLOP/s FP16 on the matrix units (the % of kernels marked "(tensor)"), ${peak.gbs} GB/s`);
+    if (peak) {
+      // a peak given by flags may lack the matrix-unit figure: then tensor-core kernels show no %
+      const tensor = Number.isFinite(peak.tensorTflops) ? `, ${peak.tensorTflops} TFLOP/s FP16 on the matrix units (the % of kernels marked "(tensor)")` : '';
+      foot.push(`peak of ${peak.name}: ${peak.tflops} TFLOP/s FP32${tensor}, ${peak.gbs} GB/s`);
+    }
     if (pipelines) foot.push(`pipeline creation on the host: ${pipelines.count} pipelines in ${pipelines.ms.toFixed(1)} ms (not in any kernel's time)`);
     return formatTable(head, body) + '\n' + foot.join('\n');
   }
