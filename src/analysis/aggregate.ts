@@ -93,8 +93,11 @@ export interface Aggregate {
     seq: number;
     query: number;
     image_span: [number, number];
-    /** The patch grids of the map's token layout (its first image's `tokens.grids`; empty without patches). */
-    grids: PatchGrid[];
+    /**
+     * The patch grids of the map's token layout (`tokens.grids`; empty without patches). `box`
+     * (where a grid sits in the original image) is null when the mapped images disagree on it.
+     */
+    grids: (Omit<PatchGrid, 'box'> & { box: PatchGrid['box'] | null })[];
     layer: number[][];
   } | null;
   /** Phases of the mean inter-modal curve. */
@@ -215,7 +218,7 @@ export function aggregate(perImage: readonly ImageMetrics[], opts: AggregateOpti
       seq: f.tokens.seq,
       query: f.norm_attention!.query,
       image_span: [f.tokens.image[0], f.tokens.image[1]],
-      grids: f.tokens.grids ?? [],
+      grids: (f.tokens.grids ?? []).map((g, i) => (use.every((m) => JSON.stringify(m.tokens.grids?.[i]?.box) === JSON.stringify(g.box)) ? g : { ...g, box: null })),
       layer,
     };
   }

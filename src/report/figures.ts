@@ -225,7 +225,7 @@ export function figureNormAttention(a: Aggregate, opts: FigureOptions = {}): Fig
  * The norm-attention map's values on one patch grid, rows × cols: key position
  * first + r·stride + c, mean over the decoder layers.
  */
-export function patchAttention(layer: readonly (readonly number[])[], g: PatchGrid): number[][] {
+export function patchAttention(layer: readonly (readonly number[])[], g: Omit<PatchGrid, 'box'>): number[][] {
   return Array.from({ length: g.rows }, (_, r) =>
     Array.from({ length: g.cols }, (_, c) => layer.reduce((sum, row) => sum + row[g.first + r * g.stride + c], 0) / layer.length),
   );
@@ -248,13 +248,14 @@ export function figurePatchAttention(a: Aggregate, opts: FigureOptions = {}): Fi
       targetWidth: 420,
       targetHeight: Math.round((420 * g.rows) / g.cols),
     });
-    const [x0, y0, x1, y1] = g.box.map((v) => Math.round(v));
+    const [x0, y0, x1, y1] = (g.box ?? []).map((v) => Math.round(v));
+    const where = g.box ? `; the grid covers x ${x0}..${x1}, y ${y0}..${y1} of the original image (pixels)` : '; the images differ in where the grid sits in them';
     return {
       id: `fig4c-${g.view}`,
       file: `fig4c_patch_attention_${g.view}.png`,
       title: `Fig. 4c — Norm attention on the patches of ${view}`,
       caption:
-        `The query token's (q = ${m.query}) norm-based attention to each of the ${g.rows} × ${g.cols} patches of ${view} (row r, column c = key position ${g.first} + ${g.stride}·r + c), mean over decoder layers 0..${m.layer.length - 1}; the grid covers x ${x0}..${x1}, y ${y0}..${y1} of the original image (pixels)` +
+        `The query token's (q = ${m.query}) norm-based attention to each of the ${g.rows} × ${g.cols} patches of ${view} (row r, column c = key position ${g.first} + ${g.stride}·r + c), mean over decoder layers 0..${m.layer.length - 1}${where}` +
         `${g.stride > g.cols ? '; the image_newline token ending each row is not drawn' : ''}. Colour: viridis, ${scale === 'log' ? 'log10' : 'linear'} scale from ${h.min.toPrecision(3)} to ${h.max.toPrecision(3)}. Map: ${who}.`,
       kind: 'png' as const,
       data: h.png,
