@@ -118,7 +118,9 @@ describe('phaselens slurm on a real single-node Slurm', () => {
     const out = join(work, 'preempted');
     const jobs = submit(out);
     await stopShard2(out, jobs.array, (task) => slurm.run('scontrol', ['requeue', task]));
-    // a requeued job waits two minutes before it may start again; let it start now
+    // a requeued job waits two minutes before it may start again; let it start now — once it
+    // is pending again (an update while it is still completing is lost, and the test waited)
+    await until('task 2 to be requeued', () => (states([jobs.array])[`${jobs.array}_2`] ?? '').startsWith('PENDING'));
     slurm.run('scontrol', ['update', `jobid=${jobs.array}_2`, 'StartTime=now']);
     await until('the merge job', () => finished(states([jobs.merge])[jobs.merge] ?? ''));
     expect(states([jobs.merge])[jobs.merge]).toBe('COMPLETED None');
