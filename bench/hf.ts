@@ -79,12 +79,16 @@ export class HfBaseline {
   }
 }
 
-/** PREFIX.json ({ids, qformer_ids, pixel_shape, image, text, bos, query}) and PREFIX.f32 (pixels), as bench/gpu/hf_bench.py reads them. */
+/**
+ * PREFIX.json ({ids, qformer_ids, pixel_shape, image_sizes, image, text, bos, query}) and
+ * PREFIX.f32 (pixels), as bench/gpu/hf_bench.py reads them. image_sizes: the original
+ * [height, width] of a tiled (LLaVA-NeXT) image, which HF's forward needs to unpad.
+ */
 export function writeInputs(prefix: string, x: VlmInput): void {
   const px = x.pixels;
   writeFileSync(
     `${prefix}.json`,
-    JSON.stringify({ ids: x.ids, qformer_ids: x.qformerIds ?? null, pixel_shape: px ? [...px.shape] : null, image: x.groups.image, text: x.groups.text, bos: x.groups.bos, query: x.groups.last }) + '\n',
+    JSON.stringify({ ids: x.ids, qformer_ids: x.qformerIds ?? null, pixel_shape: px ? [...px.shape] : null, image_sizes: px?.anyres?.imageSize ?? null, image: x.groups.image, text: x.groups.text, bos: x.groups.bos, query: x.groups.last }) + '\n',
   );
   if (px) writeFileSync(`${prefix}.f32`, new Uint8Array(px.data.buffer, px.data.byteOffset, px.data.byteLength));
 }

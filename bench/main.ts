@@ -3,9 +3,10 @@
  *
  *   matmul         ours vs OpenBLAS sgemm            (bench/kernels.ts, bench/native/sgemm.c)
  *   attention      ours vs the same math in torch    (bench/kernels.ts, bench/torch_attention.py)
- *   models         LLaVA and InstructBLIP load, prefill, decode and analyze vs HF transformers,
- *                  and analyze vs the plain forward  (bench/models.ts)
- *   interventions  knockout sweep vs the naive re-run and vs HF transformers (bench/interventions.ts)
+ *   models         LLaVA, InstructBLIP and LLaVA-NeXT (tiles) load, prefill, decode and analyze
+ *                  vs HF transformers, and analyze vs the plain forward  (bench/models.ts)
+ *   interventions  knockout sweep (LLaVA, LLaVA-NeXT) vs the naive re-run and vs HF transformers
+ *                  (bench/interventions.ts)
  *   shards         3 analyze shards + merge vs one process over the same items (bench/shards.ts)
  *   load           checkpoint streaming vs `cat`     (bench/load.ts, when present)
  *
@@ -19,7 +20,8 @@
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
  *                                              [--reps N] [--quick]
- *   --only   comma-separated groups (matmul, attention, models, interventions, shards, load) or case names
+ *   --only   comma-separated groups (matmul, attention, models, interventions, shards, load) or case
+ *            names; models and interventions then run only the families whose cases are named
  *   --json   also write the records as a JSON array (see bench/record.ts)
  *   --reps   timed samples per side (default 5 for matmul and attention, 3 for models and interventions)
  *   --quick  tiny shapes in every group: checks that the suite runs (test/bench/quick.test.ts),
@@ -38,6 +40,8 @@ import type { Gpu } from '../src/gpu/context.ts';
 import { MATMUL_KERNELS, type MatmulKernel } from '../src/ops/linear.ts';
 import type { AttentionVariant } from '../src/ops/attention.ts';
 import { ATTENTION_VARIANTS, benchAttention, benchMatmul, type KernelBenchOptions } from './kernels.ts';
+import { benchInterventions, KNOCKOUT_CASES, KNOCKOUT_CHECKPOINTS } from './interventions.ts';
+import { benchModels, MID_SHAPE, MODEL_CASES } from './models.ts';
 import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
 
 type Group = (gpu: Gpu, opts: KernelBenchOptions) => Promise<BenchRecord[]>;
@@ -48,24 +52,31 @@ const HF_REPS = 3;
 /** What each group measured against, printed under the table. */
 const settings: string[] = [];
 
+const MODEL_FAMILIES = Object.keys(MID_SHAPE);
+const modelCases = (f: string) => MODEL_CASES.map((c) => `${f}-${c}`);
+const knockoutCases = (prefix: string) => KNOCKOUT_CASES.map((c) => `${prefix}${c}`);
+/** With --only naming cases of GROUP: the families whose cases are named (all when the group is named). */
+const familiesFor = (group: string, cases: (f: string) => string[], all: string[]) =>
+  !wanted || wanted.includes(group) ? undefined : all.filter((f) => cases(f).some((c) => wanted.includes(c)));
+
 const groups: Record<string, { cases: string[]; run: Group }> = {
   matmul: { cases: ['matmul'], run: benchMatmul },
   attention: { cases: ['attention'], run: benchAttention },
   models: {
-    cases: ['llava', 'instructblip'].flatMap((f) => ['load-vs-hf', 'prefill-vs-hf', 'decode-vs-hf', 'analyze-vs-hf', 'analyze-overhead'].map((c) => `${f}-${c}`)),
+    cases: MODEL_FAMILIES.flatMap(modelCases),
     run: async (gpu, opts) => {
-      const { benchModels } = await import('./models.ts');
-      const { records, settings: line } = await benchModels(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false, onRecord: opts.onRecord });
+      const families = familiesFor('models', modelCases, MODEL_FAMILIES);
+      const { records, settings: line } = await benchModels(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false, families, onRecord: opts.onRecord });
       settings.push(line);
       return records;
     },
   },
   interventions: {
-    cases: ['knockout-sweep-vs-naive', 'knockout-sweep-vs-hf'],
+    cases: KNOCKOUT_CHECKPOINTS.flatMap((c) => knockoutCases(c.prefix)),
     run: async (gpu, opts) => {
-      const { benchInterventions } = await import('./interventions.ts');
-      const { records, settings: line } = await benchInterventions(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false });
-      records.forEach((r) => opts.onRecord?.(r));
+      const prefix = (f: string) => KNOCKOUT_CHECKPOINTS.find((c) => c.family === f)!.prefix;
+      const families = familiesFor('interventions', (f) => knockoutCases(prefix(f)), KNOCKOUT_CHECKPOINTS.map((c) => c.family));
+      const { records, settings: line } = await benchInterventions(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false, families, onRecord: opts.onRecord });
       settings.push(line);
       return records;
     },

@@ -1,5 +1,5 @@
 /**
- * Model benchmarks for each family (FAMILY = llava | instructblip): phaselens on the WebGPU
+ * Model benchmarks for each family (FAMILY = llava | instructblip | llava_next): phaselens on the WebGPU
  * adapter vs HF transformers on the CPU (bench/hf_baseline.py, one process for the group,
  * torch.set_num_threads(cores)), on the same checkpoint and the same prepared ids and pixels,
  * in the same run. Both sides: float32 weights, one warm-up then the median of `reps`.
@@ -21,9 +21,11 @@
  * better). The prefill's last logits are compared with HF's (max |Δ| / max |HF| ≤ 1e-3:
  * float32 on both sides, summed in different orders; parity tests see ~1e-6).
  * Checkpoints: make-tiny --arch FAMILY (seed 0, f32) and make-random --shape llava-mid /
- * instructblip-mid --dtype f32 (~0.19 / 0.21 B parameters); --quick: the tiny ones only,
- * 4 new tokens. Prompts: the same question, in LLaVA's chat template; InstructBLIP's
- * instruction as it is.
+ * instructblip-mid / llava-next-mid --dtype f32 (~0.19 / 0.21 / 0.19 B parameters;
+ * llava-next-mid: 224-px tiles, the cats image as 2×2 tiles + base view, ~1.1k tokens, HF
+ * given the same pixel_values [views, 3, H, W] and image_sizes); --quick: the tiny ones
+ * only, 4 new tokens. Prompts: the same question, in the chat template where the family
+ * has one (LLaVA, LLaVA-NeXT); InstructBLIP's instruction as it is.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,16 +47,16 @@ const IMAGE = join(import.meta.dirname, '../test/fixtures/images/000000039769.pn
 const QUESTION = 'Please describe everything you can see in this picture, including the animals, the objects and the colours.';
 const LOGITS_TOL = 1e-3;
 
-const PROMPT: Record<Family, PromptSpec> = {
-  llava: { prompt: QUESTION, chat: true },
-  instructblip: { prompt: QUESTION },
-};
-const MID_SHAPE: Record<Family, string> = { llava: 'llava-mid', instructblip: 'instructblip-mid' };
+/** The families benchmarked, each with its mid-size make-random shape. */
+export const MID_SHAPE: Record<Family, string> = { llava: 'llava-mid', instructblip: 'instructblip-mid', llava_next: 'llava-next-mid' };
+export const MODEL_CASES = ['load-vs-hf', 'prefill-vs-hf', 'decode-vs-hf', 'analyze-vs-hf', 'analyze-overhead'];
 const VS_HF = 'time-ratio-vs-hf';
 
 export interface ModelBenchOptions {
   reps: number;
   quick: boolean;
+  /** Default: every family of MID_SHAPE. */
+  families?: Family[];
   onRecord?: (r: BenchRecord) => void;
 }
 
@@ -75,7 +77,8 @@ async function benchCheckpoint(gpu: Gpu, hf: HfBaseline, label: string, dir: str
   const oursLoadS = (performance.now() - t0) / 1000;
   const hfLoadS = await hf.load(dir);
   const f = m.family;
-  const x = m.prepare(PROMPT[f], readImageFile(IMAGE));
+  const prompt: PromptSpec = { prompt: QUESTION, chat: m.capabilities.chatTemplate };
+  const x = m.prepare(prompt, readImageFile(IMAGE));
   await hf.inputs(dir, x);
   const seq = x.ids.length;
   const shape = [seq];
@@ -94,7 +97,7 @@ async function benchCheckpoint(gpu: Gpu, hf: HfBaseline, label: string, dir: str
   const hfPrefill = await hf.request<HfTimed & { last_logits: number[] }>({ op: 'prefill', reps: o.reps });
   const rel = maxRelDiff(logits, hfPrefill.last_logits);
   if (!(rel <= LOGITS_TOL)) throw new Error(`${f} ${label}: last logits differ from HF's by ${rel.toExponential(2)} (max |Δ| / max |HF|; tolerance ${LOGITS_TOL})`);
-  add({ case: `${f}-prefill-vs-hf`, shape, dtype: 'f32', unit: 's', ours: prefillS, baseline: hfPrefill.s, ratio_name: VS_HF, note: `${label}; last logits only; vs HF max |Δ| / max |HF| = ${rel.toExponential(1)}; peak GPU buffers ${(gpu.peakAllocated / 2 ** 20).toFixed(0)} MiB` });
+  add({ case: `${f}-prefill-vs-hf`, shape, dtype: 'f32', unit: 's', ours: prefillS, baseline: hfPrefill.s, ratio_name: VS_HF, note: `${label}; pixel_values [${x.pixels?.shape.join(', ')}]; last logits only; vs HF max |Δ| / max |HF| = ${rel.toExponential(1)}; peak GPU buffers ${(gpu.peakAllocated / 2 ** 20).toFixed(0)} MiB` });
 
   const steps = o.newTokens - 1;
   const gens = [];
@@ -108,7 +111,7 @@ async function benchCheckpoint(gpu: Gpu, hf: HfBaseline, label: string, dir: str
 
   const item = { id: 'cats', image: IMAGE, captions: ['two cats lying on a pink couch with remotes'] };
   const image = readImageFile(IMAGE);
-  const opts = { prompt: PROMPT[f], dropBos: false, topk: 5, smooth: 1, padToSquare: false };
+  const opts = { prompt, dropBos: false, topk: 5, smooth: 1, padToSquare: false };
   const analyzeS = await timeWarm(o.reps, () => analyzeImage(gpu, m, item, image, opts));
   const hfAnalyze = await hf.request<HfTimed>({ op: 'analyze', k: 5, reps: o.reps });
   add({ case: `${f}-analyze-vs-hf`, shape, dtype: 'f32', unit: 's/image', ours: analyzeS, baseline: hfAnalyze.s, ratio_name: VS_HF, note: `${label}; HF: eager forward with hidden states + attentions, metrics in torch` });
@@ -122,7 +125,7 @@ export async function benchModels(gpu: Gpu, o: ModelBenchOptions): Promise<{ rec
   const newTokens = o.quick ? 4 : 16;
   try {
     const records: BenchRecord[] = [];
-    for (const family of ['llava', 'instructblip'] as const) {
+    for (const family of o.families ?? Object.keys(MID_SHAPE)) {
       const tiny = join(work, `${family}-tiny`);
       await makeTiny({ arch: family, out: tiny, seed: 0, dtype: 'f32' });
       const dirs: [string, string][] = [['tiny', tiny]];

@@ -117,9 +117,10 @@ def load_model(model_dir, dtype, attn, device):
     tr = need_transformers()
     with open(os.path.join(model_dir, "config.json")) as f:
         mt = json.load(f).get("model_type")
-    cls = {"llava": tr.LlavaForConditionalGeneration, "instructblip": tr.InstructBlipForConditionalGeneration}.get(mt)
+    cls = {"llava": tr.LlavaForConditionalGeneration, "llava_next": tr.LlavaNextForConditionalGeneration,
+           "instructblip": tr.InstructBlipForConditionalGeneration}.get(mt)
     if cls is None:
-        raise SystemExit(f"{model_dir}: model_type {mt!r}; hf_bench.py runs llava and instructblip")
+        raise SystemExit(f"{model_dir}: model_type {mt!r}; hf_bench.py runs llava, llava_next and instructblip")
     kw = dict(_dtype_kw(tr, dtype), attn_implementation=attn, config=load_config(cls, model_dir))
     if device != "cpu":
         kw["device_map"] = device
@@ -182,6 +183,8 @@ def read_inputs(prefix, device, dtype):
         "attention_mask": torch.ones(1, len(meta["ids"]), dtype=torch.long, device=device),
         "pixel_values": torch.from_numpy(px.copy())[None].to(device=device, dtype=dtype),
     }
+    if meta.get("image_sizes"):  # LLaVA-NeXT: pixel_values [1, views, 3, H, W] and the original [H, W]
+        x["image_sizes"] = torch.tensor([meta["image_sizes"]], dtype=torch.long, device=device)
     if meta.get("qformer_ids"):
         q = meta["qformer_ids"]
         x["qformer_input_ids"] = torch.tensor([q], dtype=torch.long, device=device)

@@ -20,9 +20,8 @@ const FAMILY_CASES = ['load-vs-hf', 'prefill-vs-hf', 'decode-vs-hf', 'analyze-vs
 const EXPECTED = [
   'matmul',
   'attention',
-  ...['llava', 'instructblip'].flatMap((f) => FAMILY_CASES.map((c) => `${f}-${c}`)),
-  'knockout-sweep-vs-naive',
-  'knockout-sweep-vs-hf',
+  ...['llava', 'instructblip', 'llava_next'].flatMap((f) => FAMILY_CASES.map((c) => `${f}-${c}`)),
+  ...['', 'llava_next-'].flatMap((p) => [`${p}knockout-sweep-vs-naive`, `${p}knockout-sweep-vs-hf`]),
   'shards-merge-overhead',
   'shards-extra-startups',
   'safetensors-stream',
