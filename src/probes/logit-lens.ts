@@ -8,7 +8,9 @@
  * positions are not copied, so lm_head runs on M = n_rows rows and `linear` picks the
  * matmul variant for that M (`pickMatmulKernel`, the same as every other projection).
  * Restricting the coverage changes nothing about the covered entries: each row's logits
- * depend on that row alone.
+ * depend on that row alone — which also lets the rows go through lm_head in chunks small
+ * enough that a chunk's logits [rows, vocab] fit the device's storage-binding limit (e.g.
+ * LLaVA-NeXT's ~2k visual tokens × 32k vocab is ~256 MiB, over lavapipe's 128 MiB).
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -39,37 +41,51 @@ function runsOf(xs: readonly number[]): [number, number][] {
   return runs;
 }
 
+/** Splits `xs` into consecutive slices of at most `size`. */
+function chunksOf<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
 /** `cover`: the layers and visual-token positions to run (src/analysis/lens-spec.ts), ascending. */
 export function logitLensProbe(gpu: Gpu, lm: DecoderLm, image: [number, number], k: number, cover: { layers: readonly number[]; positions: readonly number[] }) {
   const L = lm.cfg.num_hidden_layers;
   const index = hiddenStateIndex(L);
   const s = image[0];
   const n = cover.positions.length;
-  const runs = runsOf(cover.positions);
+  // rows per lm_head call: f32 logits of a whole vocabulary per row must fit one binding
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const chunks = chunksOf(cover.positions, Math.max(1, Math.floor(limit / (4 * lm.cfg.vocab_size))));
   const want = new Set(cover.layers);
-  const found: { l: number; parts: TopkResult[] }[] = [];
+  // per covered layer, one entry per chunk of rows, in row order
+  const found: { l: number; chunks: { rows: number; parts: TopkResult[] }[] }[] = [];
   const hook: HookFn = (h, name) => {
     const l = index.get(name)!;
     const d = h.shape[1];
-    const rows = gpu.tensor([n, d], 'f32', `logit_lens.${l}.rows`);
-    let at = 0;
-    for (const [a, b] of runs) {
-      gpu.copy(h, rows, (s + a) * d, at * d, (b - a) * d);
-      at += b - a;
+    const done: { rows: number; parts: TopkResult[] }[] = [];
+    for (const positions of chunks) {
+      const rows = gpu.tensor([positions.length, d], 'f32', `logit_lens.${l}.rows`);
+      let at = 0;
+      for (const [a, b] of runsOf(positions)) {
+        gpu.copy(h, rows, (s + a) * d, at * d, (b - a) * d);
+        at += b - a;
+      }
+      let x: Tensor = rows;
+      if (l < L) {
+        x = lm.finalNorm(gpu, rows);
+        gpu.release(rows);
+      }
+      const parts = lm.logits(gpu, x).map((p) => {
+        const r = topk(gpu, p.tensor, Math.min(k, p.tensor.shape[1]), p.colStart);
+        gpu.release(p.tensor);
+        return r;
+      });
+      gpu.release(x);
+      done.push({ rows: positions.length, parts });
+      gpu.flush(); // free this chunk's logits before the next one allocates its own
     }
-    let x: Tensor = rows;
-    if (l < L) {
-      x = lm.finalNorm(gpu, rows);
-      gpu.release(rows);
-    }
-    const parts = lm.logits(gpu, x).map((p) => {
-      const r = topk(gpu, p.tensor, Math.min(k, p.tensor.shape[1]), p.colStart);
-      gpu.release(p.tensor);
-      return r;
-    });
-    gpu.release(x);
-    found.push({ l, parts });
-    gpu.flush(); // free this layer's logits before the next layer allocates its own
+    found.push({ l, chunks: done });
   };
   const hooks: [NameFilter, HookFn][] = n > 0 && want.size > 0 ? [[(name) => want.has(index.get(name) ?? -1), hook]] : [];
 
@@ -77,19 +93,25 @@ export function logitLensProbe(gpu: Gpu, lm: DecoderLm, image: [number, number],
     const layers = [...want].sort((a, b) => a - b);
     const slot = new Map(layers.map((l, i) => [l, i]));
     const out: LogitLensResult = { k, layers, positions: [...cover.positions], top_ids: Array(layers.length), top_probs: Array(layers.length) };
-    for (const { l, parts } of found) {
-      const read = [];
-      for (const p of parts) {
-        const kk = p.values.shape[1];
-        const values = (await gpu.read(p.values)) as Float32Array;
-        const ids = (await gpu.read(p.ids)) as Uint32Array;
-        const stats = (await gpu.read(p.stats)) as Float32Array;
-        gpu.release(p.values, p.ids, p.stats);
-        read.push(kk === k ? { values, ids, stats } : padParts(values, ids, stats, n, kk, k));
+    for (const { l, chunks } of found) {
+      const ids: number[][] = [];
+      const probs: number[][] = [];
+      for (const { rows, parts } of chunks) {
+        const read = [];
+        for (const p of parts) {
+          const kk = p.values.shape[1];
+          const values = (await gpu.read(p.values)) as Float32Array;
+          const pids = (await gpu.read(p.ids)) as Uint32Array;
+          const stats = (await gpu.read(p.stats)) as Float32Array;
+          gpu.release(p.values, p.ids, p.stats);
+          read.push(kk === k ? { values, ids: pids, stats } : padParts(values, pids, stats, rows, kk, k));
+        }
+        const m = mergeTopk(read, rows, k);
+        ids.push(...m.ids);
+        probs.push(...m.probs);
       }
-      const m = mergeTopk(read, n, k);
-      out.top_ids[slot.get(l)!] = m.ids;
-      out.top_probs[slot.get(l)!] = m.probs;
+      out.top_ids[slot.get(l)!] = ids;
+      out.top_probs[slot.get(l)!] = probs;
     }
     return out;
   }
