@@ -3,7 +3,7 @@
  * checkpoints written by transformers (`save_pretrained` of model and ChameleonProcessor;
  * test/hf/hf_chameleon.py), run by HF (eager attention, float32) and by phaselens.
  *
- * The tokenizer is not Chameleon's real one (no copy is at hand: /work/shared/assets has
+ * The tokenizer is not Chameleon's real one (no copy is at hand: the shared assets folder has
  * none): hf_chameleon.py trains a tiny byte-level BPE with Chameleon's special tokens
  * (<racm3:break>, <eoss>, <image>, the <reserved08706> separator) and wraps it as
  * PreTrainedTokenizerFast; the processor and the model read it like the real one.

@@ -9,7 +9,7 @@ image size, so level 0 has attention blocks too), mult (channel_multiplier, defa
 The image goes to the processor as opened (an RGBA PNG stays RGBA, so the processor's
 convert_to_rgb blends it onto white); image_rgb is Pillow's convert('RGB') of it.
 
-No Chameleon tokenizer is at hand (/work/shared/assets has none; the hub is unreachable), so
+No Chameleon tokenizer is at hand (the shared assets folder has none; the hub is unreachable), so
 the checkpoint's tokenizer is a tiny byte-level BPE trained here with `tokenizers` on a few
 sentences (vocabulary 320), plus Chameleon's special tokens <s> <pad> </s> <unk> (0..3),
 <racm3:break>, <eoss>, <image> and the chat-mode separator <reserved08706> (the sep_token),
