@@ -16,8 +16,7 @@ import { runLast } from '../interventions/answer.ts';
 import { generate } from '../models/generate.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { writeInterventionReport } from './outputs.ts';
-import { writeFileAtomicSync } from './outputs.ts';
+import { runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
 import { VERSION } from '../version.ts';
 import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 
@@ -123,7 +122,7 @@ export async function ablate(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: Ab
 }
 
 /** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
-export function finishAblate(out: string, results: readonly AblateItem[], run: { data: string; failed: number; missing?: number }): string {
+export function finishAblate(out: string, results: readonly AblateItem[], run: RunStatus): string {
   const first = results[0];
   const opts = (first?.options ?? {}) as { token?: string; layers?: string; sweep?: boolean };
   const vqa = results.filter((r) => r.vqa);
@@ -173,12 +172,7 @@ export function finishAblate(out: string, results: readonly AblateItem[], run: {
     title: 'Token ablation',
     method: 'Token ablation as in "The Narrow Gate: Localized Image-Text Communication in Vision-Language Models" (arXiv 2412.06646): the attention weights from every query to the chosen key positions are set to zero after the softmax, without renormalisation, in the chosen layers, during prefill and generation.',
     meta: {
-      model: agg.model,
-      family: agg.model_family,
-      data: run.data,
-      items: agg.n_items,
-      failed: run.failed,
-      ...(run.missing ? { 'missing (no result yet)': run.missing } : {}),
+      ...runMeta(agg, run),
       'p_drop (mean ± std)': `${agg.p_drop.mean} ± ${agg.p_drop.std}`,
       ...(agg.vqa ? { 'VQA accuracy base / ablated': `${agg.vqa.accuracy_base} / ${agg.vqa.accuracy_ablated} (n = ${agg.vqa.n})` } : {}),
       phaselens_version: VERSION,

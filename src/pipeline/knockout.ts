@@ -16,8 +16,7 @@ import { UserError } from '../errors.ts';
 import { knockoutSweep, layerWindow, parseFlow, type Flow, type KnockoutResult } from '../interventions/knockout.ts';
 import type { Box, ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { writeInterventionReport } from './outputs.ts';
-import { writeFileAtomicSync } from './outputs.ts';
+import { runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
 import { VERSION } from '../version.ts';
 
 export interface KnockoutRun {
@@ -143,7 +142,7 @@ export interface KnockoutItem {
 }
 
 /** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
-export function finishKnockout(out: string, results: readonly KnockoutItem[], run: { data: string; failed: number; missing?: number }): string {
+export function finishKnockout(out: string, results: readonly KnockoutItem[], run: RunStatus): string {
   const first = results[0];
   const agg = aggregateKnockout(results, { phaselens_version: VERSION, model: first?.model ?? '—', model_family: first?.model_family ?? '—', options: first?.options ?? {} });
   const window = Number(agg.options.window);
@@ -179,12 +178,7 @@ export function finishKnockout(out: string, results: readonly KnockoutItem[], ru
     title: 'Attention knockout',
     method: 'Attention knockout as in "Cross-modal Information Flow in Multimodal Large Language Models" (arXiv 2411.18620): a flow DST<-SRC blocks every attention edge from a DST query to a SRC key, in every head of a window of layers centred on l, by a pre-softmax mask; the remaining weights renormalise.',
     meta: {
-      model: agg.model,
-      family: agg.model_family,
-      data: run.data,
-      items: agg.n_items,
-      failed: run.failed,
-      ...(run.missing ? { 'missing (no result yet)': run.missing } : {}),
+      ...runMeta(agg, run),
       phaselens_version: VERSION,
       ...(agg.subsets && { subsets: `${Object.entries(agg.subsets).map(([k, g]) => `${k} (${g.n_items})`).join(', ')}: a figure each, the table in aggregate_by_subset.csv` }),
       ...agg.options,

@@ -48,6 +48,25 @@ export function writeReport(outDir: string, input: ReportInput): string {
   return path;
 }
 
+/** How an intervention run went, as its report's metadata lists it (one run's, or merged shards'). */
+export interface RunStatus {
+  data: string;
+  failed: number;
+  missing?: number;
+}
+
+/** The metadata lines every intervention report opens with. */
+export function runMeta(agg: { model: string; model_family: string; n_items: number }, run: RunStatus): Record<string, unknown> {
+  return {
+    model: agg.model,
+    family: agg.model_family,
+    data: run.data,
+    items: agg.n_items,
+    failed: run.failed,
+    ...(run.missing ? { 'missing (no result yet)': run.missing } : {}),
+  };
+}
+
 /** OUT/report.html of an intervention run and its figures; returns the report's path. */
 export function writeInterventionReport(outDir: string, r: InterventionReport): string {
   mkdirSync(outDir, { recursive: true });
