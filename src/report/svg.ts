@@ -1,6 +1,6 @@
 /**
  * Hand-written SVG line charts (no chart library): title, axes with "nice" ticks
- * (steps 1, 2, 5 × 10^k), axis titles, light grid, optional mean ± band shading,
+ * (steps 1, 2, 5 × 10^k), axis titles, light grid, optional mean ± band shading (or a lo…hi band, e.g. quartiles),
  * optional vertical shaded regions with labels (phases), point markers, and a legend
  * below the plot. Output is a standalone, well-formed SVG document that can also be
  * inlined into HTML.
@@ -23,6 +23,8 @@ export interface LineSeries {
   y: readonly (number | null)[];
   /** Half-width of a shaded band around y (e.g. the std), same length as y. */
   band?: readonly (number | null)[];
+  /** A band from lo to hi instead (e.g. the quartiles around a median), same length as y; wins over `band`. */
+  range?: { lo: readonly (number | null)[]; hi: readonly (number | null)[] };
   /** Legend text for the band (default "± std"). */
   bandLabel?: string;
   color?: string;
@@ -132,14 +134,22 @@ function f2(v: number): string {
   return (Math.round(v * 100) / 100).toString();
 }
 
+const finite = (v: number | null | undefined): v is number => v !== null && v !== undefined && Number.isFinite(v);
+
+/** The band's lower and upper edge at point i (`range`, else y ± |band|); null where it has none. */
+function bandAt(s: LineSeries, i: number): [number, number] | null {
+  const y = s.y[i];
+  if (s.range) return finite(s.range.lo[i]) && finite(s.range.hi[i]) ? [s.range.lo[i]!, s.range.hi[i]!] : null;
+  const b = s.band?.[i];
+  return finite(y) && finite(b) ? [y - Math.abs(b), y + Math.abs(b)] : null;
+}
+
 /** Consecutive runs of points where y (and the band, when asked) is finite. */
 function segments(s: LineSeries, needBand: boolean): number[][] {
   const out: number[][] = [];
   let cur: number[] = [];
   for (let i = 0; i < s.x.length; i++) {
-    const y = s.y[i];
-    const b = s.band?.[i];
-    const ok = y !== null && y !== undefined && Number.isFinite(y) && (!needBand || (b !== null && b !== undefined && Number.isFinite(b)));
+    const ok = finite(s.y[i]) && (!needBand || bandAt(s, i) !== null);
     if (ok) cur.push(i);
     else if (cur.length) {
       out.push(cur);
@@ -175,10 +185,8 @@ export function lineChart(spec: LineChartSpec): string {
   const ys: number[] = [];
   for (const s of series)
     s.y.forEach((y, i) => {
-      if (y === null || !Number.isFinite(y)) return;
-      const b = s.band?.[i];
-      const h = b !== null && b !== undefined && Number.isFinite(b) ? Math.abs(b) : 0;
-      ys.push(y - h, y + h);
+      if (!finite(y)) return;
+      ys.push(y, ...(bandAt(s, i) ?? []));
     });
   for (const m of markers) {
     if (!Number.isFinite(m.y)) continue;
@@ -222,7 +230,7 @@ export function lineChart(spec: LineChartSpec): string {
   const legend: LegendEntry[] = [];
   for (const s of series) {
     legend.push({ kind: 'line', label: s.name, color: s.color, dash: s.dash });
-    if (s.band) legend.push({ kind: 'band', label: `${s.name} ${s.bandLabel ?? '± std'}`, color: s.color });
+    if (s.band || s.range) legend.push({ kind: 'band', label: `${s.name} ${s.bandLabel ?? '± std'}`, color: s.color });
   }
   for (const m of markers) legend.push({ kind: 'marker', label: m.label, color: m.color ?? '#333' });
   if (spec.regionLegend ?? regions.length <= 6)
@@ -287,10 +295,10 @@ export function lineChart(spec: LineChartSpec): string {
   // bands, then lines and points, clipped to the plot area
   o.push(`<g clip-path="url(#${clip})">`);
   for (const s of series) {
-    if (!s.band) continue;
+    if (!s.band && !s.range) continue;
     for (const seg of segments(s, true)) {
-      const up = seg.map((i) => `${f2(X(s.x[i]))},${f2(Y(s.y[i]! + Math.abs(s.band![i]!)))}`);
-      const dn = seg.map((i) => `${f2(X(s.x[i]))},${f2(Y(s.y[i]! - Math.abs(s.band![i]!)))}`).reverse();
+      const up = seg.map((i) => `${f2(X(s.x[i]))},${f2(Y(bandAt(s, i)![1]))}`);
+      const dn = seg.map((i) => `${f2(X(s.x[i]))},${f2(Y(bandAt(s, i)![0]))}`).reverse();
       o.push(`<polygon class="band" points="${[...up, ...dn].join(' ')}" fill="${s.color}" fill-opacity="0.18" stroke="none"/>`);
     }
   }

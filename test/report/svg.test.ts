@@ -107,6 +107,22 @@ describe('lineChart', () => {
     expect(c).toMatch(/<clipPath id="(plot-[a-z0-9]+)">[\s\S]*clip-path="url\(#\1\)"/);
   });
 
+  it('a range band runs from lo to hi (not symmetric around y) and widens the domain to hold it', () => {
+    const lo = [0.2, 0.3, 0.45];
+    const hi = [0.9, 0.8, 0.55];
+    const c = lineChart({ title: 'q', xLabel: 'x', yLabel: 'y', series: [{ name: 'median', x: [0, 1, 2], y: [0.5, 0.5, 0.5], range: { lo, hi }, bandLabel: 'q1–q3' }], yDomain: [0, 1], plotHeight: 340 });
+    const poly = c.match(/<polygon class="band" points="([^"]+)"/)![1].split(' ').map((p) => Number(p.split(',')[1]));
+    const line = Number(c.match(/<polyline points="[\d.]+,([\d.]+)/)![1]);
+    // 340 px per unit of y; the polygon walks the upper edge, then the lower edge back
+    expect(poly).toHaveLength(6);
+    [...hi, ...[...lo].reverse()].forEach((v, i) => expect(poly[i]).toBeCloseTo(line - (v - 0.5) * 340, 1));
+    expect(c).toContain('>median q1–q3</text>');
+    const auto = lineChart({ title: 'q', xLabel: 'x', yLabel: 'y', series: [{ name: 'm', x: [0, 1], y: [0.5, 0.5], range: { lo: [0.1, 0.4], hi: [0.6, 1.7] } }] });
+    const ys = texts(auto, 'tick-label y').map(Number);
+    expect(ys[0]).toBeLessThanOrEqual(0.1);
+    expect(ys[ys.length - 1]).toBeGreaterThanOrEqual(1.7);
+  });
+
   it('survives empty data', () => {
     expect(checkXml(lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [] }))[0]).toBe('svg');
   });
