@@ -2,7 +2,8 @@
  * `phaselens gate` as a library call: every item of a data set through the narrow-gate
  * measures (src/probes/gate.ts: modality separation per hidden state, cross-modal
  * attention share per image-side position per layer), one resumable JSON per item
- * (README, "gate"), then the aggregate (mean ± sample std over items per layer).
+ * (README, "gate"), then the aggregate (mean ± sample std over items per layer,
+ * analysis/gate-aggregate.ts), its figures (report/gate-figures.ts) and OUT/report.html.
  * With a labelled data set (`labels:`), each item also leaves the rows of its candidate
  * positions at every hidden state in OUT/rows/<id>.safetensors, and the aggregate adds
  * their neighbourhood overlap over the whole set (analysis/neighbourhood-overlap.ts).
@@ -10,16 +11,19 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
-import { stat, type Stat } from '../analysis/aggregate.ts';
+import type { Stat } from '../analysis/aggregate.ts';
+import { aggregateGate, type GateAggregate, type GateItemResult, type OverlapResult } from '../analysis/gate-aggregate.ts';
 import type { DataItem } from '../data/index.ts';
 import { chanceOverlap, neighbourhoodOverlap } from '../analysis/neighbourhood-overlap.ts';
 import { UserError } from '../errors.ts';
 import { encodeHeader } from '../io/safetensors-write.ts';
 import { parseHeader } from '../io/safetensors.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
-import { gatePositions, gateProbe, gateQueries, imageTokens, overlapCandidates, selectGatePositions, separationText, type AttentionShare, type SeparationCurve } from '../probes/gate.ts';
+import { gatePositions, gateProbe, gateQueries, imageTokens, overlapCandidates, selectGatePositions, separationText } from '../probes/gate.ts';
 import { itemPrompt, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
-import { writeFileAtomicSync } from './outputs.ts';
+import { runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
+import { gateFigures } from '../report/gate-figures.ts';
+import type { InterventionReport } from '../report/intervention-html.ts';
 import { readResult, runItems, type RunSummary } from './runner.ts';
 import { VERSION } from '../version.ts';
 
@@ -59,17 +63,6 @@ function plan(m: Pick<ModelInfo, 'name' | 'family'>, x: VlmInput, o: GateRun) {
     image: imageTokens(g),
     text: separationText(g, o.dropBos),
   };
-}
-
-export interface GateItemResult {
-  id: string;
-  label?: string;
-  overlap_candidates?: string[];
-  model: string;
-  model_family: string;
-  options: Record<string, unknown>;
-  separation: SeparationCurve;
-  attention: AttentionShare;
 }
 
 export async function gateItem(gpu: Gpu, m: Vlm, item: DataItem, o: GateRun): Promise<Record<string, unknown>> {
@@ -129,20 +122,6 @@ function readRows(out: string, id: string): { data: Float32Array; shape: number[
   return { data: new Float32Array(buf), shape: t.shape };
 }
 
-export interface OverlapResult {
-  k: number;
-  n_samples: number;
-  classes: number;
-  /** The mean overlap of random neighbourhoods with these labels. */
-  chance: number;
-  /**
-   * Per candidate position, per HF hidden-state index 0..L; null where the rows are the same
-   * for every sample (the position has not seen the image yet, e.g. <eoss>'s embedding at
-   * index 0): every neighbour would be a tie.
-   */
-  positions: Record<string, (number | null)[]>;
-}
-
 /** Neighbourhood overlap of every candidate at every hidden state, over the labelled results. */
 export function overlapOf(out: string, results: readonly GateItemResult[]): OverlapResult | undefined {
   const labelled = results.filter((r) => r.label !== undefined);
@@ -162,41 +141,13 @@ export function overlapOf(out: string, results: readonly GateItemResult[]): Over
   return { k, n_samples: labelled.length, classes: new Set(labels).size, chance: chanceOverlap(labels), positions };
 }
 
-export interface GateAggregate {
-  phaselens_version: string;
-  model: string;
-  model_family: string;
-  n_items: number;
-  options: Record<string, unknown>;
-  separation: { q1: Stat[]; median: Stat[]; q3: Stat[] };
-  attention: { groups: Record<string, { share: Stat[]; per_token: Stat[]; of_all: Stat[] }>; image_side_of_all: Stat[] };
-  neighbourhood_overlap?: OverlapResult;
-}
-
-const perLayer = (rows: readonly (readonly number[])[]): Stat[] => (rows[0] ?? []).map((_, l) => stat(rows.map((r) => r[l])));
-
-export function aggregateGate(results: readonly GateItemResult[]): GateAggregate {
-  const first = results[0];
-  const groups: GateAggregate['attention']['groups'] = {};
-  for (const name of Object.keys(first?.attention.groups ?? {})) {
-    const all = results.map((r) => r.attention.groups[name]).filter((g) => g !== undefined);
-    groups[name] = { share: perLayer(all.map((g) => g.share)), per_token: perLayer(all.map((g) => g.per_token)), of_all: perLayer(all.map((g) => g.of_all)) };
-  }
-  return {
-    phaselens_version: VERSION,
-    model: first?.model ?? '—',
-    model_family: first?.model_family ?? '—',
-    n_items: results.length,
-    options: first?.options ?? {},
-    separation: { q1: perLayer(results.map((r) => r.separation.q1)), median: perLayer(results.map((r) => r.separation.median)), q3: perLayer(results.map((r) => r.separation.q3)) },
-    attention: { groups, image_side_of_all: perLayer(results.map((r) => r.attention.image_side_of_all)) },
-  };
-}
-
-/** Writes OUT/aggregate.json and OUT/aggregate.csv (one row per measure and layer); returns the JSON's path. */
-export function finishGate(out: string, results: readonly GateItemResult[]): string {
+/**
+ * Writes OUT/aggregate.json, OUT/aggregate.csv (one row per measure and layer), the figures
+ * (report/gate-figures.ts) and OUT/report.html; returns the report's path.
+ */
+export function finishGate(out: string, results: readonly GateItemResult[], run: RunStatus): string {
   const overlap = overlapOf(out, results);
-  const agg: GateAggregate = { ...aggregateGate(results), ...(overlap && { neighbourhood_overlap: overlap }) };
+  const agg: GateAggregate = { ...aggregateGate(results, { phaselens_version: VERSION, run }), ...(overlap && { neighbourhood_overlap: overlap }) };
   const path = join(out, 'aggregate.json');
   writeFileAtomicSync(path, JSON.stringify(agg, null, 1) + '\n');
   const csv = ['measure,group,layer,mean,std,n'];
@@ -206,11 +157,39 @@ export function finishGate(out: string, results: readonly GateItemResult[]): str
   rows('attention_of_all', 'image-side', agg.attention.image_side_of_all);
   for (const [name, v] of Object.entries(overlap?.positions ?? {})) v.forEach((x, l) => csv.push(['neighbourhood_overlap', name, l, x ?? '', '', overlap!.n_samples].join(',')));
   writeFileAtomicSync(join(out, 'aggregate.csv'), csv.join('\n') + '\n');
-  return path;
+  return writeInterventionReport(out, gateReport(agg, run));
+}
+
+/** One run's report: its metadata, the figures, and per layer l hidden state l's separation next to decoder layer l's shares. */
+function gateReport(agg: GateAggregate, run: RunStatus): InterventionReport {
+  const groups = Object.entries(agg.attention.groups);
+  const overlap = Object.entries(agg.neighbourhood_overlap?.positions ?? {});
+  return {
+    title: 'The narrow-gate measures',
+    method: 'The measures of "The Narrow Gate" (arXiv 2412.06646), per layer: how far apart image and text tokens stay in the residual stream (|cos| quartiles), which image-side position the text\'s attention reaches the image through, and (labelled data sets) at which position the image\'s class can be read off its neighbours.',
+    meta: {
+      ...runMeta(agg, run),
+      phaselens_version: agg.phaselens_version,
+      ...(agg.neighbourhood_overlap && { 'neighbourhood overlap': `k = ${agg.neighbourhood_overlap.k}, ${agg.neighbourhood_overlap.n_samples} samples, ${agg.neighbourhood_overlap.classes} classes, chance ${agg.neighbourhood_overlap.chance}` }),
+      ...agg.options,
+    },
+    figures: gateFigures(agg),
+    table: {
+      columns: ['l', '|cos| q1 (hidden state l)', 'median', 'q3', ...groups.map(([g]) => `share ${g} (decoder layer l)`), ...overlap.map(([c]) => `overlap ${c} (hidden state l)`)],
+      rows: agg.separation.median.map((m, l) => [
+        l,
+        agg.separation.q1[l].mean,
+        m.mean,
+        agg.separation.q3[l].mean,
+        ...groups.map(([, g]) => g.share[l]?.mean),
+        ...overlap.map(([, v]) => v[l]),
+      ]),
+    },
+  };
 }
 
 export async function gate(gpu: Gpu, m: Vlm, items: readonly DataItem[], o: GateRun): Promise<{ summary: RunSummary; report: string }> {
   const summary = await runItems(items, o.out, (item) => gateItem(gpu, m, item, o), { progress: { label: 'gate', unit: 'img' } });
   const results = items.map((i) => readResult(o.out, i.id)).filter((r): r is GateItemResult => r !== null);
-  return { summary, report: finishGate(o.out, results) };
+  return { summary, report: finishGate(o.out, results, { data: o.data, failed: summary.failed, missing: summary.missing.length }) };
 }

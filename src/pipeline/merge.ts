@@ -19,7 +19,8 @@ import { UserError } from '../errors.ts';
 import { writeFileAtomicSync } from './outputs.ts';
 import { finishAblate, type AblateItem } from './ablate.ts';
 import { finishKnockout, type KnockoutItem } from './knockout.ts';
-import { finishGate, ROWS_SUBDIR, type GateItemResult } from './gate.ts';
+import { finishGate, ROWS_SUBDIR } from './gate.ts';
+import type { GateItemResult } from '../analysis/gate-aggregate.ts';
 
 type Kind = 'analyze' | 'knockout' | 'ablate' | 'gate';
 type Result = Record<string, unknown> & { options?: Record<string, unknown> };
@@ -94,7 +95,7 @@ export function merge(inputs: readonly string[], out: string): { kind: Kind; ite
     const smooth = Number(rs[0].options?.phase_smoothing ?? 1);
     report = finishAnalyze(out, rs as unknown as ImageMetrics[], errors.map((e) => ({ image: e.image ?? e.id, error: e.message })), smooth, { dataset: data });
   } else if (ref.kind === 'knockout') report = finishKnockout(out, rs as unknown as KnockoutItem[], { data, failed: errors.length });
-  else if (ref.kind === 'gate') report = finishGate(out, rs as unknown as GateItemResult[]);
+  else if (ref.kind === 'gate') report = finishGate(out, rs as unknown as GateItemResult[], { data, failed: errors.length });
   else report = finishAblate(out, rs as unknown as AblateItem[], { data, failed: errors.length });
   return { kind: ref.kind, items: rs.length, report };
 }
