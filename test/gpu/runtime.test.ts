@@ -35,6 +35,16 @@ describe('WGSL preprocessor', () => {
     files['bad-if.wgsl'] = '#if X\nconst a = 1;';
     expect(() => expandWgsl('bad-if.wgsl', load, {})).toThrow(/unterminated #if/);
   });
+
+  it('unrolls blocks, nested and under #if, with the index substituted', () => {
+    files['unroll.wgsl'] = ['#unroll I N', '#unroll J 2', 'a[$I * 2 + $J] = $I;', '#endunroll', '#if !SKIP', 'b[$I] = 0;', '#endif', '#endunroll'].join('\n');
+    const u = expandWgsl('unroll.wgsl', load, { N: 2 });
+    expect(u.code.split('\n')).toEqual(['a[0 * 2 + 0] = 0;', 'a[0 * 2 + 1] = 0;', 'b[0] = 0;', 'a[1 * 2 + 0] = 1;', 'a[1 * 2 + 1] = 1;', 'b[1] = 0;']);
+    expect(u.origin[3]).toBe('unroll.wgsl:3');
+    expect(expandWgsl('unroll.wgsl', load, { N: 1, SKIP: true }).code.split('\n')).toEqual(['a[0 * 2 + 0] = 0;', 'a[0 * 2 + 1] = 0;']);
+    files['bad-unroll.wgsl'] = '#unroll I 2\nx;';
+    expect(() => expandWgsl('bad-unroll.wgsl', load, {})).toThrow(/bad-unroll.wgsl:1: #unroll without #endunroll/);
+  });
 });
 
 describe('GPU runtime errors', () => {
