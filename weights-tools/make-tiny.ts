@@ -135,7 +135,7 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   // qkv.bias is [q_bias, 0, v_bias] in real checkpoints: keys have no bias
   const data = (t: TensorSpec) => {
     const name = canonical.get(t.name)!;
-    const values = initValues(name, t.shape.reduce((a, b) => a * b, 1), seed);
+    const values = initValues(name, t.shape, seed);
     if (name.endsWith('.self_attn.qkv.bias')) values.fill(0, values.length / 3, (2 * values.length) / 3);
     return encodeValues(values, t.dtype);
   };

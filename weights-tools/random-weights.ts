@@ -4,7 +4,8 @@
  * Every tensor gets its own stream, seeded from (seed, tensor name), so its values do
  * not depend on tensor order or sharding. Initialisation follows HF's `_init_weights`
  * in spirit: normal(0, 0.02) for matrices, embeddings and biases (biases non-zero on
- * purpose, so tests see them), normal(1, 0.02) for norm weights.
+ * purpose, so tests see them), normal(1, 0.02) for norm weights. Chameleon's VQ encoder is
+ * the exception (`initStd`): its outputs decide discrete codes, so it keeps its signal.
  */
 import { f32ToBf16Bits, f32ToF16Bits } from '../src/gpu/half.ts';
 import type { SafetensorsDtype } from '../src/io/safetensors.ts';
@@ -33,9 +34,9 @@ export function normals(n: number, rand: () => number): Float32Array {
   return out;
 }
 
-/** LayerNorm / RMSNorm scales (HF: ones): `…norm.weight`, `…LayerNorm.weight`, `…layer_norm1.weight`, `pre_layrnorm.weight`. */
+/** LayerNorm / RMSNorm / GroupNorm scales (HF: ones): `…norm.weight`, `…LayerNorm.weight`, `…layer_norm1.weight`, `pre_layrnorm.weight`, `norm_out.weight`. */
 export function isNormWeight(name: string): boolean {
-  return /norm\d?\.weight$/i.test(name);
+  return /norm(\d|_out)?\.weight$/i.test(name);
 }
 
 /** Mean of the init distribution for a tensor name. */
@@ -43,11 +44,32 @@ export function initMean(name: string): number {
   return isNormWeight(name) ? 1 : 0;
 }
 
+/**
+ * The latent's spread per channel with `initStd`'s VQ weights (measured ≈ 0.4–0.8 across
+ * positions): SiLU of norm_out's unit-variance output through the 1/fan_in convolutions
+ * conv_out and quant_conv. The codebook is drawn at that scale, so codes vary with the image.
+ */
+export const CODEBOOK_STD = 0.6;
+
+/**
+ * Std of the init of one tensor. Chameleon's VQ convolutions (`…vqmodel.….weight`, 4-D) get
+ * normal(0, 1/fan_in), variance-preserving as torch's default conv init is, so the latent
+ * carries the image rather than the biases; its codebook, the latent's spread.
+ */
+export function initStd(name: string, shape: readonly number[]): number {
+  if (!name.includes('vqmodel.')) return INIT_STD;
+  if (name.endsWith('quantize.embedding.weight')) return CODEBOOK_STD;
+  if (shape.length === 4 && name.endsWith('.weight')) return 1 / Math.sqrt(shape[1] * shape[2] * shape[3]);
+  return INIT_STD;
+}
+
 /** The values of one tensor (as f32), deterministic in (seed, name). */
-export function initValues(name: string, count: number, seed: number): Float32Array {
+export function initValues(name: string, shape: readonly number[], seed: number): Float32Array {
+  const count = shape.reduce((a, b) => a * b, 1);
   const v = normals(count, mulberry32(tensorSeed(seed, name)));
   const mean = initMean(name);
-  for (let i = 0; i < count; i++) v[i] = mean + INIT_STD * v[i];
+  const std = initStd(name, shape);
+  for (let i = 0; i < count; i++) v[i] = mean + std * v[i];
   return v;
 }
 
