@@ -12,3 +12,4 @@ export * as patch from './patch.ts';
 export * as merge from './merge.ts';
 export * as slurm from './slurm.ts';
 export * as gate from './gate.ts';
+export * as gateReport from './gate-report.ts';
