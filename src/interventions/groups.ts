@@ -1,7 +1,9 @@
 /**
  * Token groups: named position sets of one prepared input, for interventions.
  *
- *   image      every visual position           text       every other position
+ *   image      every visual position           text       every other position but the
+ *                                              start/end-of-image tokens (Chameleon's
+ *                                              sentinels are image side, as in `gate`)
  *   question   the user's question (not the template; from the tokenised prompt)
  *   template   text positions that are neither the question nor BOS
  *   last       the final position              bos        where BOS is
@@ -16,6 +18,17 @@
  *   image-object  the other patches: "the image without the object"
  *   patches    every visual position that shows part of the image (LLaVA-NeXT: not the
  *              image_newline positions; elsewhere the same as image)
+ *   start-of-image, end-of-image   the family's image sentinels (Chameleon's <racm3:break>,
+ *              <eoss>: the narrow-gate study's gate); a family without them (LLaVA,
+ *              LLaVA-NeXT, InstructBLIP) gets an error that lists the groups it has
+ *   last-image    the last image token: the last visual position that is not an
+ *              image_newline (Chameleon: the last before <eoss>; LLaVA: the last patch;
+ *              LLaVA-NeXT: the last tile patch; InstructBLIP: the last query output) —
+ *              the same position as `gate`'s last-image
+ *   random-image  one internal image token (an image token but the last, no
+ *              image_newline) drawn per item: index ⌊u · n⌋ of the n internal tokens, u
+ *              the first mulberry32 draw seeded with FNV-1a-32 of "<seed>:<item id>"
+ *              (`RandomDraw`; the commands' --seed), so a run can be redrawn by hand
  * A patch shows a box when their rectangles overlap (the patch's rectangle: its grid's
  * `box` in the original image, split evenly). image_newline positions belong to no box.
  *
@@ -24,21 +37,61 @@
  */
 import { UserError } from '../errors.ts';
 import type { PositionGroups } from '../models/vlm.ts';
+import { mulberry32 } from '../util/random.ts';
 
-export const GROUP_HELP = 'image | patches | text | question | template | last | bos | @3-7 | @3,5,9 | image[r0:r1,c0:c1] | object | image-object';
+export const GROUP_HELP =
+  'image | patches | text | question | template | last | bos | start-of-image | end-of-image | last-image | random-image | @3-7 | @3,5,9 | image[r0:r1,c0:c1] | object | image-object';
+
+/** What `random-image` is drawn from: the item's id and a seed (file header). */
+export interface RandomDraw {
+  key: string;
+  seed: number;
+}
+
+/** FNV-1a, 32 bits, of the UTF-16 code units of `s`. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** The image tokens proper (no image_newline), in order. */
+function imageTokens(g: PositionGroups): number[] {
+  const nl = new Set(g.newlines);
+  return range(g.image[0], g.image[1]).filter((i) => !nl.has(i));
+}
+
+/** The `random-image` position of one input (file header); null without internal image tokens. */
+export function randomImagePosition(g: PositionGroups, draw: RandomDraw): number | null {
+  const internal = imageTokens(g).slice(0, -1);
+  if (internal.length === 0) return null;
+  return internal[Math.floor(mulberry32(fnv1a(`${draw.seed}:${draw.key}`))() * internal.length)];
+}
 
 const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
 
-/** The sorted positions of a group spec; `seq` is the sequence length. */
-export function resolveGroup(spec: string, g: PositionGroups, seq: number): number[] {
+/** The sorted positions of a group spec; `seq` is the sequence length; `draw` seeds `random-image` (default: key "", seed 0). */
+export function resolveGroup(spec: string, g: PositionGroups, seq: number, draw: RandomDraw = { key: '', seed: 0 }): number[] {
   const s = spec.trim();
-  const positions = named(s, g, seq);
+  const positions = named(s, g, seq, draw);
   if (positions.length === 0) throw new UserError(`token group "${s}" is empty for this prompt${why(s, g)}`);
   return [...new Set(positions)].sort((a, b) => a - b);
 }
 
-function named(s: string, g: PositionGroups, seq: number): number[] {
+function named(s: string, g: PositionGroups, seq: number, draw: RandomDraw): number[] {
   switch (s) {
+    case 'start-of-image':
+    case 'end-of-image': {
+      const at = s === 'start-of-image' ? g.imageStart : g.imageEnd;
+      if (at === null) throw new UserError(`token group "${s}": this model's sequence has no ${s} token (LLaVA, LLaVA-NeXT and InstructBLIP have none; Chameleon has); its groups: ${groupsOf(g).join(', ')}`);
+      return [at];
+    }
+    case 'last-image':
+      return imageTokens(g).slice(-1);
+    case 'random-image': {
+      const p = randomImagePosition(g, draw);
+      return p === null ? [] : [p];
+    }
     case 'image':
       return range(g.image[0], g.image[1]);
     case 'patches': {
@@ -52,7 +105,7 @@ function named(s: string, g: PositionGroups, seq: number): number[] {
       return s === 'object' ? [...inside] : patchPositions(g).filter((i) => !inside.has(i));
     }
     case 'text':
-      return g.text;
+      return g.text.filter((i) => i !== g.imageStart && i !== g.imageEnd);
     case 'last':
       return [g.last];
     case 'bos':
@@ -122,6 +175,13 @@ export function patchesShowing(g: PositionGroups, [bx0, by0, bx1, by1]: [number,
   });
 }
 
+/** The named groups that are not empty for this input (for errors). */
+function groupsOf(g: PositionGroups): string[] {
+  const has = (n: string) => n !== 'start-of-image' && n !== 'end-of-image' && !['object', 'image-object'].includes(n) && named(n, g, 0, { key: '', seed: 0 }).length > 0;
+  const sentinels = [g.imageStart !== null && 'start-of-image', g.imageEnd !== null && 'end-of-image'].filter((n): n is string => !!n);
+  return [...['image', 'patches', 'text', 'question', 'template', 'last', 'bos', 'last-image', 'random-image'].filter(has), ...sentinels, ...(g.grids.length ? ['image[r0:r1,c0:c1]', 'object', 'image-object'] : []), '@positions'];
+}
+
 function why(s: string, g: PositionGroups): string {
   if (s === 'image') return ' (no image was given)';
   if (s === 'bos') return ' (the sequence has no BOS token, or without a tokenizer it cannot be told)';
@@ -129,7 +189,8 @@ function why(s: string, g: PositionGroups): string {
   if (s.startsWith('image[')) return ' (the box has no rows or no columns)';
   if (s === 'object') return ' (no patch overlaps the object box)';
   if (s === 'image-object') return ' (every patch overlaps the object box)';
-  if (s === 'patches') return ' (no image was given)';
+  if (s === 'patches' || s === 'last-image') return ' (no image was given)';
+  if (s === 'random-image') return ' (it is drawn from the image tokens but the last, and this input has fewer than two)';
   return '';
 }
 

@@ -15,6 +15,13 @@
  * re-runs only layers lo … L−1 and only rows p0 … S−1, attending to the cached K/V of the
  * rows before p0 (the towers and the layers below lo never run again); afterwards the
  * cache's rows p0 … S−1 of those layers get their un-intervened values back.
+ *
+ * The narrow-gate study's ablations (arXiv 2412.06646) knock a flow out in a fixed range of
+ * layers instead — all of them, or i … L−1 for i = L−1 down to 0 ("from the last layers
+ * back") — and score the answer generated under the knockout too (`knockoutLayers`). There
+ * the tokens the model generates are text queries as well: a flow whose DST is the `text`
+ * group (`Flow.generated`) blocks each new token's edges to SRC, at every decoding step,
+ * in the same layers.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -22,7 +29,8 @@ import { UserError } from '../errors.ts';
 import { actName } from '../hooks/names.ts';
 import type { Vlm, VlmInput } from '../models/vlm.ts';
 import { runWithCache } from '../probes/cache.ts';
-import { runLast } from './answer.ts';
+import { generate } from '../models/generate.ts';
+import { lastLogits, lastOutput, runLast, type LastOutput } from './answer.ts';
 
 /** Blocks attention; HF's finfo(float32).min (the attention op treats ≤ −1e30 as exactly blocked). */
 export const BLOCKED = -3.4028234663852886e38;
@@ -32,6 +40,8 @@ export interface Flow {
   name: string;
   dst: number[];
   src: number[];
+  /** Generated tokens are DST queries too (DST is `text`); only `knockoutLayers` generates. */
+  generated?: boolean;
 }
 
 /**
@@ -41,9 +51,18 @@ export interface Flow {
  */
 export const STUDY_FLOWS: readonly string[] = ['question<-image', 'last<-image', 'last<-question', 'last<-last', 'question<-object', 'question<-image-object'];
 
-/** The `--flow` list with the preset `study` written out (in place, duplicates dropped). */
+/**
+ * `--flow gate`: the narrow-gate study's four ablations (arXiv 2412.06646), text queries —
+ * the prompt's and the generated tokens — cut off from the end-of-image token, the last
+ * image token, one random internal image token, and every image token.
+ */
+export const GATE_FLOWS: readonly string[] = ['text<-end-of-image', 'text<-last-image', 'text<-random-image', 'text<-image'];
+
+const PRESETS: Record<string, readonly string[]> = { study: STUDY_FLOWS, gate: GATE_FLOWS };
+
+/** The `--flow` list with the presets `study` and `gate` written out (in place, duplicates dropped). */
 export function expandFlows(specs: readonly string[]): string[] {
-  return [...new Set(specs.flatMap((s) => (s.trim() === 'study' ? STUDY_FLOWS : [s])))];
+  return [...new Set(specs.flatMap((s) => PRESETS[s.trim()] ?? [s]))];
 }
 
 /** `DST<-SRC` or `SRC->DST` → the two group specs. */
@@ -134,6 +153,92 @@ export async function knockoutSweep(gpu: Gpu, m: Vlm, x: VlmInput, flows: readon
     }
   } finally {
     gpu.release(...resid.values(), ...cache.k, ...cache.v, ...baseK, ...baseV);
+  }
+  return out;
+}
+
+/** `--from-last`: the layer ranges i … L−1 for i = L−1 down to 0. */
+export function fromLastRanges(L: number): [number, number][] {
+  return Array.from({ length: L }, (_, j) => [L - 1 - j, L - 1]);
+}
+
+export interface LayerKnockoutOptions {
+  /** Decoder layer ranges [lo, hi] (inclusive), one knocked-out run each. */
+  ranges: [number, number][];
+  /** Answer token id (default: the greedy first token of the un-intervened run). */
+  answer?: number;
+  /** Greedy tokens generated without and under each knockout (0: none); stops at EOS. */
+  generate: number;
+}
+
+export interface LayerKnockoutFlow {
+  dst: number[];
+  src: number[];
+  generated: boolean;
+  /** Per run: its layer range, the answer's probability and the argmax at the last prompt position, the generated tokens. */
+  window: [number, number][];
+  p: number[];
+  rel_change_pct: number[];
+  top: number[];
+  tokens: number[][] | null;
+}
+
+export interface LayerKnockoutResult {
+  answer: { id: number; p_base: number };
+  /** Greedy tokens of the un-intervened run (null without generation). */
+  base_tokens: number[] | null;
+  flows: Record<string, LayerKnockoutFlow>;
+}
+
+/** One run with `flow` knocked out in layers lo … hi: the last prompt position's output and, with n > 0, the greedy tokens. */
+async function knockedRun(gpu: Gpu, m: Vlm, x: VlmInput, flow: Flow | null, [lo, hi]: [number, number], n: number): Promise<{ out: LastOutput; tokens: number[] | null }> {
+  const lm = m.languageModel;
+  const seq = x.ids.length;
+  const made: Tensor[] = [];
+  const inWindow = (t: Tensor | undefined) => (l: number) => (l >= lo && l <= hi ? t : undefined);
+  const mask = (q0: number, rows: number) => {
+    if (!flow) return undefined;
+    if (q0 === 0 && rows === seq) {
+      made.push(knockoutMask(gpu, seq, flow));
+      return inWindow(made.at(-1));
+    }
+    if (!flow.generated) return undefined;
+    // a new token (position q0) is a DST query: its row blocks every SRC key
+    const row = new Float32Array(q0 + rows);
+    for (const k of flow.src) row[k] = BLOCKED;
+    made.push(gpu.upload(row, [rows, q0 + rows], `knockout(${flow.name}).step`));
+    return inWindow(made.at(-1));
+  };
+  try {
+    if (n === 0) return { out: await runLast(gpu, lm, () => m.forward(gpu, x, { mask: mask(0, seq) })), tokens: null };
+    let out: LastOutput | undefined;
+    const g = await generate(gpu, m, x, n, undefined, { mask, onPrefill: async (h) => void (out = lastOutput(await lastLogits(gpu, lm, h))) });
+    return { out: out!, tokens: g.tokens };
+  } finally {
+    gpu.release(...made);
+  }
+}
+
+/** Each flow knocked out in each layer range of `o.ranges` (file header): p at the last prompt position and the generated answer. */
+export async function knockoutLayers(gpu: Gpu, m: Vlm, x: VlmInput, flows: readonly Flow[], o: LayerKnockoutOptions): Promise<LayerKnockoutResult> {
+  const L = m.languageModel.cfg.num_hidden_layers;
+  for (const [lo, hi] of o.ranges) if (!(0 <= lo && lo <= hi && hi < L)) throw new UserError(`layer range ${lo}-${hi} is outside 0..${L - 1}`);
+  const base = await knockedRun(gpu, m, x, null, [0, L - 1], o.generate);
+  const answer = o.answer ?? base.out.top;
+  const pBase = base.out.p(answer);
+  const out: LayerKnockoutResult = { answer: { id: answer, p_base: pBase }, base_tokens: base.tokens, flows: {} };
+  for (const flow of flows) {
+    const r: LayerKnockoutFlow = { dst: flow.dst, src: flow.src, generated: !!flow.generated, window: [], p: [], rel_change_pct: [], top: [], tokens: o.generate ? [] : null };
+    for (const range of o.ranges) {
+      const k = await knockedRun(gpu, m, x, flow, range, o.generate);
+      const p = k.out.p(answer);
+      r.window.push(range);
+      r.p.push(p);
+      r.rel_change_pct.push(((p - pBase) / pBase) * 100);
+      r.top.push(k.out.top);
+      r.tokens?.push(k.tokens!);
+    }
+    out.flows[flow.name] = r;
   }
   return out;
 }

@@ -6,7 +6,7 @@ import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import { mergeTopk, topk } from '../ops/topk.ts';
-import type { DecoderLm, Vlm, VlmInput } from './vlm.ts';
+import type { DecoderForwardOptions, DecoderLm, Vlm, VlmInput } from './vlm.ts';
 
 /** Greedy next token from the last row of hidden [S, d] (argmax over all lm_head parts). */
 export async function greedyNext(gpu: Gpu, lm: DecoderLm, hidden: Tensor): Promise<number> {
@@ -43,6 +43,14 @@ export function eosIds(m: Pick<Vlm, 'lm' | 'tokenizer'>): Set<number> {
 export interface GenerateOptions {
   /** Stop after an EOS token (default true); false runs all maxNew steps, as HF's generate with eos_token_id=None. */
   stopAtEos?: boolean;
+  /**
+   * Additive attention masks (attention knockout) of each forward: the prefill's rows
+   * q0 = 0 … S−1, then each step's one row q0 = its position, against keys 0 … q0 + rows − 1
+   * ([rows, q0 + rows] per layer, as DecoderForwardOptions.mask). The caller owns the tensors.
+   */
+  mask?: (q0: number, rows: number) => DecoderForwardOptions['mask'];
+  /** Called with the prefill's final-normed hidden states [S, d] before the first token is read (the caller must not release them). */
+  onPrefill?: (hidden: Tensor) => Promise<void>;
 }
 
 /** Greedy decoding with the KV cache on the GPU; stops at EOS (unless told not to) or after maxNew tokens. */
@@ -55,7 +63,8 @@ export async function generate(gpu: Gpu, m: Vlm, x: VlmInput, maxNew: number, on
   const created = () => gpu.pipelines.created.count;
   const c0 = created();
   const t0 = performance.now();
-  let hidden = m.forward(gpu, x, { cache });
+  let hidden = m.forward(gpu, x, { cache, mask: opts.mask?.(0, x.ids.length) });
+  await opts.onPrefill?.(hidden);
   let next = await greedyNext(gpu, lm, hidden);
   const t1 = performance.now();
   const c1 = created();
@@ -67,7 +76,7 @@ export async function generate(gpu: Gpu, m: Vlm, x: VlmInput, maxNew: number, on
     gpu.release(hidden);
     const ids = gpu.upload(Int32Array.of(next), [1], 'next_id');
     const e = lm.embed(gpu, ids);
-    hidden = lm.forward(gpu, e, { pos0: cache.length, cache });
+    hidden = lm.forward(gpu, e, { pos0: cache.length, cache, mask: opts.mask?.(cache.length, 1) });
     gpu.release(ids, e);
     next = await greedyNext(gpu, lm, hidden);
   }

@@ -8,7 +8,7 @@ import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
 import type { Box, ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { VERSION } from '../version.ts';
-import { resolveGroup } from '../interventions/groups.ts';
+import { resolveGroup, type RandomDraw } from '../interventions/groups.ts';
 
 export const DEFAULT_QUESTION = 'Describe the image.';
 
@@ -34,8 +34,9 @@ export function requirePatchGrid(m: ModelInfo): void {
 /** A stand-in image: prompt, groups and flags are checked on it before any weight loads. */
 export const PROBE_IMAGE = { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(128) };
 
-export function groupPositions(spec: string, x: VlmInput): number[] {
-  return resolveGroup(spec, x.groups, x.ids.length);
+/** A group's positions in `x`; `draw` (the item's id and --seed) picks `random-image`. */
+export function groupPositions(spec: string, x: VlmInput, draw?: RandomDraw): number[] {
+  return resolveGroup(spec, x.groups, x.ids.length, draw);
 }
 
 /**
