@@ -18,7 +18,7 @@
  *              × head dims 1, 3 (D % 4 ≠ 0), 64, 88, 128 (CLIP/Q-Former, EVA, LLaMA) ×
  *              causal × mask
  *   the rest   every define of layernorm, rmsnorm, embedding, elementwise (every op, in place
- *              or not), convert, topk (k 1..32), rope, im2col, group_norm (± SiLU),
+ *              or not), convert, topk (k 1..32), rope, im2col, group_norm (± SiLU, both stages),
  *              codebook_argmin, nonfinite, contextualization, softmax, pair_cos_hist (2048
  *              bins), group_mass
  *              (its three stages), norm_attention (its four stages, VEC4 and f16 weights).

@@ -4,10 +4,15 @@ import { roundF16, toF16 } from '../../src/gpu/half.ts';
 import { groupNormRef } from '../reference/conv.ts';
 import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 
-// 32 groups as in Chameleon's VQ encoder (C = 32, 64, 96: 1..3 channels a group), other
+// 32 groups as in Chameleon's VQ encoder (C = 32, 64, 96, 128: 1..4 channels a group), other
 // group counts, position counts that divide no workgroup size, workgroups 32 / 256 forced,
-// SiLU fused or not, f32/f16 parameters. A common offset (|mean| ≫ std) checks the
-// corrected two-pass moments. Tolerance 1e-5 of scale: f32 sums over ≤ 3·100 values.
+// SiLU fused or not, f32/f16 parameters. A group is cut into chunks of ≥ 8 elements per
+// invocation, at most 256 chunks (ops/group-norm.ts): with 32 invocations, groups of 300 to
+// 65 600 elements make 2, 8, 64 and 256 chunks (the last one growing the chunk to 257), none
+// ending on a chunk boundary. A common offset (|mean| ≫ std) checks the corrected two-pass
+// moments, within a chunk and across chunks. Tolerance 1e-5 of scale: the f32 moments carry
+// ≈ 1e-7 · √(elements per invocation + log2 invocations) relative error, ≪ 1e-5 at 2 050
+// per invocation; a one-pass E[x²] − E[x]² at offset 100, std 2 would be off by ≳ 1e-4 (ulp(1e4) of 4).
 const shapes: { N: number; C: number; G: number; silu: boolean; wdt: 'f32' | 'f16'; wg?: number; offset?: number }[] = [
   { N: 1, C: 32, G: 32, silu: false, wdt: 'f32' },
   { N: 7, C: 32, G: 32, silu: true, wdt: 'f32' },
@@ -15,6 +20,10 @@ const shapes: { N: number; C: number; G: number; silu: boolean; wdt: 'f32' | 'f1
   { N: 100, C: 96, G: 32, silu: false, wdt: 'f32', wg: 32 },
   { N: 13, C: 10, G: 2, silu: true, wdt: 'f16' },
   { N: 50, C: 32, G: 32, silu: false, wdt: 'f32', offset: 100 },
+  { N: 1000, C: 64, G: 32, silu: true, wdt: 'f32', wg: 32 },
+  { N: 333, C: 96, G: 32, silu: false, wdt: 'f16', wg: 32, offset: 100 },
+  { N: 4095, C: 128, G: 32, silu: true, wdt: 'f32', wg: 32 },
+  { N: 4100, C: 32, G: 2, silu: false, wdt: 'f32', wg: 32, offset: 100 },
 ];
 
 describe('group_norm.wgsl (groupNorm)', () => {
