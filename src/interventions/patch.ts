@@ -4,7 +4,9 @@
  * rows of a token group are overwritten with the same rows of a run on a source image
  * (patching), or get `scale · vector` added (steering) — at one layer, or at every layer
  * from l on. Reported per layer: the logit difference of two answer tokens at the last
- * position and the top answer of the patched run.
+ * position (by default, when patching: the source run's top answer − the target run's, so
+ * it rises as the patch steers the target towards the source) and the top answer of the
+ * patched run.
  *
  * The source's rows are cached once (one forward); each patched target run writes them
  * into the target's residual in place (a copy into the tensor the model owns, so no
@@ -29,8 +31,8 @@ export interface PatchOptions {
   layers: number[];
   /** Patch at every layer from l on instead of at l only. */
   fromLayerOn: boolean;
-  /** The two answer ids of the logit difference. */
-  answers: [number, number];
+  /** The two answer ids of the logit difference (default, patching only: the source run's top answer, the target run's). */
+  answers?: [number, number];
 }
 
 export interface PatchLayer {
@@ -40,6 +42,7 @@ export interface PatchLayer {
 }
 
 export interface PatchResult {
+  answers: [number, number];
   base_target: { logit_diff: number; top_answer: number };
   base_source: { logit_diff: number; top_answer: number } | null;
   per_layer: PatchLayer[];
@@ -60,19 +63,22 @@ export async function patchSweep(gpu: Gpu, m: Vlm, target: VlmInput, o: PatchOpt
   const lm = m.languageModel;
   const L = lm.cfg.num_hidden_layers;
   const d = lm.cfg.hidden_size;
-  const summary = (r: LastOutput) => ({ logit_diff: r.logits[o.answers[0]] - r.logits[o.answers[1]], top_answer: r.top });
+  let answers = o.answers;
+  const summary = (r: LastOutput) => ({ logit_diff: r.logits[answers![0]] - r.logits[answers![1]], top_answer: r.top });
   const names = Array.from({ length: L }, (_, l) => actName('resid_pre', l));
   const runs = runsOf(o.group);
 
   let source: Map<string, Tensor> | null = null;
-  let baseSource: PatchResult['base_source'] = null;
+  let sourceOut: LastOutput | null = null;
   if (o.edit.mode === 'copy') {
     if (o.edit.source.ids.length !== target.ids.length) throw new UserError(`the source run has ${o.edit.source.ids.length} positions and the target ${target.ids.length}; patching needs the same prompt layout`);
     const { result, cache } = await runWithCache(gpu, m.hooks, names, async () => m.forward(gpu, (o.edit as { source: VlmInput }).source));
-    baseSource = summary(await runLast(gpu, lm, () => result));
     source = cache;
+    sourceOut = await runLast(gpu, lm, () => result);
   } else if (o.edit.vector.length !== d) {
     throw new UserError(`the steering vector has ${o.edit.vector.length} values; the residual stream has ${d}`);
+  } else if (!answers) {
+    throw new UserError('steering with a vector needs the two answers of the logit difference');
   }
   let delta: Tensor | undefined;
   if (o.edit.mode === 'add') {
@@ -91,14 +97,17 @@ export async function patchSweep(gpu: Gpu, m: Vlm, target: VlmInput, o: PatchOpt
   };
 
   try {
-    const baseTarget = summary(await runLast(gpu, lm, () => m.forward(gpu, target)));
+    const targetOut = await runLast(gpu, lm, () => m.forward(gpu, target));
+    answers ??= [sourceOut!.top, targetOut.top];
+    const baseTarget = summary(targetOut);
+    const baseSource = sourceOut && summary(sourceOut);
     const perLayer: PatchLayer[] = [];
     for (const l of o.layers) {
       const at: NameFilter = o.fromLayerOn ? names.slice(l) : [names[l]];
       const r = await m.hooks.withHooks([[at, edit]], async () => runLast(gpu, lm, () => m.forward(gpu, target)));
       perLayer.push({ layer: l, ...summary(r) });
     }
-    return { base_target: baseTarget, base_source: baseSource, per_layer: perLayer };
+    return { answers, base_target: baseTarget, base_source: baseSource, per_layer: perLayer };
   } finally {
     if (source) gpu.release(...source.values());
     gpu.release(delta);
