@@ -3,8 +3,8 @@
  * "The Narrow Gate" (arXiv 2412.06646) — e.g. LLaVA (text output only) next to Chameleon
  * (native multimodal): the modality separation curve, the attention share by image-side
  * position, the neighbourhood overlap (labelled runs), the ablation table (`knockout`
- * with --layers / --from-last) and steering (`patch`). It reads only the runs'
- * aggregate.json / patch.json, so nothing is recomputed, and writes
+ * with --layers / --from-last) and steering (`patch --data`). It reads only the runs'
+ * aggregate.json, so nothing is recomputed, and writes
  *
  *   OUT/gate-report.html    the page (figures inlined), each run's model, dtype, data,
  *                           options and phaselens version in a column
@@ -17,7 +17,7 @@
  * with what to do.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Stat } from '../analysis/aggregate.ts';
 import type { GateAggregate } from '../analysis/gate-aggregate.ts';
 import { UserError } from '../errors.ts';
@@ -25,6 +25,7 @@ import type { Figure } from '../report/figures.ts';
 import { attentionShareFigure, modelTitle, overlapFigure, separationFigure, type GateRunView } from '../report/gate-figures.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
 import { renderSideBySide, type SideBySideSection } from '../report/side-by-side-html.ts';
+import type { KnockoutAggregate } from './knockout.ts';
 import { IMAGES_SUBDIR } from './runner.ts';
 import { runMeta, writeFigures, writeFileAtomicSync } from './outputs.ts';
 import { VERSION } from '../version.ts';
@@ -87,6 +88,7 @@ function readJson(path: string, where: string): Json {
 function aggregateKind(a: Json): string {
   if ('separation' in a && 'attention' in a) return 'gate';
   if ('flows' in a) return 'knockout';
+  if ('n_steerable' in a) return 'patch';
   if ('p_drop' in a) return 'ablate';
   if ('inter' in a) return 'analyze';
   return 'unknown';
@@ -98,11 +100,15 @@ function requireFolder(where: string, dir: string): void {
 }
 
 /** OUT/aggregate.json of a finished `kind` run, checked: its kind, finished, the fields this reader needs. */
-function readAggregate(where: string, dir: string, kind: 'gate' | 'knockout', command: string): Json {
+function readAggregate(where: string, dir: string, kind: 'gate' | 'knockout' | 'patch', command: string): Json {
   requireFolder(where, dir);
   const path = join(dir, 'aggregate.json');
   if (!existsSync(path)) {
-    if (existsSync(join(dir, 'patch.json'))) throw new UserError(`${where}: a patch folder, not a ${kind} run`);
+    if (existsSync(join(dir, 'patch.json'))) {
+      throw new UserError(kind === 'patch'
+        ? `${where}: a patch of one image pair (patch.json); steering success is over a data set: patch --data SPEC --token end-of-image [--every 4 | --from-layer-on]`
+        : `${where}: a patch folder, not a ${kind} run`);
+    }
     throw new UserError(existsSync(join(dir, IMAGES_SUBDIR))
       ? `${where}: not a finished run (no aggregate.json): re-run its command to finish it, or merge its shards (phaselens merge)`
       : `${where}: not an output folder of phaselens ${kind} (no aggregate.json)`);
@@ -127,29 +133,15 @@ function readGate(spec: RunSpec): GateAggregate {
   return g;
 }
 
-/** The knockout aggregate of the layers / from-last modes (README, "knockout"), as far as the report reads it. */
-interface KnockoutFlowAgg {
-  window: [number, number][];
-  p: Stat[];
-  rel_change_pct: Stat[];
-  accuracy: (number | null)[];
-  agreement: (number | null)[];
-}
+/** A knockout aggregate of the layers / from-last modes (pipeline/knockout.ts's header), its scores present. */
+type KnockoutAgg = KnockoutAggregate & { mode: 'layers' | 'from-last'; p_base: Stat };
 
-interface KnockoutAgg {
-  phaselens_version: string;
-  model: string;
-  model_family: string;
-  n_items: number;
-  mode: 'layers' | 'from-last';
-  options: Json;
-  p_base: Stat;
-  vqa: { n: number; accuracy_base: number } | null;
-  flows: Record<string, KnockoutFlowAgg>;
-}
-
+/**
+ * The same model as the gate run: the same family and checkpoint folder name (`model` is the
+ * folder as each command was given it, so runs from different working folders spell it differently).
+ */
 function sameModel(where: string, what: { model: string; model_family: string }, gate: GateAggregate, name: string): void {
-  if (what.model !== gate.model || what.model_family !== gate.model_family) {
+  if (what.model_family !== gate.model_family || basename(what.model) !== basename(gate.model)) {
     throw new UserError(`${where}: a run of ${what.model_family} ${what.model}, but --run ${name} is of ${gate.model_family} ${gate.model}: give each model's own folders`);
   }
 }
@@ -162,50 +154,40 @@ function readKnockout(spec: RunSpec, dir: string, gate: GateAggregate): Knockout
   if (mode === undefined) throw new UserError(`${where}: aggregate.json of phaselens ${a.phaselens_version} has no "mode" (an older format, from before --layers / --from-last); the ablation table needs a knockout run with --layers all or --from-last (e.g. --flow gate --layers all)`);
   if (mode === 'window') throw new UserError(`${where}: a knockout in the window mode (arXiv 2411.18620's sweep); the ablation table needs one with --layers all or --from-last (e.g. --flow gate --layers all)`);
   const k = { ...a, mode } as unknown as KnockoutAgg;
-  const old = Object.entries(k.flows).find(([, f]) => !Array.isArray(f.accuracy) || !Array.isArray(f.window) || !Array.isArray(f.p));
-  if (!('p_base' in a) || old) throw new UserError(`${where}: aggregate.json of phaselens ${a.phaselens_version} lacks ${old ? `flows["${old[0]}"].accuracy/window/p` : 'p_base'} (an older format); ${again}`);
+  const old = Object.entries(k.flows).find(([, f]) => !Array.isArray(f.accuracy) || !Array.isArray(f.agreement) || !Array.isArray(f.window) || !Array.isArray(f.p));
+  if (!('p_base' in a) || old) throw new UserError(`${where}: aggregate.json of phaselens ${a.phaselens_version} lacks ${old ? `flows["${old[0]}"].accuracy/agreement/window/p` : 'p_base'} (an older format); ${again}`);
   sameModel(where, k, gate, spec.name);
   return k;
 }
 
-/** OUT/patch.json of `patch` (README, "patch"), as far as the report reads it. */
-interface PatchResult {
+/** OUT/aggregate.json of `patch --data` (pipeline/patch.ts's header): steering success per layer. */
+interface SteeringAgg {
   phaselens_version: string;
   model: string;
   model_family: string;
-  source: string | null;
-  target: string;
-  mode: 'copy' | 'add';
-  site: string;
+  n_items: number;
   options: Json;
-  answers: Record<string, number>;
-  base_target: { logit_diff: number; top_answer: { id: number; text: string } };
-  base_source: { logit_diff: number; top_answer: { id: number; text: string } } | null;
-  per_layer: { layer: number; logit_diff: number; top_answer: { id: number; text: string } }[];
+  site: string;
+  n_steerable: number;
+  per_layer: { layer: number; success: number | null; logit_diff: Stat; shift: Stat }[];
 }
 
-function readPatch(spec: RunSpec, dir: string, gate: GateAggregate): PatchResult {
+function readPatch(spec: RunSpec, dir: string, gate: GateAggregate): SteeringAgg {
   const where = `--patch ${spec.name}=${dir}`;
-  requireFolder(where, dir);
-  const path = join(dir, 'patch.json');
-  if (!existsSync(path)) {
-    const agg = join(dir, 'aggregate.json');
-    const kind = existsSync(agg) ? aggregateKind(readJson(agg, where)) : null;
-    throw new UserError(`${where}: not an output folder of phaselens patch (no patch.json${kind ? `; it holds the output of phaselens ${kind === 'unknown' ? '?' : kind}` : ''})`);
-  }
-  const p = readJson(path, where);
-  const missing = ['phaselens_version', 'model', 'model_family', 'mode', 'base_target', 'per_layer', 'answers'].find((k) => !(k in p));
-  if (missing) throw new UserError(`${where}: patch.json has no "${missing}" (${typeof p.phaselens_version === 'string' ? `phaselens ${p.phaselens_version}, ` : ''}an older format); re-run its patch command`);
-  const r = p as unknown as PatchResult;
-  sameModel(where, r, gate, spec.name);
-  return r;
+  const again = 're-run its patch command (finished items are kept) to rewrite the aggregate';
+  const a = readAggregate(where, dir, 'patch', again);
+  const p = a as unknown as SteeringAgg;
+  const old = ['site', 'n_items', 'options'].find((k) => !(k in a)) ?? (Array.isArray(p.per_layer) && p.per_layer.every((x) => 'success' in x && 'shift' in x) ? undefined : 'per_layer[].success/shift');
+  if (old) throw new UserError(`${where}: aggregate.json of phaselens ${a.phaselens_version} has no "${old}" (an older format); ${again}`);
+  sameModel(where, p, gate, spec.name);
+  return p;
 }
 
 interface LoadedRun {
   spec: RunSpec;
   gate: GateAggregate;
   knockout: { dir: string; agg: KnockoutAgg }[];
-  patch: { dir: string; result: PatchResult }[];
+  patch: { dir: string; agg: SteeringAgg }[];
 }
 
 /** Every folder read and checked, before anything is written. */
@@ -216,7 +198,7 @@ export function loadRuns(specs: readonly RunSpec[]): LoadedRun[] {
       spec,
       gate,
       knockout: spec.knockout.map((dir) => ({ dir, agg: readKnockout(spec, dir, gate) })),
-      patch: spec.patch.map((dir) => ({ dir, result: readPatch(spec, dir, gate) })),
+      patch: spec.patch.map((dir) => ({ dir, agg: readPatch(spec, dir, gate) })),
     };
   });
 }
@@ -226,27 +208,10 @@ function ablationRows(k: KnockoutAgg, L: number) {
   return Object.entries(k.flows).flatMap(([flow, f]) =>
     f.window.flatMap((w, i) =>
       k.mode === 'layers' || (w[0] === 0 && w[1] === L - 1)
-        ? [{ flow, layers: w, p: f.p[i], rel_change_pct: f.rel_change_pct[i], accuracy: f.accuracy[i] ?? null, agreement: f.agreement?.[i] ?? null }]
+        ? [{ flow, layers: w, p: f.p[i], rel_change_pct: f.rel_change_pct[i], accuracy: f.accuracy?.[i] ?? null, agreement: f.agreement?.[i] ?? null }]
         : [],
     ),
   );
-}
-
-/**
- * Steering success of one patch run, per layer: the patched target's top answer is the
- * source run's (copy mode; `add`: differs from the un-edited target's), and how far the
- * logit difference moved from the target's towards the source's.
- */
-function steeringRows(p: PatchResult) {
-  const t = p.base_target;
-  const s = p.base_source;
-  return p.per_layer.map((x) => ({
-    layer: x.layer,
-    logit_diff: x.logit_diff,
-    top_answer: x.top_answer.text,
-    success: s ? x.top_answer.id === s.top_answer.id : x.top_answer.id !== t.top_answer.id,
-    shift: s && s.logit_diff !== t.logit_diff ? (x.logit_diff - t.logit_diff) / (s.logit_diff - t.logit_diff) : null,
-  }));
 }
 
 function dtypeOf(options: Json): unknown {
@@ -284,18 +249,15 @@ function reportJson(runs: readonly LoadedRun[]) {
           rows: ablationRows(k, L),
           ...(k.mode === 'from-last' && { from_last: Object.fromEntries(Object.entries(k.flows).map(([flow, f]) => [flow, { first_layer: f.window.map((w) => w[0]), p: f.p, accuracy: f.accuracy }])) }),
         })),
-        steering: patch.map(({ dir, result: p }) => ({
+        steering: patch.map(({ dir, agg: p }) => ({
           folder: dir,
           phaselens_version: p.phaselens_version,
-          mode: p.mode,
           site: p.site,
-          source: p.source,
-          target: p.target,
-          answers: p.answers,
+          token: p.options.token ?? null,
+          n_items: p.n_items,
+          n_steerable: p.n_steerable,
           options: p.options,
-          base_target: p.base_target,
-          base_source: p.base_source,
-          per_layer: steeringRows(p),
+          per_layer: p.per_layer,
         })),
       };
     }),
@@ -355,13 +317,32 @@ function sections(runs: readonly LoadedRun[], j: ReportJson): SideBySideSection[
     });
   }
   const steering = j.runs.flatMap((r) =>
-    r.steering.flatMap((s) => s.per_layer.map((x) => [r.name, s.mode === 'add' ? 'add vector' : `${s.source} → ${s.target}`, x.layer, x.logit_diff, x.shift, x.top_answer, x.success ? 'yes' : 'no'])),
+    r.steering.flatMap((s) => s.per_layer.map((x) => [r.name, s.token, s.site, x.layer, `${s.n_steerable} of ${s.n_items}`, x.success, x.shift.mean, x.logit_diff.mean])),
   );
   if (steering.length) {
+    const figures = runs.flatMap((r) =>
+      r.patch.length
+        ? [
+            intervalFigure({
+              id: `steering-${r.spec.name}`,
+              file: `steering.${r.spec.name}.svg`,
+              title: `Steering success — ${r.spec.name}`,
+              subtitle: `${modelTitle(r.gate)} · ${r.patch.map((p) => `${p.agg.n_steerable} of ${p.agg.n_items} item(s) steerable`).join(' · ')}`,
+              xLabel: 'decoder layer l patched',
+              yLabel: 'share of answers turned into the source\'s',
+              series: r.patch.map((p) => ({ name: `${String(p.agg.options.token)} at ${p.agg.site}`, x: p.agg.per_layer.map((x) => x.layer), stats: p.agg.per_layer.map((x) => ({ mean: x.success, std: null, n: p.agg.n_steerable })) })),
+              yBounds: [0, 1],
+              caption: 'Per layer l, the share of the steerable items (source and target top answers differ) whose top answer, after the group\'s residual stream entering l (site lm.blocks.{l}.resid_pre; {l..L-1}: from l on) is copied from the counterfactual image\'s run, is the source\'s.',
+            }),
+          ]
+        : [],
+    );
     out.push({
       title: 'Steering',
-      note: 'The residual stream of a token group patched from a run on another image (or a vector added), per layer: the logit difference between the two answers at the last position, its shift from the target\'s towards the source\'s value (1: fully moved), the top answer, and success: the top answer became the source run\'s (adding a vector: changed from the target\'s).',
-      table: { columns: ['run', 'patch', 'layer', 'logit diff', 'shift', 'top answer', 'success'], rows: steering },
+      note: 'Each item\'s token group (the study: end-of-image) patched from the run on another image (`patch --data SPEC`): per layer, steering success (the share of steerable items whose answer became the source image\'s; — when none is steerable), the mean shift of the logit difference (source\'s − target\'s top answer) and its mean after the patch.',
+      figures,
+      side: true,
+      table: { columns: ['run', 'group', 'site', 'layer', 'steerable', 'success', 'shift (mean)', 'logit diff (mean)'], rows: steering },
     });
   }
   return out;
@@ -381,7 +362,7 @@ export function gateReport(specs: readonly RunSpec[], out: string): { report: st
     report,
     renderSideBySide({
       title: 'the narrow gate, side by side',
-      method: 'The measures of "The Narrow Gate" (arXiv 2412.06646) for each run, read from the finished runs\' aggregate.json (gate, knockout) and patch.json (patch); nothing is recomputed.',
+      method: 'The measures of "The Narrow Gate" (arXiv 2412.06646) for each run, read from the finished runs\' aggregate.json (gate, knockout, patch --data); nothing is recomputed.',
       runs: runs.map(({ spec, gate: g, knockout, patch }) => ({
         name: spec.name,
         meta: {
@@ -390,7 +371,7 @@ export function gateReport(specs: readonly RunSpec[], out: string): { report: st
           phaselens_version: g.phaselens_version,
           'gate folder': spec.gate,
           ...(knockout.length && { 'knockout folders': knockout.map((k) => `${k.dir} (phaselens ${k.agg.phaselens_version}, ${k.agg.mode})`).join(', ') }),
-          ...(patch.length && { 'patch folders': patch.map((p) => `${p.dir} (phaselens ${p.result.phaselens_version}, ${p.result.mode})`).join(', ') }),
+          ...(patch.length && { 'patch folders': patch.map((p) => `${p.dir} (phaselens ${p.agg.phaselens_version}, ${String(p.agg.options.token)} at ${p.agg.site})`).join(', ') }),
           ...Object.fromEntries(Object.entries(g.options).filter(([k]) => k !== 'weight_dtypes').map(([k, v]) => [`option ${k}`, v])),
         },
       })),

@@ -12,6 +12,8 @@ export interface IntervalFigureSpec {
   yLabel: string;
   caption: string;
   series: { name: string; x: readonly number[]; stats: readonly Stat[] }[];
+  /** Clamp the y axis (e.g. [0, 1] for a share). */
+  yBounds?: readonly [number, number];
 }
 
 export function intervalFigure(s: IntervalFigureSpec): Figure {
@@ -28,6 +30,7 @@ export function intervalFigure(s: IntervalFigureSpec): Figure {
       bandLabel: '± 1 std',
       color: PALETTE[i % PALETTE.length],
     })),
+    yBounds: s.yBounds,
   });
   return { id: s.id, file: s.file, title: s.title, caption: s.caption, kind: 'svg', data };
 }

@@ -2,13 +2,13 @@
  * `phaselens gate` report and `phaselens gate-report` through the real CLI, on real runs of
  * tiny checkpoints (make-tiny's LLaVA and Chameleon, and constructed-gate's hand-set gate):
  * - a gate run writes report.html and its figures (separation, attention share, overlap);
- * - the side-by-side report's JSON holds exactly the numbers of the runs' aggregate.json and
- *   patch.json (copied, not recomputed), steering success as defined in the README, the
+ * - the side-by-side report's JSON holds exactly the numbers of the gate, knockout (--layers
+ *   all, --from-last) and patch --data runs' aggregate.json (copied, not recomputed), the
  *   constructed gate's end-of-image share ≥ 0.9 where the others have none;
  * - the HTML names each run's model, family, dtype and phaselens version, and inlines every
  *   figure it writes;
  * - folders that are not finished runs of the kind given (another command's, unfinished,
- *   an older format, another model, a window-mode knockout) are refused with a one-line
+ *   an older format, another model, a window-mode knockout, a one-pair patch) are refused with a one-line
  *   error, no stack trace, nothing written.
  */
 import { spawnSync } from 'node:child_process';
@@ -23,6 +23,7 @@ const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
 const FIX = join(import.meta.dirname, '../fixtures/images');
 const CATS = '000000039769.png';
 const OTHER = '000000011813.jpg';
+const THIRD = '000000000802.jpg';
 const VERSION = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')).version;
 const work = mkdtempSync(join(tmpdir(), 'phaselens-gate-report-'));
 const images = join(work, 'images');
@@ -45,17 +46,27 @@ const json = (...p: string[]) => JSON.parse(readFileSync(at(...p), 'utf8'));
 beforeAll(async () => {
   mkdirSync(images);
   for (const f of [CATS, OTHER]) copyFileSync(join(FIX, f), join(images, f));
+  copyFileSync(join(FIX, '../coco_mini/val2017', THIRD), join(images, THIRD));
   await makeTiny({ arch: 'llava', out: at('llava'), seed: 4 });
   await makeTiny({ arch: 'chameleon', out: at('chameleon'), seed: 4 });
   await makeConstructedGate(at('constructed'));
   // each image twice under its own label: k = 1 finds the twin, so the overlap is 1
   const lines = [CATS, OTHER].flatMap((image, i) => ['a', 'b'].map((c) => JSON.stringify({ image, id: `img${i}-${c}`, label: `class${i}` })));
   writeFileSync(at('labels.jsonl'), lines.join('\n') + '\n');
+  writeFileSync(at('steer.jsonl'), [[CATS, 'cat'], [OTHER, 'dog'], [THIRD, 'dog']].map(([image, label]) => JSON.stringify({ image, label })).join('\n') + '\n');
+  writeFileSync(at('vqa.jsonl'), [[CATS, 'What animal is this?', ['cat']], [OTHER, 'What is shown?', ['dog']]].map(([image, question, answers]) => JSON.stringify({ image, question, answers })).join('\n') + '\n');
+  const folder = `folder:${images}`;
+  const vqa = `vqa:${at('vqa.jsonl')}:${images}`;
+  const steer = `labels:${at('steer.jsonl')}:${images}`;
   ok('gate', '--model', at('llava'), '--data', `labels:${at('labels.jsonl')}:${images}`, '--prompt', '<image>\nWhat animal is this?', '--k', '1', '--bins', '512', '--out', at('g-llava'));
-  ok('gate', '--model', at('chameleon'), '--data', `folder:${images}`, '--bins', '512', '--out', at('g-chameleon'));
-  ok('gate', '--model', at('constructed'), '--data', `folder:${images}`, '--bins', '512', '--out', at('g-constructed'));
+  ok('gate', '--model', at('chameleon'), '--data', folder, '--bins', '512', '--out', at('g-chameleon'));
+  ok('gate', '--model', at('constructed'), '--data', folder, '--bins', '512', '--out', at('g-constructed'));
+  ok('knockout', '--model', at('llava'), '--data', vqa, '--chat', '--flow', 'text<-last-image', '--flow', 'text<-random-image', '--flow', 'text<-image', '--from-last', '--generate', '2', '--out', at('k-llava'));
+  ok('knockout', '--model', at('chameleon'), '--data', vqa, '--flow', 'gate', '--layers', 'all', '--generate', '2', '--out', at('k-chameleon'));
+  ok('patch', '--model', at('llava'), '--data', steer, '--chat', '--token', 'last-image', '--from-layer-on', '--out', at('s-llava'));
+  ok('patch', '--model', at('chameleon'), '--data', steer, '--token', 'end-of-image', '--every', '2', '--out', at('s-chameleon'));
+  // one image pair: not the steering of a data set
   ok('patch', '--model', at('llava'), '--source', join(images, CATS), '--target', join(images, OTHER), '--prompt', 'What animal is this?', '--chat', '--token', 'image', '--answers', 'cat,dog', '--out', at('p-llava'));
-  ok('patch', '--model', at('chameleon'), '--source', join(images, CATS), '--target', join(images, OTHER), '--prompt', 'What animal is this?<image>', '--token', 'image', '--answers', 'cat,dog', '--out', at('p-chameleon'));
 }, 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -84,7 +95,7 @@ describe('gate-report side by side', () => {
 
   beforeAll(() => {
     const r = ok('gate-report', '--run', `llava=${at('g-llava')}`, '--run', `chameleon=${at('g-chameleon')}`, '--run', `constructed=${at('g-constructed')}`,
-      '--patch', `llava=${at('p-llava')}`, '--patch', `chameleon=${at('p-chameleon')}`, '--out', out);
+      '--knockout', `llava=${at('k-llava')}`, '--knockout', `chameleon=${at('k-chameleon')}`, '--patch', `llava=${at('s-llava')}`, '--patch', `chameleon=${at('s-chameleon')}`, '--out', out);
     expect(r.out).toMatch(/report: .*gate-report\.html/);
     j = JSON.parse(readFileSync(join(out, 'gate-report.json'), 'utf8'));
     html = readFileSync(join(out, 'gate-report.html'), 'utf8');
@@ -113,21 +124,40 @@ describe('gate-report side by side', () => {
     expect(llava.attention_share['end-of-image']).toBeUndefined();
   });
 
-  it('steering: the patch runs\' numbers, success where the top answer became the source run\'s', () => {
+  it('ablation: the knockout runs\' numbers, every flow in all layers, and the from-last curves', () => {
+    const L = 3;
     for (const r of j.runs.slice(0, 2)) {
-      const p = json(`p-${r.name}`, 'patch.json');
-      const [s] = r.steering;
-      expect(s.base_target).toEqual(p.base_target);
-      expect(s.base_source).toEqual(p.base_source);
-      expect(s.per_layer.map((x: { layer: number; logit_diff: number }) => [x.layer, x.logit_diff])).toEqual(p.per_layer.map((x: { layer: number; logit_diff: number }) => [x.layer, x.logit_diff]));
-      p.per_layer.forEach((x: { top_answer: { id: number }; logit_diff: number }, i: number) => {
-        expect(s.per_layer[i].success).toBe(x.top_answer.id === p.base_source.top_answer.id);
-        expect(s.per_layer[i].shift).toBeCloseTo((x.logit_diff - p.base_target.logit_diff) / (p.base_source.logit_diff - p.base_target.logit_diff), 12);
-      });
-      // patching every image row at layer 0 reproduces the source run (only those rows differ)
-      expect(s.per_layer[0].shift).toBeCloseTo(1, 12);
-      expect(s.per_layer[0].success).toBe(true);
+      const k = json(`k-${r.name}`, 'aggregate.json');
+      const [a] = r.ablation;
+      expect(a.mode).toBe(r.name === 'llava' ? 'from-last' : 'layers');
+      expect(a.p_base).toEqual(k.p_base);
+      expect(a.accuracy_base).toBe(k.vqa.accuracy_base);
+      expect(a.rows.map((x: { flow: string }) => x.flow)).toEqual(Object.keys(k.flows));
+      for (const x of a.rows) {
+        const f = k.flows[x.flow];
+        const i = f.window.findIndex((w: number[]) => w[0] === 0 && w[1] === L - 1);
+        expect(x.layers).toEqual([0, L - 1]);
+        expect([x.p, x.rel_change_pct, x.accuracy, x.agreement]).toEqual([f.p[i], f.rel_change_pct[i], f.accuracy[i], f.agreement[i]]);
+      }
     }
+    expect(j.runs[1].ablation[0].rows.map((x: { flow: string }) => x.flow)).toEqual(['text<-end-of-image', 'text<-last-image', 'text<-random-image', 'text<-image']);
+    const k = json('k-llava', 'aggregate.json');
+    for (const [flow, f] of Object.entries(j.runs[0].ablation[0].from_last) as [string, { first_layer: number[]; p: unknown; accuracy: unknown }][]) {
+      expect(f.first_layer).toEqual([2, 1, 0]);
+      expect(f.p).toEqual(k.flows[flow].p);
+      expect(f.accuracy).toEqual(k.flows[flow].accuracy);
+    }
+    expect(j.runs[2].ablation).toEqual([]);
+  });
+
+  it('steering: the patch --data runs\' success, shift and logit difference per layer', () => {
+    for (const r of j.runs.slice(0, 2)) {
+      const p = json(`s-${r.name}`, 'aggregate.json');
+      const [s] = r.steering;
+      expect(s.per_layer).toEqual(p.per_layer);
+      expect([s.n_items, s.n_steerable, s.site, s.token]).toEqual([p.n_items, p.n_steerable, p.site, p.options.token]);
+    }
+    expect(j.runs[1].steering[0].per_layer.map((x: { layer: number }) => x.layer)).toEqual([0, 2]);
     expect(j.runs[2].steering).toEqual([]);
   });
 
@@ -140,11 +170,12 @@ describe('gate-report side by side', () => {
     expect(html).toContain(`<td>phaselens_version</td><td>${VERSION}</td><td>${VERSION}</td><td>${VERSION}</td>`);
     expect(html).toContain(`<td>dtype</td>${"<td>[&quot;f32&quot;]</td>".repeat(3)}`);
     const files = readdirSync(join(out, 'figures')).sort();
-    expect(files).toEqual(['gate_attention_share.chameleon.svg', 'gate_attention_share.constructed.svg', 'gate_attention_share.llava.svg', 'gate_overlap.llava.svg', 'gate_separation.svg']);
+    expect(files).toEqual(['ablation_from_last.llava.svg', 'gate_attention_share.chameleon.svg', 'gate_attention_share.constructed.svg', 'gate_attention_share.llava.svg', 'gate_overlap.llava.svg', 'gate_separation.svg', 'steering.chameleon.svg', 'steering.llava.svg']);
     for (const f of files) expect(html).toContain(`data-file="figures/${f}"`);
     // the separation figure has one line per run
     const sep = readFileSync(join(out, 'figures', 'gate_separation.svg'), 'utf8');
     expect([...sep.matchAll(/class="series" data-name="([^"]+)"/g)].map((m) => m[1])).toEqual(['llava', 'chameleon', 'constructed']);
+    expect(html).toMatch(/<h2>Ablation<\/h2>/);
     expect(html).toMatch(/<h2>Steering<\/h2>/);
   });
 });
@@ -175,7 +206,7 @@ describe('gate-report refusals', () => {
     refused(/give two or more --run NAME=DIR \(got 1\)/, '--run', `llava=${at('g-llava')}`);
     refused(/--run g-llava: give NAME=DIR/, '--run', 'g-llava', '--run', `c=${at('g-chameleon')}`);
     refused(/the name llava is given twice/, '--run', `llava=${at('g-llava')}`, '--run', `llava=${at('g-chameleon')}`);
-    refused(/--patch x=.*: no --run named x \(runs: llava, chameleon\)/, ...both(), '--patch', `x=${at('p-llava')}`);
+    refused(/--patch x=.*: no --run named x \(runs: llava, chameleon\)/, ...both(), '--patch', `x=${at('s-llava')}`);
   });
 
   it('a missing folder, a folder of another command, an unfinished run', () => {
@@ -187,7 +218,9 @@ describe('gate-report refusals', () => {
     rmSync(join(unfinished, 'aggregate.json'));
     refused(/not a finished run \(no aggregate.json\): re-run its command to finish it, or merge its shards/, ...both(unfinished));
     refused(/not a finished run: 1 item\(s\) have no result/, ...both(edited('missing', (a) => (a.run.missing = 1))));
-    refused(/--patch llava=.*g-chameleon: not an output folder of phaselens patch \(no patch.json; it holds the output of phaselens gate\)/, ...both(), '--patch', `llava=${at('g-chameleon')}`);
+    refused(/--patch llava=.*g-chameleon: the output of phaselens gate, not of patch/, ...both(), '--patch', `llava=${at('g-chameleon')}`);
+    refused(/--knockout llava=.*s-llava: the output of phaselens patch, not of knockout/, ...both(), '--knockout', `llava=${at('s-llava')}`);
+    refused(/--patch llava=.*p-llava: a patch of one image pair \(patch.json\); steering success is over a data set: patch --data SPEC/, ...both(), '--patch', `llava=${at('p-llava')}`);
   });
 
   it('an older format, a garbled aggregate, another model\'s patch', () => {
@@ -197,13 +230,14 @@ describe('gate-report refusals', () => {
     const garbled = edited('garbled', () => {});
     writeFileSync(join(garbled, 'aggregate.json'), '{"separation": ');
     refused(/aggregate.json does not parse as JSON/, ...both(garbled));
-    refused(/--patch chameleon=.*p-llava: a run of llava .*, but --run chameleon is of chameleon/, ...both(), '--patch', `chameleon=${at('p-llava')}`);
+    refused(/--patch chameleon=.*s-llava: a run of llava .*, but --run chameleon is of chameleon/, ...both(), '--patch', `chameleon=${at('s-llava')}`);
+    refused(/--knockout llava=.*k-chameleon: a run of chameleon .*, but --run llava is of llava/, ...both(), '--knockout', `llava=${at('k-chameleon')}`);
   });
 
   it('a knockout folder that is not of the ablation modes', () => {
     const ko = at('ko-window');
     ok('knockout', '--model', at('llava'), '--data', `folder:${images}`, '--prompt', 'What animal is this?', '--chat', '--flow', 'last<-image', '--window', '3', '--limit', '1', '--out', ko);
     refused(/--run llava=.*ko-window: the output of phaselens knockout, not of gate/, ...both(ko));
-    refused(/--knockout llava=.*ko-window: .*window mode|--knockout llava=.*ko-window: .*has no "mode"/, ...both(), '--knockout', `llava=${ko}`);
+    refused(/--knockout llava=.*ko-window: a knockout in the window mode .*; the ablation table needs one with --layers all or --from-last/, ...both(), '--knockout', `llava=${ko}`);
   });
 });

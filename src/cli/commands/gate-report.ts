@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .description('the narrow-gate study\'s report (arXiv 2412.06646) with several models side by side: separation, attention share by position, neighbourhood overlap, ablation, steering — from finished runs, nothing recomputed')
     .requiredOption('--run <NAME=DIR>', 'a finished `gate` output folder and the name of its column (repeat: two or more)', collect)
     .option('--knockout <NAME=DIR>', 'a finished `knockout --layers …|--from-last` folder of the same model as --run NAME (repeatable): the ablation table', collect)
-    .option('--patch <NAME=DIR>', 'a `patch` output folder of the same model as --run NAME (repeatable): steering', collect)
+    .option('--patch <NAME=DIR>', 'a finished `patch --data` folder of the same model as --run NAME (repeatable, e.g. --every 4 and --from-layer-on): steering success', collect)
     .requiredOption('--out <dir>', 'folder for gate-report.html, gate-report.json and figures/')
     .action((o: Options) => {
       checkOutputFolder('--out', o.out);
