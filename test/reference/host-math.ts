@@ -56,12 +56,16 @@ export async function loadCheckpoint(dir: string): Promise<Weights> {
  */
 export const QK_SHARPEN = 6;
 
-/** A copy of a hub-layout tiny checkpoint (every other file too; weights as one f32 file) with the LM's q_proj / k_proj × `factor`. */
+/**
+ * A copy of a hub-layout tiny checkpoint (every other file too; weights as one f32 file) with
+ * the LM's q_proj / k_proj × `factor` — or, for Chameleon, whose per-head LayerNorm undoes
+ * any scale of q_proj / k_proj, its q_norm weight and bias × `factor`.
+ */
 export async function writeSharpened(src: string, dst: string, factor = QK_SHARPEN): Promise<void> {
   const w = await loadCheckpoint(src);
-  const qk = /^language_model\.model\.layers\.\d+\.self_attn\.[qk]_proj\.weight$/;
+  const qk = /^(language_model\.model\.layers\.\d+\.self_attn\.[qk]_proj\.weight|model\.layers\.\d+\.self_attn\.q_norm\.(weight|bias))$/;
   const names = [...w.keys()].filter((n) => qk.test(n));
-  if (names.length === 0) throw new Error(`${src}: no language_model.model.layers.*.self_attn.[qk]_proj.weight to sharpen`);
+  if (names.length === 0) throw new Error(`${src}: no language_model.model.layers.*.self_attn.[qk]_proj.weight (or Chameleon's model.layers.*.self_attn.q_norm) to sharpen`);
   for (const name of names) w.set(name, { data: w.get(name)!.data.map((v) => v * factor), shape: w.get(name)!.shape });
   mkdirSync(dst, { recursive: true });
   for (const f of readdirSync(src)) if (!/^model.*\.safetensors(\.index\.json)?$/.test(f)) cpSync(join(src, f), join(dst, f), { recursive: true });

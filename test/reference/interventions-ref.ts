@@ -1,7 +1,7 @@
 /**
  * Runs the intervention reference test/reference/interventions_ref.py (attention knockout,
  * post-softmax token ablation, residual-stream patching / steering on the LLaMA decoder of
- * LLaVA-1.5 or InstructBLIP, on HF transformers' own model of the checkpoint's model_type,
+ * LLaVA-1.5, InstructBLIP or Chameleon, on HF transformers' own model of the checkpoint's model_type,
  * in the venv of .ci/hf-venv.sh) and returns its JSON.
  *
  *   const ko = await runKnockoutReference({ model, pixelValues, pixelShape: [3, 42, 42], inputIds,
@@ -21,7 +21,7 @@ import { readRefSafetensors, runPython, type RefTensor } from './pyref.ts';
 
 export const INTERVENTIONS_REF_SCRIPT = join(import.meta.dirname, 'interventions_ref.py');
 /** The `reference.version` interventions_ref.py writes; bump both together. */
-export const INTERVENTIONS_REF_VERSION = '2';
+export const INTERVENTIONS_REF_VERSION = '3';
 
 export interface InterventionRunOptions {
   /** HF llava or instructblip checkpoint folder. */
@@ -43,7 +43,7 @@ export interface Common {
   reference: { format: 'phaselens-interventions-ref'; version: string };
   /** torch and transformers versions of the venv. */
   versions: { torch: string; transformers: string };
-  family: 'llava' | 'instructblip';
+  family: 'llava' | 'instructblip' | 'chameleon';
   /** Sequence length after the image tokens are expanded / placed. */
   seq: number;
   /** Only with withLogits: un-intervened last-position logits [vocab]. */
@@ -57,6 +57,8 @@ export interface KnockoutEntry {
   src: number[];
   /** Decoder layers (0..L-1); every head. */
   layers: number[];
+  /** Every generated token is a DST query too (with maxNewTokens). */
+  generated?: boolean;
 }
 
 export interface KnockoutRef extends Common {
@@ -67,6 +69,9 @@ export interface KnockoutRef extends Common {
   p: number[];
   /** Per entry, argmax of the knocked-out last logits. */
   argmax: number[];
+  /** Only with maxNewTokens > 0: greedy (KV-cached, EOS not stopping) tokens without / with each knockout. */
+  tokens_base?: number[];
+  tokens?: number[][];
   /** Only with withLogits: [entry][vocab]. */
   last_logits?: number[][];
 }
@@ -126,14 +131,14 @@ export interface RefRequest<T> {
   read: (res: Common, dir: string) => Promise<T>;
 }
 
-type KnockoutOptions = InterventionRunOptions & { entries: KnockoutEntry[]; answerId?: number };
+type KnockoutOptions = InterventionRunOptions & { entries: KnockoutEntry[]; answerId?: number; maxNewTokens?: number };
 type AblateOptions = InterventionRunOptions & { entries: AblateEntry[]; answerId?: number; maxNewTokens?: number };
 type PatchOptions = InterventionRunOptions & { patch: PatchSpec };
 
 const answerArgs = (id: number | undefined) => (id === undefined ? [] : ['--answer-id', String(id)]);
 
 export function knockoutRequest(opts: KnockoutOptions): RefRequest<KnockoutRef> {
-  return { opts, args: async () => ['--knockout', JSON.stringify(opts.entries), ...answerArgs(opts.answerId)], read: async (res) => res as KnockoutRef };
+  return { opts, args: async () => ['--knockout', JSON.stringify(opts.entries), '--max-new-tokens', String(opts.maxNewTokens ?? 0), ...answerArgs(opts.answerId)], read: async (res) => res as KnockoutRef };
 }
 
 export function ablateRequest(opts: AblateOptions): RefRequest<AblateRef> {

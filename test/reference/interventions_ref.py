@@ -1,6 +1,7 @@
-"""Reference for three interventions on the LLaMA decoder of LLaVA-1.5 and InstructBLIP, on
-HF transformers' own models (LlavaForConditionalGeneration / InstructBlipForConditionalGeneration,
-float32), written from the papers' definitions. Run with the venv python of .ci/hf-venv.sh
+"""Reference for three interventions on the LLaMA decoder of LLaVA-1.5, InstructBLIP and
+Chameleon, on HF transformers' own models (LlavaForConditionalGeneration /
+InstructBlipForConditionalGeneration / ChameleonForConditionalGeneration, float32), written
+from the papers' definitions. Run with the venv python of .ci/hf-venv.sh
 (torch 2.x + transformers 5.x).
 
 transformers computes the model; the interventions enter through its own extension points:
@@ -23,7 +24,10 @@ Definitions:
              remaining keys. A query whose every causally visible key is in SRC keeps scores
              that all round to finfo.min, so its row becomes uniform over its visible keys
              (what an additive finfo.min mask, as in HF's attention masks, gives) rather
-             than NaN.
+             than NaN. The narrow-gate study's ablations ("The Narrow Gate", arXiv
+             2412.06646) knock text out of an image-side group in fixed layers while the
+             model answers: with "generated": true every generated token (a position >= the
+             prompt's length) is a DST query too, at every KV-cached step of model.generate.
   ablate     Token ablation, "The Narrow Gate" (arXiv 2412.06646): in the given layers (and
              heads, default all), AFTER the softmax the attention weight of every query to
              every key in S is set to 0; the rows are NOT renormalised. Applies to the
@@ -40,7 +44,9 @@ Definitions:
 
 Positions are indices into the language model's sequence after the image tokens are
 expanded (LLaVA: the image token becomes one position per image feature) or placed
-(InstructBLIP: [image]*Q first). Layers are 0..L-1. Heads are query heads 0..H-1.
+(InstructBLIP: [image]*Q first; Chameleon: the placeholders, one per image token, are
+replaced here by the BPE ids of the image's VQ codes, model.get_image_tokens, so the model
+runs on ids alone). Layers are 0..L-1. Heads are query heads 0..H-1.
 
 Usage
 -----
@@ -55,12 +61,16 @@ Usage
       their answers, in order, each checkpoint loaded once.
 
   --input-ids: LLaVA: the image token once (expanded here) or already expanded;
-  InstructBLIP: with the Q image tokens first or without them (prepended here).
+  InstructBLIP: with the Q image tokens first or without them (prepended here); Chameleon:
+  the <image> placeholder once per image token, between <racm3:break> and <eoss>, as
+  ChameleonProcessor writes them.
   A JSON argument is inline when it starts with '[' or '{', else the path of a JSON file.
 
-  --knockout [{"dst": [q...], "src": [k...], "layers": [l...]}, ...]
+  --knockout [{"dst": [q...], "src": [k...], "layers": [l...], "generated": bool (default false)}, ...]
       -> {"answer_id", "p_base", "p": [per entry], "argmax": [per entry], "seq"}
-         answer_id = --answer-id, else the argmax of the un-intervened last logits.
+         answer_id = --answer-id, else the argmax of the un-intervened last logits; with
+         --max-new-tokens N > 0 also "tokens_base": [N] and "tokens": [per entry][N] (greedy
+         model.generate as for --ablate, the knockout active at every step).
   --ablate [{"keys": [k...], "layers": [l...], "heads": null | [h...]}, ...]
       -> {"answer_id", "p_base", "p_answer": [per entry], "argmax_after": [per entry],
           "seq"} and, with --max-new-tokens N > 0, "tokens_base": [N] and "tokens": [per
@@ -96,10 +106,11 @@ from safetensors.torch import save_file
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
 FORMAT = "phaselens-interventions-ref"
-VERSION = "2"
+VERSION = "3"
 NEG = torch.finfo(torch.float32).min
 ATTN = "phaselens_interventions"
-CLASSES = {"llava": tr.LlavaForConditionalGeneration, "instructblip": tr.InstructBlipForConditionalGeneration}
+CLASSES = {"llava": tr.LlavaForConditionalGeneration, "instructblip": tr.InstructBlipForConditionalGeneration,
+           "chameleon": tr.ChameleonForConditionalGeneration}
 
 
 # --------------------------------------------------------------------------------------
@@ -107,10 +118,17 @@ CLASSES = {"llava": tr.LlavaForConditionalGeneration, "instructblip": tr.Instruc
 
 
 class Knockout:
-    """Blocks (q in dst -> k in src) before the softmax in the given layers."""
+    """Blocks (q in dst -> k in src) before the softmax in the given layers; with gen_from, every
+    query at a position >= gen_from (a generated token) is in dst too."""
 
-    def __init__(self, dst, src, layers):
-        self.dst, self.src, self.layers = set(dst), set(src), set(layers)
+    def __init__(self, dst, src, layers, gen_from=None):
+        self.dst, self.src, self.layers, self.gen_from = set(dst), set(src), set(layers), gen_from
+
+    def queries(self, qpos, device):
+        q = in_set(qpos, self.dst, device)
+        if self.gen_from is not None:
+            q = q | torch.tensor([p >= self.gen_from for p in qpos], dtype=torch.bool, device=device)
+        return q
 
 
 class Ablate:
@@ -143,7 +161,7 @@ def intervened_attention(module, query, key, value, attention_mask, scaling, dro
     edit, layer = ACTIVE, module.layer_idx
     if isinstance(edit, Knockout) and layer in edit.layers:
         causal = torch.arange(nk, device=scores.device)[None, :] <= torch.tensor(qpos, device=scores.device)[:, None]
-        blocked = in_set(qpos, edit.dst, scores.device)[:, None] & in_set(kpos, edit.src, scores.device)[None, :]
+        blocked = edit.queries(qpos, scores.device)[:, None] & in_set(kpos, edit.src, scores.device)[None, :]
         scores = scores.masked_fill(~causal, float("-inf")) + blocked.to(scores.dtype) * NEG
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     if isinstance(edit, Ablate) and layer in edit.layers:
@@ -189,7 +207,7 @@ class Model:
         with open(f"{model_dir}/config.json") as f:
             self.family = json.load(f).get("model_type")
         if self.family not in CLASSES:
-            raise SystemExit(f"{model_dir}: model_type {self.family!r}, want llava or instructblip")
+            raise SystemExit(f"{model_dir}: model_type {self.family!r}, want llava, instructblip or chameleon")
         self.hf = CLASSES[self.family].from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").to(device).eval()
         self.lm = self.hf.get_decoder()  # LlamaModel: its config is the text config alone
         self.layers = list(self.lm.layers)
@@ -211,8 +229,17 @@ class Model:
     def inputs(self, pixel_values, ids, qformer_ids):
         """HF's forward arguments, the image tokens expanded / placed as the processors do."""
         cfg = self.hf.config
-        image = cfg.image_token_id
+        image = self.hf.model.vocabulary_mapping.image_token_id if self.family == "chameleon" else cfg.image_token_id
         n_image = sum(1 for t in ids if t == image)
+        if self.family == "chameleon":
+            n = int((torch.tensor(ids) == image).sum())
+            codes = self.hf.model.get_image_tokens(pixel_values[None].to(self.device))[0].tolist()
+            if n != len(codes):
+                raise SystemExit(f"--input-ids has {n} image placeholders (id {image}); the image is {len(codes)} tokens")
+            it = iter(codes)
+            ids = [next(it) if t == image else t for t in ids]
+            t = torch.tensor([ids], dtype=torch.long, device=self.device)
+            return {"input_ids": t, "attention_mask": torch.ones_like(t)}, ids
         if self.family == "llava":
             n = cfg.image_seq_length
             if n_image == 1:
@@ -348,7 +375,7 @@ def job(a, models):
     if (a.model, a.device) not in models:
         models[a.model, a.device] = Model(a.model, a.device)
     m = models[a.model, a.device]
-    tc = m.hf.config.text_config
+    tc = m.hf.config.get_text_config()
     L, H, d, V = tc.num_hidden_layers, tc.num_attention_heads, tc.hidden_size, m.hf.get_output_embeddings().weight.shape[0]
     shape = parse_ids(a.pixel_shape, "--pixel-shape")
     pix = read_pixels(a.pixel_values, shape, a.device)
@@ -378,13 +405,19 @@ def job(a, models):
         if not isinstance(entries, list):
             raise SystemExit("--knockout wants a JSON list of {dst, src, layers}")
         res.update(answer_id=answer, p_base=p_of(base_logits), p=[], argmax=[])
-        logits_all = []
+        logits_all, tokens = [], []
         for e in entries:
-            edit = Knockout(check_positions(e["dst"], seq, "dst"), check_positions(e["src"], seq, "src"), check_layers(e["layers"], L, "layers"))
+            gen_from = seq if e.get("generated", False) else None
+            edit = Knockout(check_positions(e["dst"], seq, "dst"), check_positions(e["src"], seq, "src"), check_layers(e["layers"], L, "layers"), gen_from)
             logits, _ = m.run(x, edit)
             res["p"].append(p_of(logits))
             res["argmax"].append(int(torch.argmax(logits)))
             logits_all.append(f32_list(logits))
+            if a.max_new_tokens > 0:
+                tokens.append(m.greedy(x, edit, a.max_new_tokens))
+        if a.max_new_tokens > 0:
+            res["tokens_base"] = m.greedy(x, None, a.max_new_tokens)
+            res["tokens"] = tokens
         if a.with_logits:
             res["last_logits"] = logits_all
 
