@@ -13,6 +13,13 @@ writes them), and does the same work as phaselens's side of each case:
             (timed: the T-1 steps, as phaselens's generate() times them)
   analyze   eager attention, output_hidden_states + output_attentions, then the metrics
             of `phaselens analyze` in torch (bench/gpu/hf_metrics.py)
+  vq        Chameleon: model.model.get_image_tokens(pixel_values), the VQ encoder to the
+            image's BPE ids
+  gate      eager attention, output_hidden_states + output_attentions, then the measures of
+            `phaselens gate` in torch: per hidden state (and the last layer before the
+            final norm) the quartiles of |cos| over every image x text pair; per layer the
+            head-averaged attention of each text query on each image-side group, averaged
+            over the queries (`of_all`)
   knockout  the un-intervened forward, then one full forward per entry with attention from
             the entry's DST rows to its SRC columns blocked (finfo.min in the additive mask,
             SDPA) in the entry's layers; p = softmax(last logits)[answer], answer = the
@@ -28,6 +35,9 @@ the process stays up. Timed requests: one warm-up, then the median of "reps".
   {"op": "prefill", "reps": N}              -> s, all, last_logits
   {"op": "decode", "new_tokens": T, "reps": N}       -> s, all, tokens
   {"op": "analyze", "k": K, "reps": N}               -> s, all
+  {"op": "vq", "reps": N}                   -> s, all, ids
+  {"op": "gate", "queries": [..], "groups": [[..], ..], "image": [..], "text": [..], "reps": N}
+                                            -> s, all, separation [[q1, median, q3] per state], of_all [layer][group]
   {"op": "knockout", "entries": [{"dst": [..], "src": [..], "layers": [..]}], "reps": N}
                                             -> s, all, answer, p_base, p
 """
@@ -137,6 +147,37 @@ class Baseline:
         t = hf_bench.timed(once, r["reps"], "cpu")
         return {"s": t["median"], "all": t["all"]}
 
+    def vq(self, r):
+        out = {}
+
+        def once():
+            out["ids"] = self.model.model.get_image_tokens(self.x["pixel_values"])[0]
+
+        t = hf_bench.timed(once, r["reps"], "cpu")
+        return {"s": t["median"], "all": t["all"], "ids": out["ids"].tolist()}
+
+    def gate(self, r):
+        self.attn("eager")
+        queries, image, text = (torch.tensor(r[k]) for k in ("queries", "image", "text"))
+        groups = [torch.tensor(g) for g in r["groups"]]
+        quartiles = torch.tensor([0.25, 0.5, 0.75])
+        out = {}
+
+        def once():
+            o = self.model(**self.x, output_hidden_states=True, output_attentions=True, use_cache=False, logits_to_keep=1)
+            sep = []
+            for h in [*o.hidden_states, self.prenorm.value]:
+                u = torch.nn.functional.normalize(h[0], dim=-1)
+                sep.append(torch.quantile((u[image] @ u[text].T).abs().flatten(), quartiles).tolist())
+            share = []
+            for a in o.attentions:  # [1, H, S, S]
+                m = a[0].mean(0)[queries]  # the text queries' rows, head-averaged
+                share.append([float(m[:, g].sum(1).mean()) for g in groups])
+            out.update(separation=sep, of_all=share)
+
+        t = hf_bench.timed(once, r["reps"], "cpu")
+        return {"s": t["median"], "all": t["all"], **out}
+
     def knockout(self, r):
         self.attn(KNOCKOUT)
         seq = len(self.meta["ids"])
@@ -167,7 +208,7 @@ def main():
     sys.stdout = sys.stderr  # stray prints must not break the protocol
     b = Baseline()
     ops = {"versions": b.versions, "load": b.load, "inputs": b.inputs, "prefill": b.prefill,
-           "decode": b.decode, "analyze": b.analyze, "knockout": b.knockout}
+           "decode": b.decode, "analyze": b.analyze, "vq": b.vq, "gate": b.gate, "knockout": b.knockout}
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -113,7 +113,7 @@ export async function benchLoad(opts: LoadBenchOptions = {}): Promise<BenchRecor
   const dir = await mkdtemp(join(opts.dir ?? tmpdir(), 'phaselens-bench-load-'));
   try {
     const specs = tensorList(totalBytes, maxTensorBytes);
-    const files = (await writeWeights(dir, specs, (t) => fastF16Chunks(t.name, t.shape[0] * t.shape[1], 1), { maxShardBytes: totalBytes / 2 + maxTensorBytes }))
+    const files = (await writeWeights(dir, specs, (t) => fastF16Chunks(t.name, t.shape, 1), { maxShardBytes: totalBytes / 2 + maxTensorBytes }))
       .filter((f) => f.endsWith('.safetensors'))
       .map((f) => join(dir, f));
     const bytes = specs.reduce((n, t) => n + t.shape[0] * t.shape[1] * 2, 0);

@@ -7,10 +7,12 @@
  *                  vs HF transformers, and analyze vs the plain forward  (bench/models.ts)
  *   interventions  knockout sweep (LLaVA, LLaVA-NeXT) vs the naive re-run and vs HF transformers
  *                  (bench/interventions.ts)
+ *   chameleon      Chameleon VQ encode, prefill and the gate measures vs HF transformers, and
+ *                  the gate's GPU memory at two depths (bench/chameleon.ts)
  *   shards         3 analyze shards + merge vs one process over the same items (bench/shards.ts)
  *   load           checkpoint streaming vs `cat`     (bench/load.ts, when present)
  *
- * The HF side (models, interventions) is one long-lived bench/hf_baseline.py per group in the
+ * The HF side (models, interventions, chameleon) is one long-lived bench/hf_baseline.py per group in the
  * .ci/hf-venv.sh venv (bench/hf.ts): torch threads = cores, float32 weights on both sides, a
  * warm-up then the median of --reps on both sides, the same work (last-position logits, EOS
  * ignored, the same new tokens), start-up and loading reported apart. Every ratio against it
@@ -20,10 +22,10 @@
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
  *                                              [--reps N] [--quick]
- *   --only   comma-separated groups (matmul, attention, models, interventions, shards, load) or case
+ *   --only   comma-separated groups (matmul, attention, models, interventions, chameleon, shards, load) or case
  *            names; models and interventions then run only the families whose cases are named
  *   --json   also write the records as a JSON array (see bench/record.ts)
- *   --reps   timed samples per side (default 5 for matmul and attention, 3 for models and interventions)
+ *   --reps   timed samples per side (default 5 for matmul and attention, 3 for models, interventions and chameleon)
  *   --quick  tiny shapes in every group: checks that the suite runs (test/bench/quick.test.ts),
  *            measures nothing useful
  *   --matmul-kernel V      time only matmul variant V (default: every variant, see bench/kernels.ts)
@@ -40,6 +42,7 @@ import type { Gpu } from '../src/gpu/context.ts';
 import { MATMUL_KERNELS, type MatmulKernel } from '../src/ops/linear.ts';
 import type { AttentionVariant } from '../src/ops/attention.ts';
 import { ATTENTION_VARIANTS, benchAttention, benchMatmul, type KernelBenchOptions } from './kernels.ts';
+import { benchChameleon, CHAMELEON_CASES } from './chameleon.ts';
 import { benchInterventions, KNOCKOUT_CASES, KNOCKOUT_CHECKPOINTS } from './interventions.ts';
 import { benchModels, MID_SHAPE, MODEL_CASES } from './models.ts';
 import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
@@ -81,6 +84,14 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
       return records;
     },
   },
+  chameleon: {
+    cases: CHAMELEON_CASES,
+    run: async (gpu, opts) => {
+      const { records, settings: line } = await benchChameleon(gpu, { reps: opts.reps ?? HF_REPS, quick: opts.quick ?? false, onRecord: opts.onRecord });
+      settings.push(line);
+      return records;
+    },
+  },
   shards: {
     cases: ['shards-merge-overhead', 'shards-extra-startups'],
     run: async (_gpu, opts) => {
@@ -110,9 +121,9 @@ function positiveInt(v: string): number {
 
 const program = new Command('bench')
   .description('phaselens benchmarks, each against a baseline measured in the same run')
-  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, shards, load) or case names')
+  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, chameleon, shards, load) or case names')
   .option('--json <file>', 'also write the records as JSON')
-  .option('--reps <n>', 'timed samples per side (default: 5 for matmul and attention, 3 for models and interventions)', positiveInt)
+  .option('--reps <n>', 'timed samples per side (default: 5 for matmul and attention, 3 for models, interventions and chameleon)', positiveInt)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)
   .addOption(new Option('--matmul-kernel <variant>', 'time only this matmul variant').choices(MATMUL_KERNELS))
   .addOption(new Option('--attention-variant <variant>', 'time only this attention variant').choices(ATTENTION_VARIANTS))

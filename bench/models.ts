@@ -43,9 +43,9 @@ import { makeTiny } from '../weights-tools/make-tiny.ts';
 import { HfBaseline, hfSettings, median, timeWarm, type HfTimed } from './hf.ts';
 import type { BenchRecord } from './record.ts';
 
-const IMAGE = join(import.meta.dirname, '../test/fixtures/images/000000039769.png');
-const QUESTION = 'Please describe everything you can see in this picture, including the animals, the objects and the colours.';
-const LOGITS_TOL = 1e-3;
+export const IMAGE = join(import.meta.dirname, '../test/fixtures/images/000000039769.png');
+export const QUESTION = 'Please describe everything you can see in this picture, including the animals, the objects and the colours.';
+export const LOGITS_TOL = 1e-3;
 
 /** The families benchmarked, each with its mid-size make-random shape. */
 export const MID_SHAPE: Record<Family, string> = { llava: 'llava-mid', instructblip: 'instructblip-mid', llava_next: 'llava-next-mid' };
@@ -60,7 +60,7 @@ export interface ModelBenchOptions {
   onRecord?: (r: BenchRecord) => void;
 }
 
-function maxRelDiff(ours: Float32Array, ref: number[]): number {
+export function maxRelDiff(ours: Float32Array, ref: number[]): number {
   if (ours.length !== ref.length) throw new Error(`last logits: phaselens has ${ours.length} entries, HF ${ref.length}`);
   let diff = 0;
   let scale = 0;

@@ -37,6 +37,14 @@ export interface MakeRandomOptions {
   maxShardBytes?: number;
   /** Weight dtype (default f16); f32 holds the same f16-representable values, for CPU baselines. */
   dtype?: 'f16' | 'f32';
+  /** The language model's depth instead of the shape's (the bench: memory at two depths). */
+  layers?: number;
+}
+
+/** The config with the LM's num_hidden_layers (in text_config, or at the top for Chameleon) set to `layers`. */
+function withLayers(json: Record<string, unknown>, layers: number): Record<string, unknown> {
+  const text = json.text_config as Record<string, unknown> | undefined;
+  return text ? { ...json, text_config: { ...text, num_hidden_layers: layers } } : { ...json, num_hidden_layers: layers };
 }
 
 /** fp16 chunks widened to fp32. */
@@ -58,7 +66,9 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
   const make = RANDOM_SHAPES[opts.shape];
   if (!make) throw new UserError(`unknown --shape ${opts.shape} (known: ${Object.keys(RANDOM_SHAPES).join(', ')})`);
   const f32 = opts.dtype === 'f32';
-  const json = f32 ? withTorchDtype(make.config(), 'float32') : make.config();
+  if (opts.layers !== undefined && !(Number.isInteger(opts.layers) && opts.layers >= 1)) throw new UserError(`--layers must be a positive integer, got ${opts.layers}`);
+  const shaped = opts.layers === undefined ? make.config() : withLayers(make.config(), opts.layers);
+  const json = f32 ? withTorchDtype(shaped, 'float32') : shaped;
   const config = parseConfig(JSON.stringify(json), `${opts.shape} config`);
   const specs: TensorSpec[] = expectedTensors(config)
     .filter((t) => !t.optional || t.generated)
@@ -68,7 +78,7 @@ export async function makeRandom(opts: MakeRandomOptions): Promise<{ files: stri
   // config.json last, so an interrupted run leaves no folder that looks complete
   await writeProcessorFiles(opts.out, make.family, config);
   const seed = opts.seed ?? 0;
-  const files = await writeWeights(opts.out, specs, (t) => (f32 ? widened(fastF16Chunks(t.name, tensorBytes(t) / 4, seed)) : fastF16Chunks(t.name, tensorBytes(t) / 2, seed)), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
+  const files = await writeWeights(opts.out, specs, (t) => (f32 ? widened(fastF16Chunks(t.name, t.shape, seed)) : fastF16Chunks(t.name, t.shape, seed)), { maxShardBytes: opts.maxShardBytes ?? 5e9 });
   await writeFile(join(opts.out, 'config.json'), JSON.stringify(json, null, 2) + '\n');
   return { files: ['config.json', ...files], bytes: specs.reduce((n, t) => n + tensorBytes(t), 0) };
 }
@@ -82,7 +92,8 @@ export function configureMakeRandom(cmd: Command): Command {
     .option('--seed <n>', 'random seed', (v) => parseInt(v, 10), 0)
     .option('--max-shard-gb <gb>', 'largest shard in GB', parseFloat, 5)
     .addOption(new Option('--dtype <dtype>', 'weight dtype (f32: the same values widened)').choices(['f16', 'f32']).default('f16'))
-    .action(async (o: { shape: string; out: string; seed: number; maxShardGb: number; dtype: 'f16' | 'f32' }) => {
+    .option('--layers <n>', "the language model's depth instead of the shape's", (v) => parseInt(v, 10))
+    .action(async (o: { shape: string; out: string; seed: number; maxShardGb: number; dtype: 'f16' | 'f32'; layers?: number }) => {
       const t0 = performance.now();
       const r = await makeRandom({ ...o, maxShardBytes: o.maxShardGb * 1e9 });
       const s = (performance.now() - t0) / 1000;

@@ -55,6 +55,8 @@ export interface MakeTinyOptions {
   gqa?: boolean;
   /** Default hub. */
   layout?: FolderLayout;
+  /** LM layers (default 3). */
+  layers?: number;
 }
 
 export interface TinyCheckpoint {
@@ -89,7 +91,7 @@ function transformers5Spelling(json: Record<string, unknown>): Record<string, un
   return out;
 }
 
-function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
+function tinyLlama(dtype: WeightDtype, gqa: boolean, layers = 3): Record<string, unknown> {
   return {
     _name_or_path: 'phaselens/tiny-vicuna',
     architectures: ['LlamaForCausalLM'],
@@ -98,7 +100,7 @@ function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
     max_position_embeddings: 4096,
     model_type: 'llama',
     num_attention_heads: 4,
-    num_hidden_layers: 3,
+    num_hidden_layers: layers,
     num_key_value_heads: gqa ? 2 : 4,
     pad_token_id: 32001,
     rms_norm_eps: 1e-5,
@@ -109,8 +111,8 @@ function tinyLlama(dtype: WeightDtype, gqa: boolean): Record<string, unknown> {
 }
 
 /** The config.json object of a tiny checkpoint of `arch` (keys as HF writes them; transformers 5's spelling for that layout). */
-export function tinyConfigJson(arch: string, dtype: WeightDtype = 'f32', gqa = false, layout: FolderLayout = 'hub'): Record<string, unknown> {
-  const json = familyOf(arch, '--arch').tiny(tinyLlama(dtype, gqa), { imageSize: IMAGE_SIZE, patchSize: PATCH_SIZE });
+export function tinyConfigJson(arch: string, dtype: WeightDtype = 'f32', gqa = false, layout: FolderLayout = 'hub', layers = 3): Record<string, unknown> {
+  const json = familyOf(arch, '--arch').tiny(tinyLlama(dtype, gqa, layers), { imageSize: IMAGE_SIZE, patchSize: PATCH_SIZE });
   return layout === 'hub' ? json : transformers5Spelling(json);
 }
 
@@ -119,7 +121,8 @@ export async function makeTiny(opts: MakeTinyOptions): Promise<TinyCheckpoint> {
   const seed = opts.seed ?? 0;
   const shards = opts.shards ?? 1;
   if (!Number.isInteger(shards) || shards < 1) throw new UserError(`--shards must be a positive integer, got ${opts.shards}`);
-  const json = tinyConfigJson(opts.arch, dtype, opts.gqa ?? false, opts.layout ?? 'hub');
+  if (opts.layers !== undefined && !(Number.isInteger(opts.layers) && opts.layers >= 1)) throw new UserError(`layers must be a positive integer, got ${opts.layers}`);
+  const json = tinyConfigJson(opts.arch, dtype, opts.gqa ?? false, opts.layout ?? 'hub', opts.layers);
   const config = parseConfig(JSON.stringify(json), 'tiny config.json');
   const layout = opts.layout ?? 'hub';
   const keys = keyLayout(opts.arch, layout);

@@ -94,14 +94,17 @@ const TABLE_BITS = 12;
 
 /**
  * Fast fp16 filler for full-size random checkpoints (billions of values): draws from a
- * table of 4096 pre-computed normal(mean, 0.02) halves with an xorshift index, about
- * 1 ns a value. The values are not i.i.d. normals, only plausible weights for timing.
+ * table of 4096 pre-computed normal(mean, std) halves (`initStd` of the tensor's shape)
+ * with an xorshift index, about 1 ns a value. The values are not i.i.d. normals, only
+ * plausible weights for timing.
  */
-export function* fastF16Chunks(name: string, count: number, seed: number, chunkElems = 8 << 20): Generator<Uint8Array> {
+export function* fastF16Chunks(name: string, shape: readonly number[], seed: number, chunkElems = 8 << 20): Generator<Uint8Array> {
+  const count = shape.reduce((a, b) => a * b, 1);
   const mean = initMean(name);
+  const std = initStd(name, shape);
   const table = new Uint16Array(1 << TABLE_BITS);
   const base = normals(table.length, mulberry32(seed ^ (mean ? 0x9e3779b9 : 0)));
-  for (let i = 0; i < table.length; i++) table[i] = f32ToF16Bits(mean + INIT_STD * base[i]);
+  for (let i = 0; i < table.length; i++) table[i] = f32ToF16Bits(mean + std * base[i]);
   let x = tensorSeed(seed, name) | 1;
   const mask = table.length - 1;
   const buf = new Uint16Array(Math.min(chunkElems, count));

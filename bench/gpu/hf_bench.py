@@ -118,9 +118,9 @@ def load_model(model_dir, dtype, attn, device):
     with open(os.path.join(model_dir, "config.json")) as f:
         mt = json.load(f).get("model_type")
     cls = {"llava": tr.LlavaForConditionalGeneration, "llava_next": tr.LlavaNextForConditionalGeneration,
-           "instructblip": tr.InstructBlipForConditionalGeneration}.get(mt)
+           "instructblip": tr.InstructBlipForConditionalGeneration, "chameleon": tr.ChameleonForConditionalGeneration}.get(mt)
     if cls is None:
-        raise SystemExit(f"{model_dir}: model_type {mt!r}; hf_bench.py runs llava, llava_next and instructblip")
+        raise SystemExit(f"{model_dir}: model_type {mt!r}; hf_bench.py runs llava, llava_next, instructblip and chameleon")
     kw = dict(_dtype_kw(tr, dtype), attn_implementation=attn, config=load_config(cls, model_dir))
     if device != "cpu":
         kw["device_map"] = device
@@ -142,7 +142,7 @@ def lm_weights(model):
     from hf_metrics import LmWeights
 
     dec = decoder_of(model)
-    tc = model.config.text_config
+    tc = getattr(model.config, "text_config", None) or model.config  # Chameleon's LM fields are at the top
     H = tc.num_attention_heads
     Hkv = getattr(tc, "num_key_value_heads", None) or H
     Dh = getattr(tc, "head_dim", None) or tc.hidden_size // H

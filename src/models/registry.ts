@@ -425,11 +425,12 @@ function chameleon7b(): ConfigJson {
 }
 
 /**
- * A generated Chameleon config.json around a tiny LM (`text_config`'s sizes at the top
- * level): a VQ encoder of `size` px and `levels` levels (the ViT geometry of the other
- * families does not apply), `codes` image codes at the top of the vocabulary.
+ * A generated Chameleon config.json around a LLaMA-layout LM (`text_config`'s sizes at the
+ * top level) and the llava-1.5 tokenizer: a VQ encoder of `size` px and `levels` levels (the
+ * ViT geometry of the other families does not apply), `codes` image codes at the top of the
+ * vocabulary. `vq` overrides the tiny encoder's other sizes.
  */
-function chameleonJson(text_config: ConfigJson, size: number, levels: number, codes: number): ConfigJson {
+function chameleonJson(text_config: ConfigJson, size: number, levels: number, codes: number, vq: ConfigJson = {}): ConfigJson {
   const vocab = text_config.vocab_size as number;
   const vocabulary_map: Record<string, number> = { '<image>': 32000 };
   for (let k = 0; k < codes; k++) vocabulary_map[imageTokenName(k)] = vocab - codes + k;
@@ -439,9 +440,21 @@ function chameleonJson(text_config: ConfigJson, size: number, levels: number, co
     architectures: ['ChameleonForConditionalGeneration'],
     model_type: 'chameleon',
     swin_norm: false,
-    vq_config: { attn_resolutions: null, attn_type: 'vanilla', base_channels: 32, channel_multiplier: Array.from({ length: levels }, (_, i) => Math.min(i + 1, 2)), double_latent: false, embed_dim: 8, in_channels: 3, latent_channels: 8, num_embeddings: codes, num_res_blocks: 1, resolution: size },
+    vq_config: { attn_resolutions: null, attn_type: 'vanilla', base_channels: 32, channel_multiplier: Array.from({ length: levels }, (_, i) => Math.min(i + 1, 2)), double_latent: false, embed_dim: 8, in_channels: 3, latent_channels: 8, num_embeddings: codes, num_res_blocks: 1, resolution: size, ...vq },
     vocabulary_map,
   };
+}
+
+/**
+ * A mid-size Chameleon for benchmarks on CPU adapters: the 7B's VQ layout (5 levels,
+ * channel_multiplier 1 1 2 2 4, 2 ResNet blocks a level, 8192 codes of 256) at 32 base
+ * channels and 256 px (16×16 = 256 image tokens; GroupNorm over up to 65 536 elements a
+ * group), and the mid LLaMA (1024 wide, 8 layers) with the codes after the llava-1.5
+ * tokenizer's 32 005 ids (vocabulary 40 960; ~0.19 B parameters).
+ */
+function chameleonMid(): ConfigJson {
+  const lm = { ...sub(LLAVA_1_5_7B, 'text_config'), ...MID_LM, vocab_size: 40960, pad_token_id: 32001, bos_token_id: 1, eos_token_id: 2 };
+  return chameleonJson(lm, 256, 5, 8192, { base_channels: 32, channel_multiplier: [1, 1, 2, 2, 4], embed_dim: 256, latent_channels: 256, num_res_blocks: 2 });
 }
 
 const CHAMELEON = family<ChameleonConfig>({
@@ -467,7 +480,7 @@ const CHAMELEON = family<ChameleonConfig>({
   // 16 px → 8×8 = 64 image tokens; the organism 32 px → 64 too
   tiny: (text_config) => chameleonJson(text_config, 16, 2, 48),
   organism: (text_config) => chameleonJson(text_config, 32, 3, 64),
-  shapes: { 'chameleon-7b': chameleon7b },
+  shapes: { 'chameleon-7b': chameleon7b, 'chameleon-mid': chameleonMid },
 });
 
 /** Every family, in the order help texts list them. */

@@ -22,6 +22,10 @@ const EXPECTED = [
   'attention',
   ...['llava', 'instructblip', 'llava_next'].flatMap((f) => FAMILY_CASES.map((c) => `${f}-${c}`)),
   ...['', 'llava_next-'].flatMap((p) => [`${p}knockout-sweep-vs-naive`, `${p}knockout-sweep-vs-hf`]),
+  'chameleon-vq-encode-vs-hf',
+  'chameleon-prefill-vs-hf',
+  'chameleon-gate-vs-hf',
+  'chameleon-gate-memory',
   'shards-merge-overhead',
   'shards-extra-startups',
   'safetensors-stream',
@@ -52,7 +56,7 @@ describe('npm run bench -- --quick', () => {
       }
     }
     // the settings under the table: versions, threads, dtype, tokens, reps
-    for (const group of ['models', 'interventions']) {
+    for (const group of ['models', 'interventions', 'chameleon']) {
       expect(r.stdout).toMatch(new RegExp(`^${group}: HF transformers 5\\.\\d+\\S*, torch 2\\.\\d+\\S* \\(Python [\\d.]+\\) on the CPU, \\d+ threads;.*float32 weights on both sides;.*median of 3`, 'm'));
     }
     expect(r.stdout).toMatch(/^models: .*; 4 new tokens;/m);
