@@ -26,7 +26,7 @@ import { attentionShareFigure, modelTitle, overlapFigure, separationFigure, type
 import { intervalFigure } from '../report/intervention-figures.ts';
 import { renderSideBySide, type SideBySideSection } from '../report/side-by-side-html.ts';
 import type { KnockoutAggregate } from './knockout.ts';
-import { IMAGES_SUBDIR } from './runner.ts';
+import { IMAGES_SUBDIR, readErrors, readRunIds, resultPath } from './runner.ts';
 import { runMeta, writeFigures, writeFileAtomicSync } from './outputs.ts';
 import { VERSION } from '../version.ts';
 
@@ -117,7 +117,17 @@ function readAggregate(where: string, dir: string, kind: 'gate' | 'knockout' | '
   const k = aggregateKind(a);
   if (k !== kind) throw new UserError(`${where}: ${k === 'unknown' ? 'not an aggregate of phaselens' : `the output of phaselens ${k}`}, not of ${kind}`);
   if (typeof a.phaselens_version !== 'string') throw new UserError(`${where}: aggregate.json has no phaselens_version (made by an older phaselens); ${command}`);
+  requireFinished(where, dir);
   return a;
+}
+
+/** Every item the folder's runs were asked for (OUT/runs/, runner.ts) has a result or a recorded failure. */
+function requireFinished(where: string, dir: string): void {
+  const asked = readRunIds(dir);
+  if (asked === null) return; // made before runs were recorded: the aggregate's own checks decide
+  const failed = new Set(readErrors(dir).map((e) => e.id));
+  const missing = [...asked].filter((id) => !failed.has(id) && !existsSync(resultPath(dir, id)));
+  if (missing.length) throw new UserError(`${where}: not a finished run: ${missing.length} item(s) have no result (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''}); re-run its command to complete them`);
 }
 
 const REFRESH_GATE = 're-run its gate command (finished items are kept) or `phaselens merge DIR --out DIR` to rewrite the aggregate in the current format';
@@ -128,7 +138,7 @@ function readGate(spec: RunSpec): GateAggregate {
   const old = (['run', 'n_items', 'options'] as const).find((k) => !(k in a)) ?? (!('resolution' in (a.separation as Json)) ? 'separation.resolution' : undefined);
   if (old) throw new UserError(`${where}: aggregate.json of phaselens ${a.phaselens_version} has no "${old}" (an older format); ${REFRESH_GATE}`);
   const g = a as unknown as GateAggregate;
-  if (g.run.missing) throw new UserError(`${where}: not a finished run: ${g.run.missing} item(s) have no result; re-run its gate command to complete them`);
+  if (g.run.missing) throw new UserError(`${where}: not a finished run: its aggregate was written with ${g.run.missing} item(s) missing; re-run its gate command to complete them and rewrite it`);
   if (g.n_items === 0) throw new UserError(`${where}: the run has no item with a result (${g.run.failed} failed: see its errors.json)`);
   return g;
 }

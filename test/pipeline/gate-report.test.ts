@@ -217,7 +217,12 @@ describe('gate-report refusals', () => {
     cpSync(at('g-llava'), unfinished, { recursive: true });
     rmSync(join(unfinished, 'aggregate.json'));
     refused(/not a finished run \(no aggregate.json\): re-run its command to finish it, or merge its shards/, ...both(unfinished));
-    refused(/not a finished run: 1 item\(s\) have no result/, ...both(edited('missing', (a) => (a.run.missing = 1))));
+    refused(/not a finished run: its aggregate was written with 1 item\(s\) missing/, ...both(edited('missing', (a) => (a.run.missing = 1))));
+    // a knockout whose item lost its result after the aggregate was written
+    const partial = at('ko-partial');
+    cpSync(at('k-chameleon'), partial, { recursive: true });
+    rmSync(join(partial, 'images', `${readdirSync(join(partial, 'images'))[0]}`));
+    refused(/--knockout chameleon=.*ko-partial: not a finished run: 1 item\(s\) have no result \([\w-]+\); re-run its command/, ...both(), '--knockout', `chameleon=${partial}`);
     refused(/--patch llava=.*g-chameleon: the output of phaselens gate, not of patch/, ...both(), '--patch', `llava=${at('g-chameleon')}`);
     refused(/--knockout llava=.*s-llava: the output of phaselens patch, not of knockout/, ...both(), '--knockout', `llava=${at('s-llava')}`);
     refused(/--patch llava=.*p-llava: a patch of one image pair \(patch.json\); steering success is over a data set: patch --data SPEC/, ...both(), '--patch', `llava=${at('p-llava')}`);
