@@ -69,6 +69,39 @@ for (const arch of ['llava', 'instructblip'] as const) {
       expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('Attention knockout');
     });
 
+    it('knockout --from-last on a VQA set: answers generated under each knockout (8 tokens by default), scored; the ablation table', () => {
+      const out = join(work, `ko-last-${arch}`);
+      const r = cli('knockout', '--model', model(), '--data', data(), ...chat(arch), '--flow', 'text<-last-image', '--flow', 'text<-image', '--from-last', '--seed', '5', '--out', out);
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.code).toBe(0);
+      const items = readdirSync(join(out, 'images')).map((f) => JSON.parse(readFileSync(join(out, 'images', f), 'utf8')));
+      for (const j of items) {
+        expect(j.mode).toBe('from-last');
+        expect(j.options.generate).toBe(8);
+        expect(j.generation.max_new_tokens).toBe(8);
+        expect(j.vqa.correct_base).toBe(j.vqa.answers.some((a: string) => a.toLowerCase() === j.generation.base.trim().toLowerCase()));
+        const f = j.flows['text<-image'];
+        expect(f.generated_tokens_are_queries).toBe(true);
+        expect(f.window).toEqual([[2, 2], [1, 2], [0, 2]]);
+        expect(f.answers).toHaveLength(3);
+        f.answers.forEach((a: string, i: number) => expect(f.same_as_base[i]).toBe(a.trim() === j.generation.base.trim()));
+        expect(f.correct).toHaveLength(3);
+        expect(j.flows['text<-last-image'].src).toEqual([j.flows['text<-image'].src.at(-1)]);
+      }
+      const agg = JSON.parse(readFileSync(join(out, 'aggregate.json'), 'utf8'));
+      expect(agg.mode).toBe('from-last');
+      expect(agg.vqa.n).toBe(2);
+      expect(agg.vqa.accuracy_base).toBe(items.filter((j) => j.vqa.correct_base).length / 2);
+      const f = agg.flows['text<-image'];
+      f.window.forEach((_: unknown, i: number) => {
+        expect(f.accuracy[i]).toBe(items.filter((j) => j.flows['text<-image'].correct[i]).length / 2);
+        expect(f.agreement[i]).toBe(items.filter((j) => j.flows['text<-image'].same_as_base[i]).length / 2);
+        expect(f.p[i].mean).toBeCloseTo((items[0].flows['text<-image'].p[i] + items[1].flows['text<-image'].p[i]) / 2, 12);
+      });
+      expect(existsSync(join(out, 'figures', 'knockout_from_last.svg'))).toBe(true);
+      expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('from the last layers back');
+    });
+
     it('ablate writes answers with and without the ablation, p_drop and VQA accuracy', () => {
       const out = join(work, `ab-${arch}`);
       const r = cli('ablate', '--model', model(), '--data', data(), ...chat(arch), '--token', 'image', '--layers', '0-1', '--sweep-layers', '--max-new-tokens', '2', '--out', out);
@@ -114,6 +147,15 @@ describe('bad input is refused before any weight loads', () => {
     ['patch: numbers are words, not token ids', () => ['patch', '--model', llava(), '--source', CATS, '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', '2,3', '--out', join(work, 'x')], /--answers "2" is 2 tokens/],
     ['patch: one answer', () => ['patch', '--model', llava(), '--source', CATS, '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', 'cat', '--out', join(work, 'x')], /give two answers/],
     ['patch: neither source nor vector', () => ['patch', '--model', llava(), '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--answers', 'cat,dog', '--out', join(work, 'x')], /--source IMG.*--add/],
+    ['knockout: --window with --layers', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'gate', '--layers', 'all', '--window', '3', '--out', join(work, 'x')], /--window is the window sweep's/],
+    ['knockout: --layers and --from-last', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'text<-image', '--layers', 'all', '--from-last', '--out', join(work, 'x')], /either --layers or --from-last/],
+    ['knockout: --generate in the window sweep', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'text<-image', '--generate', '4', '--out', join(work, 'x')], /--generate .*give --layers or --from-last/],
+    ['knockout: --layers outside the model', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'text<-image', '--layers', '1-3', '--out', join(work, 'x')], /--layers 1-3: give all, a layer, or a range a-b within 0\.\.2/],
+    ['knockout: end-of-image on LLaVA', () => ['knockout', '--model', llava(), '--data', data(), '--chat', '--flow', 'gate', '--layers', 'all', '--out', join(work, 'x')], /token group "end-of-image": this model's sequence has no end-of-image token .*its groups: image, patches, text, .*last-image, random-image/],
+    ['patch: --data with --target', () => ['patch', '--model', llava(), '--data', data(), '--target', OTHER, '--chat', '--token', 'image', '--out', join(work, 'x')], /without --source, --target and --add/],
+    ['patch: --data of one item', () => ['patch', '--model', llava(), '--data', data(), '--limit', '1', '--chat', '--token', 'last-image', '--out', join(work, 'x')], /at least two items, this run has 1/],
+    ['patch: --every with --layers', () => ['patch', '--model', llava(), '--data', data(), '--chat', '--token', 'last-image', '--every', '2', '--layers', '0', '--out', join(work, 'x')], /either --layers or --every/],
+    ['patch: --target without --answers', () => ['patch', '--model', llava(), '--source', CATS, '--target', OTHER, '--prompt', 'x', '--chat', '--token', 'image', '--out', join(work, 'x')], /--answers A,B is needed with --target/],
   ];
   for (const [what, args, msg] of cases) it(what, () => refused(cli(...args()), msg));
 });
