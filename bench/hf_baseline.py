@@ -10,7 +10,10 @@ writes them), and does the same work as phaselens's side of each case:
   prefill   one forward, no KV cache, logits of the last position only (logits_to_keep=1);
             SDPA attention (the default)
   decode    greedy with the KV cache, EOS ignored: the prefill, then T-1 one-token steps
-            (timed: the T-1 steps, as phaselens's generate() times them)
+            (timed: the T-1 steps, as phaselens's generate() times them); SDPA attention,
+            or "attn": "eager" (the host-overhead group)
+  chain     torch's per-op cost: N out-of-place adds of a SIZE-float tensor, each on the
+            last one's result (the host-overhead group's kernel chain)
   analyze   eager attention, output_hidden_states + output_attentions, then the metrics
             of `phaselens analyze` in torch (bench/gpu/hf_metrics.py)
   vq        Chameleon: model.model.get_image_tokens(pixel_values), the VQ encoder to the
@@ -33,7 +36,8 @@ the process stays up. Timed requests: one warm-up, then the median of "reps".
   {"op": "load", "model": DIR}              -> load_s, family
   {"op": "inputs", "prefix": P}             the inputs of the requests that follow
   {"op": "prefill", "reps": N}              -> s, all, last_logits
-  {"op": "decode", "new_tokens": T, "reps": N}       -> s, all, tokens
+  {"op": "decode", "new_tokens": T, "reps": N[, "attn": "eager"]}  -> s, all, tokens
+  {"op": "chain", "n": N, "size": SIZE, "reps": R}   -> s, all (seconds per chain)
   {"op": "analyze", "k": K, "reps": N}               -> s, all
   {"op": "vq", "reps": N}                   -> s, all, ids
   {"op": "gate", "queries": [..], "groups": [[..], ..], "image": [..], "text": [..], "reps": N}
@@ -127,11 +131,23 @@ class Baseline:
 
     def decode(self, r):
         """The median time of the T-1 one-token steps alone (what generate()'s decodeMs covers)."""
-        self.attn("sdpa")
+        self.attn(r.get("attn", "sdpa"))
         hf_bench.greedy_decode(self.model, self.x, r["new_tokens"], "cpu")  # warm-up
         runs = [hf_bench.greedy_decode(self.model, self.x, r["new_tokens"], "cpu") for _ in range(r["reps"])]
         s = [d["s"] for d in runs]
         return {"s": statistics.median(s), "all": s, "tokens": runs[-1]["ids"], "steps": runs[-1]["tokens"]}
+
+    def chain(self, r):
+        a = torch.ones(r["size"], dtype=torch.float32)
+
+        def once():
+            x = a
+            for _ in range(r["n"]):
+                x = torch.add(x, a)
+            return float(x[0])  # the result on the host, as the other side's read
+
+        t = hf_bench.timed(once, r["reps"], "cpu")
+        return {"s": t["median"], "all": t["all"]}
 
     def analyze(self, r):
         self.attn("eager")
@@ -208,7 +224,7 @@ def main():
     sys.stdout = sys.stderr  # stray prints must not break the protocol
     b = Baseline()
     ops = {"versions": b.versions, "load": b.load, "inputs": b.inputs, "prefill": b.prefill,
-           "decode": b.decode, "analyze": b.analyze, "vq": b.vq, "gate": b.gate, "knockout": b.knockout}
+           "decode": b.decode, "chain": b.chain, "analyze": b.analyze, "vq": b.vq, "gate": b.gate, "knockout": b.knockout}
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -11,6 +11,8 @@
  *                  the gate's GPU memory at two depths (bench/chameleon.ts)
  *   shards         3 analyze shards + merge vs one process over the same items (bench/shards.ts)
  *   load           checkpoint streaming vs `cat`     (bench/load.ts, when present)
+ *   host-overhead  dispatches/s of a small-kernel chain vs torch eager, and tiny LLaVA /
+ *                  InstructBLIP decode tokens/s vs HF transformers eager (bench/host-overhead.ts)
  *
  * The HF side (models, interventions, chameleon) is one long-lived bench/hf_baseline.py per group in the
  * .ci/hf-venv.sh venv (bench/hf.ts): torch threads = cores, float32 weights on both sides, a
@@ -22,10 +24,10 @@
  *
  * Usage: node src/cli/run-ts.mjs bench/main.ts [--only matmul,attention] [--json FILE]
  *                                              [--reps N] [--quick]
- *   --only   comma-separated groups (matmul, attention, models, interventions, chameleon, shards, load) or case
+ *   --only   comma-separated groups (matmul, attention, models, interventions, chameleon, shards, load, host-overhead) or case
  *            names; models and interventions then run only the families whose cases are named
  *   --json   also write the records as a JSON array (see bench/record.ts)
- *   --reps   timed samples per side (default 5 for matmul and attention, 3 for models, interventions and chameleon)
+ *   --reps   timed samples per side (default 5 for matmul, attention and host-overhead, 3 for models, interventions and chameleon)
  *   --quick  tiny shapes in every group: checks that the suite runs (test/bench/quick.test.ts),
  *            measures nothing useful
  *   --matmul-kernel V      time only matmul variant V (default: every variant, see bench/kernels.ts)
@@ -45,6 +47,7 @@ import { ATTENTION_VARIANTS, benchAttention, benchMatmul, type KernelBenchOption
 import { benchChameleon, CHAMELEON_CASES } from './chameleon.ts';
 import { benchInterventions, KNOCKOUT_CASES, KNOCKOUT_CHECKPOINTS } from './interventions.ts';
 import { benchModels, MID_SHAPE, MODEL_CASES } from './models.ts';
+import { benchHostOverhead, HOST_CASES, HOST_FAMILIES } from './host-overhead.ts';
 import { formatRecords, recordsJson, type BenchRecord } from './record.ts';
 
 type Group = (gpu: Gpu, opts: KernelBenchOptions) => Promise<BenchRecord[]>;
@@ -111,6 +114,21 @@ const groups: Record<string, { cases: string[]; run: Group }> = {
       return records;
     },
   },
+  'host-overhead': {
+    cases: HOST_CASES,
+    run: async (gpu, opts) => {
+      const all = !wanted || wanted.includes('host-overhead');
+      const { records, settings: line } = await benchHostOverhead(gpu, {
+        reps: opts.reps ?? 5,
+        quick: opts.quick ?? false,
+        chain: all || wanted.includes('host-overhead-dispatch'),
+        families: all ? undefined : HOST_FAMILIES.filter((f) => wanted.includes(`host-overhead-${f}-decode`)),
+        onRecord: opts.onRecord,
+      });
+      settings.push(line);
+      return records;
+    },
+  },
 };
 
 function positiveInt(v: string): number {
@@ -121,9 +139,9 @@ function positiveInt(v: string): number {
 
 const program = new Command('bench')
   .description('phaselens benchmarks, each against a baseline measured in the same run')
-  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, chameleon, shards, load) or case names')
+  .option('--only <list>', 'comma-separated groups (matmul, attention, models, interventions, chameleon, shards, load, host-overhead) or case names')
   .option('--json <file>', 'also write the records as JSON')
-  .option('--reps <n>', 'timed samples per side (default: 5 for matmul and attention, 3 for models, interventions and chameleon)', positiveInt)
+  .option('--reps <n>', 'timed samples per side (default: 5 for matmul, attention and host-overhead, 3 for models, interventions and chameleon)', positiveInt)
   .option('--quick', 'tiny shapes (smoke test of the suite)', false)
   .addOption(new Option('--matmul-kernel <variant>', 'time only this matmul variant').choices(MATMUL_KERNELS))
   .addOption(new Option('--attention-variant <variant>', 'time only this attention variant').choices(ATTENTION_VARIANTS))

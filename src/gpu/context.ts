@@ -8,7 +8,7 @@
 import { GpuError } from './errors.ts';
 import { PipelineCache, type PipelineKey } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
-import { byteSize, Tensor, type DType } from './tensor.ts';
+import { byteSize, numel, Tensor, type DType } from './tensor.ts';
 import type { ShaderLoader } from './wgsl.ts';
 import { fromF16 } from './half.ts';
 import { classifyAdapter, kernelClass, type Classified, type KernelChoice, type KernelClass } from './adapter-class.ts';
@@ -93,6 +93,10 @@ const TRAIL = 8; // recent dispatches quoted in error messages
 const MAX_UNIFORMS = 4096; // cached params buffers (16–32 bytes each) before the cache restarts
 const MAX_BIND_GROUPS = 8192; // cached bind groups before the cache restarts
 const MAX_POOL_BYTES = 512 * 2 ** 20; // freed buffers kept for reuse; past this they are destroyed
+const MAX_STAGING = 16; // sizes of readback buffers kept for reuse
+/** A pooled buffer up to this size is zeroed from the host (queue.writeBuffer) rather than made anew. */
+const ZERO_WRITE_BYTES = 64 * 2 ** 10;
+const ZEROS = new Uint8Array(ZERO_WRITE_BYTES);
 
 export class Gpu {
   readonly pipelines: PipelineCache;
@@ -105,15 +109,28 @@ export class Gpu {
   readonly subgroupMatrix: SubgroupMatrix | null;
   /** Buffers and bind groups created so far (a steady decode step creates none of either). */
   readonly created = { buffers: 0, bindGroups: 0 };
+  /**
+   * Work recorded so far: dispatches, buffer copies, the compute passes the dispatches were
+   * recorded into (consecutive dispatches share one until a copy or a submit ends it) and the
+   * queue submissions.
+   */
+  readonly recorded = { dispatches: 0, copies: 0, passes: 0, submissions: 0 };
   /** Bytes in live tensors created through this context, and the peak (with the pool's). */
   allocated = 0;
   peakAllocated = 0;
 
   private encoder?: GPUCommandEncoder;
+  /** The open compute pass of `encoder`, if any. */
+  private pass?: GPUComputePassEncoder;
+  /** Buffers the open encoder's commands use: `write` to one of them submits first (see there). */
+  private pending = new Set<GPUBuffer>();
   private scopes: Promise<void>[] = [];
   /** The last dispatches, described only when an error quotes them. */
   private trail: Dispatch[] = [];
   private uniforms = new Map<string, GPUBuffer>();
+  /** Each uniform buffer's content key, and the buffer each (pipeline, storage buffers) used last. */
+  private uniformKeys = new Map<GPUBuffer, string>();
+  private lastParams = new Map<string, GPUBuffer>();
   /** Uniform buffers to destroy, and tensor buffers to pool, once the open encoder is submitted. */
   private doomed: GPUBuffer[] = [];
   private freed: GPUBuffer[] = [];
@@ -122,8 +139,12 @@ export class Gpu {
    * Freed tensor buffers by size, reused by `tensor(..., { fullyWritten: true })` so that a
    * decode step creates no buffers once the first step has run (bytes: `pooledBytes`).
    */
-  private pool = new Map<number, GPUBuffer[]>();
+  private pool = new Map<number, Set<GPUBuffer>>();
+  /** The buffer each tensor name got last: handed out again when it is free, so bind groups repeat. */
+  private lastByName = new Map<string, GPUBuffer>();
   private pooledBytes = 0;
+  /** Readback (MAP_READ) buffers by size, unmapped and idle. */
+  private staging = new Map<number, GPUBuffer[]>();
   /** Buffers `tensor()` made (their usage is known); others, such as streamed weights, are destroyed when freed. */
   private own = new WeakSet<GPUBuffer>();
   /**
@@ -206,6 +227,10 @@ export class Gpu {
   /**
    * A zeroed tensor; with `fullyWritten` (the op's kernel writes every element before
    * anything reads it) a pooled buffer of the same size is reused as it is, not zeroed.
+   * A small tensor that is not fully written reuses one too, zeroed by a queue write (which
+   * runs before the commands recorded after it, and after the submitted work that last used
+   * the buffer: pooled buffers have none unsubmitted). So a decode step, once its buffers are
+   * pooled, creates none: the same buffers come back each step and so do their bind groups.
    * Refuses sizes the device cannot bind.
    */
   tensor(shape: readonly number[], dtype: DType, name: string, opts: { fullyWritten?: boolean } = {}): Tensor {
@@ -219,17 +244,18 @@ export class Gpu {
     }
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new GpuError(`tensor ${name}: bad shape [${shape.join(', ')}]`);
     const bytes = Math.max(16, Math.ceil(size / 16) * 16);
-    // oldest first: a step that frees in the same order as the last gets the same buffers, so its bind groups are cached
-    let buffer = opts.fullyWritten ? this.pool.get(bytes)?.shift() : undefined;
+    let buffer = opts.fullyWritten || bytes <= ZERO_WRITE_BYTES ? this.fromPool(bytes, name) : undefined;
     if (buffer) {
-      this.pooledBytes -= bytes;
       this.released.delete(buffer);
       this.leases.set(buffer, (this.leases.get(buffer) ?? 0) + 1);
+      if (!opts.fullyWritten) this.device.queue.writeBuffer(buffer, 0, ZEROS, 0, bytes);
     } else {
       buffer = this.device.createBuffer({ label: name, size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.created.buffers++;
       this.own.add(buffer);
     }
+    if (this.lastByName.size >= MAX_BIND_GROUPS) this.lastByName.clear();
+    this.lastByName.set(name, buffer);
     this.allocated += buffer.size;
     this.peakAllocated = Math.max(this.peakAllocated, this.allocated + this.pooledBytes);
     const t = new Tensor(buffer, shape, dtype, name);
@@ -240,13 +266,19 @@ export class Gpu {
   /** Uploads host data. For dtype 'f16' pass the raw half bits (Uint16Array). */
   upload(data: Float32Array | Int32Array | Uint32Array | Uint16Array, shape: readonly number[], name: string, dtype?: DType): Tensor {
     const dt: DType = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : data instanceof Uint16Array ? 'f16' : 'u32');
-    const t = this.tensor(shape, dt, name);
-    if (data.length !== t.numel) throw new GpuError(`upload ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (data.length !== numel(shape)) throw new GpuError(`upload ${name}: ${data.length} values for shape [${shape.join(', ')}]`);
+    const t = this.tensor(shape, dt, name, { fullyWritten: true }); // by the write below
     this.write(t, data);
     return t;
   }
 
+  /**
+   * Writes host data into a tensor. `queue.writeBuffer` runs before any command not yet
+   * submitted, so when recorded work uses the tensor that work is submitted first: the write
+   * lands after it, in the order it was asked for.
+   */
   write(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
+    if (this.pending.has(t.buffer)) this.flush();
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.byteLength % 4) {
       const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
@@ -276,18 +308,30 @@ export class Gpu {
 
   private toPool(b: GPUBuffer): void {
     if (!this.own.has(b) || this.pooledBytes + b.size > MAX_POOL_BYTES) return b.destroy();
-    const list = this.pool.get(b.size) ?? [];
-    list.push(b);
-    this.pool.set(b.size, list);
+    const free = this.pool.get(b.size) ?? new Set();
+    free.add(b);
+    this.pool.set(b.size, free);
     this.pooledBytes += b.size;
   }
 
   /**
-   * Copies `count` elements of `src` starting at element `srcAt` into `dst` at element
-   * `dstAt` (same dtype, 4-byte elements): splices rows, fills a KV cache.
+   * A free buffer of `bytes`: the one a tensor of this name had last, when it is free (a
+   * decode step's tensors get the buffers they had in the step before, so their bind groups
+   * are cached), else the oldest.
    */
+  private fromPool(bytes: number, name: string): GPUBuffer | undefined {
+    const free = this.pool.get(bytes);
+    if (!free?.size) return undefined;
+    const last = this.lastByName.get(name);
+    const b = last && free.has(last) ? last : free.values().next().value!;
+    free.delete(b);
+    this.pooledBytes -= bytes;
+    return b;
+  }
+
   /**
-   * Copies `count` elements. Packed f16 moves whole u32 words, so offsets and count must be
+   * Copies `count` elements of `src` from element `srcAt` into `dst` at element `dstAt`:
+   * splices rows, fills a KV cache. Packed f16 moves whole u32 words, so offsets and count must be
    * even there (and both tensors f16): that is how a fused weight is split into row blocks.
    */
   copy(src: Tensor, dst: Tensor, srcAt = 0, dstAt = 0, count = src.numel - srcAt): void {
@@ -299,29 +343,57 @@ export class Gpu {
       throw new GpuError(`copy ${src}[${srcAt}:${srcAt + count}] → ${dst}[${dstAt}:${dstAt + count}]: out of range`);
     }
     const size = half ? 2 : 4;
-    if (count) this.enc().copyBufferToBuffer(src.buffer, srcAt * size, dst.buffer, dstAt * size, count * size);
+    if (!count) return;
+    this.pending.add(src.buffer).add(dst.buffer);
+    this.recorded.copies++;
+    this.copyEncoder().copyBufferToBuffer(src.buffer, srcAt * size, dst.buffer, dstAt * size, count * size);
   }
 
   /** Reads a tensor back (f16 is decoded to f32). */
   async read(t: Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
-    const size = Math.ceil(t.byteSize / 4) * 4;
-    const staging = this.device.createBuffer({ label: `read ${t.name}`, size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.enc().copyBufferToBuffer(t.buffer, 0, staging, 0, size);
-    await this.sync();
-    await staging.mapAsync(GPUMapMode.READ);
-    const raw = staging.getMappedRange().slice(0);
-    staging.unmap();
-    staging.destroy();
-    switch (t.dtype) {
-      case 'f32':
-        return new Float32Array(raw, 0, t.numel);
-      case 'i32':
-        return new Int32Array(raw, 0, t.numel);
-      case 'u32':
-        return new Uint32Array(raw, 0, t.numel);
-      case 'f16':
-        return fromF16(new Uint16Array(raw, 0, t.numel));
+    return (await this.readAll([t]))[0];
+  }
+
+  /**
+   * Reads tensors back in one round trip: one staging buffer (reused from call to call), one
+   * submission, one map. A decode step's token and its scores come back together.
+   */
+  async readAll(ts: readonly Tensor[]): Promise<(Float32Array | Int32Array | Uint32Array)[]> {
+    const at: number[] = [];
+    let size = 0;
+    for (const t of ts) {
+      at.push(size);
+      size += Math.ceil(t.byteSize / 4) * 4;
     }
+    const bytes = Math.max(16, Math.ceil(size / 256) * 256);
+    const staging = this.staging.get(bytes)?.pop() ?? this.device.createBuffer({ label: 'readback', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.copyEncoder();
+    ts.forEach((t, i) => {
+      if (t.byteSize) enc.copyBufferToBuffer(t.buffer, 0, staging, at[i], Math.ceil(t.byteSize / 4) * 4);
+    });
+    try {
+      await this.settle(() => staging.mapAsync(GPUMapMode.READ, 0, Math.max(4, size)));
+    } catch (e) {
+      staging.destroy();
+      throw e;
+    }
+    const raw = staging.getMappedRange(0, Math.max(4, size)).slice(0);
+    staging.unmap();
+    const idle = this.staging.get(bytes) ?? [];
+    if (idle.length < 2 && (this.staging.has(bytes) || this.staging.size < MAX_STAGING)) this.staging.set(bytes, [...idle, staging]);
+    else staging.destroy();
+    return ts.map((t, i) => {
+      switch (t.dtype) {
+        case 'f32':
+          return new Float32Array(raw, at[i], t.numel);
+        case 'i32':
+          return new Int32Array(raw, at[i], t.numel);
+        case 'u32':
+          return new Uint32Array(raw, at[i], t.numel);
+        case 'f16':
+          return fromF16(new Uint16Array(raw, at[i], t.numel));
+      }
+    });
   }
 
   async readF32(t: Tensor): Promise<Float32Array> {
@@ -345,18 +417,34 @@ export class Gpu {
     this.trail.push(d);
     if (this.trail.length > TRAIL) this.trail.shift();
 
-    const enc = this.enc();
+    const enc = this.enc(); // first: its error scope catches the bind group's errors
     const pipeline = this.pipelines.get(d.pipeline);
     const bindGroup = this.bindGroup(pipeline, d);
     const first = !this.dispatched.has(pipeline);
     this.dispatched.add(pipeline);
-    const timestampWrites = this.profiler?.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0, first, tensorCores: d.tensorCores });
-    const pass = enc.beginComputePass({ timestampWrites });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y, z);
-    pass.end();
-    if (this.profiler && !this.profiler.timestamps) this.flush(); // host timing: one dispatch per submit
+    this.recorded.dispatches++;
+    for (const t of d.bindings) if (t) this.pending.add(t.buffer);
+    if (this.profiler) {
+      // timed per dispatch: a pass of its own (its timestamps), or a submission of its own (host clock)
+      const timestampWrites = this.profiler.record({ kernel: d.kernel, shapes: d.shapes, flops: d.flops ?? 0, bytes: d.bytes ?? 0, first, tensorCores: d.tensorCores });
+      this.endPass();
+      const pass = enc.beginComputePass({ timestampWrites });
+      this.recorded.passes++;
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+      pass.end();
+      if (!this.profiler.timestamps) this.flush();
+      return;
+    }
+    // one pass for consecutive dispatches: storage writes of one dispatch are visible to the next
+    if (!this.pass) {
+      this.pass = enc.beginComputePass();
+      this.recorded.passes++;
+    }
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
   }
 
   /** Splits n workgroups over x and y so neither exceeds the per-dimension limit. */
@@ -370,8 +458,11 @@ export class Gpu {
   /** Submits everything recorded so far (does not wait) and closes the submission's error scope. */
   flush(): void {
     if (!this.encoder) return;
+    this.endPass();
     const enc = this.encoder;
     this.encoder = undefined;
+    this.recorded.submissions++;
+    this.pending.clear();
     const done = this.profiler?.beforeSubmit(enc);
     this.device.pushErrorScope('out-of-memory');
     this.device.queue.submit([enc.finish()]);
@@ -393,13 +484,21 @@ export class Gpu {
 
   /** Submits and waits for the GPU; throws the first error any recorded work raised. */
   async sync(): Promise<void> {
+    await this.settle(() => this.device.queue.onSubmittedWorkDone());
+  }
+
+  /**
+   * Submits, then waits for `wait()` (called after the submit: the queue's completion, or a
+   * readback's map, which completes after all submitted work) and every open error check.
+   */
+  private async settle(wait: () => Promise<unknown>): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
     const scopes = this.scopes;
     this.scopes = [];
-    // all settled, so that after the first error the others are not left unhandled
-    const [compile, ...rest] = await Promise.allSettled([this.pipelines.check(), ...scopes]);
-    const failed = [compile, ...rest].find((r) => r.status === 'rejected');
+    // all settled, so that after the first error the others are not left unhandled; the
+    // errors that name a kernel first
+    const [done, compile, ...rest] = await Promise.allSettled([wait(), this.pipelines.check(), ...scopes]);
+    const failed = [compile, ...rest, done].find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     await this.profiler?.settle();
     this.checkAlive();
@@ -408,8 +507,12 @@ export class Gpu {
   destroy(): void {
     for (const b of this.uniforms.values()) b.destroy();
     this.uniforms.clear();
-    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    for (const list of [...this.pool.values(), ...this.staging.values()]) for (const b of list) b.destroy();
+    this.lastByName.clear();
+    this.lastParams.clear();
+    this.uniformKeys.clear();
     this.pool.clear();
+    this.staging.clear();
     this.bindGroups.clear();
     this.device.destroy();
   }
@@ -425,16 +528,30 @@ export class Gpu {
     return this.encoder;
   }
 
+  /** The open encoder with no pass open, for copies (which cannot be recorded inside a pass). */
+  private copyEncoder(): GPUCommandEncoder {
+    this.endPass();
+    return this.enc();
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+
   private id(o: object): number {
     let i = this.ids.get(o);
     if (i === undefined) this.ids.set(o, (i = this.nextId++));
     return i;
   }
 
-  /** The dispatch's bind group, made once per (pipeline, params buffer, storage buffers). */
+  /** The dispatch's bind group, made once per (pipeline, storage buffers, params buffer). */
   private bindGroup(pipeline: GPUComputePipeline, d: Dispatch): GPUBindGroup {
-    const params = d.params ? this.uniform(d.params.values, d.params.types) : undefined;
-    const key = `${this.id(pipeline)}:${params ? this.id(params) : 0}:${d.bindings.map((t) => (t ? this.id(t.buffer) : 0)).join(',')}`;
+    let role = `${this.id(pipeline)}:`;
+    for (const t of d.bindings) role += t ? `${this.id(t.buffer)},` : '0,';
+    const params = d.params ? this.uniform(d.params.values, d.params.types, role) : undefined;
+    if (params) this.pending.add(params);
+    const key = `${role}${params ? this.id(params) : 0}`;
     let g = this.bindGroups.get(key);
     if (g) return g;
     if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
@@ -449,31 +566,47 @@ export class Gpu {
     return g;
   }
 
-  /** Uniform buffers are immutable and cached by content: most are the same every layer. */
-  private uniform(values: number[], types = ''): GPUBuffer {
-    const key = types + ':' + values.join(',');
+  /**
+   * The params buffer of a dispatch, cached by content: most are the same every layer. New
+   * content (a decode step's positions) is written into the buffer the same pipeline and
+   * storage buffers (`role`) used last, when no unsubmitted work uses it: the step's bind
+   * groups are then the last step's. Otherwise a new buffer.
+   */
+  private uniform(values: number[], types: string | undefined, role: string): GPUBuffer {
+    const key = (types ?? '') + ':' + values.join(',');
     let b = this.uniforms.get(key);
-    if (b) return b;
-    if (this.uniforms.size >= MAX_UNIFORMS) {
-      // decoding makes new params every step (positions): start over rather than grow;
-      // recorded work may still use the old buffers, so they go after the next submit
-      for (const old of this.uniforms.values()) this.doomed.push(old);
-      this.uniforms.clear();
-    }
-    const data = new ArrayBuffer(Math.max(16, Math.ceil((values.length * 4) / 16) * 16));
-    const view = new DataView(data);
-    values.forEach((v, i) => {
-      const t = types[i] ?? 'u';
-      if (t === 'f') view.setFloat32(i * 4, v, true);
-      else if (t === 'i') view.setInt32(i * 4, v, true);
-      else {
-        if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) throw new GpuError(`uniform field ${i} = ${v} is not a u32`);
-        view.setUint32(i * 4, v, true);
+    if (!b) {
+      const data = new ArrayBuffer(Math.max(16, Math.ceil((values.length * 4) / 16) * 16));
+      const view = new DataView(data);
+      values.forEach((v, i) => {
+        const t = types?.[i] ?? 'u';
+        if (t === 'f') view.setFloat32(i * 4, v, true);
+        else if (t === 'i') view.setInt32(i * 4, v, true);
+        else {
+          if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) throw new GpuError(`uniform field ${i} = ${v} is not a u32`);
+          view.setUint32(i * 4, v, true);
+        }
+      });
+      const last = this.lastParams.get(role);
+      if (last && last.size === data.byteLength && !this.pending.has(last)) {
+        this.uniforms.delete(this.uniformKeys.get(last)!);
+        b = last;
+      } else {
+        if (this.uniforms.size >= MAX_UNIFORMS) {
+          // start over rather than grow; recorded work may still use the old buffers, so they go after the next submit
+          for (const old of this.uniforms.values()) this.doomed.push(old);
+          this.uniforms.clear();
+          this.uniformKeys.clear();
+          this.lastParams.clear();
+        }
+        b = this.device.createBuffer({ label: `params ${key}`, size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       }
-    });
-    b = this.device.createBuffer({ label: `params ${key}`, size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.device.queue.writeBuffer(b, 0, data);
-    this.uniforms.set(key, b);
+      this.device.queue.writeBuffer(b, 0, data);
+      this.uniforms.set(key, b);
+      this.uniformKeys.set(b, key);
+    }
+    if (this.lastParams.size >= MAX_BIND_GROUPS) this.lastParams.clear();
+    this.lastParams.set(role, b);
     return b;
   }
 

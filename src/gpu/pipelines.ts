@@ -21,6 +21,8 @@ export class PipelineCache {
   /** Compiler warnings so far ("file:line:col: message (defines …)"); the compile test requires none. */
   readonly warnings: string[] = [];
   private cache = new Map<string, GPUComputePipeline>();
+  /** The same pipelines by shader, found by comparing defines and constants: no key string per dispatch. */
+  private byShader = new Map<string, { key: PipelineKey; pipeline: GPUComputePipeline }[]>();
   private checks: Promise<void>[] = [];
 
   constructor(
@@ -29,6 +31,14 @@ export class PipelineCache {
   ) {}
 
   get(key: PipelineKey): GPUComputePipeline {
+    const seen = this.byShader.get(key.shader);
+    if (seen) for (const e of seen) if (sameRecord(e.key.defines, key.defines) && sameRecord(e.key.constants, key.constants)) return e.pipeline;
+    const p = this.create(key);
+    this.byShader.set(key.shader, [...(seen ?? []), { key: { shader: key.shader, defines: { ...key.defines }, constants: { ...key.constants } }, pipeline: p }]);
+    return p;
+  }
+
+  private create(key: PipelineKey): GPUComputePipeline {
     const id = JSON.stringify([key.shader, sorted(key.defines), sorted(key.constants)]);
     let p = this.cache.get(id);
     if (p) return p;
@@ -72,6 +82,16 @@ export class PipelineCache {
     const failed = (await Promise.allSettled(checks)).find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
+}
+
+/** Same keys and values; an absent record equals an empty one. */
+function sameRecord(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b?.[k]) return false;
+    n++;
+  }
+  return n === (b ? Object.keys(b).length : 0);
 }
 
 function sorted(o: Record<string, unknown> | undefined): [string, unknown][] {

@@ -16,7 +16,7 @@ export function rmsNorm(gpu: Gpu, x: Tensor, weight: Tensor, eps: number, opts: 
   const { rows, D } = rowsOf('rmsNorm', x);
   if (weight.numel !== D) throw new GpuError(`rmsNorm: weight ${weight} does not have ${D} elements (last dim of ${x})`);
   if (!(eps >= 0)) throw new GpuError(`rmsNorm: eps must be ≥ 0, got ${eps}`);
-  const y = gpu.tensor(x.shape, 'f32', opts.name ?? `rmsnorm(${x.name})`);
+  const y = gpu.tensor(x.shape, 'f32', opts.name ?? `rmsnorm(${x.name})`, { fullyWritten: true });
   gpu.dispatch({
     kernel: `rmsnorm.${weight.dtype}`,
     pipeline: {

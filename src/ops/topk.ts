@@ -29,9 +29,10 @@ export function topk(gpu: Gpu, x: Tensor, k: number, col0 = 0): TopkResult {
   if (x.shape.length !== 2) throw new GpuError(`topk: expected [rows, V], got ${x}`);
   const [rows, V] = x.shape;
   if (!Number.isInteger(k) || k < 1 || k > Math.min(MAX_K, V)) throw new GpuError(`topk: k = ${k} must be in 1..${Math.min(MAX_K, V)}`);
-  const values = gpu.tensor([rows, k], 'f32', `${x.name}.topk.values`);
-  const ids = gpu.tensor([rows, k], 'u32', `${x.name}.topk.ids`);
-  const stats = gpu.tensor([rows, 2], 'f32', `${x.name}.topk.stats`);
+  // every row's k entries and stats are written
+  const values = gpu.tensor([rows, k], 'f32', `${x.name}.topk.values`, { fullyWritten: true });
+  const ids = gpu.tensor([rows, k], 'u32', `${x.name}.topk.ids`, { fullyWritten: true });
+  const stats = gpu.tensor([rows, 2], 'f32', `${x.name}.topk.stats`, { fullyWritten: true });
   gpu.dispatch({
     kernel: 'topk',
     pipeline: { shader: 'topk.wgsl', defines: { K: k, WG_MAX: topkWorkgroup(k) } },

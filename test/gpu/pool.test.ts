@@ -62,14 +62,72 @@ describe('buffer pool, bind-group cache, per-submission errors', () => {
     gpu.destroy();
   });
 
-  it('a tensor that is not fully written is zeroed, never a pooled buffer with old data', async () => {
+  it('a tensor that is not fully written is zeroed: a small one reuses a pooled buffer, a large one is made anew', async () => {
     const gpu = await createNodeGpu();
     const a = gpu.upload(new Float32Array(64).fill(5), [64], 'a');
-    gpu.release(a);
+    const big = gpu.upload(new Float32Array(32768).fill(5), [32768], 'big'); // 128 KiB: over the host-zeroing limit
+    gpu.release(a, big);
     await gpu.sync();
     const z = gpu.tensor([64], 'f32', 'z');
-    expect(z.buffer).not.toBe(a.buffer);
-    expect(Array.from(await gpu.readF32(z))).toEqual(new Array(64).fill(0));
+    expect(z.buffer).toBe(a.buffer);
+    const zb = gpu.tensor([32768], 'f32', 'zb');
+    expect(zb.buffer).not.toBe(big.buffer);
+    const [zs, zbs] = await gpu.readAll([z, zb]);
+    expect(Array.from(zs)).toEqual(new Array(64).fill(0));
+    expect(zbs.every((v) => v === 0)).toBe(true);
+    gpu.destroy();
+  });
+
+  it('consecutive dispatches share one compute pass; a copy ends it; one submission per readback', async () => {
+    const gpu = await createNodeGpu();
+    const xs = randn(256, 4);
+    const x = gpu.upload(xs, [256], 'x');
+    await gpu.sync();
+    const r0 = { ...gpu.recorded };
+    const a = elementwise(gpu, 'scale', x, null, 2);
+    const b = elementwise(gpu, 'add', a, x);
+    const c = gpu.tensor([256], 'f32', 'c', { fullyWritten: true });
+    gpu.copy(b, c);
+    const d = elementwise(gpu, 'scale', c, null, 0.5);
+    const e = elementwise(gpu, 'add', d, b);
+    const [got] = await gpu.readAll([e]);
+    const delta = Object.fromEntries(Object.entries(gpu.recorded).map(([k, v]) => [k, v - r0[k as keyof typeof r0]]));
+    expect(delta).toEqual({ dispatches: 4, copies: 1, passes: 2, submissions: 1 });
+    const want = xs.map((v) => {
+      const bv = Math.fround(Math.fround(2 * v) + v);
+      return Math.fround(Math.fround(0.5 * bv) + bv);
+    });
+    expect(Array.from(got)).toEqual(Array.from(want));
+    gpu.destroy();
+  });
+
+  it('a write to a tensor that recorded work reads lands after that work', async () => {
+    const gpu = await createNodeGpu();
+    const xs = randn(64, 5);
+    const a = gpu.upload(xs, [64], 'a');
+    const y = elementwise(gpu, 'scale', a, null, 2); // recorded, not submitted
+    gpu.write(a, new Float32Array(64).fill(7));
+    const [ys, as] = await gpu.readAll([y, a]);
+    expect(Array.from(ys)).toEqual(Array.from(xs, (v) => Math.fround(2 * v)));
+    expect(Array.from(as)).toEqual(new Array(64).fill(7));
+    gpu.destroy();
+  });
+
+  it('new params for the same pipeline and buffers: a new buffer while the old is in use, rewritten once it is submitted', async () => {
+    const gpu = await createNodeGpu();
+    const xs = randn(64, 6);
+    const y = gpu.upload(xs, [64], 'y');
+    const scale = (s: number) => elementwise(gpu, 'scale', y, null, s, { inPlace: true });
+    scale(2);
+    scale(3); // same pipeline and buffers as the last, other params, same submission
+    await gpu.sync();
+    const before = { ...gpu.created };
+    const buffers = gpu.created.buffers;
+    scale(5); // a later submission: the params buffer of the last scale(3) is rewritten, its bind group reused
+    scale(5); // the same content: the same buffer
+    const got = await gpu.readF32(y);
+    expect(gpu.created).toEqual({ ...before, buffers });
+    expect(Array.from(got)).toEqual(Array.from(xs, (v) => Math.fround(5 * Math.fround(5 * Math.fround(3 * Math.fround(2 * v))))));
     gpu.destroy();
   });
 
