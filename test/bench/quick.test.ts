@@ -30,6 +30,9 @@ const EXPECTED = [
   'shards-extra-startups',
   'safetensors-stream',
   'load-rss',
+  'host-overhead-dispatch',
+  'host-overhead-llava-decode',
+  'host-overhead-instructblip-decode',
 ];
 
 describe('npm run bench -- --quick', () => {
