@@ -90,7 +90,16 @@ enable $SGM_EXT;
 // All: rows past M and columns past N are clamped for loads and skipped for stores, so
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
 //
-// defines: one of SG, TILE4X4, GEMV, TILED, SGMAT; RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
+// ONE_PRODUCT (with F16; `--precision f16`, src/ops/precision.ts) — what HF's fp16 Linear
+// computes: x and W are rounded to f16 as they are loaded (to nearest, ties to even, on the
+// bits: shaders/lib/f16_round.wgsl says why not by a conversion), their products are exact in f32 and
+// summed in f32, and the result is rounded to f16 after the bias, again after the activation
+// and again after the residual add (whose input is rounded first), as torch rounds each op's
+// fp16 output. K-split passes keep their partial sums in f32; only the last pass rounds.
+// 'sgmat' then runs one product (f16(x)·Wᵀ) instead of the split's two; 'tiled' keeps its x
+// tile in f16 too. Values past ±65504 become ±inf, as in torch.
+//
+// defines: one of SG, TILE4X4, GEMV, TILED, SGMAT; ONE_PRODUCT (needs F16); RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
 //          TILE_M/TILE_N/TILE_K and F16 (TILED), SGM_S and SGM_EXT (SGMAT, with F16: the matrix size
 //          and the extension's name, `subgroup_matrix` or `chromium_experimental_subgroup_matrix`); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
 //          ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
@@ -120,28 +129,52 @@ struct Params {
 #endif
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
+// The operands as the products see them: f16-rounded with ONE_PRODUCT (f16 weights are
+// exact already), unchanged otherwise.
+#if ONE_PRODUCT
+#include "lib/f16_round.wgsl"
+#endif
+fn xin(v: vec4<f32>) -> vec4<f32> {
+#if ONE_PRODUCT
+  return h4(v);
+#else
+  return v;
+#endif
+}
+fn win(v: vec4<f32>) -> vec4<f32> {
+#if W_F16
+  return v;
+#else
+#if ONE_PRODUCT
+  return h4(v);
+#else
+  return v;
+#endif
+#endif
+}
+
 // x[row, 4·k4 .. 4·k4 + 3] and W[col, 4·k4 .. 4·k4 + 3]; row < M and col < N.
 #if VEC4
 fn x4(row: u32, k4: u32) -> vec4<f32> {
-  return x[row * (p.K >> 2u) + k4];
+  return xin(x[row * (p.K >> 2u) + k4]);
 }
 fn w4(col: u32, k4: u32) -> vec4<f32> {
-  return w_vec4(col * p.K + 4u * k4);
+  return win(w_vec4(col * p.K + 4u * k4));
 }
 #else
 fn x4(row: u32, k4: u32) -> vec4<f32> {
   let k = 4u * k4;
   let i = row * p.K + k;
   let last = row * p.K + p.K - 1u;
-  return vec4<f32>(x[i], select(0.0, x[min(i + 1u, last)], k + 1u < p.K),
-                   select(0.0, x[min(i + 2u, last)], k + 2u < p.K), select(0.0, x[min(i + 3u, last)], k + 3u < p.K));
+  return xin(vec4<f32>(x[i], select(0.0, x[min(i + 1u, last)], k + 1u < p.K),
+                       select(0.0, x[min(i + 2u, last)], k + 2u < p.K), select(0.0, x[min(i + 3u, last)], k + 3u < p.K)));
 }
 fn w4(col: u32, k4: u32) -> vec4<f32> {
   let k = 4u * k4;
   let i = col * p.K + k;
   let last = col * p.K + p.K - 1u;
-  return vec4<f32>(w_at(i), select(0.0, w_at(min(i + 1u, last)), k + 1u < p.K),
-                   select(0.0, w_at(min(i + 2u, last)), k + 2u < p.K), select(0.0, w_at(min(i + 3u, last)), k + 3u < p.K));
+  return win(vec4<f32>(w_at(i), select(0.0, w_at(min(i + 1u, last)), k + 1u < p.K),
+                       select(0.0, w_at(min(i + 2u, last)), k + 2u < p.K), select(0.0, w_at(min(i + 3u, last)), k + 3u < p.K)));
 }
 #endif
 
@@ -156,11 +189,21 @@ fn store(row: u32, col: u32, v: f32) {
 #if BIAS
     o += bias[col];
 #endif
+#if ONE_PRODUCT
+    o = h1(o);  // torch rounds each op's output: the linear's, the activation's, the add's
+#endif
     if ($ACT == 1) { o = gelu(o); }
     if ($ACT == 2) { o = quick_gelu(o); }
     if ($ACT == 3) { o = silu(o); }
+#if ONE_PRODUCT
+    o = h1(o);
+#endif
 #if RESIDUAL
+#if ONE_PRODUCT
+    o = h1(o + h1(residual[i]));
+#else
     o += residual[i];
+#endif
 #endif
   }
   y[i] = o;
@@ -309,7 +352,12 @@ alias wtile = vec4<f16>;
 #else
 alias wtile = vec4<f32>;
 #endif
-var<workgroup> xs: array<vec4<f32>, TK * TM / 4u>;
+#if ONE_PRODUCT
+alias xtile = vec4<f16>;  // x is f16-rounded as it is fetched: exact in f16
+#else
+alias xtile = vec4<f32>;
+#endif
+var<workgroup> xs: array<xtile, TK * TM / 4u>;
 var<workgroup> ws: array<wtile, TK * TN / 4u>;
 
 // The next step's vec4s, in registers: fx[i] = x[r0 + e / K4T, 4·(kt + e % K4T) ..] for
@@ -337,10 +385,11 @@ fn stage(lid: u32) {
     let e = lid + WG * i;
     let r = e / K4T;
     let b = 4u * (e % K4T) * (TM / 4u) + r / 4u;
-    xs[b][r % 4u] = fx[i].x;
-    xs[b + TM / 4u][r % 4u] = fx[i].y;
-    xs[b + TM / 2u][r % 4u] = fx[i].z;
-    xs[b + 3u * TM / 4u][r % 4u] = fx[i].w;
+    let v = xtile(fx[i]);
+    xs[b][r % 4u] = v.x;
+    xs[b + TM / 4u][r % 4u] = v.y;
+    xs[b + TM / 2u][r % 4u] = v.z;
+    xs[b + 3u * TM / 4u][r % 4u] = v.w;
   }
   for (var i = 0u; i < WL; i++) {
     let e = lid + WG * i;
@@ -372,7 +421,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
       fetch(r0, c0, kt + K4T, lid);
     }
     for (var k = 0u; k < TK; k++) {
-      let a = array<vec4<f32>, 2>(xs[k * (TM / 4u) + l.y], xs[k * (TM / 4u) + TM / 8u + l.y]);
+      let a = array<vec4<f32>, 2>(vec4<f32>(xs[k * (TM / 4u) + l.y]), vec4<f32>(xs[k * (TM / 4u) + TM / 8u + l.y]));
       let b0 = vec4<f32>(ws[k * (TN / 4u) + l.x]);
       let b1 = vec4<f32>(ws[k * (TN / 4u) + TN / 8u + l.x]);
       for (var h = 0u; h < 2u; h++) {
@@ -411,7 +460,9 @@ alias right = subgroup_matrix_right<f16, S, S>;
 alias result = subgroup_matrix_result<f32, S, S>;
 // row-major, k fastest: xh[r·TK + k] = hi(x[r0 + r, k0 + k]), ws[c·TK + k] = W[c0 + c, k0 + k]
 var<workgroup> xh: array<f16, TM * TK>;
-var<workgroup> xl: array<f16, TM * TK>;
+#if !ONE_PRODUCT
+var<workgroup> xl: array<f16, TM * TK>;  // lo(x) = f16(x − hi); ONE_PRODUCT multiplies hi alone
+#endif
 var<workgroup> ws: array<f16, TN * TK>;
 var<workgroup> cs: array<f32, S * S>;  // one result matrix on its way to the epilogue
 
@@ -425,12 +476,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let k4 = kt + e % K4T;
       let v = select(vec4<f32>(0.0), x4(min(r0 + e / K4T, p.M - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end);
       let hi = vec4<f16>(v);
-      let lo = vec4<f16>(v - vec4<f32>(hi));
       let b = (e / K4T) * TK + 4u * (e % K4T);
+#if ONE_PRODUCT
+      for (var c = 0u; c < 4u; c++) {
+        xh[b + c] = hi[c];
+      }
+#else
+      let lo = vec4<f16>(v - vec4<f32>(hi));
       for (var c = 0u; c < 4u; c++) {
         xh[b + c] = hi[c];
         xl[b + c] = lo[c];
       }
+#endif
     }
     for (var e = lid; e < TN * K4T; e += WG) {
       let k4 = kt + e % K4T;
@@ -449,10 +506,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       for (var i = 0u; i < IM; i++) {
         let ah = subgroupMatrixLoad<left, row_major>(&xh, i * S * TK + kk, TK);
+#if !ONE_PRODUCT
         let al = subgroupMatrixLoad<left, row_major>(&xl, i * S * TK + kk, TK);
+#endif
         for (var j = 0u; j < IN; j++) {
           acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(ah, bs[j], acc[i * IN + j]);
+#if !ONE_PRODUCT
           acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(al, bs[j], acc[i * IN + j]);
+#endif
         }
       }
     }

@@ -11,11 +11,14 @@
  *                'tiled16' is the same with the W tile in f16 (`shader-f16`, f16 weights), once
  *                it has passed the same self-check;
  *   'tile4x4'  — CPU-class adapters without subgroups, GPUs with too little workgroup memory.
+ * At precision f16 (src/ops/precision.ts) every variant runs its ONE_PRODUCT form: f16
+ * operands, f32 accumulation, f16 outputs.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { isCpuAdapter } from './common.ts';
+import { matmulPrecision, type Precision } from './precision.ts';
 
 export type Activation = 'none' | 'gelu' | 'quick_gelu' | 'silu';
 const ACT: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2, silu: 3 };
@@ -31,6 +34,8 @@ export interface LinearOptions {
   name?: string;
   /** Kernel variant (default: `pickMatmulKernel`); for tests and benchmarks. */
   kernel?: MatmulKernel;
+  /** Precision (default: the device's, `matmulPrecision`); for tests and the self-check. */
+  precision?: Precision;
 }
 
 /** tile4x4: 8×8 invocations per workgroup, 4×4 outputs each. */
@@ -134,12 +139,16 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   const kernel = opts.kernel ?? pickMatmulKernel(gpu, M, w.dtype);
   const refusal = kernelRefusal(gpu, kernel, M, w.dtype);
   if (refusal) throw new GpuError(`linear: ${refusal}`);
+  const one = (opts.precision ?? matmulPrecision(gpu)) === 'f16';
+  if (one && !gpu.features.f16) throw new GpuError('linear: precision f16 needs the shader-f16 feature, which this device lacks');
   const outShape = [...x.shape.slice(0, -1), N];
   // every variant stores every in-range output on its first pass over K
   const y = gpu.tensor(outShape, 'f32', opts.name ?? `${x.name}@${w.name}`, { fullyWritten: true });
   if (M === 0) return y; // no rows: nothing to dispatch
   const wf16 = w.dtype === 'f16';
   const defines = {
+    ONE_PRODUCT: one,
+    F16: one,
     VEC4: K % 4 === 0,
     W_F16: wf16,
     W_BINDING: 2,
@@ -147,6 +156,8 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
     RESIDUAL: !!opts.residual,
     ACT: ACT[opts.act ?? 'none'],
   };
+  // the profile's kernel names: `.p16` marks precision f16
+  const tag = one ? '.p16' : '';
   const common = {
     bindings: [x, w, opts.bias ?? null, opts.residual ?? null, y],
     shapes: `M=${M} N=${N} K=${K}`,
@@ -164,7 +175,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
       const k1 = Math.min(K4, k0 + step);
       const flags = (k0 > 0 ? 1 : 0) | (k1 === K4 ? 2 : 0);
       gpu.dispatch({
-        kernel: `matmul.sg.${w.dtype}`,
+        kernel: `matmul.sg.${w.dtype}${tag}`,
         pipeline: { shader: 'matmul.wgsl', defines: { ...defines, SG: true, RM }, constants: { WG: SG_WG } },
         params: { values: [M, N, K, k0, k1, flags] },
         workgroups: [Math.ceil(M / RM), Math.ceil(N / (4 * SG_WG))],
@@ -178,7 +189,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
     while (GT > 1 && GT / 2 >= K4) GT /= 2;
     const GC = Math.min(GEMV_WG / GT, 2 ** Math.ceil(Math.log2(N)));
     gpu.dispatch({
-      kernel: `matmul.gemv.${w.dtype}`,
+      kernel: `matmul.gemv.${w.dtype}${tag}`,
       pipeline: { shader: 'matmul.wgsl', defines: { ...defines, GEMV: true, ROWS: M, GEMV_T: GT, GEMV_C: GC } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: gpu.grid(Math.ceil(N / GC)),
@@ -188,8 +199,8 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   } else if (kernel === 'tiled' || kernel === 'tiled16') {
     const tile = tiledTile(M);
     gpu.dispatch({
-      kernel: `matmul.${kernel}.${w.dtype}`,
-      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILED: true, F16: kernel === 'tiled16', ...tile } },
+      kernel: `matmul.${kernel}.${w.dtype}${tag}`,
+      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILED: true, F16: one || kernel === 'tiled16', ...tile } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: [Math.ceil(N / tile.TILE_N), Math.ceil(M / tile.TILE_M)],
       ...cost(0, K4),
@@ -198,7 +209,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   } else if (kernel === 'sgmat') {
     const sgm = gpu.subgroupMatrix!;
     gpu.dispatch({
-      kernel: `matmul.sgmat.${w.dtype}`,
+      kernel: `matmul.sgmat.${w.dtype}${tag}`,
       pipeline: { shader: 'matmul.wgsl', defines: { ...defines, SGMAT: true, F16: true, SGM_S: sgm.size, SGM_EXT: sgm.extension }, constants: { WG: sgm.subgroupSize } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: [Math.ceil(N / SGM_TILE), Math.ceil(M / SGM_TILE)],
@@ -208,7 +219,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
     });
   } else {
     gpu.dispatch({
-      kernel: `matmul.${w.dtype}`,
+      kernel: `matmul.${w.dtype}${tag}`,
       pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILE4X4: true }, constants: { WG_X: TILE_WG, WG_Y: TILE_WG } },
       params: { values: [M, N, K, 0, K4, 2] },
       workgroups: [Math.ceil(N / (4 * TILE_WG)), Math.ceil(M / (4 * TILE_WG))],
