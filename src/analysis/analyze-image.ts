@@ -16,6 +16,7 @@ import { VERSION } from '../version.ts';
 import { segmentPhases } from './phases.ts';
 import { DEFAULT_WORDS, logitLensRecall, type WordOptions } from './recall.ts';
 import { canonicalSpec, resolveLens, type LensSpecs } from './lens-spec.ts';
+import { describePrecision } from '../ops/precision.ts';
 
 /**
  * Which image-feature positions count as visual tokens: `all` (every position the image
@@ -102,7 +103,8 @@ export async function analyzeImage(gpu: Gpu, m: Vlm, item: AnalyzeItem, image: R
     captions: item.captions,
     options: {
       weight_dtypes: m.weightDtypes,
-      compute: 'f32 activations, f32 accumulation',
+      precision: m.precision,
+      compute: describePrecision(m.precision),
       drop_bos: o.dropBos,
       visual_tokens: set,
       query,

@@ -9,6 +9,7 @@ import { KERNELS_ENV, parseKernelChoice } from '../gpu/adapter-class.ts';
 import { createNodeGpu } from '../gpu/node.ts';
 import { adapterPeak } from '../gpu/peaks.ts';
 import { checkMatmulVariants } from '../ops/matmul-check.ts';
+import { PRECISIONS, type Precision } from '../ops/precision.ts';
 import { UserError } from '../errors.ts';
 import { checkOutputFile } from './output-paths.ts';
 
@@ -65,6 +66,13 @@ export function loadProgress(label: string): (done: number, total: number) => vo
     if (tty) process.stderr.write(`\r${label}: ${done}/${total} tensors${done === total ? '\n' : ''}`);
     else if (done === total) process.stderr.write(`${label}: ${total} tensors\n`);
   };
+}
+
+/** `--precision f32|f16`: the matmuls' precision (src/ops/precision.ts; default f32). */
+export function parsePrecision(v: string | undefined): Precision | undefined {
+  if (v === undefined) return undefined;
+  if (!(PRECISIONS as readonly string[]).includes(v)) throw new UserError(`--precision must be f32 or f16, got ${v}`);
+  return v as Precision;
 }
 
 /** `--dtype f32|f16`: the weights' dtype on the GPU (default: as the checkpoint stores them). */

@@ -11,8 +11,8 @@ import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
 import { FAMILIES, openModel } from '../models/registry.ts';
-import type { Capabilities, PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
-import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from './gpu-session.ts';
+import type { Capabilities, LoadOptions, PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
+import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, parsePrecision, type GpuCliOptions } from './gpu-session.ts';
 
 export interface PromptOptions {
   prompt?: string;
@@ -21,10 +21,15 @@ export interface PromptOptions {
   chat: boolean;
 }
 
-export interface ModelRunOptions extends GpuCliOptions, PromptOptions {
+/** The load options every model command takes. */
+export interface LoadCliOptions {
+  dtype?: string;
+  precision?: string;
+}
+
+export interface ModelRunOptions extends GpuCliOptions, PromptOptions, LoadCliOptions {
   model: string;
   image?: string;
-  dtype?: string;
   padToSquare: boolean;
 }
 
@@ -39,7 +44,8 @@ export function addModelOptions(cmd: Command): Command {
     .option('--input-ids <ids>', `comma-separated LM token ids instead of --prompt (${having('qformer')}: with or without the query image tokens in front)`)
     .option('--qformer-input-ids <ids>', `${having('qformer')}: comma-separated Q-Former token ids instead of tokenising --prompt`)
     .option('--chat', `${having('chatTemplate')}: wrap the prompt in the checkpoint's chat template`, false)
-    .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint)')
+    .option('--dtype <dtype>', 'weights on the GPU: f32 or f16 (default: as stored in the checkpoint; f16 with --precision f16)')
+    .option('--precision <p>', "matmul precision: f32 (default; f32-exact) or f16 (HF transformers' fp16, model.half(): f16 weights, f16 matmul inputs and outputs, f32 accumulation; needs shader-f16)")
     .option('--pad-to-square', "LLaVA-1.5's original preprocessing: pad to a square with the mean colour instead of center-cropping", false);
 }
 
@@ -69,9 +75,14 @@ export async function openChecked<T>(dir: string, check: (files: VlmFiles) => T)
 }
 
 /** `newTokens`: how many tokens the run will append (generation), checked against the context too. */
+/** --dtype and --precision, checked before any work. */
+export function loadOptions(o: LoadCliOptions): Pick<LoadOptions, 'dtype' | 'precision'> {
+  return { dtype: parseDtype(o.dtype), precision: parsePrecision(o.precision) };
+}
+
 export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promise<ModelRun> {
   checkProfilePath(o);
-  const dtype = parseDtype(o.dtype);
+  const load = loadOptions(o);
   const { files, checked: x } = await openChecked(o.model, (f) => {
     const image = o.image ? readImageFile(o.image) : undefined;
     const x = f.prepare(promptSpec(o), image, { padToSquare: o.padToSquare });
@@ -80,7 +91,7 @@ export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promis
     return x;
   });
   const gpu = await openGpu(o);
-  const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
+  const m = await files.load(gpu, { ...load, onProgress: loadProgress('loading weights') });
   return { gpu, m, x };
 }
 
@@ -89,12 +100,12 @@ export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promis
  * (every flag against the prepared prompt, the inputs read) before the GPU starts and the
  * weights load, then `body` with what `check` returned, then the profile.
  */
-export async function withModel<T>(o: GpuCliOptions & { model: string; dtype?: string }, check: (files: VlmFiles) => T, body: (gpu: Gpu, m: Vlm, checked: T) => Promise<void>): Promise<void> {
+export async function withModel<T>(o: GpuCliOptions & LoadCliOptions & { model: string }, check: (files: VlmFiles) => T, body: (gpu: Gpu, m: Vlm, checked: T) => Promise<void>): Promise<void> {
   checkProfilePath(o);
-  const dtype = parseDtype(o.dtype);
+  const load = loadOptions(o);
   const { files, checked } = await openChecked(o.model, check);
   const gpu = await openGpu(o);
-  const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
+  const m = await files.load(gpu, { ...load, onProgress: loadProgress('loading weights') });
   await body(gpu, m, checked);
   await finishProfile(gpu, o);
 }

@@ -14,6 +14,7 @@ import { preprocessImage, type ImageProcessorConfig, type PixelValues, type Prep
 import { parseInputIds, type EncodeOptions, type LmTokenizer } from '../io/tokenizer.ts';
 import type { CheckpointReport } from '../io/validate.ts';
 import { checkpointSource, Weights } from './weights.ts';
+import { setMatmulPrecision } from '../ops/precision.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import type { Box, Capabilities, DecoderLm, LoadOptions, ModelInfo, PositionGroups, Vlm, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
@@ -152,8 +153,14 @@ export function vlmFiles(c: OpenedCheckpoint, familyInfo: FamilyInfo, build: (w:
     ...info,
     close: () => c.report.checkpoint.close(),
     async load(gpu, opts = {}): Promise<Vlm> {
-      const { model, weightDtypes } = await streamWeights(gpu, c, opts, build);
-      return { ...info, hooks: model.hooks, languageModel: model.languageModel, weightDtypes, forward: (g, x, o) => model.forward(g, x, o), dumpPoints };
+      const precision = opts.precision ?? 'f32';
+      if (precision === 'f16') {
+        if (!gpu.features.f16) throw new UserError(`--precision f16 needs the shader-f16 feature, which this GPU (${gpu.adapterName}) does not offer; run at the default precision f32`);
+        if (opts.dtype === 'f32') throw new UserError('--precision f16 computes with f16 weights (HF model.half()); leave --dtype out or make it f16');
+      }
+      const { model, weightDtypes } = await streamWeights(gpu, c, { ...opts, dtype: opts.dtype ?? (precision === 'f16' ? 'f16' : undefined) }, build);
+      setMatmulPrecision(gpu, precision);
+      return { ...info, hooks: model.hooks, languageModel: model.languageModel, weightDtypes, precision, forward: (g, x, o) => model.forward(g, x, o), dumpPoints };
     },
   };
 }

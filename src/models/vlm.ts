@@ -16,6 +16,7 @@ import type { LmConfig, ModelConfig } from '../io/config.ts';
 import type { RgbImage } from '../io/image.ts';
 import type { ImageProcessorConfig, PixelValues, PreprocessOptions } from '../io/image-processor.ts';
 import type { LmTokenizer } from '../io/tokenizer.ts';
+import type { Precision } from '../ops/precision.ts';
 
 /** A family's name: its config.json `model_type`, the key of its entry in models/registry.ts. */
 export type Family = string;
@@ -176,8 +177,13 @@ export interface PromptSpec {
 export type VlmForwardOptions = Pick<DecoderForwardOptions, 'cache' | 'mask'>;
 
 export interface LoadOptions {
-  /** Convert weights to this dtype as they load (default: as stored). */
+  /** Convert weights to this dtype as they load (default: as stored; f16 at precision f16). */
   dtype?: 'f32' | 'f16';
+  /**
+   * The matmuls' precision (src/ops/precision.ts; default f32). 'f16' is HF's `model.half()`:
+   * the weights load as f16 and the device's matmuls round to f16; it needs shader-f16.
+   */
+  precision?: Precision;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -216,6 +222,8 @@ export interface Vlm extends ModelInfo {
   languageModel: DecoderLm;
   /** Weight dtypes on the GPU, e.g. ['f16']. */
   weightDtypes: string[];
+  /** The matmuls' precision it runs at (set on the device by the load). */
+  precision: Precision;
   /**
    * Prefill: towers, the features spliced into the LM input (hook `lm.embed`), the decoder;
    * returns the final-normed hidden states [S, d_model]. With `cache`, K/V are kept for decoding.

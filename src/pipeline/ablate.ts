@@ -91,7 +91,7 @@ export async function ablateItem(gpu: Gpu, m: Vlm, item: DataItem, o: AblateRun)
   };
 }
 
-function options(m: Pick<Vlm, 'weightDtypes'>, o: AblateRun): Record<string, unknown> {
+function options(m: Pick<Vlm, 'weightDtypes' | 'precision'>, o: AblateRun): Record<string, unknown> {
   return {
     ...promptOptions(m, o.prompt, o.padToSquare),
     token: o.token,

@@ -8,6 +8,7 @@ import type { Gpu } from '../gpu/context.ts';
 import { aggregate, type Aggregate, type ImageMetrics } from '../analysis/aggregate.ts';
 import { buildFigures } from '../report/figures.ts';
 import type { ReportInput } from '../report/html.ts';
+import { describePrecision } from '../ops/precision.ts';
 import { VERSION } from '../version.ts';
 
 export interface AnalyzeRunInfo {
@@ -34,7 +35,7 @@ export function analyzeReport(
         family: first?.model_family,
         visual_tokens: first?.tokens.visual,
         dataset: run.dataset,
-        dtype: `weights ${dtypes.join('/')}; activations and accumulation f32`,
+        dtype: `weights ${dtypes.join('/')}; ${describePrecision(first?.options.precision)}`,
         adapter: run.adapter,
         n_images: results.length,
         errors,

@@ -86,7 +86,7 @@ export async function gateItem(gpu: Gpu, m: Vlm, item: DataItem, o: GateRun): Pr
   };
 }
 
-function options(m: Pick<Vlm, 'weightDtypes'>, o: GateRun): Record<string, unknown> {
+function options(m: Pick<Vlm, 'weightDtypes' | 'precision'>, o: GateRun): Record<string, unknown> {
   return {
     ...promptOptions(m, o.prompt, o.padToSquare),
     drop_bos: o.dropBos,

@@ -71,9 +71,10 @@ export function resultHeader(m: Pick<Vlm, 'name' | 'family'>, item: Pick<DataIte
 }
 
 /** The options every output records about the weights and the prompt. */
-export function promptOptions(m: Pick<Vlm, 'weightDtypes'>, p: PromptSpec, padToSquare: boolean): Record<string, unknown> {
+export function promptOptions(m: Pick<Vlm, 'weightDtypes' | 'precision'>, p: PromptSpec, padToSquare: boolean): Record<string, unknown> {
   return {
     weight_dtypes: m.weightDtypes,
+    precision: m.precision,
     prompt: p.prompt ?? null,
     input_ids: p.inputIds ?? null,
     qformer_input_ids: p.qformerInputIds ?? null,

@@ -179,7 +179,7 @@ function layerFlow(m: Pick<Vlm, 'decode'>, f: LayerKnockoutFlow, base: string | 
   };
 }
 
-function options(m: Pick<Vlm, 'weightDtypes'>, o: KnockoutRun, generate: number): Record<string, unknown> {
+function options(m: Pick<Vlm, 'weightDtypes' | 'precision'>, o: KnockoutRun, generate: number): Record<string, unknown> {
   const mode = modeOf(o);
   return {
     ...promptOptions(m, o.prompt, o.padToSquare),

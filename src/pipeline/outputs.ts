@@ -6,6 +6,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempPath } from './locks.ts';
+import { describePrecision } from '../ops/precision.ts';
 import { aggregateCsv, aggregateJson, type Aggregate } from '../analysis/aggregate.ts';
 import type { Figure } from '../report/figures.ts';
 import { renderReport, type ReportInput } from '../report/html.ts';
@@ -55,11 +56,12 @@ export interface RunStatus {
   missing?: number;
 }
 
-/** The metadata lines every intervention report opens with. */
-export function runMeta(agg: { model: string; model_family: string; n_items: number }, run: RunStatus): Record<string, unknown> {
+/** The metadata lines every intervention report opens with (the precision from the results' options). */
+export function runMeta(agg: { model: string; model_family: string; n_items: number; options?: Record<string, unknown> }, run: RunStatus): Record<string, unknown> {
   return {
     model: agg.model,
     family: agg.model_family,
+    compute: describePrecision(agg.options?.precision),
     data: run.data,
     items: agg.n_items,
     failed: run.failed,

@@ -233,7 +233,7 @@ export async function patchSetItem(gpu: Gpu, m: Vlm, item: DataItem, source: Dat
   };
 }
 
-function setOptions(m: Pick<Vlm, 'weightDtypes'>, o: PatchSetRun): Record<string, unknown> {
+function setOptions(m: Pick<Vlm, 'weightDtypes' | 'precision'>, o: PatchSetRun): Record<string, unknown> {
   return {
     ...promptOptions(m, o.prompt, o.padToSquare),
     token: o.token,

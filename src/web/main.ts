@@ -75,6 +75,7 @@ function readOptions(): PageOptions {
     chat: checked('chat'),
     dropBos: checked('drop-bos'),
     padToSquare: checked('pad-to-square'),
+    precision: checked('precision-f16') ? 'f16' : 'f32',
     topk: int('topk', 1, 32, 'LogitLens top-k'),
     smooth: checkSmoothWindow(int('smooth', 1, 1000, 'the phase smoothing window'), 'the phase smoothing window'),
   };
@@ -116,20 +117,20 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
     const items = await pickedData(data);
     progress('checking the checkpoint…');
     const { files, analyze } = await openPicked(pickedDirectory(model), opts);
-    if (loaded && loaded.pick !== model) dropGpu();
+    if (loaded && (loaded.pick !== model || loaded.m.precision !== opts.precision)) dropGpu();
     const g = await ensureGpu().catch(async (e: unknown) => {
       await files.close();
       throw e;
     });
     const t0 = performance.now();
-    const reused = loaded?.pick === model;
+    const reused = loaded?.pick === model && loaded.m.precision === opts.precision;
     let m: Vlm;
     if (loaded && reused) {
       await files.close();
       m = loaded.m;
     } else {
       // a failed load leaves its uploaded tensors behind: the device goes with them
-      m = await loadPicked(g, files, (d, t) => progress(`loading weights: ${d}/${t} tensors`, d, t)).catch((e: unknown) => {
+      m = await loadPicked(g, files, opts.precision, (d, t) => progress(`loading weights: ${d}/${t} tensors`, d, t)).catch((e: unknown) => {
         dropGpu();
         throw e;
       });
@@ -151,7 +152,7 @@ async function run(model: Picked | undefined, data: Picked | undefined): Promise
     timing.dataset.analyzeMs = (t2 - t1).toFixed(0);
     // per item: the first includes compiling every pipeline
     timing.dataset.itemMs = itemMs.map((x) => x.toFixed(0)).join(',');
-    timing.textContent = `${m.name} (${m.family}, weights ${m.weightDtypes.join('/')}); ${items.spec}; ${reused ? 'weights already on the GPU' : `weights loaded in ${((t1 - t0) / 1000).toFixed(2)} s`}; ${results.length} images analysed in ${((t2 - t1) / 1000).toFixed(2)} s; ${failures.length} failed.`;
+    timing.textContent = `${m.name} (${m.family}, weights ${m.weightDtypes.join('/')}, precision ${m.precision}); ${items.spec}; ${reused ? 'weights already on the GPU' : `weights loaded in ${((t1 - t0) / 1000).toFixed(2)} s`}; ${results.length} images analysed in ${((t2 - t1) / 1000).toFixed(2)} s; ${failures.length} failed.`;
     $('profile').innerHTML = await profileHtml(g);
     progress(`done: ${results.length} analysed, ${failures.length} failed`, 1, 1);
     if (failures.length && !results.length) showMessage(`No image could be analysed:\n${failures.map((f) => `${f.image}: ${f.message}`).join('\n')}`);

@@ -14,6 +14,7 @@ import type { DataItem } from '../data/item.ts';
 import { UserError } from '../errors.ts';
 import { createBrowserGpu } from '../gpu/browser.ts';
 import { checkMatmulVariants } from '../ops/matmul-check.ts';
+import type { Precision } from '../ops/precision.ts';
 import { fmtBytes, type Gpu } from '../gpu/context.ts';
 import type { DirectorySource } from '../io/byte-source.ts';
 import { decodeImage, type RgbImage } from '../io/image.ts';
@@ -32,6 +33,8 @@ export interface PageOptions {
   topk: number;
   smooth: number;
   padToSquare: boolean;
+  /** The CLI's --precision (src/ops/precision.ts). */
+  precision: Precision;
 }
 
 export interface ItemResult {
@@ -76,11 +79,12 @@ export async function openPicked(dir: DirectorySource, o: PageOptions): Promise<
 }
 
 /** Streams the weights; a failure says how far it got and what the adapter offers. */
-export async function loadPicked(gpu: Gpu, files: VlmFiles, onTensor: (done: number, total: number) => void): Promise<Vlm> {
+export async function loadPicked(gpu: Gpu, files: VlmFiles, precision: Precision, onTensor: (done: number, total: number) => void): Promise<Vlm> {
   let done = 0;
   let total = 0;
   try {
     return await files.load(gpu, {
+      precision,
       onProgress: (d, t) => {
         [done, total] = [d, t];
         onTensor(d, t);

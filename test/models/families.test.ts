@@ -124,8 +124,8 @@ describe.each(FAMILIES.map((f) => [f.modelType, f] as const))('%s: make-tiny →
     // the page session: the folder and the image as Blobs, through the page's own module
     const paths = (readdirSync(dir, { recursive: true }) as string[]).filter((p) => statSync(join(dir, p)).isFile());
     const folder = new Map(paths.map((p) => [p.split('\\').join('/'), new Blob([readFileSync(join(dir, p))])]));
-    const picked = await openPicked(blobDirectory(folder, name), { chat, dropBos: false, topk: 3, smooth: 1, padToSquare: false });
-    const pm = await loadPicked(gpu, picked.files, () => {});
+    const picked = await openPicked(blobDirectory(folder, name), { chat, dropBos: false, topk: 3, smooth: 1, padToSquare: false, precision: 'f32' });
+    const pm = await loadPicked(gpu, picked.files, 'f32', () => {});
     const data = await pickedData({ name: 'one', files: new Map([['000000000802.jpg', new Blob([readFileSync(IMAGE)])]]) });
     const page = await analyzeItems(gpu, pm, data, picked.analyze, () => {});
     expect(page.failures).toEqual([]);

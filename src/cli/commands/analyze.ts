@@ -6,20 +6,19 @@ import { checkVisualTokens, DEFAULT_PROMPT, VISUAL_TOKEN_SETS, type VisualTokenS
 import { LENS_SPEC_HELP, resolveLens } from '../../analysis/lens-spec.ts';
 import { checkSmoothWindow } from '../../analysis/phases.ts';
 import { DATA_SPEC_HELP } from '../../data/index.ts';
-import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, type GpuCliOptions } from '../gpu-session.ts';
+import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, type GpuCliOptions } from '../gpu-session.ts';
 import { addShardOptions, int, shardOf } from '../options.ts';
 import { checkOutputFolder } from '../output-paths.ts';
-import { addModelOptions, openChecked, promptSpec, reportRun, type PromptOptions } from '../model-run.ts';
+import { addModelOptions, loadOptions, openChecked, promptSpec, reportRun, type LoadCliOptions, type PromptOptions } from '../model-run.ts';
 
 export { DEFAULT_PROMPT };
 
-interface Options extends GpuCliOptions, PromptOptions {
+interface Options extends GpuCliOptions, PromptOptions, LoadCliOptions {
   model: string;
   data: string;
   out: string;
   limit?: string;
   seed: string;
-  dtype?: string;
   shard?: string;
   shards?: string;
   dropBos: boolean;
@@ -59,7 +58,7 @@ export function register(program: Command): void {
     if (topk > 32) throw new UserError('--topk must be at most 32');
     const smooth = checkSmoothWindow(int('--smooth', o.smooth, 1)!);
     const query = int('--query', o.query, 0);
-    const dtype = parseDtype(o.dtype);
+    const load = loadOptions(o);
     const shard = shardOf(o);
     const selection = selectItems({ data: o.data, limit, seed, shard });
     const { files, checked: prompt } = await openChecked(o.model, (f) => {
@@ -74,7 +73,7 @@ export function register(program: Command): void {
       return p;
     });
     const gpu = await openGpu(o);
-    const m = await files.load(gpu, { dtype, onProgress: loadProgress('loading weights') });
+    const m = await files.load(gpu, { ...load, onProgress: loadProgress('loading weights') });
     const r = await analyze(gpu, m, { data: o.data, out: o.out, limit, seed, shard, prompt, dropBos: o.dropBos, visualTokens: o.visualTokens as VisualTokenSet, topk, lensLayers: o.lensLayers, lensPositions: o.lensPositions, query, smooth, padToSquare: o.padToSquare }, selection);
     reportRun(r.summary, o.out, r.report, 'analysed');
     await finishProfile(gpu, o);

@@ -34,6 +34,7 @@ export function register(program: Command): void {
         model: o.model,
         model_family: m.family,
         weight_dtypes: m.weightDtypes.join(','),
+        precision: m.precision,
         image: o.image ?? '',
         chat: String(o.chat),
         prompt: o.prompt ?? '',
