@@ -129,12 +129,12 @@ describe('forced kernel classes on this machine', () => {
 
 describe('adapterPeak', () => {
   it('knows common GPUs by their description, takes overrides, and has nothing for a software adapter', () => {
-    expect(adapterPeak('nvidia hopper  NVIDIA H100 80GB HBM3')).toEqual({ name: 'NVIDIA H100 SXM', tflops: 67, tensorTflops: 989, gbs: 3350 });
+    expect(adapterPeak('nvidia hopper  NVIDIA H100 80GB HBM3')).toEqual({ name: 'NVIDIA H100 SXM', tflops: 67, tensorTflops: 989, gbs: 3350, units: 132 });
     expect(adapterPeak('nvidia hopper  NVIDIA H100 PCIe')?.name).toBe('NVIDIA H100 PCIe');
     expect(adapterPeak('nvidia  NVIDIA H200')?.gbs).toBe(4800);
     expect(adapterPeak('mesa software llvmpipe')).toBeNull();
     expect(adapterPeak('mesa software llvmpipe', { tflops: 0.2 })).toMatchObject({ name: 'given', tflops: 0.2 });
-    expect(adapterPeak('NVIDIA H200', { gbs: 4000 })).toEqual({ name: 'NVIDIA H200, overridden', tflops: 67, tensorTflops: 989, gbs: 4000 });
+    expect(adapterPeak('NVIDIA H200', { gbs: 4000 })).toEqual({ name: 'NVIDIA H200, overridden', tflops: 67, tensorTflops: 989, gbs: 4000, units: 132 });
     expect(adapterPeak('NVIDIA H200', { tensorTflops: 900 })?.tensorTflops).toBe(900);
   });
 

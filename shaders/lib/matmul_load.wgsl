@@ -1,0 +1,67 @@
+// The operands of y[M, N] = x[M, K] · W[N, K]ᵀ, shared by the matmul kernels (matmul.wgsl,
+// matmul_sgmat.wgsl): the params uniform, x (binding 1) and W ($W_BINDING = 2, f32 or packed
+// f16), and vec4 loaders
+//   x4(row, k4), w4(col, k4)   x[row, 4·k4 .. 4·k4 + 3], W[col, ..] (row < M, col < N)
+// With ONE_PRODUCT the operands are f16-rounded as they are loaded (f16 weights are exact
+// already). K % 4 != 0 (VEC4 off): scalar loads, zero past K.
+#include "lib/one_product.wgsl"
+#include "lib/weights.wgsl"
+
+struct Params {
+  M: u32,      // rows of x and y (tokens)
+  N: u32,      // out features
+  K: u32,      // in features
+  k4_begin: u32,  // this pass sums k in [4·k4_begin, 4·k4_end) (vec4 steps; K-split passes)
+  k4_end: u32,
+  flags: u32,  // bit 0: add to y (not the first pass); bit 1: apply the epilogue (last pass)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+#else
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+#endif
+
+fn xin(v: vec4<f32>) -> vec4<f32> {
+#if ONE_PRODUCT
+  return h4(v);
+#else
+  return v;
+#endif
+}
+fn win(v: vec4<f32>) -> vec4<f32> {
+#if W_F16
+  return v;
+#else
+#if ONE_PRODUCT
+  return h4(v);
+#else
+  return v;
+#endif
+#endif
+}
+
+#if VEC4
+fn x4(row: u32, k4: u32) -> vec4<f32> {
+  return xin(x[row * (p.K >> 2u) + k4]);
+}
+fn w4(col: u32, k4: u32) -> vec4<f32> {
+  return win(w_vec4(col * p.K + 4u * k4));
+}
+#else
+fn x4(row: u32, k4: u32) -> vec4<f32> {
+  let k = 4u * k4;
+  let i = row * p.K + k;
+  let last = row * p.K + p.K - 1u;
+  return xin(vec4<f32>(x[i], select(0.0, x[min(i + 1u, last)], k + 1u < p.K),
+                       select(0.0, x[min(i + 2u, last)], k + 2u < p.K), select(0.0, x[min(i + 3u, last)], k + 3u < p.K)));
+}
+fn w4(col: u32, k4: u32) -> vec4<f32> {
+  let k = 4u * k4;
+  let i = col * p.K + k;
+  let last = col * p.K + p.K - 1u;
+  return win(vec4<f32>(w_at(i), select(0.0, w_at(min(i + 1u, last)), k + 1u < p.K),
+                       select(0.0, w_at(min(i + 2u, last)), k + 2u < p.K), select(0.0, w_at(min(i + 3u, last)), k + 3u < p.K)));
+}
+#endif
