@@ -35,6 +35,8 @@ export interface AblateRun {
   maxNewTokens: number;
   answer?: string;
   firstToken: boolean;
+  /** --seed (default 0): with the item's id, draws `random-image`. */
+  seed?: number;
 }
 
 export function checkAblate(m: ModelInfo, o: AblateRun, first?: DataItem): void {
@@ -56,7 +58,7 @@ async function withAblation<T>(gpu: Gpu, m: Vlm, x: VlmInput, a: Ablation, body:
 
 export async function ablateItem(gpu: Gpu, m: Vlm, item: DataItem, o: AblateRun): Promise<Record<string, unknown>> {
   const x = prepareItem(m, item, o.prompt, o.padToSquare);
-  const keys = groupPositions(o.token, x);
+  const keys = groupPositions(o.token, x, { key: item.id, seed: o.seed ?? 0 });
   const layers = parseLayers(o.layers, m.lm.num_hidden_layers);
   const lm = m.languageModel;
   const base = await runLast(gpu, lm, () => m.forward(gpu, x));
@@ -100,6 +102,7 @@ function options(m: Pick<Vlm, 'weightDtypes' | 'precision'>, o: AblateRun): Reco
     sweep: o.sweep,
     max_new_tokens: o.maxNewTokens,
     answer: o.answer ?? 'greedy first token of the un-intervened run',
+    seed: o.seed ?? 0,
     ablation: 'post-softmax attention weights from every query to the ablated keys set to 0, no renormalisation, in prefill and generation',
   };
 }

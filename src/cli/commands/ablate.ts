@@ -50,7 +50,7 @@ export function register(program: Command): void {
       .option('--answer <text|id:N>', 'the answer token: a word (digits too: 2 is the text "2") or a token id as id:N (default: the greedy first token of the un-intervened run)')
       .option('--first-token', 'use the first token of a several-token --answer', false)
       .option('--limit <n>', 'a reproducible random sample of n items')
-      .option('--seed <s>', 'seed of the sample', '0'),
+      .option('--seed <s>', 'seed of the sample and, with each item\'s id, of its random-image token', '0'),
   )).action(async (o: Options) => {
     checkOutputFolder('--out', o.out);
     const selection = selectItems({ data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0), shard: shardOf(o) });
@@ -66,6 +66,7 @@ export function register(program: Command): void {
       maxNewTokens: int('--max-new-tokens', o.maxNewTokens, 1)!,
       answer: o.answer,
       firstToken: o.firstToken,
+      seed: int('--seed', o.seed, 0)!,
     };
     await withModel(o, (f) => checkAblate(f, run, selection.items[0]), async (gpu, m) => {
       const r = await ablate(gpu, m, selection.items, run);
