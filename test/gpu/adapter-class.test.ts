@@ -163,7 +163,7 @@ describe('adapterPeak', () => {
     for (const [kernel, tensorCores] of [['matmul.sgmat.f16', true], ['matmul.tiled.f16', false]] as const) {
       for (const first of [true, false, false]) p.records.push({ kernel, shapes: '-', flops: 1e10, bytes: 1e9, first, tensorCores, begin: 0, end: 1e6 });
     }
-    const t = p.table(undefined, { name: 'test', tflops: 50, tensorTflops: 1000, gbs: 2000 });
+    const t = p.table(undefined, { name: 'test', tflops: 50, tensorTflops: 1000, gbs: 2000, units: NaN });
     expect(t).toMatch(/^matmul\.sgmat\.f16 .* 1\.0 \(tensor\)\s+50\.0$/m); // 10 of 1000 TFLOP/s; 1000 of 2000 GB/s
     expect(t).toMatch(/^matmul\.tiled\.f16 .* 20\.0\s+50\.0$/m); // 10 of 50
     expect(t).toContain('1000 TFLOP/s FP16 on the matrix units');
