@@ -9,7 +9,7 @@
  *
  * What is enumerated (each op's header says why its defines take these values):
  *   matmul     every variant × f32/f16 weights × bias × residual × 4 activations × K % 4 = 0
- *              or not, at every row class (subgroup RM 4/32, gemv ROWS 1..8, tiled TM
+ *              or not × precision f32/f16 (ONE_PRODUCT), at every row class (subgroup RM 4/32, gemv ROWS 1..8, tiled TM
  *              64/128); gemv's GEMV_T 1..64 × GEMV_C over every power of two it can take;
  *              sgmat with the configuration the picker takes from what each vendor reports
  *   attention  rows R 1..4, split, flash and decode with every tile candidate that fits a
@@ -28,6 +28,7 @@ import { Gpu, pickSubgroupMatrix, subgroupMatrixFeature, type SubgroupMatrix } f
 import { nodeShaderLoader, nullAdapter } from '../../src/gpu/node.ts';
 import type { KernelClass } from '../../src/gpu/adapter-class.ts';
 import { kernelRefusal, linear, MATMUL_KERNELS, type Activation, type MatmulKernel } from '../../src/ops/linear.ts';
+import { PRECISIONS } from '../../src/ops/precision.ts';
 import { attention, attentionRow, flashLayout, flashPipeline, tileCandidates, type AttentionVariant } from '../../src/ops/attention.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
 import { rmsNorm } from '../../src/ops/rmsnorm.ts';
@@ -85,8 +86,8 @@ function matmuls(gpu: Gpu, kernel: MatmulKernel, rows: readonly number[]): void 
         const w = gpu.tensor([N, K], wdt, 'w');
         const b = gpu.tensor([N], 'f32', 'b');
         const r = gpu.tensor([M, N], 'f32', 'r');
-        for (const bias of bools) for (const residual of bools) for (const act of ACTS) {
-          gpu.release(linear(gpu, x, w, { kernel, act, bias: bias ? b : undefined, residual: residual ? r : undefined }));
+        for (const bias of bools) for (const residual of bools) for (const act of ACTS) for (const precision of PRECISIONS) {
+          gpu.release(linear(gpu, x, w, { kernel, act, bias: bias ? b : undefined, residual: residual ? r : undefined, precision }));
         }
         gpu.release(w, b, r);
       }
@@ -157,8 +158,8 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
     const n = await compileAll(gpu, () => {
       for (const kernel of MATMUL_KERNELS) if (kernel !== 'sgmat') matmuls(gpu, kernel, rows[kernel]);
     });
-    // subgroup 2 RM × 2 VEC4 × 2 dtypes × 16 epilogues, gemv 8 ROWS × (GT 1 and 32 at K = 3, 100) × …
-    expect(n).toBeGreaterThan(600);
+    // subgroup 2 RM × 2 VEC4 × 2 dtypes × 16 epilogues × 2 precisions, gemv 8 ROWS × (GT 1 and 32 at K = 3, 100) × …
+    expect(n).toBeGreaterThan(1200);
     gpu.destroy();
   });
 
@@ -195,7 +196,7 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
         const nullMax = (await nullAdapter()).info.subgroupMaxSize!;
         const gpu = await nullGpu('gpu', { ...picked, subgroupSize: nullMax });
         const n = await compileAll(gpu, () => matmuls(gpu, 'sgmat', [40, 100]));
-        expect(n).toBe(2 * 16); // f16 weights only: VEC4 × 16 epilogues (M does not change the module)
+        expect(n).toBe(2 * 16 * 2); // f16 weights only: VEC4 × 16 epilogues × 2 precisions (M does not change the module)
         gpu.destroy();
       }
     });
