@@ -54,7 +54,7 @@ async function chain(gpu: Gpu, a: Tensor, n: number): Promise<{ s: number; recor
   const t0 = performance.now();
   let x = a;
   for (let i = 0; i < n; i++) {
-    const y = elementwise(gpu, 'add', x, a);
+    const y = elementwise(gpu, 'add', x, a, 0, { name: 'chain.y' }); // a fixed name, as a model's tensors have
     if (x !== a) gpu.release(x);
     x = y;
   }
