@@ -29,7 +29,8 @@
  *   --json   also write the records as a JSON array (see bench/record.ts)
  *   --reps   timed samples per side (default 5 for matmul, attention and host-overhead, 3 for models, interventions and chameleon)
  *   --quick  tiny shapes in every group: checks that the suite runs (test/bench/quick.test.ts),
- *            measures nothing useful
+ *            measures nothing useful; chameleon only when --only names it (its tiny run
+ *            takes ~30 s on 2 busy cores, over the quick test's budget)
  *   --matmul-kernel V      time only matmul variant V (default: every variant, see bench/kernels.ts)
  *   --attention-variant V  likewise for attention
  * Exits 1 when a result fails validation or a benchmark cannot run.
@@ -158,7 +159,10 @@ if (wanted) {
     process.exit(2);
   }
 }
-const selected = available.filter((g) => !wanted || wanted.includes(g) || groups[g].cases.some((c) => wanted.includes(c)));
+/** Groups --quick runs only when --only names them (bench/main.ts header). */
+const QUICK_ON_REQUEST = new Set(['chameleon']);
+const named = (g: string) => !!wanted && (wanted.includes(g) || groups[g].cases.some((c) => wanted.includes(c)));
+const selected = available.filter((g) => (wanted ? named(g) : !(opts.quick && QUICK_ON_REQUEST.has(g))));
 const keep = (r: BenchRecord) => !wanted || wanted.includes(r.case) || selected.some((g) => wanted.includes(g) && groups[g].cases.includes(r.case));
 
 const gpu = await createNodeGpu();
