@@ -16,7 +16,7 @@
  * Both sides: one warm-up, then the median of `reps`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/gpu/context.ts';
 import type { Tensor } from '../src/gpu/tensor.ts';
@@ -137,7 +137,12 @@ export async function benchHostOverhead(gpu: Gpu, o: HostBenchOptions): Promise<
       await makeTiny({ arch: family, out: dir, seed: 0, dtype: 'f32' });
       add(await benchDecode(gpu, hf, family, dir, o));
     }
-    return { records, settings: `host-overhead: ${hfSettings(versions)}; warm-up + median of ${o.reps}; load average ${loadavg()[0].toFixed(2)} at the group's end` };
+    const load = loadavg()[0];
+    // torch's worker threads wait for each other at every op: with other work on the cores its
+    // per-op time grows many-fold (tiny LLaVA decode, this machine: 1.2 ms/token at load 0.6,
+    // 25–140 ms at load 5–14), far more than ours, so a busy machine flatters the ratios
+    const busy = load > cpus().length ? `; load above the ${cpus().length} cores: torch eager slows far more than phaselens under contention, so these ratios flatter phaselens; rerun on an idle machine` : '';
+    return { records, settings: `host-overhead: ${hfSettings(versions)}; warm-up + median of ${o.reps}; load average ${load.toFixed(2)} at the group's end${busy}` };
   } finally {
     hf.close();
     rmSync(work, { recursive: true, force: true });
