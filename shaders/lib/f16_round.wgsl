@@ -8,12 +8,13 @@
 fn h1(v: f32) -> f32 {
   let u = bitcast<u32>(v);
   let e = (u >> 23u) & 0xffu;  // f32's biased exponent; f16's normal range is 113 ..= 142
-  if (e == 255u) { return v; }
-  if (e < 113u) { return round(v * 16777216.0) * 5.9604644775390625e-8; }  // exact scalings by 2^±24
   // drop 13 of the 23 mantissa bits, to nearest, ties to even (a carry moves up the exponent)
   let r = (u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u;
-  if ((r & 0x7fffffffu) > 0x477fe000u) { return bitcast<f32>((u & 0x80000000u) | 0x7f800000u); }  // past 65504
-  return bitcast<f32>(r);
+  let inf = bitcast<f32>((u & 0x80000000u) | 0x7f800000u);
+  let sub = round(v * 16777216.0) * 5.9604644775390625e-8;  // exact scalings by 2^±24
+  // selects, not branches: the kernels call it in unrolled loops (lavapipe compiles them faster)
+  let normal = select(bitcast<f32>(r), inf, (r & 0x7fffffffu) > 0x477fe000u);  // past 65504
+  return select(select(normal, sub, e < 113u), v, e == 255u);
 }
 
 fn h4(v: vec4<f32>) -> vec4<f32> {

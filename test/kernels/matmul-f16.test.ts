@@ -7,9 +7,9 @@
  * not a tolerance. Shapes as test/kernels/matmul.test.ts: M, N off the tiles, K % 4 != 0,
  * K > 1024 (the subgroup kernel's passes, which must add in f32 and round once), M ≤ 8.
  *
- * The check can fail: a problem whose x lie a quarter f16 step above f16 values, with the
+ * The check can fail: a problem whose x lie 0.45 of an f16 step above f16 values, with the
  * products all positive (so skipping x's rounding shifts every sum the same way, by about
- * 2⁻¹² of it), is failed by the f32 kernels and by a reference that does not round x.
+ * 2⁻¹¹ of it), is failed by the f32 kernels and by a reference that does not round x.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/context.ts';
@@ -23,11 +23,11 @@ import { getGpu, randn } from '../helpers/gpu.ts';
 
 type Shape = [number, number, number];
 const cases: { kernel: MatmulKernel; shapes: Shape[] }[] = [
-  { kernel: 'tile4x4', shapes: [[1, 1, 1], [5, 7, 3], [33, 65, 20], [37, 130, 257]] },
-  { kernel: 'subgroup', shapes: [[1, 1, 1], [5, 7, 3], [8, 70, 130], [33, 65, 20], [37, 130, 257], [19, 45, 2084]] },
-  { kernel: 'gemv', shapes: [[1, 1, 1], [3, 33, 36], [5, 9, 1030], [8, 130, 2084]] },
-  { kernel: 'tiled', shapes: [[9, 5, 7], [33, 65, 20], [65, 70, 100], [130, 129, 36], [200, 64, 1030]] },
-  { kernel: 'tiled16', shapes: [[9, 5, 7], [37, 130, 257], [130, 129, 36], [200, 64, 1030]] },
+  { kernel: 'tile4x4', shapes: [[5, 7, 3], [37, 130, 257]] },
+  { kernel: 'subgroup', shapes: [[5, 7, 3], [37, 130, 257], [19, 45, 2084]] },
+  { kernel: 'gemv', shapes: [[3, 33, 36], [8, 130, 2084]] },
+  { kernel: 'tiled', shapes: [[9, 5, 7], [130, 129, 36]] },
+  { kernel: 'tiled16', shapes: [[37, 130, 257], [200, 64, 1030]] },
   { kernel: 'sgmat', shapes: [[72, 80, 100]] },
 ];
 const F16_ONLY: MatmulKernel[] = ['tiled16', 'sgmat'];
@@ -105,25 +105,25 @@ describe('matmul.wgsl at precision f16 (ONE_PRODUCT) vs the f16-rounding referen
     { act: 'quick_gelu', bias: false, residual: true },
     { act: 'silu', bias: true, residual: true },
   ];
-  const epilogueCases: { kernel: MatmulKernel; shape: Shape; wdt: 'f32' | 'f16' }[] = [
-    { kernel: 'tile4x4', shape: [19, 45, 36], wdt: 'f32' },
-    { kernel: 'subgroup', shape: [3, 45, 38], wdt: 'f16' },
-    { kernel: 'subgroup', shape: [19, 45, 2056], wdt: 'f32' },
-    { kernel: 'gemv', shape: [8, 70, 260], wdt: 'f16' },
-    { kernel: 'tiled', shape: [70, 90, 50], wdt: 'f32' },
-    { kernel: 'tiled16', shape: [70, 90, 50], wdt: 'f16' },
+  const epilogueCases: { kernel: MatmulKernel; shape: Shape; wdt: 'f32' | 'f16'; which: number[] }[] = [
+    { kernel: 'tile4x4', shape: [19, 45, 36], wdt: 'f32', which: [3] },
+    { kernel: 'subgroup', shape: [3, 45, 38], wdt: 'f16', which: [1] },
+    { kernel: 'subgroup', shape: [19, 45, 2056], wdt: 'f32', which: [0, 3] },
+    { kernel: 'gemv', shape: [8, 70, 260], wdt: 'f16', which: [2] },
+    { kernel: 'tiled', shape: [70, 90, 50], wdt: 'f32', which: [3] },
+    { kernel: 'tiled16', shape: [70, 90, 50], wdt: 'f16', which: [1, 2] },
   ];
-  for (const { kernel, shape, wdt } of epilogueCases) {
-    for (const e of epilogues) {
+  for (const { kernel, shape, wdt, which } of epilogueCases) {
+    for (const e of which.map((i) => epilogues[i])) {
       variantCase(kernel, `epilogue ${kernel} ${wdt} [${shape.join(', ')}] act=${e.act} bias=${e.bias} residual=${e.residual}`, shape[0], () => check(kernel, shape, wdt, e));
     }
   }
 
-  it('the reference allows at most two neighbouring f16 values per output, mostly one (the check is near bit-exact)', () => {
+  // more only where the sum cancels (|z| ≪ Σ|xw|: the window spans the fine f16 steps near 0)
+  it('the reference allows one f16 value for most outputs (the check is near bit-exact)', () => {
     const shape: Shape = [37, 130, 257];
     const c = candidates(shape, problem(shape, 5), epilogues[3]);
-    expect(Math.max(...c.map((v) => v.length))).toBeLessThanOrEqual(2);
-    expect(c.filter((v) => v.length === 1).length / c.length).toBeGreaterThan(0.5);
+    expect(c.filter((v) => v.length === 1).length / c.length).toBeGreaterThan(0.5); // measured 0.65
   });
 
   it('rounds to nearest, ties to even, on the bits: halfway cases, subnormals, 65504 and past it', async () => {
@@ -141,21 +141,19 @@ describe('matmul.wgsl at precision f16 (ONE_PRODUCT) vs the f16-rounding referen
     expect(y[0]).toBe(1);
   });
 
-  // x a quarter step above an f16 value, sign(x) = sign(w): rounding x lowers every product's magnitude
+  // x 0.45 of an f16 step above an f16 value, the signs of column k shared by x and W: every
+  // product is positive, and rounding x lowers each by about 2⁻¹¹ of it, all the same way
   function biased([M, N, K]: Shape) {
     const p = problem([M, N, K], 11, 1);
-    const step = (h: number) => f16BitsToF32(f32ToF16Bits(Math.abs(h)) + 1) - Math.abs(h);
-    const w = roundF16(p.w);
+    const signs = randn(K, 14).map(Math.sign);
+    const step = (h: number) => f16BitsToF32(f32ToF16Bits(h) + 1) - h;
     for (let m = 0; m < M; m++) {
       for (let k = 0; k < K; k++) {
         const h = roundF16([0.5 + Math.abs(p.x[m * K + k])])[0];
-        const sign = Math.sign(w[(m % N) * K + k]) || 1;
-        p.x[m * K + k] = sign * (h + step(h) / 4);
+        p.x[m * K + k] = (signs[k] || 1) * (h + 0.45 * step(h));
       }
     }
-    // every row of W shares the signs of row 0..M-1 (mod N): all products positive
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w[n * K + k] = Math.abs(w[n * K + k]) * Math.sign(p.x[(n % M) * K + k]);
-    p.w = w;
+    p.w = Float32Array.from(p.w, (v, i) => Math.abs(v) * (signs[i % K] || 1));
     return p;
   }
 
@@ -170,7 +168,7 @@ describe('matmul.wgsl at precision f16 (ONE_PRODUCT) vs the f16-rounding referen
     }
     // outputs rounded to f16 but x not: the reference's own values without the x rounding
     const noRound = candidates(shape, p, {}, false).map((v) => v[0]);
-    expect(outsideCandidates(noRound, c)).toBeGreaterThan(0.2 * c.length);
+    expect(outsideCandidates(noRound, c)).toBeGreaterThan(0.3 * c.length); // measured 0.49
   });
 
   it("the device's precision (setMatmulPrecision) is what linear() runs by default", async () => {
