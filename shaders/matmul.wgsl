@@ -4,13 +4,10 @@ enable subgroups;
 #if F16
 enable f16;
 #endif
-#if SGMAT
-enable $SGM_EXT;
-#endif
 // y[M, N] = act(x[M, K] · W[N, K]ᵀ + bias[N]) + residual[M, N]
 // W in HF Linear layout [out, in], f32 or packed f16; accumulation in f32.
 //
-// Five variants, one define each, picked by src/ops/linear.ts (`pickMatmulKernel`).
+// Four variants here, one define each, and 'sgmat' in matmul_sgmat.wgsl, picked by src/ops/linear.ts (`pickMatmulKernel`).
 // CPU-class kernels (src/gpu/adapter-class.ts) get `subgroup`; GPU-class kernels get
 // `gemv` for M ≤ 8, and otherwise `sgmat` where the adapter has subgroup matrices and the
 // variant passed its self-check (src/ops/matmul-check.ts), else `tiled`; `tile4x4` is the
@@ -71,21 +68,10 @@ enable $SGM_EXT;
 //     workgroup-memory traffic; x stays f32 and every multiply-add is f32, so the result is
 //     the f32 kernel's to the last bit.
 //
-//   sgmat (SGMAT) — GPUs with subgroup matrices (`subgroup-matrix`, or Dawn's experimental name,
-//     an f16 → f32 S×S×S configuration: 16 on NVIDIA, 8 on Apple) and f16 weights. One
-//     subgroup per workgroup (the x size must equal the subgroup size) owns a 64 × 64 block
-//     of y as (64/S)² result matrices. x is split into two f16 matrices, hi = f16(x) and
-//     lo = f16(x − hi), and both are multiplied by the f16 W: y = hi·Wᵀ + lo·Wᵀ with f32
-//     accumulation keeps about 22 significant bits of x (|x − hi − lo| ≤ 2⁻²²·|x| in the
-//     normal f16 range) instead of f16's 11, at twice the matrix work — the f32 contract of
-//     the other variants (1e-5) holds where f16 activations alone miss it by ~20× (numpy,
-//     [64, 256, 4096], x ~ N(0, σ²), f16 W: split 3.5e-7 at σ = 1 and 30, 1.8e-6 at σ = 0.01
-//     where lo is subnormal; f16 x alone 2.3e-4; f32 x 3.6e-7 — max |Δ| / max |y| vs f64).
-//     x past ±65504 does not fit f16 and turns into ±inf (the non-finite checks catch it).
-//     Staged k-major in workgroup memory, TK = 2·S per step, the epilogue through one S×S
-//     f32 tile. Written for adapters that this machine has none of: at first use the op's
-//     self-check compares it with 'tiled' on a random problem and falls back if they differ
-//     or it fails to compile.
+//   sgmat — GPUs with subgroup matrices, f16 weights: its own kernel, matmul_sgmat.wgsl
+//     (several subgroups per workgroup, the hi/lo split of x that keeps the f32 contract,
+//     split K); it shares this file's operand loads and epilogue (lib/matmul_load.wgsl,
+//     lib/matmul_store.wgsl).
 //
 // All: rows past M and columns past N are clamped for loads and skipped for stores, so
 // any M, N work; K % 4 != 0 (VEC4 off) reads scalars and zero-fills past K.
@@ -99,115 +85,11 @@ enable $SGM_EXT;
 // 'sgmat' then runs one product (f16(x)·Wᵀ) instead of the split's two; 'tiled' keeps its x
 // tile in f16 too. Values past ±65504 become ±inf, as in torch.
 //
-// defines: one of SG, TILE4X4, GEMV, TILED, SGMAT; ONE_PRODUCT (needs F16); RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
-//          TILE_M/TILE_N/TILE_K and F16 (TILED), SGM_S and SGM_EXT (SGMAT, with F16: the matrix size
-//          and the extension's name, `subgroup_matrix` or `chromium_experimental_subgroup_matrix`); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
+// defines: one of SG, TILE4X4, GEMV, TILED; ONE_PRODUCT (needs F16); RM (SG), ROWS/GEMV_T/GEMV_C (GEMV),
+//          TILE_M/TILE_N/TILE_K and F16 (TILED); VEC4, W_F16, W_BINDING (= 2), BIAS, RESIDUAL,
 //          ACT (0 none, 1 gelu, 2 quick_gelu, 3 silu)
-#include "lib/activations.wgsl"
-
-struct Params {
-  M: u32,      // rows of x and y (tokens)
-  N: u32,      // out features
-  K: u32,      // in features
-  k4_begin: u32,  // this pass sums k in [4·k4_begin, 4·k4_end) (vec4 steps; K-split passes)
-  k4_end: u32,
-  flags: u32,  // bit 0: add to y (not the first pass); bit 1: apply the epilogue (last pass)
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-#if VEC4
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-#else
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-#endif
-#include "lib/weights.wgsl"
-#if BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-#endif
-#if RESIDUAL
-@group(0) @binding(4) var<storage, read> residual: array<f32>;
-#endif
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-
-// The operands as the products see them: f16-rounded with ONE_PRODUCT (f16 weights are
-// exact already), unchanged otherwise.
-#if ONE_PRODUCT
-#include "lib/f16_round.wgsl"
-#endif
-fn xin(v: vec4<f32>) -> vec4<f32> {
-#if ONE_PRODUCT
-  return h4(v);
-#else
-  return v;
-#endif
-}
-fn win(v: vec4<f32>) -> vec4<f32> {
-#if W_F16
-  return v;
-#else
-#if ONE_PRODUCT
-  return h4(v);
-#else
-  return v;
-#endif
-#endif
-}
-
-// x[row, 4·k4 .. 4·k4 + 3] and W[col, 4·k4 .. 4·k4 + 3]; row < M and col < N.
-#if VEC4
-fn x4(row: u32, k4: u32) -> vec4<f32> {
-  return xin(x[row * (p.K >> 2u) + k4]);
-}
-fn w4(col: u32, k4: u32) -> vec4<f32> {
-  return win(w_vec4(col * p.K + 4u * k4));
-}
-#else
-fn x4(row: u32, k4: u32) -> vec4<f32> {
-  let k = 4u * k4;
-  let i = row * p.K + k;
-  let last = row * p.K + p.K - 1u;
-  return xin(vec4<f32>(x[i], select(0.0, x[min(i + 1u, last)], k + 1u < p.K),
-                       select(0.0, x[min(i + 2u, last)], k + 2u < p.K), select(0.0, x[min(i + 3u, last)], k + 3u < p.K)));
-}
-fn w4(col: u32, k4: u32) -> vec4<f32> {
-  let k = 4u * k4;
-  let i = col * p.K + k;
-  let last = col * p.K + p.K - 1u;
-  return win(vec4<f32>(w_at(i), select(0.0, w_at(min(i + 1u, last)), k + 1u < p.K),
-                       select(0.0, w_at(min(i + 2u, last)), k + 2u < p.K), select(0.0, w_at(min(i + 3u, last)), k + 3u < p.K)));
-}
-#endif
-
-// Adds this pass's partial sum to y (flags bit 0) and, on the last pass (bit 1), applies
-// the fused epilogue: bias, activation, residual. Out-of-range outputs are dropped.
-fn store(row: u32, col: u32, v: f32) {
-  if (row >= p.M || col >= p.N) { return; }
-  let i = row * p.N + col;
-  var o = v;
-  if ((p.flags & 1u) != 0u) { o += y[i]; }
-  if ((p.flags & 2u) != 0u) {
-#if BIAS
-    o += bias[col];
-#endif
-#if ONE_PRODUCT
-    o = h1(o);  // torch rounds each op's output: the linear's, the activation's, the add's
-#endif
-    if ($ACT == 1) { o = gelu(o); }
-    if ($ACT == 2) { o = quick_gelu(o); }
-    if ($ACT == 3) { o = silu(o); }
-#if ONE_PRODUCT
-    o = h1(o);
-#endif
-#if RESIDUAL
-#if ONE_PRODUCT
-    o = h1(o + h1(residual[i]));
-#else
-    o += residual[i];
-#endif
-#endif
-  }
-  y[i] = o;
-}
+#include "lib/matmul_load.wgsl"
+#include "lib/matmul_store.wgsl"
 
 #if SG
 // ---- subgroup: RM rows × 4 columns per invocation, x shared through shuffles ------------
@@ -441,91 +323,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
         }
       }
     }
-  }
-}
-#endif
-
-#if SGMAT
-// ---- sgmat: 64 × 64 of y per subgroup, split-f16 x times f16 W on subgroup matrices ------
-const S: u32 = $SGM_Su;    // the matrices' M = N = K
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 2u * S;    // k per staged step
-const IM: u32 = TM / S;    // result matrices along rows
-const IN: u32 = TN / S;    // and along columns
-const K4T: u32 = TK / 4u;
-override WG: u32 = 32u;    // = the subgroup size: one subgroup per workgroup
-alias left = subgroup_matrix_left<f16, S, S>;
-alias right = subgroup_matrix_right<f16, S, S>;
-alias result = subgroup_matrix_result<f32, S, S>;
-// row-major, k fastest: xh[r·TK + k] = hi(x[r0 + r, k0 + k]), ws[c·TK + k] = W[c0 + c, k0 + k]
-var<workgroup> xh: array<f16, TM * TK>;
-#if !ONE_PRODUCT
-var<workgroup> xl: array<f16, TM * TK>;  // lo(x) = f16(x − hi); ONE_PRODUCT multiplies hi alone
-#endif
-var<workgroup> ws: array<f16, TN * TK>;
-var<workgroup> cs: array<f32, S * S>;  // one result matrix on its way to the epilogue
-
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r0 = wid.y * TM;
-  let c0 = wid.x * TN;
-  var acc: array<result, IM * IN>;  // zero-initialised
-  for (var kt = p.k4_begin; kt < p.k4_end; kt += K4T) {
-    for (var e = lid; e < TM * K4T; e += WG) {
-      let k4 = kt + e % K4T;
-      let v = select(vec4<f32>(0.0), x4(min(r0 + e / K4T, p.M - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end);
-      let hi = vec4<f16>(v);
-      let b = (e / K4T) * TK + 4u * (e % K4T);
-#if ONE_PRODUCT
-      for (var c = 0u; c < 4u; c++) {
-        xh[b + c] = hi[c];
-      }
-#else
-      let lo = vec4<f16>(v - vec4<f32>(hi));
-      for (var c = 0u; c < 4u; c++) {
-        xh[b + c] = hi[c];
-        xl[b + c] = lo[c];
-      }
-#endif
-    }
-    for (var e = lid; e < TN * K4T; e += WG) {
-      let k4 = kt + e % K4T;
-      let v = vec4<f16>(select(vec4<f32>(0.0), w4(min(c0 + e / K4T, p.N - 1u), min(k4, p.k4_end - 1u)), k4 < p.k4_end));
-      let b = (e / K4T) * TK + 4u * (e % K4T);
-      for (var c = 0u; c < 4u; c++) {
-        ws[b + c] = v[c];
-      }
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk += S) {
-      // B = Wᵀ (k rows × n columns) is ws read column-major
-      var bs: array<right, IN>;
-      for (var j = 0u; j < IN; j++) {
-        bs[j] = subgroupMatrixLoad<right, col_major>(&ws, j * S * TK + kk, TK);
-      }
-      for (var i = 0u; i < IM; i++) {
-        let ah = subgroupMatrixLoad<left, row_major>(&xh, i * S * TK + kk, TK);
-#if !ONE_PRODUCT
-        let al = subgroupMatrixLoad<left, row_major>(&xl, i * S * TK + kk, TK);
-#endif
-        for (var j = 0u; j < IN; j++) {
-          acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(ah, bs[j], acc[i * IN + j]);
-#if !ONE_PRODUCT
-          acc[i * IN + j] = subgroupMatrixMultiplyAccumulate(al, bs[j], acc[i * IN + j]);
-#endif
-        }
-      }
-    }
-    workgroupBarrier();  // the next step overwrites the tiles
-  }
-  for (var t = 0u; t < IM * IN; t++) {
-    subgroupMatrixStore<row_major>(&cs, 0u, acc[t], S);
-    workgroupBarrier();
-    for (var e = lid; e < S * S; e += WG) {
-      store(r0 + (t / IN) * S + e / S, c0 + (t % IN) * S + e % S, cs[e]);
-    }
-    workgroupBarrier();
   }
 }
 #endif

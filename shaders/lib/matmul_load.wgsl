@@ -4,7 +4,9 @@
 //   x4(row, k4), w4(col, k4)   x[row, 4·k4 .. 4·k4 + 3], W[col, ..] (row < M, col < N)
 // With ONE_PRODUCT the operands are f16-rounded as they are loaded (f16 weights are exact
 // already). K % 4 != 0 (VEC4 off): scalar loads, zero past K.
-#include "lib/one_product.wgsl"
+#if ONE_PRODUCT
+#include "lib/f16_round.wgsl"
+#endif
 #include "lib/weights.wgsl"
 
 struct Params {

@@ -5,7 +5,9 @@
 //                        out-of-range outputs are dropped.
 // The includer's uniform `p` has M, N and flags.
 #include "lib/activations.wgsl"
-#include "lib/one_product.wgsl"
+#if ONE_PRODUCT
+#include "lib/f16_round.wgsl"
+#endif
 
 #if BIAS
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -7,6 +7,7 @@
  *   'gemv'     — GPU-class kernels, M ≤ 8 (decoding);
  *   'sgmat'    — GPU-class kernels, M > 8, f16 weights, on adapters with subgroup matrices
  *                once the variant has passed its self-check (src/ops/matmul-check.ts);
+ *                its own kernel, shaders/matmul_sgmat.wgsl (src/ops/matmul-sgmat.ts: tiles, split K);
  *   'tiled'    — GPU-class kernels, M > 8 (prefill), when the workgroup memory fits;
  *                'tiled16' is the same with the W tile in f16 (`shader-f16`, f16 weights), once
  *                it has passed the same self-check;
@@ -18,6 +19,7 @@ import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { isCpuAdapter } from './common.ts';
+import { sgmatConfig, sgmatLinear, type MatrixShape } from './matmul-sgmat.ts';
 import { matmulPrecision, type Precision } from './precision.ts';
 
 export type Activation = 'none' | 'gelu' | 'quick_gelu' | 'silu';
@@ -34,6 +36,13 @@ export interface LinearOptions {
   name?: string;
   /** Kernel variant (default: `pickMatmulKernel`); for tests and benchmarks. */
   kernel?: MatmulKernel;
+  /** 'sgmat': chunks of K (default: `sgmatSplits`); for tests and the self-check. */
+  splitK?: number;
+  /**
+   * 'sgmat' on an adapter without subgroup matrices, for tests: the kernel with its matrix
+   * primitives emulated by plain loops (shaders/matmul_sgmat.wgsl), as this configuration's.
+   */
+  emulateSubgroupMatrix?: MatrixShape;
   /** Precision (default: the device's, `matmulPrecision`); for tests and the self-check. */
   precision?: Precision;
 }
@@ -68,9 +77,6 @@ export function tiledFits(gpu: Gpu, M: number): boolean {
     && invocations <= l.maxComputeInvocationsPerWorkgroup && TILE_N / 8 <= l.maxComputeWorkgroupSizeX && TILE_M / 8 <= l.maxComputeWorkgroupSizeY;
 }
 
-/** sgmat: y per workgroup (shaders/matmul.wgsl; 64 × 64 whatever the matrix size S). */
-const SGM_TILE = 64;
-
 /** Per device, the variants that passed their self-check (src/ops/matmul-check.ts): 'tiled16' and 'sgmat' are picked only then. */
 const checked = new WeakMap<Gpu, Set<MatmulKernel>>();
 
@@ -101,14 +107,23 @@ export function pickMatmulKernel(gpu: Gpu, M: number, wdtype: 'f32' | 'f16' = 'f
   return wdtype === 'f16' && passed(gpu, 'tiled16') ? 'tiled16' : 'tiled';
 }
 
-/** Why `kernel` cannot run here for these weights and rows, or null when it can. */
-export function kernelRefusal(gpu: Gpu, kernel: MatmulKernel, M: number, wdtype: 'f32' | 'f16'): string | null {
+/** The adapter's subgroup-matrix shape, as 'sgmat' takes it (its one square size S: S × S × S). */
+export function adapterMatrixShape(gpu: Gpu): MatrixShape | null {
+  const s = gpu.subgroupMatrix;
+  return s && { M: s.size, N: s.size, K: s.size, subgroupSize: s.subgroupSize };
+}
+
+/** Why `kernel` cannot run here for these weights and rows (`emulate`: 'sgmat' emulated, as this shape), or null when it can. */
+export function kernelRefusal(gpu: Gpu, kernel: MatmulKernel, M: number, wdtype: 'f32' | 'f16', emulate?: MatrixShape): string | null {
   if (kernel === 'subgroup' && !gpu.features.subgroups) return `the 'subgroup' kernel needs the subgroups feature, which this device lacks`;
   if (kernel === 'gemv' && M > GEMV_MAX_ROWS) return `the 'gemv' kernel takes at most ${GEMV_MAX_ROWS} rows, got ${M}`;
   if ((kernel === 'tiled' || kernel === 'tiled16') && !tiledFits(gpu, M)) return `the '${kernel}' kernel's workgroup does not fit this device's limits`;
   if ((kernel === 'tiled16' || kernel === 'sgmat') && wdtype !== 'f16') return `the '${kernel}' kernel takes f16 weights`;
   if (kernel === 'tiled16' && !gpu.features.f16) return `the 'tiled16' kernel needs the shader-f16 feature, which this device lacks`;
-  if (kernel === 'sgmat' && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (subgroup-matrix or chromium-experimental-subgroup-matrix with a square f16 → f32 configuration), which this device lacks`;
+  if (kernel === 'sgmat' && emulate && !gpu.features.f16) return `the emulated 'sgmat' kernel needs the shader-f16 feature, which this device lacks`;
+  if (kernel === 'sgmat' && !emulate && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (subgroup-matrix or chromium-experimental-subgroup-matrix with a square f16 → f32 configuration), which this device lacks`;
+  const shape = kernel === 'sgmat' && (emulate ?? adapterMatrixShape(gpu));
+  if (shape && !sgmatConfig(shape, gpu.limits, M, false)) return `no 'sgmat' workgroup for ${shape.M}×${shape.N}×${shape.K} matrices fits this device's limits`;
   return null;
 }
 
@@ -137,7 +152,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   if (opts.bias && opts.bias.numel !== N) throw new GpuError(`linear: bias ${opts.bias} does not have ${N} elements`);
   if (opts.residual && opts.residual.numel !== M * N) throw new GpuError(`linear: residual ${opts.residual} is not [${M}, ${N}]`);
   const kernel = opts.kernel ?? pickMatmulKernel(gpu, M, w.dtype);
-  const refusal = kernelRefusal(gpu, kernel, M, w.dtype);
+  const refusal = kernelRefusal(gpu, kernel, M, w.dtype, opts.emulateSubgroupMatrix);
   if (refusal) throw new GpuError(`linear: ${refusal}`);
   const one = (opts.precision ?? matmulPrecision(gpu)) === 'f16';
   if (one && !gpu.features.f16) throw new GpuError('linear: precision f16 needs the shader-f16 feature, which this device lacks');
@@ -207,15 +222,11 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
       ...common,
     });
   } else if (kernel === 'sgmat') {
-    const sgm = gpu.subgroupMatrix!;
-    gpu.dispatch({
-      kernel: `matmul.sgmat.${w.dtype}${tag}`,
-      pipeline: { shader: 'matmul.wgsl', defines: { ...defines, SGMAT: true, F16: true, SGM_S: sgm.size, SGM_EXT: sgm.extension }, constants: { WG: sgm.subgroupSize } },
-      params: { values: [M, N, K, 0, K4, 2] },
-      workgroups: [Math.ceil(N / SGM_TILE), Math.ceil(M / SGM_TILE)],
-      ...cost(0, K4),
-      ...common,
-      tensorCores: true,
+    const emulate = opts.emulateSubgroupMatrix;
+    sgmatLinear(gpu, {
+      x, w, y, bias: opts.bias, residual: opts.residual, M, N, K, defines, tag, splits: opts.splitK,
+      shape: emulate ?? adapterMatrixShape(gpu)!,
+      extension: emulate ? null : gpu.subgroupMatrix!.extension,
     });
   } else {
     gpu.dispatch({

@@ -11,7 +11,8 @@
  *     64 × 32 as 4 × 2 matrices; AMD, 64 lanes: 64 × 64 as 4 × 4; Apple 8×8, 32 lanes:
  *     64 × 32 as 8 × 4; a 16-lane Intel subgroup with 8 × 16 matrices: 64 × 16 as 8 × 1);
  *   - 256 invocations per workgroup (fewer where the device allows fewer), as 2 rows × the
- *     rest of subgroups: a 128 × 128 tile on all four (M ≤ 64: one row of subgroups, 64 × 128);
+ *     rest of subgroups: a 128 × 128 tile on all four (M ≤ 64: one row of subgroups, 64 × 128;
+ *     M ≤ 32: half-height blocks, 32 × 128);
  *   - TILE_K = 32; two stages of staged tiles when the workgroup memory holds them
  *     (ONE_PRODUCT on NVIDIA's 48 KiB: 40 KiB + 8 KiB of epilogue slots), else one (the
  *     split's hi/lo tiles: 30 KiB + 8); where even one does not fit (the WebGPU minimum of
@@ -81,6 +82,7 @@ export function sgmatConfig(
   if (subgroups < 1) return null;
   let MAT_N = Math.max(1, Math.floor(area / 64 / shape.N));
   let MAT_M = Math.max(1, Math.floor(area / (MAT_N * shape.N) / shape.M));
+  if (M <= (MAT_M * shape.M) / 2 && MAT_M > 1) MAT_M = Math.floor(MAT_M / 2); // few rows (short prompts, the Q-Former's 32 queries): half-height blocks
   let SG_N = Math.max(1, Math.floor(subgroups / 2));
   let SG_M = M > MAT_M * shape.M ? Math.max(1, Math.floor(subgroups / SG_N)) : 1;
   for (;;) {
@@ -158,7 +160,8 @@ export function sgmatLinear(gpu: Gpu, r: SgmatRun): void {
     kernel: `${name}.f16${r.tag}`,
     pipeline: sgmatPipeline(cfg, r.defines, r.extension),
     params: { values: [M, N, K, 0, K4, splits > 1 ? 0 : 2] },
-    bindings: [r.x, r.w, splits > 1 ? null : r.bias ?? null, splits > 1 ? null : r.residual ?? null, part],
+    // bias and residual bound for the epilogue of one split (the pipeline is the same for any)
+    bindings: [r.x, r.w, r.bias ?? null, r.residual ?? null, part],
     workgroups: grid,
     shapes: `M=${M} N=${N} K=${K} splits=${splits}`,
     flops: 2 * M * N * K,

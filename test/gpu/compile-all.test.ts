@@ -27,7 +27,8 @@ import { describe, expect, it } from 'vitest';
 import { Gpu, pickSubgroupMatrix, subgroupMatrixFeature, type SubgroupMatrix } from '../../src/gpu/context.ts';
 import { nodeShaderLoader, nullAdapter } from '../../src/gpu/node.ts';
 import type { KernelClass } from '../../src/gpu/adapter-class.ts';
-import { kernelRefusal, linear, MATMUL_KERNELS, type Activation, type MatmulKernel } from '../../src/ops/linear.ts';
+import { kernelRefusal, linear, MATMUL_KERNELS, type Activation, type LinearOptions, type MatmulKernel } from '../../src/ops/linear.ts';
+import { sgmatConfig, sgmatPipeline, type MatrixShape } from '../../src/ops/matmul-sgmat.ts';
 import { PRECISIONS } from '../../src/ops/precision.ts';
 import { attention, attentionRow, flashLayout, flashPipeline, tileCandidates, type AttentionVariant } from '../../src/ops/attention.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
@@ -76,18 +77,18 @@ async function compileAll(gpu: Gpu, build: () => void): Promise<number> {
 const ACTS: Activation[] = ['none', 'gelu', 'quick_gelu', 'silu'];
 const bools = [false, true];
 
-function matmuls(gpu: Gpu, kernel: MatmulKernel, rows: readonly number[]): void {
+function matmuls(gpu: Gpu, kernel: MatmulKernel, rows: readonly number[], extra: LinearOptions = {}): void {
   const N = 33;
   for (const M of rows) {
     for (const K of [3, 100]) {
       const x = gpu.tensor([M, K], 'f32', 'x');
       for (const wdt of ['f32', 'f16'] as const) {
-        if (kernelRefusal(gpu, kernel, M, wdt)) continue;
+        if (kernelRefusal(gpu, kernel, M, wdt, extra.emulateSubgroupMatrix)) continue;
         const w = gpu.tensor([N, K], wdt, 'w');
         const b = gpu.tensor([N], 'f32', 'b');
         const r = gpu.tensor([M, N], 'f32', 'r');
         for (const bias of bools) for (const residual of bools) for (const act of ACTS) for (const precision of PRECISIONS) {
-          gpu.release(linear(gpu, x, w, { kernel, act, bias: bias ? b : undefined, residual: residual ? r : undefined, precision }));
+          gpu.release(linear(gpu, x, w, { ...extra, kernel, act, bias: bias ? b : undefined, residual: residual ? r : undefined, precision }));
         }
         gpu.release(w, b, r);
       }
@@ -100,7 +101,8 @@ function matmuls(gpu: Gpu, kernel: MatmulKernel, rows: readonly number[]): void 
  * Subgroup-matrix configurations as each vendor's driver reports them through Dawn
  * (Vulkan VK_KHR_cooperative_matrix properties as listed on vulkan.gpuinfo.org; Metal's
  * simdgroup_matrix is 8×8, Metal Shading Language spec §6.7), with the largest subgroup.
- * Intel lists only non-square shapes, which 'sgmat' (one S for M, N and K) does not take.
+ * Intel lists only non-square shapes, which the picker (one S for M, N and K) does not take
+ * yet; the kernel does (its modules are compiled below).
  */
 const VENDORS: { vendor: string; subgroupMaxSize: number; configs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[]; size: number | null }[] = [
   {
@@ -183,7 +185,7 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
   });
 
   for (const v of VENDORS) {
-    it(`matmul sgmat: the configuration picked from what ${v.vendor} reports`, async () => {
+    it(`matmul sgmat: the configuration picked from what ${v.vendor} reports, every row class, split K`, async () => {
       // the draft's `subgroup_matrix` is not a WGSL extension this Dawn knows yet ("expected
       // extension"), so only Dawn's name compiles here; the choice between them is tested below
       for (const extension of ['chromium_experimental_subgroup_matrix']) {
@@ -191,16 +193,65 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
         expect(picked?.size ?? null).toBe(v.size);
         if (!picked) continue;
         expect(picked.subgroupSize).toBe(v.subgroupMaxSize);
-        // the workgroup size is an override constant (the module is the same for any); Dawn
-        // wants it a multiple of the device's largest subgroup, which is the Null device's here
+        // Dawn wants a subgroup-matrix kernel's workgroup a multiple of the device's largest
+        // subgroup, which is the Null device's (128) here: linear() derives its tiles for
+        // that; the vendors' own tiles are compiled as modules in the next test
         const nullMax = (await nullAdapter()).info.subgroupMaxSize!;
         const gpu = await nullGpu('gpu', { ...picked, subgroupSize: nullMax });
-        const n = await compileAll(gpu, () => matmuls(gpu, 'sgmat', [40, 100]));
-        expect(n).toBe(2 * 16 * 2); // f16 weights only: VEC4 × 16 epilogues × 2 precisions (M does not change the module)
+        const n = await compileAll(gpu, () => {
+          matmuls(gpu, 'sgmat', [7, 40, 100]);
+          matmuls(gpu, 'sgmat', [100], { splitK: 3 });
+        });
+        // f16 weights only: VEC4 × 16 epilogues × 2 precisions, the row classes of this tile
+        // (≤ 32, ≤ 64 rows — the Null device's 16 KiB tile has 64), the reduction's 16 × 2
+        expect(n).toBe(2 * 16 * 2 * 2 + 16 * 2);
         gpu.destroy();
       }
     });
   }
+
+  it('matmul sgmat: every f16 → f32 configuration the vendors report, with their subgroup size, at 48, 32 and 16 KiB, real and emulated, as modules', async () => {
+    const gpu = await nullGpu('gpu');
+    let modules = 0;
+    const n = await compileAll(gpu, () => {
+      for (const v of VENDORS) {
+        for (const c of v.configs.filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32')) {
+          const shape: MatrixShape = { M: c.M, N: c.N, K: c.K, subgroupSize: v.subgroupMaxSize };
+          for (const kib of [48, 32, 16]) {
+            const limits = { maxComputeWorkgroupStorageSize: kib * 1024, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+            for (const M of [7, 40, 600]) for (const one of bools) {
+              const cfg = sgmatConfig(shape, limits, M, one);
+              expect(cfg, `${v.vendor} ${c.M}×${c.N}×${c.K} at ${kib} KiB`).not.toBeNull();
+              expect(cfg!.bytes).toBeLessThanOrEqual(kib * 1024);
+              expect(cfg!.WG % v.subgroupMaxSize).toBe(0);
+              for (const VEC4 of bools) for (const BIAS of bools) for (const RESIDUAL of bools) for (const ACT of [0, 1, 2, 3]) {
+                for (const extension of ['chromium_experimental_subgroup_matrix', null]) {
+                  gpu.pipelines.module(sgmatPipeline(cfg!, { VEC4, W_F16: true, W_BINDING: 2, BIAS, RESIDUAL, ACT, ONE_PRODUCT: one, F16: one }, extension));
+                  modules++;
+                }
+              }
+            }
+          }
+        }
+      }
+    });
+    expect(n).toBe(0); // modules only
+    expect(modules).toBeGreaterThan(5000);
+    gpu.destroy();
+  });
+
+  it("matmul sgmat emulated: the pipelines linear() builds for the vendors' configurations on the Null device", async () => {
+    const gpu = await nullGpu('gpu');
+    const n = await compileAll(gpu, () => {
+      for (const v of VENDORS) {
+        for (const c of v.configs.filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32')) {
+          matmuls(gpu, 'sgmat', [7, 100], { emulateSubgroupMatrix: { M: c.M, N: c.N, K: c.K, subgroupSize: v.subgroupMaxSize }, splitK: 2 });
+        }
+      }
+    });
+    expect(n).toBeGreaterThan(100);
+    gpu.destroy();
+  });
 
   it("subgroup matrices: the draft's feature and extension names when an adapter offers them, else Dawn's", () => {
     const offer = (...names: string[]) => subgroupMatrixFeature((f) => names.includes(f));
