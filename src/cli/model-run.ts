@@ -10,6 +10,7 @@ import type { Gpu } from '../gpu/context.ts';
 import { UserError } from '../errors.ts';
 import { readImageFile } from '../io/load-node.ts';
 import { nodeDirectory } from '../io/source-node.ts';
+import { PRECISION_F16_DTYPE } from '../models/open.ts';
 import { FAMILIES, openModel } from '../models/registry.ts';
 import type { Capabilities, LoadOptions, PromptSpec, Vlm, VlmFiles, VlmInput } from '../models/vlm.ts';
 import { addGpuOptions, checkProfilePath, finishProfile, loadProgress, openGpu, parseDtype, parsePrecision, type GpuCliOptions } from './gpu-session.ts';
@@ -77,7 +78,9 @@ export async function openChecked<T>(dir: string, check: (files: VlmFiles) => T)
 /** `newTokens`: how many tokens the run will append (generation), checked against the context too. */
 /** --dtype and --precision, checked before any work. */
 export function loadOptions(o: LoadCliOptions): Pick<LoadOptions, 'dtype' | 'precision'> {
-  return { dtype: parseDtype(o.dtype), precision: parsePrecision(o.precision) };
+  const l = { dtype: parseDtype(o.dtype), precision: parsePrecision(o.precision) };
+  if (l.precision === 'f16' && l.dtype === 'f32') throw new UserError(PRECISION_F16_DTYPE);
+  return l;
 }
 
 export async function prepareModelRun(o: ModelRunOptions, newTokens = 0): Promise<ModelRun> {

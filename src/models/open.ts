@@ -135,6 +135,8 @@ export async function streamWeights<T>(gpu: Gpu, c: OpenedCheckpoint, opts: Load
   }
 }
 
+export const PRECISION_F16_DTYPE = '--precision f16 computes with f16 weights (HF model.half()); leave --dtype out or make it f16';
+
 /** What a family's composition class gives the interface once its weights are loaded. */
 export interface Composition {
   hooks: HookPoints;
@@ -156,7 +158,7 @@ export function vlmFiles(c: OpenedCheckpoint, familyInfo: FamilyInfo, build: (w:
       const precision = opts.precision ?? 'f32';
       if (precision === 'f16') {
         if (!gpu.features.f16) throw new UserError(`--precision f16 needs the shader-f16 feature, which this GPU (${gpu.adapterName}) does not offer; run at the default precision f32`);
-        if (opts.dtype === 'f32') throw new UserError('--precision f16 computes with f16 weights (HF model.half()); leave --dtype out or make it f16');
+        if (opts.dtype === 'f32') throw new UserError(PRECISION_F16_DTYPE);
       }
       const { model, weightDtypes } = await streamWeights(gpu, c, { ...opts, dtype: opts.dtype ?? (precision === 'f16' ? 'f16' : undefined) }, build);
       setMatmulPrecision(gpu, precision);
