@@ -58,6 +58,8 @@ export interface HfCase {
   topk: number;
   /** The metrics once more: BOS dropped from the text set, another query row, another k. */
   variant?: { drop_bos: boolean; query: number; topk: number };
+  /** How HF runs it: float32 (default) or float16 (model.half(); hf_parity.py's docstring). */
+  compute?: 'float32' | 'float16';
 }
 
 /** Names of the distributions installed in the venv (torch-2.13.0+cpu.dist-info, …). */

@@ -10,7 +10,8 @@ hub|transformers5, dtype: float32|float16|bfloat16, gqa, max_shard_size (optiona
 save_pretrained's, for shards + model.safetensors.index.json), image_size, resize (shortest
 edge for CLIP; ignored by BLIP, which resizes to exactly image_size), seed, image (a file),
 prompt, new_tokens, topk, variant (optional: {drop_bos, query, topk}, the metrics once more
-with these settings)}. LLaVA-NeXT cases also have lm: vicuna|llama3|mistral (the language
+with these settings), compute (optional: float32, the default, or float16: HF runs the model
+in fp16, `from_pretrained(dtype=torch.float16)` = model.half(), as `--precision f16` does)}. LLaVA-NeXT cases also have lm: vicuna|llama3|mistral (the language
 model, below), pinpoints (image_grid_pinpoints, [height, width] multiples of image_size, the
 tile) and crop (optional [left, top, right, bottom] cut from the image first, for aspect
 ratios the fixtures lack). Their language models:
@@ -33,7 +34,9 @@ Every case is done in this one process; for each, DIR/NAME/ gets:
                  config.json with `rope_theta` / `torch_dtype` — and transformers must still
                  load it (it is loaded back below, not trusted).
   hf.safetensors tensors of HF's eager forward in float32 (the checkpoint's f16/bf16 weights
-                 upcast exactly, so the arithmetic is the same as phaselens's f32 compute):
+                 upcast exactly, so the arithmetic is the same as phaselens's f32 compute;
+                 compute float16: in fp16, every tensor widened to float32 when written, and
+                 greedy_scores [new_tokens, vocab], the logits of each greedy step; no metrics):
                  image_rgb (uint8 [H, W, 3], the image as Pillow decodes it), input_ids,
                  pixel_values, (qformer_input_ids), hidden_states.{l} l = 0..L
                  (HF convention: L after the final norm), residual_final (layer L before it),
@@ -326,7 +329,9 @@ def lm_outputs(out):
 def run_hf(tr, c, d):
     from PIL import Image
 
-    model = getattr(tr, MODEL_CLASSES[c["family"]]).from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+    half = c.get("compute", "float32") == "float16"
+    model = getattr(tr, MODEL_CLASSES[c["family"]]).from_pretrained(d, dtype=torch.float16 if half else torch.float32,
+                                                                    attn_implementation="eager").eval()
     proc = tr.AutoProcessor.from_pretrained(d)
     image = Image.open(c["image"]).convert("RGB")  # the processor's do_convert_rgb, done here to keep the pixels
     if c.get("crop"):
@@ -340,6 +345,8 @@ def run_hf(tr, c, d):
     bos = proc.tokenizer.bos_token
     writes_bos = chat and bos is not None and text.startswith(bos)
     x = proc(images=image, text=text, return_tensors="pt", **({"add_special_tokens": False} if writes_bos else {}))
+    if half:  # the fp16 model takes fp16 pixels (so they are written rounded)
+        x["pixel_values"] = x["pixel_values"].half()
     hook = hf_bench.PrenormHook(model)
     out = model(**x, output_hidden_states=True, output_attentions=True, use_cache=False, return_dict=True)
     hs, att = lm_outputs(out)
@@ -376,6 +383,15 @@ def run_hf(tr, c, d):
         raise SystemExit(f"case {c['name']}: image tokens not contiguous")
     text_pos = [i for i in range(len(ids)) if not span[0] <= i < span[1]]
     query = len(ids) - 1
+    if half:  # what --precision f16 is compared on: the dump and greedy decoding with HF's logits per step
+        hook.handle.remove()
+        gen = model.generate(**x, max_new_tokens=c["new_tokens"], do_sample=False, eos_token_id=None, pad_token_id=0,
+                             output_scores=True, return_dict_in_generate=True)
+        t["greedy_tokens"] = gen.sequences[0, -c["new_tokens"]:].int()
+        t["greedy_scores"] = torch.stack([s[0] for s in gen.scores])
+        info = {"case": c, "tokens": {"seq": len(ids), "image": list(span), "text": text_pos, "query": query},
+                "versions": {"torch": torch.__version__, "transformers": tr.__version__}}
+        return {k: (v.detach().float() if v.is_floating_point() else v).clone().contiguous() for k, v in t.items()}, info
     metrics = hf_metrics.compute_metrics([h[0] for h in hs], [a[0] for a in att], hook.value[0], hf_bench.lm_weights(model),
                                          span, text_pos, query, c["topk"])
     variant = None
