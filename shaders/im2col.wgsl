@@ -6,7 +6,9 @@
 //   padding: bottom/right padding is whatever the output size reaches past the edge)
 // x is read through strides, so one kernel serves [C, H, W] pixels and [H, W, C]
 // activations. Output rows row0 .. row0 + rows − 1 only (large images go in chunks).
-// One invocation per patch element.
+// One invocation per (output position, channel, kernel row): its KW taps, KW consecutive
+// elements of patches, so the index arithmetic (integer divisions, slow on CPUs) is paid
+// once per KW elements.
 #include "lib/grid.wgsl"
 
 struct Params {
@@ -23,7 +25,7 @@ struct Params {
   sc: u32,       // element stride of a channel in x
   sy: u32,       // of a row
   sx: u32,       // of a column
-  n: u32,        // elements of patches: rows · out_w · C · KH · KW
+  n: u32,        // invocations: rows · out_w · C · KH
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -35,20 +37,23 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let e = workgroup_index(wid, nwg) * WG + lid;
+  let e = workgroup_index(wid, nwg) * WG + lid; // ((q · C + c) · KH + ky)
   if (e >= p.n) { return; }
-  let K = p.C * p.KH * p.KW;
-  let q = e / K;
-  let k = e - q * K;
-  let c = k / (p.KH * p.KW);
-  let ky = (k / p.KW) % p.KH;
-  let kx = k % p.KW;
-  let oy = q / p.out_w + p.row0;
-  let ox = q % p.out_w;
+  let r = e / p.KH;
+  let ky = e - r * p.KH;
+  let q = r / p.C;
+  let c = r - q * p.C;
+  let oyc = q / p.out_w;
+  let ox = q - oyc * p.out_w;
   // unsigned: a position above/left of the image wraps to a huge value and fails the bound
-  let iy = oy * p.S + ky - p.pad_top;
-  let ix = ox * p.S + kx - p.pad_left;
-  var v = 0.0;
-  if (iy < p.H && ix < p.W) { v = x[c * p.sc + iy * p.sy + ix * p.sx]; }
-  patches[e] = v;
+  let iy = (oyc + p.row0) * p.S + ky - p.pad_top;
+  let inside = iy < p.H;
+  let row = c * p.sc + iy * p.sy;
+  let out = e * p.KW; // q · K + (c · KH + ky) · KW
+  for (var kx = 0u; kx < p.KW; kx++) {
+    let ix = ox * p.S + kx - p.pad_left;
+    var v = 0.0;
+    if (inside && ix < p.W) { v = x[row + ix * p.sx]; }
+    patches[out + kx] = v;
+  }
 }

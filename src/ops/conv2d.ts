@@ -60,7 +60,7 @@ export function unfold(gpu: Gpu, x: Tensor, o: UnfoldOptions): Tensor {
   const rows = o.rows ?? Ho - row0;
   if (row0 < 0 || rows < 0 || row0 + rows > Ho) throw new GpuError(`unfold: rows ${row0}..${row0 + rows} outside the ${Ho} output rows`);
   const K = C * KH * KW;
-  const n = rows * Wo * K;
+  const n = rows * Wo * C * KH; // invocations: KW elements each
   const [sc, sy, sx] = o.layout === 'chw' ? [H * W, W, 1] : [1, W * C, C];
   const out = gpu.tensor([rows * Wo, K], 'f32', o.name ?? `${x.name}.patches`);
   gpu.dispatch({
@@ -70,7 +70,7 @@ export function unfold(gpu: Gpu, x: Tensor, o: UnfoldOptions): Tensor {
     bindings: [x, out],
     workgroups: elementGrid(gpu, n, WG),
     shapes: `C=${C} H=${H} W=${W} k=${KH}x${KW} s=${S} rows=${rows}`,
-    bytes: 8 * n,
+    bytes: 8 * n * KW,
   });
   return out;
 }
