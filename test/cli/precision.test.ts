@@ -5,7 +5,7 @@
  * arithmetic differs, by a few f16 steps, README "Precision f16"), and how outputs record it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,18 @@ describe('--precision', () => {
     expect(e).toBeGreaterThan(1e-4); // the f32 parity bound: the rounding is in effect
     expect(e).toBeLessThan(8 * 2 ** -11); // a few f16 steps (measured ~2 on make-tiny)
   }, 600_000);
+
+  it('slurm passes it to the tasks, and refuses a bad value before writing a job', () => {
+    writeFileSync(join(work, 'q.jsonl'), '{"image": "cats.png", "question": "What is this?", "answers": ["cats"]}\n');
+    copyFileSync(IMAGE, join(work, 'cats.png'));
+    const slurm = (jobs: string, value: string) => cli('slurm', '--shards', '1', '--jobs', join(work, jobs), '--', 'analyze', '--model', model, '--data', `vqa:${join(work, 'q.jsonl')}:${work}`, '--out', join(work, `${jobs}-out`), '--precision', value);
+    expect(slurm('jobs', 'f16').code).toBe(0);
+    expect(readFileSync(join(work, 'jobs', 'array.sbatch'), 'utf8')).toMatch(/analyze .* --precision f16/);
+    const bad = slurm('jobs-bad', 'f8');
+    expect(bad.err.trim()).toBe('phaselens: --precision must be f32 or f16, got f8');
+    expect(bad.code).toBe(2);
+    expect(existsSync(join(work, 'jobs-bad'))).toBe(false);
+  });
 
   it('a device without shader-f16 is refused at the load, naming the feature', async () => {
     const gpu = await createNodeGpu({ features: { f16: false } });

@@ -13,6 +13,7 @@ import { selectItems } from '../../pipeline/analyze.ts';
 import { arrayScript, mergeScript, submitScript, type SlurmRun } from '../../pipeline/slurm.ts';
 import { collect, int } from '../options.ts';
 import { checkOutputFolder } from '../output-paths.ts';
+import { loadOptions } from '../model-run.ts';
 import * as ablate from './ablate.ts';
 import * as analyze from './analyze.ts';
 import * as knockout from './knockout.ts';
@@ -58,6 +59,7 @@ function checkCommand(words: string[]): Checked {
   for (const opt of cmd.options) if (opt.mandatory && o[opt.attributeName()] === undefined) throw new UserError(`slurm: ${name} needs ${opt.flags}`);
   if (o.shard !== undefined || o.shards !== undefined) throw new UserError('slurm: leave --shard/--shards out of the command: each array task takes its own shard from SLURM_ARRAY_TASK_ID');
   if (!existsSync(join(o.model, 'config.json'))) throw new UserError(`slurm: --model ${o.model}: no config.json there (a Hugging Face checkpoint folder is expected)`);
+  loadOptions(o); // --dtype / --precision values, checked here rather than on the nodes
   return { command: words, out: resolve(o.out), data: o.data, limit: int('--limit', o.limit, 1), seed: int('--seed', o.seed, 0)! };
 }
 
