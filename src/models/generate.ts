@@ -22,10 +22,11 @@ interface NextToken {
 
 function recordNext(gpu: Gpu, lm: DecoderLm, hidden: Tensor): NextToken {
   const [S, d] = hidden.shape;
-  const last = gpu.tensor([1, d], 'f32', 'last_hidden', { fullyWritten: true }); // by the copy
-  gpu.copy(hidden, last, (S - 1) * d, 0, d);
+  // a decode step's hidden is its last row already
+  const last = S === 1 ? hidden : gpu.tensor([1, d], 'f32', 'last_hidden', { fullyWritten: true }); // by the copy
+  if (last !== hidden) gpu.copy(hidden, last, (S - 1) * d, 0, d);
   const parts = lm.logits(gpu, last).map((p) => ({ p, r: topk(gpu, p.tensor, 1, p.colStart) }));
-  gpu.release(last);
+  if (last !== hidden) gpu.release(last);
   // a part's top-1 id is the vocabulary id (topk adds colStart); u32 below 2³¹ reads the same as i32
   const owner = parts.length === 1 ? parts[0].r.ids : undefined;
   // every part's results in one round trip
