@@ -157,7 +157,7 @@ export function vlmFiles(c: OpenedCheckpoint, familyInfo: FamilyInfo, build: (w:
     async load(gpu, opts = {}): Promise<Vlm> {
       const precision = opts.precision ?? 'f32';
       if (precision === 'f16') {
-        if (!gpu.features.f16) throw new UserError(`--precision f16 needs the shader-f16 feature, which this GPU (${gpu.adapterName}) does not offer; run at the default precision f32`);
+        if (!gpu.features.f16) throw new UserError(`precision f16 needs the shader-f16 feature, which this GPU (${gpu.adapterName}) does not offer; run at the default precision f32`);
         if (opts.dtype === 'f32') throw new UserError(PRECISION_F16_DTYPE);
       }
       const { model, weightDtypes } = await streamWeights(gpu, c, { ...opts, dtype: opts.dtype ?? (precision === 'f16' ? 'f16' : undefined) }, build);

@@ -76,7 +76,7 @@ describe('--precision', () => {
 
   it('a device without shader-f16 is refused at the load, naming the feature', async () => {
     const gpu = await createNodeGpu({ features: { f16: false } });
-    await expect(loadDir(gpu, model, { precision: 'f16' })).rejects.toThrow(/^--precision f16 needs the shader-f16 feature, which this GPU .* does not offer/);
+    await expect(loadDir(gpu, model, { precision: 'f16' })).rejects.toThrow(/^precision f16 needs the shader-f16 feature, which this GPU .* does not offer/);
     gpu.destroy();
   });
 
