@@ -387,6 +387,19 @@ for (const A of ADAPTERS) {
         await page.fill('#topk', '5');
       });
 
+      it('precision f16 on an adapter without shader-f16: one message naming the feature', async () => {
+        const { tiny, coco2 } = await setUp();
+        const { page } = await open();
+        await page.evaluate(() => ((document.getElementById('options') as HTMLDetailsElement).open = true));
+        await page.check('#precision-f16');
+        try {
+          await expectMessage({ model: join(tiny, 'llava'), data: coco2 }, /precision f16 needs the shader-f16 feature, which this GPU \(.*\) does not offer/);
+        } finally {
+          await page.uncheck('#precision-f16');
+        }
+        expect(await page.textContent('#adapter')).toMatch(/shader-f16 false/);
+      });
+
       it('a model larger than the adapter can hold: what it needs and what the adapter offers', async () => {
         const { tiny, coco2 } = await setUp();
         const { page } = await open();
