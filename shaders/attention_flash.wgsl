@@ -20,7 +20,10 @@
 //      once, after the last tile.
 // Private state per invocation is OR·OC vec4 + OR floats of output (≤ 16 vec4; D = 128
 // with BQ = 32: 8 vec4) and SR·SK scores (≤ 16), all indexed by constant-trip loops, so a
-// GPU compiler keeps them in registers. Staged q/k rows are padded to an odd number of
+// GPU compiler keeps them in registers. The head-dim loops (staging, the q·k step) run to
+// the compile-time DV4 = ⌈D/4⌉, not to the uniform p.dv4 the CPU-class kernels use to keep
+// lavapipe's compiles short: a GPU compiler unrolls them and divides by a constant.
+// Staged q/k rows are padded to an odd number of
 // vec4s (DP) and score rows to BK + 1 floats, so invocations reading different rows at
 // the same column hit different banks. 4 barriers per tile.
 //
@@ -83,9 +86,9 @@ var<workgroup> mrow: array<f32, BQ>;                          // per row, the ch
 // kv[t, :] = key (or value) row j0 + t of kv head g, t < BK; rows past je repeat row
 // je − 1, whose scores are blocked (so nothing past kvLen is read).
 fn stage(values: bool, g: u32, j0: u32, je: u32, lid: u32) {
-  for (var t = lid; t < BK * p.dv4; t += WG) {
-    let key = t / p.dv4;
-    let i = t % p.dv4;
+  for (var t = lid; t < BK * DV4; t += WG) {
+    let key = t / DV4;
+    let i = t % DV4;
     let base = head_base(min(j0 + key, je - 1u), p.Hkv, g);
     if (values) {
       kv[key * DP + i] = v4(base, i);
@@ -111,9 +114,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   je = min(je, (wid.z + 1u) * chunk);
   jb = min(wid.z * chunk, je);
 #endif
-  for (var t = lid; t < BQ * p.dv4; t += WG) {
-    let r = t / p.dv4;
-    let i = t % p.dv4;
+  for (var t = lid; t < BQ * DV4; t += WG) {
+    let r = t / DV4;
+    let i = t % DV4;
     qs[r * DP + i] = q4(head_base(min(r0 + r, p.Sq - 1u), p.Hq, h), i) * p.scale;  // rows past Sq repeat Sq − 1, not stored
   }
   let kl = lid % KL;  // score step
@@ -131,7 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     stage(false, g, j0, je, lid);
     workgroupBarrier();
     var s = array<array<f32, SK>, SR>();  // zeroed explicitly (lavapipe keeps loop-local arrays otherwise)
-    for (var i = 0u; i < p.dv4; i++) {
+    for (var i = 0u; i < DV4; i++) {
       var qi: array<vec4<f32>, SR>;
       for (var a = 0u; a < SR; a++) {
         qi[a] = qs[(rs + RGS * a) * DP + i];

@@ -196,6 +196,12 @@ describe('attention.wgsl', () => {
 describe('GPU-class variants: attention_flash.wgsl (flash, decode) + attention_decode_merge.wgsl', () => {
   const NEG = -3.4028234663852886e38;
 
+  // the head-dim loops run to the compile-time DV4: every D is its own unrolled pipeline
+  for (const D of [5, 64, 80, 128]) {
+    it(`flash: compile-time head dim D = ${D}, causal, 70 rows × 75 keys (off the tiles)`, () =>
+      check({ Sq: 70, Skv: 75, Hq: 2, Hkv: 1, D }, { variant: 'flash', causal: true, qPos0: 5 }), 900_000);
+  }
+
   it('flash: D = 128, causal, GQA 8/2, 150 rows (off every tile), default and 16 × 16 tiles', async () => {
     const c = { Sq: 150, Skv: 150, Hq: 8, Hkv: 2, D: 128 };
     await check(c, { variant: 'flash', causal: true });
