@@ -3,6 +3,11 @@
  * open command encoder, the profiler, and the bookkeeping that turns WebGPU's
  * asynchronous errors into thrown errors naming the kernel, its shapes and buffers.
  *
+ * Recording: consecutive dispatches share one compute pass (a copy ends it) and everything
+ * recorded goes to the queue in one submission at `flush`, `sync` or a readback, with one
+ * error scope; so a forward (the prefill, a decode step) is one submission. Buffers, bind
+ * groups and params buffers are reused from step to step (`tensor`, `bindGroup`, `uniform`).
+ *
  * Node (Dawn) and the browser share this file; only src/gpu/node.ts imports `webgpu`.
  */
 import { GpuError } from './errors.ts';
