@@ -54,7 +54,8 @@ enable f16;
 //     onto one without `subgroup_id`; the tree is log2(GT) barriers once per workgroup.
 //
 //   tiled (TILED) — GPUs, M > 8 (prefill). A workgroup owns a TM × TN block of y (128 × 64,
-//     or 64 × 64 when M ≤ 64) and walks K in steps of TK: its invocations stage the TM × TK
+//     or 64 × 64 when M ≤ 64 or when 128 rows would leave compute units idle: linear.ts's
+//     tiledTile) and walks K in steps of TK: its invocations stage the TM × TK
 //     slice of x and the TN × TK slice of W (f16 unpacked to f32) in workgroup memory,
 //     k-major, then each of the (TN/8) × (TM/8) invocations multiplies 8 × 8 outputs out of
 //     it: two vec4 of x and two vec4 of W per k give 64 multiply-adds. An invocation's rows

@@ -24,10 +24,12 @@ export interface GpuFeatures {
   subgroups: boolean;
 }
 
-/** The subgroup-matrix configuration the 'sgmat' matmul uses: f16 × f16 → f32, size × size × size. */
+/** The subgroup-matrix configuration the 'sgmat' matmul uses: f16 × f16 → f32, result M × N, inner K. */
 export interface SubgroupMatrix {
-  size: number;
-  /** The adapter's largest subgroup: the kernel's workgroup is one subgroup. */
+  M: number;
+  N: number;
+  K: number;
+  /** The adapter's largest subgroup: the kernel's workgroups are whole subgroups of it. */
   subgroupSize: number;
   /** The WGSL extension that enables them (see SUBGROUP_MATRIX_FEATURES). */
   extension: string;
@@ -55,17 +57,21 @@ interface MatrixConfig {
   K: number;
 }
 
-/** The largest square f16 → f32 configuration the adapter lists, if any. */
+/**
+ * The f16 → f32 configuration the adapter lists with the most multiply-adds per matrix
+ * operation (M·N·K), among those 'sgmat' takes: M and N of 8 or 16, K dividing its 32-wide
+ * K step — NVIDIA's 16×16×16 over its 16×8×16, Intel's 8×16×16 over its 8×8×16.
+ */
 export function pickSubgroupMatrix(
   info: { subgroupMatrixConfigs?: readonly MatrixConfig[]; subgroupMaxSize?: number } | undefined,
   extension: string,
 ): SubgroupMatrix | null {
-  const squares = (info?.subgroupMatrixConfigs ?? []).filter(
-    (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === c.N && c.N === c.K && (c.M === 8 || c.M === 16),
+  const usable = (info?.subgroupMatrixConfigs ?? []).filter(
+    (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && [8, 16].includes(c.M) && [8, 16].includes(c.N) && [8, 16, 32].includes(c.K),
   );
-  const size = Math.max(0, ...squares.map((c) => c.M));
+  const best = usable.reduce<MatrixConfig | null>((a, c) => (!a || c.M * c.N * c.K > a.M * a.N * a.K ? c : a), null);
   const subgroupSize = info?.subgroupMaxSize ?? 0;
-  return size && subgroupSize >= 1 && subgroupSize <= 128 ? { size, subgroupSize, extension } : null;
+  return best && subgroupSize >= 1 && subgroupSize <= 128 ? { M: best.M, N: best.N, K: best.K, subgroupSize, extension } : null;
 }
 
 export interface GpuOptions {

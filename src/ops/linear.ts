@@ -18,6 +18,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { adapterPeak } from '../gpu/peaks.ts';
 import { isCpuAdapter } from './common.ts';
 import { sgmatConfig, sgmatLinear, type MatrixShape } from './matmul-sgmat.ts';
 import { matmulPrecision, type Precision } from './precision.ts';
@@ -62,10 +63,14 @@ const GEMV_WG = 256;
 /**
  * tiled: rows × columns of y per workgroup and k per staged step (shaders/matmul.wgsl).
  * (TM/8)·(TN/8) invocations fetch TM·TK/4 and TN·TK/4 vec4s per step, so TN and TM must
- * divide 16·TK.
+ * divide 16·TK. TM = 64 for M ≤ 64, and where 128-row tiles would leave some of the GPU's
+ * `units` (SMs, CUs: src/gpu/peaks.ts) without a workgroup — CLIP-L's N = 1024 projections
+ * at 577 tokens: 5 × 16 = 80 tiles on an H100's 132 SMs, 160 with 64 rows.
  */
-function tiledTile(M: number): { TILE_M: number; TILE_N: number; TILE_K: number } {
-  return { TILE_M: M <= 64 ? 64 : 128, TILE_N: 64, TILE_K: 16 };
+export function tiledTile(M: number, N = 0, units = NaN): { TILE_M: number; TILE_N: number; TILE_K: number } {
+  const TILE_N = 64;
+  const small = M <= 64 || Math.ceil(M / 128) * Math.ceil(N / TILE_N) < units;
+  return { TILE_M: small ? 64 : 128, TILE_N, TILE_K: 16 };
 }
 
 /** Whether the 'tiled' variant's workgroup (memory and invocations) fits this device. */
@@ -107,10 +112,10 @@ export function pickMatmulKernel(gpu: Gpu, M: number, wdtype: 'f32' | 'f16' = 'f
   return wdtype === 'f16' && passed(gpu, 'tiled16') ? 'tiled16' : 'tiled';
 }
 
-/** The adapter's subgroup-matrix shape, as 'sgmat' takes it (its one square size S: S × S × S). */
+/** The adapter's subgroup-matrix shape, as 'sgmat' takes it. */
 export function adapterMatrixShape(gpu: Gpu): MatrixShape | null {
   const s = gpu.subgroupMatrix;
-  return s && { M: s.size, N: s.size, K: s.size, subgroupSize: s.subgroupSize };
+  return s && { M: s.M, N: s.N, K: s.K, subgroupSize: s.subgroupSize };
 }
 
 /** Why `kernel` cannot run here for these weights and rows (`emulate`: 'sgmat' emulated, as this shape), or null when it can. */
@@ -121,7 +126,7 @@ export function kernelRefusal(gpu: Gpu, kernel: MatmulKernel, M: number, wdtype:
   if ((kernel === 'tiled16' || kernel === 'sgmat') && wdtype !== 'f16') return `the '${kernel}' kernel takes f16 weights`;
   if (kernel === 'tiled16' && !gpu.features.f16) return `the 'tiled16' kernel needs the shader-f16 feature, which this device lacks`;
   if (kernel === 'sgmat' && emulate && !gpu.features.f16) return `the emulated 'sgmat' kernel needs the shader-f16 feature, which this device lacks`;
-  if (kernel === 'sgmat' && !emulate && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (subgroup-matrix or chromium-experimental-subgroup-matrix with a square f16 → f32 configuration), which this device lacks`;
+  if (kernel === 'sgmat' && !emulate && !gpu.subgroupMatrix) return `the 'sgmat' kernel needs subgroup matrices (subgroup-matrix or chromium-experimental-subgroup-matrix with an f16 → f32 configuration), which this device lacks`;
   const shape = kernel === 'sgmat' && (emulate ?? adapterMatrixShape(gpu));
   if (shape && !sgmatConfig(shape, gpu.limits, M, false)) return `no 'sgmat' workgroup for ${shape.M}×${shape.N}×${shape.K} matrices fits this device's limits`;
   return null;
@@ -212,7 +217,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
       ...common,
     });
   } else if (kernel === 'tiled' || kernel === 'tiled16') {
-    const tile = tiledTile(M);
+    const tile = tiledTile(M, N, adapterPeak(gpu.adapterName)?.units);
     gpu.dispatch({
       kernel: `matmul.${kernel}.${w.dtype}${tag}`,
       pipeline: { shader: 'matmul.wgsl', defines: { ...defines, TILED: true, F16: one || kernel === 'tiled16', ...tile } },

@@ -9,7 +9,9 @@
  * error scopes, so a driver that cannot build the pipeline (an internal error) does not
  * reach `onuncapturederror`, which would poison the device for the rest of the command.
  *
- * Problems (the tiles are 64 or 128 rows × 64 columns, so M and N divide none of them):
+ * Problems (the tiles are 32 to 128 rows × 64 or 128 columns, so M and N divide none of them;
+ * on a GPU the peak table knows, 'sgmat' runs the two long ones with K split over workgroups
+ * and a reduction pass — one tile on 132 SMs — and the short one unsplit, so both paths are checked):
  *   [72, 80, 100]    bias + silu + residual: every epilogue path, TILE_M 128
  *   [40, 80, 4096]   no epilogue, TILE_M 64: the attention projections of a 7B LLaMA
  *   [72, 80, 11008]  residual: its down_proj, the longest K of the supported models
@@ -176,7 +178,7 @@ async function runScoped(gpu: Gpu, setup: () => { inputs: (Tensor | undefined)[]
 /** The variants that are only picked after passing the check here, in the order they are checked. */
 const CHECKED: readonly { kernel: MatmulKernel; what: (gpu: Gpu) => string }[] = [
   { kernel: 'tiled16', what: () => `shader-f16` },
-  { kernel: 'sgmat', what: (gpu) => `subgroup matrices f16 ${gpu.subgroupMatrix!.size}×${gpu.subgroupMatrix!.size}×${gpu.subgroupMatrix!.size} → f32` },
+  { kernel: 'sgmat', what: (gpu) => `subgroup matrices f16 ${gpu.subgroupMatrix!.M}×${gpu.subgroupMatrix!.N}×${gpu.subgroupMatrix!.K} → f32` },
 ];
 
 /**

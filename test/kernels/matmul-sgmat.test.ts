@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { linear, type LinearOptions } from '../../src/ops/linear.ts';
+import { linear, tiledTile, type LinearOptions } from '../../src/ops/linear.ts';
 import { sgmatConfig, sgmatSplits, type MatrixShape } from '../../src/ops/matmul-sgmat.ts';
-import { referenceWithBound, type CheckProblem } from '../../src/ops/matmul-check.ts';
+import { checkKernel, referenceWithBound, type CheckProblem } from '../../src/ops/matmul-check.ts';
 import { fromF16, toF16 } from '../../src/gpu/half.ts';
 import { getGpu, randn } from '../helpers/gpu.ts';
 
@@ -123,7 +123,20 @@ describe('matmul_sgmat.wgsl, emulated subgroup matrices (NVIDIA configuration) o
   }, 900_000);
 });
 
-describe('split K: where the grid leaves compute units idle', () => {
+describe("the self-check (src/ops/matmul-check.ts) on the emulated kernel", () => {
+  // its problems at K = 100, 4096, 11008; on an H100 the two long ones run split 16 ways
+  // (one tile, 132 SMs), which is forced here
+  for (const splitK of [1, 16]) {
+    it(`passes at the K of the 7B models, split K ×${splitK}`, async () => {
+      const gpu = await getGpu();
+      const c = await checkKernel(gpu, 'sgmat', { candidate: (x, w, o) => linear(gpu, x, w, { ...o, kernel: 'sgmat', emulateSubgroupMatrix: NVIDIA, splitK }) });
+      expect(c.reason).toBe('');
+      expect(c.ok).toBe(true);
+    }, 900_000);
+  }
+});
+
+describe('split K (and smaller tiles): where the grid leaves compute units idle', () => {
   const nv = sgmatConfig(NVIDIA, { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 }, 577, false)!;
   it("on NVIDIA's 48 KiB: 128 × 128 tiles of 8 subgroups", () => {
     expect([nv.TM, nv.TN, nv.WG, nv.defines.STAGES, nv.defines.SG_M, nv.defines.SG_N, nv.defines.MAT_M, nv.defines.MAT_N]).toEqual([128, 128, 256, 1, 2, 4, 4, 2]);
@@ -136,5 +149,11 @@ describe('split K: where the grid leaves compute units idle', () => {
     expect(sgmatSplits(132, 40, 80, 100, nv)).toBe(1); // 4 steps: too short to split
     expect(sgmatSplits(NaN, 577, 1024, 1024, nv)).toBe(1); // an adapter the table does not know
     expect(sgmatSplits(132, 8, 64, 11008, nv)).toBe(16); // at most 16
+  });
+  it("'tiled' takes 64-row tiles instead: 80 → 160 workgroups for CLIP-L's projections", () => {
+    expect(tiledTile(577, 1024, 132).TILE_M).toBe(64);
+    expect(tiledTile(577, 4096, 132).TILE_M).toBe(128); // 320 tiles
+    expect(tiledTile(577, 1024, NaN).TILE_M).toBe(128); // an adapter the table does not know
+    expect(tiledTile(60, 4096, NaN).TILE_M).toBe(64);
   });
 });

@@ -303,12 +303,12 @@ describe('the self-check of a matmul variant (src/ops/matmul-check.ts)', () => {
     const base = await getGpu();
     const adapter = await nodeAdapter();
     const device = await adapter!.requestDevice({ requiredFeatures: ['shader-f16', 'subgroups' as GPUFeatureName].filter((f) => adapter!.features.has(f)) as GPUFeatureName[] });
-    const gpu = new Gpu(device, { ...base.features, timestamps: false }, base.adapterName, base.adapterClass, nodeShaderLoader, { kernels: 'gpu' }, { size: 16, subgroupSize: 32, extension: 'chromium_experimental_subgroup_matrix' });
+    const gpu = new Gpu(device, { ...base.features, timestamps: false }, base.adapterName, base.adapterClass, nodeShaderLoader, { kernels: 'gpu' }, { M: 16, N: 16, K: 16, subgroupSize: 32, extension: 'chromium_experimental_subgroup_matrix' });
     const warnings: string[] = [];
     const lines = await checkMatmulVariants(gpu, (l) => warnings.push(l));
     expect(lines.at(-1)).toMatch(/'sgmat' failed its self-check; not used/);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^phaselens: warning: subgroup matrices f16 16×16×16 → f32 present, but the 'sgmat' matmul failed its self-check: it did not run at \[72, 80, 100\]: .*WGSL compile error in matmul\.wgsl.*Not using it\.$/);
+    expect(warnings[0]).toMatch(/^phaselens: warning: subgroup matrices f16 16×16×16 → f32 present, but the 'sgmat' matmul failed its self-check: it did not run at \[72, 80, 100\]: .*WGSL compile error in matmul_sgmat\.wgsl.*Not using it\.$/);
     expect(pickMatmulKernel(gpu, 600, 'f16')).toBe(gpu.features.f16 ? 'tiled16' : 'tiled');
     // the device still works after the failed compile
     const [M, N, K] = [70, 50, 66];
