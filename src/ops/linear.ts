@@ -82,18 +82,22 @@ export function tiledFits(gpu: Gpu, M: number): boolean {
     && invocations <= l.maxComputeInvocationsPerWorkgroup && TILE_N / 8 <= l.maxComputeWorkgroupSizeX && TILE_M / 8 <= l.maxComputeWorkgroupSizeY;
 }
 
-/** Per device, the variants that passed their self-check (src/ops/matmul-check.ts): 'tiled16' and 'sgmat' are picked only then. */
-const checked = new WeakMap<Gpu, Set<MatmulKernel>>();
+/**
+ * Per device, the variants that passed their self-check (src/ops/matmul-check.ts), per
+ * precision (the f32-exact and the ONE_PRODUCT forms are checked apart): 'tiled16' and
+ * 'sgmat' are picked only then.
+ */
+const checked = new WeakMap<Gpu, Set<string>>();
 
-/** Called by the self-check once `kernel` reproduced the f64 reference on this device. */
-export function markChecked(gpu: Gpu, kernel: MatmulKernel): void {
-  const s = checked.get(gpu) ?? new Set<MatmulKernel>();
-  s.add(kernel);
+/** Called by the self-check once `kernel`'s form at `precision` reproduced the f64 reference on this device. */
+export function markChecked(gpu: Gpu, kernel: MatmulKernel, precision: Precision = 'f32'): void {
+  const s = checked.get(gpu) ?? new Set<string>();
+  s.add(`${kernel} ${precision}`);
   checked.set(gpu, s);
 }
 
-function passed(gpu: Gpu, kernel: MatmulKernel): boolean {
-  return checked.get(gpu)?.has(kernel) ?? false;
+function passed(gpu: Gpu, kernel: MatmulKernel, precision: Precision): boolean {
+  return checked.get(gpu)?.has(`${kernel} ${precision}`) ?? false;
 }
 
 /**
@@ -104,12 +108,12 @@ function passed(gpu: Gpu, kernel: MatmulKernel): boolean {
  * their self-check on this device) — on a GPU 'subgroup's 128 accumulators and 32
  * staged x vectors per invocation would exhaust the registers.
  */
-export function pickMatmulKernel(gpu: Gpu, M: number, wdtype: 'f32' | 'f16' = 'f32'): MatmulKernel {
+export function pickMatmulKernel(gpu: Gpu, M: number, wdtype: 'f32' | 'f16' = 'f32', precision = matmulPrecision(gpu)): MatmulKernel {
   if (isCpuAdapter(gpu)) return gpu.features.subgroups ? 'subgroup' : 'tile4x4';
   if (M <= GEMV_MAX_ROWS) return 'gemv';
-  if (wdtype === 'f16' && passed(gpu, 'sgmat')) return 'sgmat';
+  if (wdtype === 'f16' && passed(gpu, 'sgmat', precision)) return 'sgmat';
   if (!tiledFits(gpu, M)) return 'tile4x4';
-  return wdtype === 'f16' && passed(gpu, 'tiled16') ? 'tiled16' : 'tiled';
+  return wdtype === 'f16' && passed(gpu, 'tiled16', precision) ? 'tiled16' : 'tiled';
 }
 
 /** The adapter's subgroup-matrix shape, as 'sgmat' takes it. */
@@ -156,7 +160,7 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   if (K === 0) throw new GpuError(`linear: ${x} has no input features`);
   if (opts.bias && opts.bias.numel !== N) throw new GpuError(`linear: bias ${opts.bias} does not have ${N} elements`);
   if (opts.residual && opts.residual.numel !== M * N) throw new GpuError(`linear: residual ${opts.residual} is not [${M}, ${N}]`);
-  const kernel = opts.kernel ?? pickMatmulKernel(gpu, M, w.dtype);
+  const kernel = opts.kernel ?? pickMatmulKernel(gpu, M, w.dtype, opts.precision);
   const refusal = kernelRefusal(gpu, kernel, M, w.dtype, opts.emulateSubgroupMatrix);
   if (refusal) throw new GpuError(`linear: ${refusal}`);
   const one = (opts.precision ?? matmulPrecision(gpu)) === 'f16';
