@@ -11,21 +11,24 @@
  * written out as `<racm3:break>` (start of image) + `<image>` × image_seq_length + `<eoss>`
  * (end of image), the whole tokenised by the checkpoint's tokenizer (BOS as it says).
  * image_seq_length = (crop / 2^(levels − 1))² (1024 for 512 px). `--input-ids` are taken
- * as given (placeholders written out). Position groups: `image` = the placeholders.
+ * as given (placeholders written out). Position groups: `image` = the placeholders, which
+ * are the VQ latent grid row by row (side = crop / 2^(levels − 1)): one patch grid over
+ * the part of the image the processor kept, as LLaVA's, so the page, the figures and the
+ * patch groups place them on the image.
  */
 import type { Gpu } from '../gpu/context.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { UserError } from '../errors.ts';
 import { HookPoints } from '../hooks/hooks.ts';
 import type { ChameleonConfig } from '../io/config-chameleon.ts';
-import { preprocessImage } from '../io/image-processor.ts';
+import { preprocessImage, shownRegion } from '../io/image-processor.ts';
 import type { ExpectedTensor } from '../io/expected-tensors.ts';
 import { same, type Layout } from '../io/layouts.ts';
 import { ChameleonForCausalLM, chameleonLmTensors } from './chameleon-lm.ts';
 import { ChameleonVQVAE, chameleonVqTensors, VQ_REQUIRED } from './chameleon-vq.ts';
-import { checkContext, decodeIds, lmInputIds, needTokenizer, positionGroups, vlmFiles, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
+import { checkContext, checkObjectBox, decodeIds, lmInputIds, needTokenizer, positionGroups, vlmFiles, type FamilyInfo, type OpenedCheckpoint } from './open.ts';
 import { decodeWithFeatures } from './splice.ts';
-import type { PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
+import type { PatchGrid, PromptSpec, VlmFiles, VlmForwardOptions, VlmInput } from './vlm.ts';
 import type { Weights } from './weights.ts';
 
 export const IMAGE_START = '<racm3:break>';
@@ -62,11 +65,11 @@ function noVq(cfg: ChameleonConfig): string {
   return `this checkpoint has no VQ image tokenizer weights (${VQ}.*, ${cfg.vq_config.num_embeddings}-code codebook): image input needs them; text-only prompts work`;
 }
 
-/** The image tokens one image becomes, for a processor output of h × w pixels. */
-function imageSeqLength(cfg: ChameleonConfig, h: number, w: number): number {
+/** The VQ latent grid (rows × cols image tokens) of a processor output of h × w pixels. */
+function latentGrid(cfg: ChameleonConfig, h: number, w: number): [number, number] {
   const f = 2 ** (cfg.vq_config.channel_multiplier.length - 1);
   if (h % f || w % f) throw new UserError(`the image processor makes ${h}×${w} images; the VQ encoder downsamples by ${f} and needs multiples of it`);
-  return (h / f) * (w / f);
+  return [h / f, w / f];
 }
 
 /** A Chameleon checkpoint folder as VlmFiles (called by the registry once the folder is validated). */
@@ -85,8 +88,10 @@ export function chameleonFiles(c: OpenedCheckpoint, cfg: ChameleonConfig): VlmFi
     prepare(p, image, opts) {
       if (p.qformerInputIds !== undefined) throw new UserError('--qformer-input-ids is for InstructBLIP checkpoints; this one is Chameleon');
       if (image && !hasVq) throw new UserError(noVq(cfg));
+      const objectBox = checkObjectBox(opts?.objectBox, image, true);
       const pixels = image ? preprocessImage(image, c.processor, opts) : undefined;
-      const n = pixels ? imageSeqLength(cfg, pixels.shape[1], pixels.shape[2]) : 0;
+      const [rows, cols] = pixels ? latentGrid(cfg, pixels.shape[1], pixels.shape[2]) : [0, 0];
+      const n = rows * cols;
       const ids = chameleonIds(c, cfg, p, n);
       const at = ids.flatMap((t, i) => (t === imageId ? [i] : []));
       if (!pixels && at.length) throw new UserError(`the prompt has ${at.length} <image> token(s) but no image was given`);
@@ -98,7 +103,8 @@ export function chameleonFiles(c: OpenedCheckpoint, cfg: ChameleonConfig): VlmFi
       const sentinel = (i: number, t: string) => (pixels && c.tokenizer && ids[i] === c.tokenizer.tryTokenId(t) ? i : null);
       const imageStart = sentinel(span[0] - 1, IMAGE_START);
       const imageEnd = sentinel(span[1], IMAGE_END);
-      return { ids, pixels, groups: positionGroups(ids, span, c.tokenizer?.bosId ?? cfg.text_config.bos_token_id, { imageStart, imageEnd }) };
+      const grids: PatchGrid[] = image && pixels ? [{ view: 'image', rows, cols, first: span[0], stride: cols, box: shownRegion(image.height, image.width, c.processor, opts) }] : [];
+      return { ids, pixels, groups: positionGroups(ids, span, c.tokenizer?.bosId ?? cfg.text_config.bos_token_id, { imageStart, imageEnd, grids, objectBox }) };
     },
     decode: (ids) => decodeIds(c.tokenizer, ids),
   };

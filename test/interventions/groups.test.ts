@@ -114,6 +114,10 @@ describe('token groups', () => {
     expect(g('last-image', cx)).toEqual([end - 1]);
     expect(g('text', cx)).toEqual(range(0, cx.ids.length).filter((i) => i < start || i > end));
     checkRandomImage(cx, range(start + 1, end - 1));
+    // the placeholders are the VQ latent grid row by row (8 × 8 for make-tiny's 16 px, 2 levels)
+    expect(cx.groups.grids).toEqual([expect.objectContaining({ rows: 8, cols: 8, first: start + 1, stride: 8 })]);
+    expect(g('patches', cx)).toEqual(range(start + 1, end));
+    expect(g('image[1:2,6:8]', cx)).toEqual([start + 1 + 8 + 6, start + 1 + 8 + 7]);
   });
 
   it('LLaVA, LLaVA-NeXT, InstructBLIP: last-image and random-image; no start- or end-of-image token', () => {
