@@ -16,6 +16,10 @@
  * the page: their file names must agree). Node runs in the checkpoint's parent folder with
  * `--model <folder name>`, so `model` is the same string on both sides.
  *
+ * Chameleon (core adapter only, to keep the suite short): a JPEG and a PNG with
+ * transparency through the images input, compared with Node the same way (its processor's
+ * LANCZOS and blend onto white run in the page), and its VQ tokens placed on the image.
+ *
  * On the core adapter LLaVA is also compared with Node's Dawn on Chromium's own SwiftShader
  * (a Vulkan ICD file pointing at libvk_swiftshader.so): the same adapter class on both sides.
  *
@@ -42,6 +46,8 @@ import { ADAPTERS, launchChromium, type AdapterClass } from './chromium.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const COCO = join(ROOT, 'test', 'fixtures', 'coco_mini');
 const IMAGES = ['000000000802.jpg', '000000022192.jpg'];
+// 40 × 30 RGBA, the top 24 rows partly transparent (test/fixtures/PROVENANCE.md)
+const RGBA = '000000039769-rgba.png';
 const SHOTS = join(ROOT, 'test', '.cache', 'browser-page');
 const TOL = 1e-5;
 // One page run of two tiny images takes 5–8 s on SwiftShader with 2 cores (most of it
@@ -51,7 +57,7 @@ const RUN_MS = 80_000;
 const TEST_MS = 300_000;
 
 const work = mkdtempSync(join(tmpdir(), 'phaselens-page-'));
-let site: Promise<{ served: Served; tiny: string; coco2: string; plain2: string }> | undefined;
+let site: Promise<{ served: Served; tiny: string; coco2: string; plain2: string; alpha2: string }> | undefined;
 
 /** The built site, served, the tiny checkpoints and the two-image data sets (once per file). */
 function setUp() {
@@ -60,7 +66,7 @@ function setUp() {
     await buildWeb(out);
     // the demo buttons run the organisms; the parity runs use tiny checkpoints (seed 0, f16)
     const tiny = join(work, 'tiny');
-    for (const arch of ['llava', 'instructblip']) await makeTiny({ arch, out: join(tiny, arch), seed: 0, dtype: 'f16' });
+    for (const arch of ['llava', 'instructblip', 'chameleon']) await makeTiny({ arch, out: join(tiny, arch), seed: 0, dtype: 'f16' });
     const coco2 = join(work, 'coco2');
     const ann = JSON.parse(readFileSync(join(COCO, 'annotations', 'captions_val2017.json'), 'utf8'));
     const keep = ann.images.filter((im: { file_name: string }) => IMAGES.includes(im.file_name));
@@ -78,7 +84,12 @@ function setUp() {
       captions[im.file_name] = ann.annotations.filter((a: { image_id: number }) => a.image_id === im.id).map((a: { caption: string }) => a.caption.trim());
     }
     writeFileSync(join(plain2, 'captions.json'), JSON.stringify(captions));
-    return { served: await serveStatic(out), tiny, coco2, plain2 };
+    // Chameleon's pick: a COCO JPEG and a PNG with transparency (its processor blends onto white)
+    const alpha2 = join(work, 'alpha2');
+    mkdirSync(alpha2);
+    copyFileSync(join(COCO, 'val2017', IMAGES[0]), join(alpha2, IMAGES[0]));
+    copyFileSync(join(ROOT, 'test', 'fixtures', 'images', RGBA), join(alpha2, RGBA));
+    return { served: await serveStatic(out), tiny, coco2, plain2, alpha2 };
   })();
   return site;
 }
@@ -313,6 +324,29 @@ for (const A of ADAPTERS) {
     });
 
     if (A.featureLevel) return;
+
+    it('Chameleon: a JPEG and a transparent PNG through the images input; downloads equal the Node run; its image tokens placed on the image', async () => {
+      const { page, errors } = await open();
+      const { tiny, alpha2 } = await setUp();
+      const model = join(tiny, 'chameleon');
+      const run = await runPage(page, { model, images: readdirSync(alpha2).map((f) => join(alpha2, f)) });
+      expect(run.message, 'page message').toBe('');
+      expect(run.state).toBe('done');
+      // the same decoding and ChameleonImageProcessor (LANCZOS, alpha blended onto white) on both sides, else the VQ codes and all after them differ
+      const node = await nodeAnalyze(model, `folder:${alpha2}`, false);
+      const max = compareRun(run, node.out);
+      console.log(`[page ${A.name}] chameleon: max |page − node ${node.adapter}| = ${max.toExponential(2)}; page load ${run.loadMs} ms, analyse ${run.analyzeMs} ms (per image ${run.itemMs})`);
+      expect(await page.textContent('#timings')).toMatch(/^chameleon \(chameleon, weights f16, /);
+      // make-tiny's 16 px crop, 2 VQ levels: an 8 × 8 latent grid; the canvas centre is row 4, column 4
+      await page.selectOption('#hover-image', { label: RGBA.replace(/\.png$/, '') });
+      expect(await page.textContent('#hover-table')).toMatch(/^64 patch tokens \(patch 8×8\)/);
+      const canvas = page.locator('#hover-canvas');
+      const box = (await canvas.boundingBox())!;
+      await canvas.hover({ position: { x: box.width / 2 + 1, y: box.height / 2 + 1 } });
+      await expect.poll(() => page.textContent('#hover-table')).toMatch(/^Visual token 36 \(patch row 4, column 4\)/);
+      expect(await page.locator('#hover-table table.lens tr').count()).toBe(1 + 4); // hidden states 0..3 of 3 layers
+      expect(errors).toEqual([]);
+    });
 
     it('the demo button runs the shipped organism on its 48 evaluation scenes without any pick: the recall is above 0', async () => {
       const { page } = await open();
