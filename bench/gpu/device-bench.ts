@@ -8,7 +8,11 @@
  *        [--prompt Q] [--mode time|profile] [--reps 3] [--new-tokens 32]
  *        [--out RESULT.json] [--inputs-out PREFIX] [--metrics-out METRICS.json]
  *        [--profile-out TABLE.txt] [--trace TRACE.json] [--kernels auto|cpu|gpu]
- *        [--peak-tflops T] [--peak-tensor-tflops T] [--peak-gbs G]
+ *        [--precision f32|f16] [--peak-tflops T] [--peak-tensor-tflops T] [--peak-gbs G]
+ *
+ * --precision: as the CLI's (src/ops/precision.ts): the model is loaded with it, and the
+ *   self-checks run on the matmuls' form at it (the f32-exact or the ONE_PRODUCT form),
+ *   as `openGpu` does; run.sh runs this once per precision.
  *
  * --mode time (no profiler, which would add a timestamp query per dispatch):
  *   load_s       weights streamed from disk to the GPU (the page cache holds them after make-random)
@@ -19,6 +23,8 @@
  *                norm attention at the last token, LogitLens top-5 on every visual token at
  *                every layer) after one warm-up, results read back to the host
  *   peak_gpu_bytes  the largest total of live phaselens buffers (weights included)
+ * Also: the self-check lines, the variants picked for the 7B's shapes (matmul and attention;
+ * for 'sgmat' its tiles, stages and K splits at the model's projections), the precision.
  * --mode inputs: only --inputs-out (no GPU), for the HF side when phaselens cannot run.
  * --mode profile: the same prefill and analyze once each after a warm-up, plus 8 decode
  *   tokens, with the profiler on; the per-kernel table (steady dispatches, % of peak) goes
@@ -38,7 +44,9 @@ import { parseKernelChoice } from '../../src/gpu/adapter-class.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { checkMatmulVariants } from '../../src/ops/matmul-check.ts';
-import { pickMatmulKernel } from '../../src/ops/linear.ts';
+import { adapterMatrixShape, pickMatmulKernel, tiledTile } from '../../src/ops/linear.ts';
+import { sgmatConfig, sgmatSplits } from '../../src/ops/matmul-sgmat.ts';
+import { PRECISIONS, type Precision } from '../../src/ops/precision.ts';
 import { pickVariant } from '../../src/ops/attention.ts';
 import { adapterPeak } from '../../src/gpu/peaks.ts';
 import { readImageFile } from '../../src/io/load-node.ts';
@@ -63,6 +71,7 @@ interface Options {
   profileOut?: string;
   trace?: string;
   kernels?: string;
+  precision: Precision;
   peakTflops?: number;
   peakTensorTflops?: number;
   peakGbs?: number;
@@ -95,6 +104,29 @@ async function timed(n: number, f: () => Promise<void>): Promise<number[]> {
   return t;
 }
 
+/**
+ * How the prefill matmuls of the 7B run on this device (after the self-checks): per
+ * projection [M, N, K] at `seq` tokens (the LM's) and 577 (CLIP-L's), the kernel and, for
+ * 'sgmat', its tile, stages and the K split; for 'tiled', its tile rows.
+ */
+function matmulPlan(gpu: Gpu, seq: number, precision: Precision): Record<string, string> {
+  const shapes: Record<string, [number, number, number]> = {
+    'lm q/k/v/o': [seq, 4096, 4096], 'lm gate/up': [seq, 11008, 4096], 'lm down': [seq, 4096, 11008],
+    'clip q/k/v/o': [577, 1024, 1024], 'clip fc1': [577, 4096, 1024], 'clip fc2': [577, 1024, 4096],
+  };
+  const units = adapterPeak(gpu.adapterName)?.units;
+  const plan: Record<string, string> = {};
+  for (const [name, [M, N, K]] of Object.entries(shapes)) {
+    const kernel = pickMatmulKernel(gpu, M, 'f16', precision);
+    const shape = adapterMatrixShape(gpu);
+    const cfg = kernel === 'sgmat' && shape ? sgmatConfig(shape, gpu.limits, M, precision === 'f16') : null;
+    if (cfg) plan[name] = `sgmat ${cfg.TM}x${cfg.TN} ${cfg.defines.STAGES} stage(s) split K ${sgmatSplits(units, M, N, K, cfg)}`;
+    else if (kernel === 'tiled' || kernel === 'tiled16') plan[name] = `${kernel} ${tiledTile(M, N, units).TILE_M}x64`;
+    else plan[name] = kernel;
+  }
+  return plan;
+}
+
 /** The model with EOS switched off, so greedy decoding of random weights runs the full count. */
 function ignoringEos(m: Vlm): Vlm {
   return new Proxy(m, {
@@ -116,8 +148,8 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
   if (o.mode === 'inputs') return { result: { side: 'phaselens', mode: 'inputs', seq: x.ids.length }, failed: false };
   const kernels = o.kernels !== undefined ? parseKernelChoice(o.kernels) : undefined;
   const gpu: Gpu = await createNodeGpu({ profile: o.mode === 'profile', kernels });
-  // as every phaselens command does: tiled16 and sgmat are used only once they pass the self-check
-  const selfChecks = await checkMatmulVariants(gpu, (line) => console.error(line));
+  // as every phaselens command does: tiled16 and sgmat are used only once they pass the self-check, in their form at the precision
+  const selfChecks = await checkMatmulVariants(gpu, (line) => console.error(line), o.precision);
   const errors: Record<string, string> = {};
   const result: Record<string, unknown> = {
     side: 'phaselens',
@@ -126,14 +158,16 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
     adapter_class: gpu.adapterClass.adapterClass,
     kernels: gpu.kernels,
     features: gpu.features,
+    precision: o.precision,
     self_checks: selfChecks,
     // what the 7B's f16 weights and LLaMA heads (D = 128) get here, after the self-checks
     picked: {
-      matmul_prefill: pickMatmulKernel(gpu, x.ids.length, 'f16'),
-      matmul_decode: pickMatmulKernel(gpu, 1, 'f16'),
+      matmul_prefill: pickMatmulKernel(gpu, x.ids.length, 'f16', o.precision),
+      matmul_decode: pickMatmulKernel(gpu, 1, 'f16', o.precision),
       attention_prefill: pickVariant(gpu, x.ids.length, 128),
       attention_decode: pickVariant(gpu, 1, 128),
     },
+    matmul_plan: matmulPlan(gpu, x.ids.length, o.precision),
     model: o.model,
     family: files.family,
     prompt: o.prompt,
@@ -142,9 +176,18 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
     errors,
   };
   const t0 = performance.now();
-  const m = await files.load(gpu, {});
+  let m: Vlm;
+  try {
+    m = await files.load(gpu, { precision: o.precision });
+  } catch (e) {
+    // e.g. precision f16 on a device without shader-f16: the JSON says so, the other precision's run still counts
+    errors.load = e instanceof Error ? e.message : String(e);
+    console.error(`device-bench: load failed: ${errors.load}`);
+    if (o.out) writeFileSync(o.out, JSON.stringify(result, null, 1) + '\n');
+    return { result, failed: true };
+  }
   result.load_s = (performance.now() - t0) / 1000;
-  console.error(`device-bench: ${files.family}, ${x.ids.length} tokens, weights loaded in ${(result.load_s as number).toFixed(1)} s on ${gpu.adapterName} (${gpu.kernels} kernels)`);
+  console.error(`device-bench: ${files.family}, ${x.ids.length} tokens, weights loaded in ${(result.load_s as number).toFixed(1)} s on ${gpu.adapterName} (${gpu.kernels} kernels, precision ${o.precision})`);
 
   // the JSON is rewritten after every step, so a run stopped by run.sh's timeout keeps what it measured
   const save = () => {
@@ -197,7 +240,7 @@ export async function deviceBench(o: Options): Promise<{ result: Record<string, 
     const peak = adapterPeak(gpu.adapterName, { tflops: o.peakTflops, tensorTflops: o.peakTensorTflops, gbs: o.peakGbs });
     const table = gpu.profiler.table(gpu.pipelines.created, peak);
     console.log(table);
-    if (o.profileOut) writeFileSync(o.profileOut, `${gpu.adapterName}: prefill + analyze (after a warm-up of each) + 8 decode tokens\n\n${table}\n`);
+    if (o.profileOut) writeFileSync(o.profileOut, `${gpu.adapterName}, precision ${o.precision}: prefill + analyze (after a warm-up of each) + 8 decode tokens\n\n${table}\n`);
     if (o.trace) writeFileSync(o.trace, JSON.stringify(gpu.profiler.trace()));
     result.profile_summary = gpu.profiler.summary();
   }
@@ -223,6 +266,10 @@ export function command(): Command {
     .option('--profile-out <file>', 'the per-kernel table (--mode profile)')
     .option('--trace <file>', 'Chrome trace (--mode profile)')
     .option('--kernels <class>', 'auto | cpu | gpu')
+    .option('--precision <p>', 'f32 | f16: the matmuls\' precision, as the CLI\'s --precision', (v) => {
+      if (!(PRECISIONS as readonly string[]).includes(v)) throw new InvalidArgumentError('must be f32 or f16');
+      return v;
+    }, 'f32')
     .option('--peak-tflops <t>', 'FP32 peak for the % of peak columns', positive)
     .option('--peak-tensor-tflops <t>', 'dense FP16 tensor-core peak for the % of peak of tensor-core kernels', positive)
     .option('--peak-gbs <g>', 'memory bandwidth in GB/s for the % of peak columns', positive)

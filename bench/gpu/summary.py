@@ -4,9 +4,11 @@ missing (a step failed or timed out), and the table then says so instead of a nu
 
   python3 bench/gpu/summary.py --work WORK --out OUT [--budget S] [--elapsed S]
 
-Reads: OUT/phaselens.json (device-bench --mode time), OUT/hf.json (hf_bench.py perf),
+Reads: OUT/phaselens.json (device-bench --mode time), WORK/phaselens-f16.json (the same
+with --precision f16; added to OUT/phaselens.json as "f16", so that it comes back from the
+device tool's 8 files), OUT/hf.json (hf_bench.py perf),
 OUT/parity-{llava,instructblip}.json, OUT/profile.txt, WORK/steps.tsv (step, rc, s),
-WORK/mem.{baseline,phaselens,hf}.log (nvidia-smi memory.used samples, MiB),
+WORK/mem.{baseline,phaselens,phaselens-f16,hf}.log (nvidia-smi memory.used samples, MiB),
 WORK/metrics-{phaselens,hf}.json (the analyze metrics of both sides on the 7B),
 WORK/make-random.rc, WORK/versions.json.
 """
@@ -82,52 +84,95 @@ def metric_agreement(pl, hf):
     return out
 
 
+def variants_line(r, label):
+    picked = get(r, "picked")
+    if not picked:
+        return None
+    line = (
+        f"variants picked{label}: matmul prefill {picked.get('matmul_prefill')}, decode {picked.get('matmul_decode')}; "
+        f"attention (D=128) prefill {picked.get('attention_prefill')}, decode {picked.get('attention_decode')}"
+    )
+    plan = get(r, "matmul_plan")
+    if plan:
+        line += "\n  prefill matmuls: " + ", ".join(f"{k} {v}" for k, v in plan.items())
+    return line
+
+
+def checks_line(r, label):
+    checks = get(r, "self_checks")
+    if checks is None:
+        return None
+    return f"self-checks{label}: " + ("; ".join(checks) if checks else "none apply (CPU-class kernels, or no shader-f16 / subgroup matrices)")
+
+
+def pair(f32, f16, fmt):
+    """One cell for phaselens f32 and, when it ran, f16: 'a / b'."""
+    return fmt(f32) if f16 is False else f"{fmt(f32)} / {fmt(f16)}"
+
+
 def build(work, out, budget=None, elapsed=None, checkpoint="random fp16 LLaVA-1.5-7B (make-random)"):
     pl = load(os.path.join(out, "phaselens.json"))
+    pl16 = load(os.path.join(work, "phaselens-f16.json"))
+    if pl is not None and pl16 is not None:
+        pl["f16"] = pl16
+        with open(os.path.join(out, "phaselens.json"), "w") as f:
+            json.dump(pl, f, indent=1)
+    elif pl is not None:
+        pl16 = pl.get("f16")
     hf = load(os.path.join(out, "hf.json"))
     ver = load(os.path.join(work, "versions.json")) or get(hf, "versions") or {}
     lines = []
     gpu = ver.get("gpu") or get(pl, "adapter") or "?"
     lines.append(f"one-shot GPU check: {gpu}; phaselens adapter {get(pl, 'adapter') or '—'} ({get(pl, 'kernels') or '?'} kernels)")
-    picked = get(pl, "picked")
-    if picked:
-        lines.append(
-            f"variants picked: matmul prefill {picked.get('matmul_prefill')}, decode {picked.get('matmul_decode')}; "
-            f"attention (D=128) prefill {picked.get('attention_prefill')}, decode {picked.get('attention_decode')}"
-        )
-    checks = get(pl, "self_checks")
-    if checks is not None:
-        lines.append("self-checks: " + ("; ".join(checks) if checks else "none apply (CPU-class kernels, or no shader-f16 / subgroup matrices)"))
+    two = pl16 is not None
+    for r, label in ((pl, " (f32)" if two else ""), (pl16, " (--precision f16)")):
+        for line in (variants_line(r, label), checks_line(r, label)):
+            if line:
+                lines.append(line)
     lines.append(f"torch {ver.get('torch', '—')}, transformers {ver.get('transformers', '— (missing)')}; checkpoint: {checkpoint}")
     seq = get(pl, "seq") or get(hf, "seq")
     span = get(pl, "image_span")
     vis = span[1] - span[0] if span else "?"
     lines.append(f"input: one COCO image (000000039769) + prompt, {seq or '?'} tokens ({vis} visual)")
     lines.append("")
-    rows = [("", "phaselens", "HF eager", "HF sdpa", "HF eager / pl", "HF sdpa / pl")]
-    p_pre = get(pl, "prefill_s", "median")
+    # with the f16 run, phaselens's cell and the ratios are "f32 / f16"
+    pl_head = "phaselens f32 / f16" if two else "phaselens"
+    rows = [("", pl_head, "HF eager", "HF sdpa", "HF eager / pl", "HF sdpa / pl")]
+    f16 = (lambda *k: get(pl16, *k)) if two else (lambda *k: False)
+    p_pre, p16_pre = get(pl, "prefill_s", "median"), f16("prefill_s", "median")
     h_pre_e, h_pre_s = get(hf, "prefill_s_eager", "median"), get(hf, "prefill_s_sdpa", "median")
-    rows.append(("prefill (median)", fmt_s(p_pre), fmt_s(h_pre_e), fmt_s(h_pre_s), ratio(p_pre, h_pre_e), ratio(p_pre, h_pre_s)))
-    p_dec = get(pl, "decode", "tok_s")
-    h_dec_e, h_dec_s = get(hf, "decode_eager", "tok_s"), get(hf, "decode_sdpa", "tok_s")
     rows.append((
-        f"decode tokens/s ({get(pl, 'decode', 'tokens') or '?'} tok)", fmt_n(p_dec), fmt_n(h_dec_e), fmt_n(h_dec_s),
-        "—" if not (p_dec and h_dec_e) else f"{p_dec / h_dec_e:.2f}x", "—" if not (p_dec and h_dec_s) else f"{p_dec / h_dec_s:.2f}x",
+        "prefill (median)", pair(p_pre, p16_pre, fmt_s), fmt_s(h_pre_e), fmt_s(h_pre_s),
+        pair(p_pre, p16_pre, lambda p: ratio(p, h_pre_e)), pair(p_pre, p16_pre, lambda p: ratio(p, h_pre_s)),
     ))
-    p_an, h_an = get(pl, "analyze_s", "median"), get(hf, "analyze_s", "median")
-    rows.append(("analyze s/image, all probes", fmt_s(p_an, "s"), fmt_s(h_an, "s") + " (hs+attn+torch)", "n/a (no attentions)", ratio(p_an, h_an), ""))
+    p_dec, p16_dec = get(pl, "decode", "tok_s"), f16("decode", "tok_s")
+    h_dec_e, h_dec_s = get(hf, "decode_eager", "tok_s"), get(hf, "decode_sdpa", "tok_s")
+    speedup = lambda h: lambda p: "—" if not (p and h) else f"{p / h:.2f}x"  # noqa: E731
+    rows.append((
+        f"decode tokens/s ({get(pl, 'decode', 'tokens') or '?'} tok)", pair(p_dec, p16_dec, fmt_n), fmt_n(h_dec_e), fmt_n(h_dec_s),
+        pair(p_dec, p16_dec, speedup(h_dec_e)), pair(p_dec, p16_dec, speedup(h_dec_s)),
+    ))
+    p_an, p16_an, h_an = get(pl, "analyze_s", "median"), f16("analyze_s", "median"), get(hf, "analyze_s", "median")
+    rows.append((
+        "analyze s/image, all probes", pair(p_an, p16_an, lambda x: fmt_s(x, "s")), fmt_s(h_an, "s") + " (hs+attn+torch)", "n/a (no attentions)",
+        pair(p_an, p16_an, lambda p: ratio(p, h_an)), "",
+    ))
     base = mem_peak(work, "baseline") or 0.0
-    pm, hm = mem_peak(work, "phaselens"), mem_peak(work, "hf")
-    pb = get(pl, "peak_gpu_bytes")
+    hm = mem_peak(work, "hf")
     hpk = get(hf, "peak_bytes") or {}
     h_alloc = max((v.get("allocated", 0) for v in hpk.values()), default=None) if hpk else None
+
+    def pl_mem(r, log):
+        pb, pm = get(r, "peak_gpu_bytes"), mem_peak(work, log)
+        return f"{fmt_n(pb / 2**30 if pb else None, 2, ' GiB')} buffers; {fmt_n((pm - base) / 1024 if pm else None, 2, ' GiB')} device"
+
     rows.append((
         "peak GPU memory",
-        f"{fmt_n(pb / 2**30 if pb else None, 2, ' GiB')} buffers; {fmt_n((pm - base) / 1024 if pm else None, 2, ' GiB')} device",
+        pl_mem(pl, "phaselens") + (f" / {pl_mem(pl16, 'phaselens-f16')}" if two else ""),
         f"{fmt_n(h_alloc / 2**30 if h_alloc else None, 2, ' GiB')} torch alloc; {fmt_n((hm - base) / 1024 if hm else None, 2, ' GiB')} device",
         "", "", "",
     ))
-    rows.append(("weights load", fmt_s(get(pl, "load_s"), "s"), fmt_s(get(hf, "load_s"), "s"), "", "", ""))
+    rows.append(("weights load", pair(get(pl, "load_s"), f16("load_s"), lambda x: fmt_s(x, "s")), fmt_s(get(hf, "load_s"), "s"), "", "", ""))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -154,7 +199,11 @@ def build(work, out, budget=None, elapsed=None, checkpoint="random fp16 LLaVA-1.
             f"{len(p.get('tensors', {}))} tensors, worst max|Δ|/max|HF| {worst:.2e} (tol {p.get('tol')}): "
             + ("PASS" if p.get("pass") else "FAIL " + ", ".join(p.get("failed", [])))
         )
-    errs = {**(get(pl, "errors") or {}), **{f"hf {k}": v for k, v in (get(hf, "errors") or {}).items()}}
+    errs = {
+        **(get(pl, "errors") or {}),
+        **{f"f16 {k}": v for k, v in ((get(pl16, "errors") if two else None) or {}).items()},
+        **{f"hf {k}": v for k, v in (get(hf, "errors") or {}).items()},
+    }
     for k, v in errs.items():
         lines.append(f"error in {k}: {v[:300]}")
     mr = None

@@ -166,14 +166,19 @@ describe('bench/gpu carry: packed for real, run with the carried node', () => {
       expect(run.status).toBe(0);
       const summary = readFileSync(join(out, 'summary.txt'), 'utf8');
       expect(run.out.trimEnd().endsWith(summary.trimEnd().split('\n').pop()!)).toBe(true);
-      expect(summary).toMatch(/prefill \(median\) +[\d.]+ ms/);
-      expect(summary).toMatch(/decode tokens\/s \(2 tok\) +[\d.]+/);
-      expect(summary).toMatch(/analyze s\/image, all probes +[\d.]+ s/);
+      // phaselens at f32 / at --precision f16 (lavapipe has shader-f16)
+      expect(summary).toMatch(/prefill \(median\) +[\d.]+ ms \/ [\d.]+ ms/);
+      expect(summary).toMatch(/decode tokens\/s \(2 tok\) +[\d.]+ \/ [\d.]+/);
+      expect(summary).toMatch(/analyze s\/image, all probes +[\d.]+ s \/ [\d.]+ s/);
       expect(summary).toContain('9 visual');
-      expect(summary).toMatch(/steps \(rc, s\): setup 0 \d+s, checks 3 \d+s, parity-llava 3 \d+s, parity-instructblip 3 \d+s, phaselens 0 \d+s, profile 0 \d+s/);
+      expect(summary).toMatch(/steps \(rc, s\): setup 0 \d+s, checks 3 \d+s, parity-llava 3 \d+s, parity-instructblip 3 \d+s, phaselens 0 \d+s, phaselens-f16 0 \d+s, profile 0 \d+s/);
       expect(readFileSync(join(out, 'profile.txt'), 'utf8')).toMatch(/kernel +calls +steady ms/);
       const pl = JSON.parse(readFileSync(join(out, 'phaselens.json'), 'utf8'));
       expect(pl.errors).toEqual({});
+      expect(pl.precision).toBe('f32');
+      expect(pl.f16.precision).toBe('f16'); // the f16 run, folded in by summary.py
+      expect(pl.f16.errors).toEqual({});
+      expect(pl.f16.decode.tokens).toBe(2);
       expect(existsSync(join(work, 'dump-llava.safetensors'))).toBe(true);
       expect(existsSync(join(work, 'dump-instructblip.safetensors'))).toBe(true);
     });
@@ -225,11 +230,17 @@ describe('bench/gpu carry: packed for real, run with the carried node', () => {
 
     it('reports the variants picked and the self-checks (here: CPU-class kernels, none apply)', () => {
       const pl = JSON.parse(readFileSync(join(out, 'phaselens.json'), 'utf8'));
-      expect(pl.picked).toEqual({ matmul_prefill: 'subgroup', matmul_decode: 'subgroup', attention_prefill: 'split', attention_decode: 'split' });
-      expect(pl.self_checks).toEqual([]);
+      for (const r of [pl, pl.f16]) {
+        expect(r.picked).toEqual({ matmul_prefill: 'subgroup', matmul_decode: 'subgroup', attention_prefill: 'split', attention_decode: 'split' });
+        expect(r.self_checks).toEqual([]);
+        expect(r.matmul_plan['lm down']).toBe('subgroup');
+      }
       const summary = readFileSync(join(out, 'summary.txt'), 'utf8');
-      expect(summary).toContain('variants picked: matmul prefill subgroup, decode subgroup; attention (D=128) prefill split, decode split');
-      expect(summary).toContain('self-checks: none apply (CPU-class kernels, or no shader-f16 / subgroup matrices)');
+      for (const form of ['f32', '--precision f16']) {
+        expect(summary).toContain(`variants picked (${form}): matmul prefill subgroup, decode subgroup; attention (D=128) prefill split, decode split`);
+        expect(summary).toContain(`self-checks (${form}): none apply (CPU-class kernels, or no shader-f16 / subgroup matrices)`);
+      }
+      expect(summary).toContain('prefill matmuls: lm q/k/v/o subgroup, lm gate/up subgroup, lm down subgroup, clip q/k/v/o subgroup');
     });
 
     it('leaves at most 8 files in $OUT, each under 16 MiB, named as the device tool requires', () => {

@@ -211,4 +211,38 @@ describe('summary.py', () => {
     expect(t).toContain('total 301 s of the 480 s budget');
     expect(t).toContain('phaselens per-kernel profile: not run');
   });
+
+  it('with the --precision f16 run: both in each phaselens cell and ratio, both forms\' self-checks and variants, folded into phaselens.json', () => {
+    const w = (dir: string, f: string, v: unknown) => writeFileSync(join(dir, f), typeof v === 'string' ? v : JSON.stringify(v));
+    const o2 = join(tmp, 'out2');
+    const w2 = join(tmp, 'work2');
+    mkdirSync(o2, { recursive: true });
+    mkdirSync(w2, { recursive: true });
+    const plan = (k: string) => ({ 'lm q/k/v/o': `${k} 128x128 2 stage(s) split K 1`, 'clip q/k/v/o': `${k} 128x128 2 stage(s) split K 4` });
+    const base = { adapter: 'NVIDIA H100', kernels: 'gpu', seq: 600, image_span: [5, 581], load_s: 9.5, peak_gpu_bytes: 15 * 2 ** 30 };
+    w(o2, 'phaselens.json', { ...base, precision: 'f32', picked: { matmul_prefill: 'sgmat', matmul_decode: 'gemv', attention_prefill: 'flash', attention_decode: 'decode' }, matmul_plan: plan('sgmat'), self_checks: ["subgroup matrices f16 16×16×16 → f32: the 'sgmat' matmul passed its self-check (max error 0.120 of its bound); using it for prefill"], prefill_s: { median: 0.1 }, decode: { tokens: 31, tok_s: 40 }, analyze_s: { median: 0.4 }, errors: {} });
+    w(w2, 'phaselens-f16.json', { ...base, precision: 'f16', picked: { matmul_prefill: 'tiled16', matmul_decode: 'gemv', attention_prefill: 'flash', attention_decode: 'decode' }, self_checks: ["subgroup matrices f16 16×16×16 → f32: 'sgmat' (precision f16) failed its self-check; not used"], prefill_s: { median: 0.05 }, decode: { tokens: 31, tok_s: 50 }, analyze_s: { median: 0.2 }, errors: { analyze: 'boom16' } });
+    w(o2, 'hf.json', { versions: { torch: '2.11.0', transformers: '5.17.0', gpu: 'NVIDIA H100' }, prefill_s_eager: { median: 0.04 }, prefill_s_sdpa: { median: 0.025 }, decode_eager: { tok_s: 50 }, decode_sdpa: { tok_s: 80 }, analyze_s: { median: 0.8 }, errors: {} });
+    w(w2, 'mem.baseline.log', '500\n');
+    w(w2, 'mem.phaselens.log', '16884\n');
+    w(w2, 'mem.phaselens-f16.log', '8692\n');
+    const r = spawnSync(PYTHON, [SUMMARY, '--work', w2, '--out', o2], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const t = r.stdout;
+    expect(t).toMatch(/ +phaselens f32 \/ f16 +HF eager/);
+    expect(t).toMatch(/prefill \(median\) +100\.0 ms \/ 50\.0 ms +40\.0 ms +25\.0 ms +0\.40x \/ 0\.80x +0\.25x \/ 0\.50x/);
+    expect(t).toMatch(/decode tokens\/s \(31 tok\) +40\.0 \/ 50\.0 +50\.0 +80\.0 +0\.80x \/ 1\.00x +0\.50x \/ 0\.62x/);
+    expect(t).toMatch(/analyze s\/image, all probes +0\.40 s \/ 0\.20 s +0\.80 s/);
+    expect(t).toContain('16.00 GiB device / 15.00 GiB buffers; 8.00 GiB device');
+    expect(t).toContain('variants picked (f32): matmul prefill sgmat, decode gemv');
+    expect(t).toContain('prefill matmuls: lm q/k/v/o sgmat 128x128 2 stage(s) split K 1, clip q/k/v/o sgmat 128x128 2 stage(s) split K 4');
+    expect(t).toContain('variants picked (--precision f16): matmul prefill tiled16, decode gemv');
+    expect(t).toContain("self-checks (f32): subgroup matrices f16 16×16×16 → f32: the 'sgmat' matmul passed its self-check");
+    expect(t).toContain("self-checks (--precision f16): subgroup matrices f16 16×16×16 → f32: 'sgmat' (precision f16) failed its self-check; not used");
+    expect(t).toContain('error in f16 analyze: boom16');
+    const folded = JSON.parse(readFileSync(join(o2, 'phaselens.json'), 'utf8'));
+    expect(folded.f16.prefill_s.median).toBe(0.05);
+    // run again (the folded file as input): the same table
+    expect(spawnSync(PYTHON, [SUMMARY, '--work', w2, '--out', o2], { encoding: 'utf8' }).stdout).toBe(t);
+  });
 });
