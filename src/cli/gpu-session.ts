@@ -19,6 +19,8 @@ export interface GpuCliOptions {
   peakTflops?: string;
   peakTensorTflops?: string;
   peakGbs?: string;
+  /** --precision, where the command has it: the self-check checks the matmuls' form at it. */
+  precision?: string;
 }
 
 export function addGpuOptions(cmd: Command): Command {
@@ -39,7 +41,7 @@ export async function openGpu(o: GpuCliOptions): Promise<Gpu> {
     `phaselens: GPU ${gpu.adapterName} (${c.adapterClass}: ${c.evidence}; ${gpu.kernels} kernels${gpu.kernelsForced ? ', forced' : ''}; ` +
       `shader-f16 ${yes(gpu.features.f16)}, timestamp-query ${yes(gpu.features.timestamps)}, subgroups ${yes(gpu.features.subgroups)})`,
   );
-  for (const line of await checkMatmulVariants(gpu, (w) => console.error(w))) console.error(`phaselens: ${line}`);
+  for (const line of await checkMatmulVariants(gpu, (w) => console.error(w), parsePrecision(o.precision))) console.error(`phaselens: ${line}`);
   return gpu;
 }
 

@@ -31,13 +31,26 @@
  * What it catches: at K = 100 the bound is ~4× below the error of f16 activations (sgmat
  * without its lo half); at K = 11008 it is ~10× below that of f16 accumulation. Wrong
  * indexing or a skipped tile misses by orders of magnitude at every K.
+ *
+ * The ONE_PRODUCT forms (`--precision f16`, src/ops/precision.ts) are checked apart, on the
+ * same problems: the reference is computed in f64 on f16-ROUNDED x (what the kernel
+ * multiplies; W is f16 already), and the bound is
+ *   accumulation  λ·√K·u·A as above — f16 × f16 products are exact in f32, so no input term;
+ *   outputs       the kernel rounds to f16 (unit roundoff 2⁻¹¹; 2⁻²⁵ absolute below 2⁻¹⁴)
+ *                 after the bias, after the activation, the residual before the add, and the
+ *                 sum: 1.1·(accumulation + 2⁻¹¹|z|) + 2⁻¹¹·(|act(z)| + |r| + |y|) + 4·2⁻²⁵,
+ *                 the f32 epilogue's 8u·(|z| + |r|), all × (1 + 2⁻⁹) for second-order terms.
+ * Round-to-nearest makes the output term rigorous, so the worst output sits near ½ of it.
+ * What it catches: f16 accumulation misses by ~K/8 at every problem (A/|y| ~ √K, twice);
+ * so do wrong indexing, a skipped tile or a lost split-K chunk.
  */
 import type { Gpu } from '../gpu/context.ts';
 import { GpuError } from '../gpu/errors.ts';
-import { fromF16, toF16 } from '../gpu/half.ts';
+import { fromF16, roundF16, toF16 } from '../gpu/half.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { mulberry32 } from '../util/random.ts';
 import { kernelRefusal, linear, markChecked, type Activation, type LinearOptions, type MatmulKernel } from './linear.ts';
+import type { Precision } from './precision.ts';
 
 export interface CheckProblem {
   shape: [number, number, number];
@@ -72,12 +85,27 @@ function uniform(n: number, seed: number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
 }
 
-/** y in f64 and its per-output bound (the header's derivation). */
-export function referenceWithBound(x: Float32Array, w: ArrayLike<number>, p: CheckProblem, b?: Float32Array, r?: Float32Array): { y: Float64Array; bound: Float64Array } {
+/** f16's unit roundoff, and half its smallest subnormal (the absolute error of rounding below 2⁻¹⁴). */
+const H = 2 ** -11;
+const H_SUB = 2 ** -25;
+
+/**
+ * y in f64 and its per-output bound (the header's derivation). At precision 'f16', `x` must
+ * already be f16-rounded (the kernel's operand) and the bound is the ONE_PRODUCT form's.
+ */
+export function referenceWithBound(
+  x: Float32Array,
+  w: ArrayLike<number>,
+  p: CheckProblem,
+  b?: Float32Array,
+  r?: Float32Array,
+  precision: Precision = 'f32',
+): { y: Float64Array; bound: Float64Array } {
   const [M, N, K] = p.shape;
   const y = new Float64Array(M * N);
   const bound = new Float64Array(M * N);
-  const acc = LAMBDA * Math.sqrt(K) * U + 2 ** -22;
+  const one = precision === 'f16';
+  const acc = LAMBDA * Math.sqrt(K) * U + (one ? 0 : 2 ** -22);
   const w1 = new Float64Array(N);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) w1[n] += Math.abs(w[n * K + k]);
   for (let m = 0; m < M; m++) {
@@ -91,8 +119,12 @@ export function referenceWithBound(x: Float32Array, w: ArrayLike<number>, p: Che
       }
       const z = s + (b ? b[n] : 0);
       const res = r ? r[m * N + n] : 0;
-      y[m * N + n] = (p.act === 'silu' ? z / (1 + Math.exp(-z)) : z) + res;
-      bound[m * N + n] = 1.1 * (acc * a + 2 ** -25 * w1[n]) + 8 * U * (Math.abs(z) + Math.abs(res));
+      const act = p.act === 'silu' ? z / (1 + Math.exp(-z)) : z;
+      y[m * N + n] = act + res;
+      const epilogue = 8 * U * (Math.abs(z) + Math.abs(res));
+      bound[m * N + n] = one
+        ? (1 + 2 ** -9) * (1.1 * (acc * a + H * Math.abs(z)) + H * (Math.abs(act) + Math.abs(res) + Math.abs(act + res)) + 4 * H_SUB + epilogue)
+        : 1.1 * (acc * a + H_SUB * w1[n]) + epilogue;
     }
   }
   return { y, bound };
@@ -106,8 +138,9 @@ export function referenceWithBound(x: Float32Array, w: ArrayLike<number>, p: Che
 export async function checkKernel(
   gpu: Gpu,
   kernel: MatmulKernel,
-  opts: { problems?: readonly CheckProblem[]; candidate?: Candidate; slack?: number } = {},
+  opts: { problems?: readonly CheckProblem[]; candidate?: Candidate; slack?: number; precision?: Precision } = {},
 ): Promise<KernelCheck> {
+  const precision = opts.precision ?? 'f32';
   const candidate = opts.candidate ?? ((x, w, o) => linear(gpu, x, w, { ...o, kernel }));
   const slack = opts.slack ?? 1;
   let worst = 0;
@@ -122,10 +155,10 @@ export async function checkKernel(
       const w = gpu.upload(ws, [N, K], 'check.w', 'f16');
       const bias = bs && gpu.upload(bs, [N], 'check.b');
       const residual = rs && gpu.upload(rs, [M, N], 'check.r');
-      return { inputs: [x, w, bias, residual], run: () => candidate(x, w, { bias, residual, act: p.act, name: `check.${kernel}` }) };
+      return { inputs: [x, w, bias, residual], run: () => candidate(x, w, { bias, residual, act: p.act, name: `check.${kernel}`, precision }) };
     });
     if (typeof got === 'string') return { ok: false, reason: `it did not run at [${p.shape.join(', ')}]: ${got}` };
-    const { y, bound } = referenceWithBound(xs, fromF16(ws), p, bs, rs);
+    const { y, bound } = referenceWithBound(precision === 'f16' ? roundF16(xs) : xs, fromF16(ws), p, bs, rs, precision);
     for (let j = 0; j < y.length; j++) {
       const e = Math.abs(got[j] - y[j]) / (bound[j] * slack);
       worst = Number.isNaN(e) ? Infinity : Math.max(worst, e);
@@ -182,22 +215,25 @@ const CHECKED: readonly { kernel: MatmulKernel; what: (gpu: Gpu) => string }[] =
 ];
 
 /**
- * Checks every GPU-class matmul variant this device could run and lets linear() pick those
- * that pass. Returns one line per variant checked, for the log (empty on CPU-class devices
- * and where none applies); a failure is also a warning through `warn`.
+ * Checks every GPU-class matmul variant this device could run, in its form at `precision`
+ * (the ONE_PRODUCT form at 'f16'), and lets linear() pick those that pass at that precision.
+ * Returns one line per variant checked, for the log (empty on CPU-class devices, where none
+ * applies, and at 'f16' without `shader-f16`); a failure is also a warning through `warn`.
  */
-export async function checkMatmulVariants(gpu: Gpu, warn: (line: string) => void): Promise<string[]> {
+export async function checkMatmulVariants(gpu: Gpu, warn: (line: string) => void, precision: Precision = 'f32'): Promise<string[]> {
   if (gpu.kernels !== 'gpu') return [];
+  if (precision === 'f16' && !gpu.features.f16) return [];
+  const form = precision === 'f16' ? ' (precision f16)' : '';
   const lines: string[] = [];
   for (const { kernel, what } of CHECKED) {
     if (kernelRefusal(gpu, kernel, 72, 'f16')) continue;
-    const c = await checkKernel(gpu, kernel);
+    const c = await checkKernel(gpu, kernel, { precision });
     if (c.ok) {
-      markChecked(gpu, kernel);
-      lines.push(`${what(gpu)}: the '${kernel}' matmul passed its self-check (max error ${c.worst!.toFixed(3)} of its bound); using it for prefill`);
+      markChecked(gpu, kernel, precision);
+      lines.push(`${what(gpu)}: the '${kernel}' matmul${form} passed its self-check (max error ${c.worst!.toFixed(3)} of its bound); using it for prefill`);
     } else {
-      warn(`phaselens: warning: ${what(gpu)} present, but the '${kernel}' matmul failed its self-check: ${c.reason}. Not using it.`);
-      lines.push(`${what(gpu)}: '${kernel}' failed its self-check; not used`);
+      warn(`phaselens: warning: ${what(gpu)} present, but the '${kernel}' matmul${form} failed its self-check: ${c.reason}. Not using it.`);
+      lines.push(`${what(gpu)}: '${kernel}'${form} failed its self-check; not used`);
     }
   }
   return lines;

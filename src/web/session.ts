@@ -58,8 +58,11 @@ export interface ItemFailure {
 export async function openPageGpu(featureLevel?: 'core' | 'compatibility'): Promise<Gpu> {
   const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance', ...(featureLevel && { featureLevel }) });
   const gpu = await createBrowserGpu({ featureLevel, profile: !!adapter?.features.has('timestamp-query') });
-  // subgroup matrices (Chrome with unsafe WebGPU) are used only after their self-check
-  for (const line of await checkMatmulVariants(gpu, (w) => console.warn(w))) console.info(`phaselens: ${line}`);
+  // subgroup matrices (Chrome with unsafe WebGPU) are used only after their self-check, in
+  // both forms: the precision is picked later, per run
+  for (const precision of ['f32', 'f16'] as const) {
+    for (const line of await checkMatmulVariants(gpu, (w) => console.warn(w), precision)) console.info(`phaselens: ${line}`);
+  }
   return gpu;
 }
 
