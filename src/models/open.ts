@@ -79,7 +79,7 @@ export function positionGroups(
  */
 export function checkObjectBox(box: Box | undefined, image: RgbImage | undefined, hasGrid: boolean): Box | null {
   if (!box) return null;
-  if (!hasGrid) throw new UserError('--object-box / a data set box needs a model whose visual tokens are image patches (LLaVA, LLaVA-NeXT); this one has none');
+  if (!hasGrid) throw new UserError('--object-box / a data set box needs a model whose visual tokens are image patches (LLaVA, LLaVA-NeXT, Chameleon); this one has none');
   if (!image) throw new UserError('--object-box needs an image');
   const [x0, y0, x1, y1] = box;
   if (!(x1 > x0 && y1 > y0)) throw new UserError(`object box ${box.join(',')} is empty (x1 must exceed x0 and y1 exceed y0)`);

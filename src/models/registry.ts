@@ -461,7 +461,8 @@ const CHAMELEON = family<ChameleonConfig>({
   modelType: 'chameleon',
   title: 'Chameleon',
   description: 'Chameleon (ChameleonForConditionalGeneration): VQ image tokenizer, images as tokens of a LLaMA-like LM with q/k norm',
-  capabilities: { chatTemplate: false, patchGrid: false, tiles: false, qformer: false },
+  // its image tokens are the VQ latent grid, row by row (models/chameleon.ts)
+  capabilities: { chatTemplate: false, patchGrid: true, tiles: false, qformer: false },
   parseConfig: parseChameleon,
   describeConfig: (c) => [`image      ${describeChameleonVq(c.vq_config)}`, `language   ${describeLlamaConfig(c.text_config)}, per-head q/k LayerNorm${c.text_config.swin_norm ? ', swin_norm' : ''}`],
   expectedTensors: chameleonTensors,
