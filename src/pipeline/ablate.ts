@@ -16,7 +16,7 @@ import { runLast } from '../interventions/answer.ts';
 import { generate } from '../models/generate.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
+import { aggregateHead, runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
 import { VERSION } from '../version.ts';
 import { groupPositions, itemPrompt, parseAnswer, prepareItem, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 
@@ -132,11 +132,7 @@ export function finishAblate(out: string, results: readonly AblateItem[], run: R
   const acc = (k: 'correct_base' | 'correct_ablated') => (vqa.length ? vqa.filter((r) => r.vqa![k]).length / vqa.length : null);
   const layers = results[0]?.per_layer?.map((p) => p.layer) ?? [];
   const agg = {
-    phaselens_version: VERSION,
-    model: first?.model ?? '—',
-    model_family: first?.model_family ?? '—',
-    n_items: results.length,
-    options: first?.options ?? {},
+    ...aggregateHead(results),
     p_base: stat(results.map((r) => r.answer.p_base)),
     p_answer: stat(results.map((r) => r.ablation.p_answer)),
     p_drop: stat(results.map((r) => r.ablation.p_drop)),

@@ -44,7 +44,7 @@ import { fromLastRanges, knockoutLayers, knockoutSweep, layerWindow, parseFlow, 
 import { vqaCorrect } from '../analysis/vqa-score.ts';
 import type { Box, ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
+import { aggregateHead, runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
 import { VERSION } from '../version.ts';
 
 export interface KnockoutRun {
@@ -219,7 +219,7 @@ type KnockoutFlowStats = Record<string, { centres?: number[]; window: [number, n
 /** One item's flow, as finishKnockout reads it (window mode: centres; layers / from-last: the generated answers' scores). */
 type ItemFlow = Pick<KnockoutResult['flows'][string], 'window' | 'p' | 'rel_change_pct'> & { centres?: number[]; same_as_base?: boolean[]; correct?: boolean[] };
 
-export function aggregateKnockout(results: readonly KnockoutItem[], head: Omit<KnockoutAggregate, 'flows' | 'n_items' | 'subsets' | 'mode' | 'p_base' | 'vqa'>): KnockoutAggregate {
+export function aggregateKnockout(results: readonly KnockoutItem[], head: Omit<KnockoutAggregate, 'flows' | 'subsets' | 'mode' | 'p_base' | 'vqa'>): KnockoutAggregate {
   const mode: KnockoutMode = (results[0]?.mode as KnockoutMode | undefined) ?? 'window';
   const names = [...new Set(results.flatMap((r) => (r.subset === undefined ? [] : [r.subset])))].sort();
   const subsets = Object.fromEntries(
@@ -236,7 +236,7 @@ export function aggregateKnockout(results: readonly KnockoutItem[], head: Omit<K
           p_base: stat(results.map((r) => r.answer?.p_base)),
           vqa: vqa.length ? { n: vqa.length, accuracy_base: vqa.filter((r) => r.vqa!.correct_base).length / vqa.length } : null,
         };
-  return { ...head, n_items: results.length, mode, ...layered, flows: flowStats(results), ...(names.length && { subsets }) };
+  return { ...head, mode, ...layered, flows: flowStats(results), ...(names.length && { subsets }) };
 }
 
 /** Share of true among the items that have the list (null when none has). */
@@ -285,8 +285,7 @@ const csvRow = (...cells: unknown[]) => cells.map((c) => (typeof c === 'string' 
 
 /** Aggregate, figure and report of per-item results (one run's, or merged shards'); returns the report's path. */
 export function finishKnockout(out: string, results: readonly KnockoutItem[], run: RunStatus): string {
-  const first = results[0];
-  const agg = aggregateKnockout(results, { phaselens_version: VERSION, model: first?.model ?? '—', model_family: first?.model_family ?? '—', options: first?.options ?? {} });
+  const agg = aggregateKnockout(results, aggregateHead(results));
   writeFileAtomicSync(join(out, 'aggregate.json'), JSON.stringify(agg, null, 1) + '\n');
   return agg.mode === 'window' ? finishWindow(out, agg, run) : finishLayers(out, agg, run);
 }

@@ -6,6 +6,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempPath } from './locks.ts';
+import { VERSION } from '../version.ts';
 import { describePrecision } from '../ops/precision.ts';
 import { aggregateCsv, aggregateJson, type Aggregate } from '../analysis/aggregate.ts';
 import type { Figure } from '../report/figures.ts';
@@ -17,6 +18,12 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
   const tmp = tempPath(path);
   writeFileSync(tmp, data);
   renameSync(tmp, path);
+}
+
+/** The head every intervention aggregate starts with, taken from its first item's result. */
+export function aggregateHead(results: readonly { model: string; model_family: string; options: Record<string, unknown> }[]) {
+  const first = results[0];
+  return { phaselens_version: VERSION, model: first?.model ?? '—', model_family: first?.model_family ?? '—', n_items: results.length, options: first?.options ?? {} };
 }
 
 /** OUT/aggregate.json and OUT/aggregate.csv of `analyze`. */

@@ -32,26 +32,30 @@ import { patchSweep, type PatchEdit } from '../interventions/patch.ts';
 import type { ModelInfo, PromptSpec, Vlm, VlmInput } from '../models/vlm.ts';
 import { stat } from '../analysis/aggregate.ts';
 import { intervalFigure } from '../report/intervention-figures.ts';
-import { runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
+import { aggregateHead, runMeta, writeFileAtomicSync, writeInterventionReport, type RunStatus } from './outputs.ts';
 import { VERSION } from '../version.ts';
 import { groupPositions, itemPrompt, parseAnswer, PROBE_IMAGE, promptOptions, resultHeader } from './items.ts';
 import type { DataItem } from '../data/index.ts';
 import { readResult, runItems, type RunSummary } from './runner.ts';
 
-export interface PatchRun {
+/** What one pair and a data set of pairs share. */
+interface PatchSite {
   out: string;
-  source?: string;
-  target: string;
   prompt: PromptSpec;
   padToSquare: boolean;
   token: string;
-  /** Two comma-separated answers, e.g. "cat,dog". */
+  /** Two comma-separated answers, e.g. "cat,dog" (patch --data: instead of each pair's top answers). */
   answers?: string;
   firstToken: boolean;
   /** all, 0-31, 3,5 (default all); or `every`. */
   layers?: string;
   every?: number;
   fromLayerOn: boolean;
+}
+
+export interface PatchRun extends PatchSite {
+  source?: string;
+  target: string;
   /** Steering instead of patching: the vector and its scale. */
   add?: { vector: Float32Array; scale: number; file: string };
 }
@@ -117,7 +121,7 @@ export async function patch(gpu: Gpu, m: Vlm, o: PatchRun, { target, source }: P
     options: {
       ...promptOptions(m, o.prompt, o.padToSquare),
       token: o.token,
-      layers: o.every !== undefined ? `every ${o.every}th: ${layers.join(',')}` : (o.layers ?? 'all'),
+      layers: o.every !== undefined ? `every ${o.every} layers: ${layers.join(',')}` : (o.layers ?? 'all'),
       from_layer_on: o.fromLayerOn,
       ...(o.add ? { add: o.add.file, scale: o.add.scale } : {}),
     },
@@ -156,18 +160,8 @@ export async function patch(gpu: Gpu, m: Vlm, o: PatchRun, { target, source }: P
 }
 
 /** `patch --data`: every item a target, patched from its counterfactual source (file header). */
-export interface PatchSetRun {
-  out: string;
+export interface PatchSetRun extends PatchSite {
   data: string;
-  prompt: PromptSpec;
-  padToSquare: boolean;
-  token: string;
-  /** Two fixed answers instead of each pair's top answers. */
-  answers?: string;
-  firstToken: boolean;
-  layers?: string;
-  every?: number;
-  fromLayerOn: boolean;
   /** With the item's id, draws `random-image`. */
   seed: number;
 }
@@ -237,7 +231,7 @@ function setOptions(m: Pick<Vlm, 'weightDtypes' | 'precision'>, o: PatchSetRun):
   return {
     ...promptOptions(m, o.prompt, o.padToSquare),
     token: o.token,
-    layers: o.every !== undefined ? `every ${o.every}th` : (o.layers ?? 'all'),
+    layers: o.every !== undefined ? `every ${o.every} layers from 0` : (o.layers ?? 'all'),
     from_layer_on: o.fromLayerOn,
     seed: o.seed,
     source: 'the next item in data-set order (cyclically) with another label, else the next item; the target\'s prompt',
@@ -268,11 +262,7 @@ export function finishPatchSet(out: string, results: readonly PatchSetItem[], ru
   const steerable = results.filter((r) => r.steerable);
   const layers = first?.per_layer.map((p) => p.layer) ?? [];
   const agg = {
-    phaselens_version: VERSION,
-    model: first?.model ?? '—',
-    model_family: first?.model_family ?? '—',
-    n_items: results.length,
-    options: first?.options ?? {},
+    ...aggregateHead(results),
     site: first?.site ?? '—',
     n_steerable: steerable.length,
     per_layer: layers.map((layer, i) => ({
