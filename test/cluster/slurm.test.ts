@@ -6,6 +6,12 @@
  * could differ). Then the same with a task stopped half-way, by preemption
  * (`scontrol requeue`: SIGTERM and back to the queue) and by `scancel` plus a requeue:
  * nothing is lost, and nothing is done twice.
+ *
+ * Chameleon through the family table: `gate` on a labelled set (separation, attention share
+ * and the neighbourhood overlap, whose k-NN runs over every shard's rows at the merge) and
+ * `knockout --flow … --from-last` (the random-image token drawn per item id, so the shards
+ * draw what one process draws) as 3-task arrays; the merged aggregates equal the unsharded
+ * runs' (the same kernels on the same inputs: ≤ 1e-6, as for analyze).
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,8 +70,8 @@ async function until(what: string, ok: () => boolean, ms = 240_000): Promise<voi
 const finished = (s: string) => /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)/.test(s);
 
 /** Submits the run through `phaselens slurm`; returns the array and merge job ids. */
-function submit(out: string): { array: string; merge: string } {
-  const r = cli(['slurm', '--shards', '3', '--no-gres', '--submit', '--', 'analyze', '--model', model, '--data', data, '--out', out]);
+function submit(out: string, command = ['analyze', '--model', model, '--data', data]): { array: string; merge: string } {
+  const r = cli(['slurm', '--shards', '3', '--no-gres', '--submit', '--', ...command, '--out', out]);
   expect(r.status, r.stderr).toBe(0);
   const m = /submitted array job (\d+) \(3 tasks\) and merge job (\d+)/.exec(r.stdout);
   expect(m, r.stdout).not.toBeNull();
@@ -97,6 +103,13 @@ beforeAll(async () => {
   const r = cli(['analyze', '--model', model, '--data', data, '--out', join(work, 'one')], process.env);
   expect(r.status, r.stderr).toBe(0);
 }, 300_000);
+
+/** Waits for the merge job of a submitted run; every task and the merge must complete. */
+async function merged(jobs: { array: string; merge: string }): Promise<void> {
+  await until('the merge job', () => finished(states([jobs.merge])[jobs.merge] ?? ''));
+  const s = states([jobs.array, jobs.merge]);
+  expect(s).toEqual({ [`${jobs.array}_1`]: 'COMPLETED None', [`${jobs.array}_2`]: 'COMPLETED None', [`${jobs.array}_3`]: 'COMPLETED None', [jobs.merge]: 'COMPLETED None' });
+}
 
 afterAll(() => {
   slurm?.stop();
@@ -147,5 +160,46 @@ describe('phaselens slurm on a real single-node Slurm', () => {
     await until('the resubmitted merge', () => finished(states([merge])[merge] ?? ''));
     expect(states([merge])[merge]).toBe('COMPLETED None');
     expect(maxDiff(readAggregate(out), readAggregate(join(work, 'one')))).toBeLessThanOrEqual(1e-6);
+  }, 300_000);
+});
+
+describe('Chameleon through the family table: gate and knockout shards on Slurm', () => {
+  const cham = join(work, 'chameleon');
+  let labels: string;
+  const gate = () => ['gate', '--model', cham, '--data', labels, '--k', '3', '--bins', '512'];
+  const knockout = () => ['knockout', '--model', cham, '--data', data, '--limit', '3', '--flow', 'text<-end-of-image', '--flow', 'text<-random-image', '--from-last'];
+  // everything but how the run went (a merged run's data set is "merged from …")
+  const aggregate = (dir: string) => ({ ...readAggregate(dir), run: undefined });
+
+  beforeAll(async () => {
+    await makeTiny({ arch: 'chameleon', seed: 0, out: cham });
+    // the twelve images, two classes (the copies share their original's label)
+    const lines = [...ids].sort().map((id, i) => JSON.stringify({ image: `${id}.jpg`, id, label: `c${i % 2}` }));
+    writeFileSync(join(work, 'labels.jsonl'), lines.join('\n') + '\n');
+    labels = `labels:${join(work, 'labels.jsonl')}:${join(work, 'coco/images')}`;
+    for (const [cmd, out] of [[gate(), 'gate-one'], [knockout(), 'ko-one']] as const) {
+      const r = cli([...cmd, '--out', join(work, out)], process.env);
+      expect(r.status, r.stderr).toBe(0);
+    }
+  }, 300_000);
+
+  it('gate on a labelled set: 3 shards merged equal the unsharded run, overlap included', async () => {
+    const out = join(work, 'gate-array');
+    await merged(submit(out, gate()));
+    const one = aggregate(join(work, 'gate-one'));
+    expect(one.n_items).toBe(12);
+    expect(Object.keys(one.attention.groups)).toEqual(['start-of-image', 'internal-image', 'last-image', 'end-of-image']);
+    expect(one.neighbourhood_overlap, 'the unsharded run computed the overlap').toBeDefined();
+    expect(maxDiff(aggregate(out), one)).toBeLessThanOrEqual(1e-6);
+  }, 300_000);
+
+  it('knockout --from-last: 3 shards merged equal the unsharded run', async () => {
+    const out = join(work, 'ko-array');
+    await merged(submit(out, knockout()));
+    const one = readAggregate(join(work, 'ko-one'));
+    expect(one.mode).toBe('from-last');
+    expect(one.n_items).toBe(3);
+    expect(Object.keys(one.flows)).toEqual(['text<-end-of-image', 'text<-random-image']);
+    expect(maxDiff(readAggregate(out), one)).toBeLessThanOrEqual(1e-6);
   }, 300_000);
 });

@@ -18,6 +18,9 @@
  *   test asserts, since with one answer chance would be 1 and nothing could drop;
  * - steering: <eoss>'s residual patched from another image from layer 1 on (layer 0 is its
  *   embedding, the same for every image) makes every steerable answer the source image's;
+ *   the same patch at a random internal image token or at the last image token steers
+ *   (almost) none (measured: none; bound 1/4): text reads the image only through <eoss>,
+ *   which averages one patched token with the target's 63 others;
  * - the same tiny Chameleon with its random weights, and a tiny LLaVA (no end-of-image
  *   token: its last patch is the candidate): no position gets 0.9.
  * (The HF comparison of the same measures is test/hf/gate-hf.test.ts.)
@@ -149,6 +152,22 @@ describe('the narrow-gate ablation and steering on the constructed gate', () => 
     expect(a.per_layer[0].success).toBe(1);
     expect(a.per_layer[0].shift.mean).toBeGreaterThan(0);
     for (const r of results(out)) expect(r.source.id).not.toBe(r.id);
+  });
+
+  it('the same patch at a random image token or the last image token does not steer', () => {
+    const success = (token: string) => {
+      const out = join(work, `patch-${token}`);
+      cli('patch', '--model', join(work, 'gate'), '--data', `folder:${colours}`, '--token', token, '--layers', '1', '--from-layer-on', '--out', out);
+      const a = agg(out);
+      expect(a.n_steerable, token).toBeGreaterThan(0);
+      expect(a.per_layer.map((p: { layer: number }) => p.layer), token).toEqual([1]);
+      return a.per_layer[0].success as number;
+    };
+    const [random, last] = [success('random-image'), success('last-image')];
+    console.log(`steering success from layer 1 on: random-image ${random}, last-image ${last} (end-of-image 1)`);
+    // end-of-image steers every steerable item (the test above); one image token of 64 at most a few
+    expect(random).toBeLessThanOrEqual(0.25);
+    expect(last).toBeLessThanOrEqual(0.25);
   });
 });
 
