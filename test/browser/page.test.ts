@@ -353,7 +353,7 @@ for (const A of ADAPTERS) {
       await page.click('#demo-llava');
       await page.waitForFunction(() => document.body.dataset.state !== 'running', undefined, { timeout: RUN_MS * 3 });
       expect(await page.textContent('#message')).toBe('');
-      expect(await page.textContent('#timings')).toMatch(/^shapes-llava \(llava, weights f16\); coco:shapes-eval-scenes\/captions\.json:shapes-eval-scenes\/images; .*48 images analysed/);
+      expect(await page.textContent('#timings')).toMatch(/^shapes-llava \(llava, weights f16, precision f32\); coco:shapes-eval-scenes\/captions\.json:shapes-eval-scenes\/images; .*48 images analysed/);
       expect(await page.locator('#downloads a').count()).toBe(3 + 48);
       const [d] = await Promise.all([page.waitForEvent('download'), page.locator('#downloads a', { hasText: /^aggregate\.json$/ }).click()]);
       const recall = (JSON.parse(readFileSync(await d.path(), 'utf8')) as { recall: { mean: number | null }[] }).recall.map((s) => s.mean ?? 0);
