@@ -20,11 +20,11 @@
 #               machine, the Vulkan loader's diagnostics (VK_LOADER_DEBUG=error,driver)
 #   phaselens   device-bench --mode time on the 7B: prefill, decode tok/s, analyze s/image,
 #               peak buffers, self-checks and variants picked (phaselens.json)
-#   phaselens-f16  the same with --precision f16 (the ONE_PRODUCT forms and their self-checks;
-#               into the work folder; summary.py adds it to phaselens.json as "f16")
 #   hf          hf_bench.py perf on the same checkpoint and the same prepared inputs:
 #               prefill eager + sdpa, decode, analyze (hidden states + attentions + torch
 #               metrics), peak memory (hf.json)
+#   phaselens-f16  device-bench again with --precision f16 (the ONE_PRODUCT forms and their
+#               self-checks; into the work folder; summary.py adds it to phaselens.json as "f16")
 #   profile     device-bench --mode profile (precision f32): per-kernel table (profile.txt),
 #               last, as the step the table can best do without
 #   summary     summary.py prints the table last and writes summary.txt
@@ -125,7 +125,7 @@ fi
 if [ "$MODE" = dry ]; then
   echo "run.sh plan (dry run): budget ${BUDGET} s, work $WORK, results $OUTDIR, carry $CARRY (sources $PACKED)"
   echo "  setup ${CAP_SETUP}s | checks ${CAP_CHECKS}s | 7b write ${CAP_7B}s (background, skip: $SKIP_7B) | parity ${CAP_PARITY}s"
-  echo "  phaselens time ${CAP_PL}s | phaselens --precision f16 ${CAP_PL16}s | hf perf ${CAP_HF}s | profile ${CAP_PROF}s (on: $PROFILE) | summary ${CAP_SUMMARY}s"
+  echo "  phaselens time ${CAP_PL}s | hf perf ${CAP_HF}s | phaselens --precision f16 ${CAP_PL16}s | profile ${CAP_PROF}s (on: $PROFILE) | summary ${CAP_SUMMARY}s"
   if [ -n "$MODEL" ]; then CKLINE=$MODEL; elif [ -n "$CK" ]; then CKLINE="make-random --shape llava-7b into $CK ($CK_NOTE)"; else CKLINE="none (no 7B steps)"; fi
   echo "  checkpoint $CKLINE"
   echo "  image $IMAGE, prompt '$PROMPT', reps $REPS, new tokens $NEW_TOKENS"
@@ -268,11 +268,6 @@ if [ "$SKIP_7B" = 0 ]; then
     [ "$PL_OK" = 1 ] && step phaselens "$CAP_PL" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
       --out "$OUTDIR/phaselens.json" --inputs-out "$WORK/inputs" --metrics-out "$WORK/metrics-phaselens.json"
     mem_stop
-    mem_start phaselens-f16
-    rm -f "$WORK/phaselens-f16.json"
-    [ "$PL_OK" = 1 ] && step phaselens-f16 "$CAP_PL16" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
-      --precision f16 --out "$WORK/phaselens-f16.json"
-    mem_stop
     [ "$PL_OK" = 1 ] || "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --mode inputs --inputs-out "$WORK/inputs"
     if [ "$HF_OK" = 0 ] && [ -f "$WORK/inputs.json" ]; then
       mem_start hf
@@ -283,6 +278,12 @@ if [ "$SKIP_7B" = 0 ]; then
     else
       echo "== hf: not run ($([ "$HF_OK" = 0 ] && echo 'phaselens wrote no inputs' || echo 'transformers missing'))"
     fi
+    # after HF's baseline: when time runs short, the f16 run is what gets cut
+    mem_start phaselens-f16
+    rm -f "$WORK/phaselens-f16.json"
+    [ "$PL_OK" = 1 ] && step phaselens-f16 "$CAP_PL16" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --reps "$REPS" --new-tokens "$NEW_TOKENS" \
+      --precision f16 --out "$WORK/phaselens-f16.json"
+    mem_stop
     if [ "$PROFILE" = 1 ] && [ "$PL_OK" = 1 ]; then
       step profile "$CAP_PROF" "$PLN" "$BENCHJ" --model "$CK" --image "$IMAGE" --prompt "$PROMPT" --mode profile --new-tokens 8 \
         --out "$WORK/phaselens-profile.json" --profile-out "$OUTDIR/profile.txt" --trace "$WORK/trace.json" \
