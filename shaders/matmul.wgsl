@@ -38,7 +38,11 @@ enable f16;
 //     That is 0.5 loaded floats per 8-lane multiply-add instead of 4 for tile4x4.
 //     The op runs K in passes of 1024 (flags/k4_begin/k4_end below) so a workgroup's
 //     slices of x and W stay in L2; that alone took cycles per FLOP down ~1.7× at K = 4096.
-//     RM = 4 for M ≤ 8 (decoding), where 32 rows would be mostly padding.
+//     For M ≤ 8 (decoding) RM = M rounded up to a power of two, in one pass over K: W is
+//     streamed once and hardly any padding rows are multiplied. That is already the fewest
+//     loads an M = 1 product can make here (every W element once, x once per 8 lanes);
+//     loading W at workgroup-uniform addresses and selecting each lane's column was 5×
+//     slower on lavapipe (Mesa 25.0), whose uniform loads cost nearly what its gathers do.
 //     Measured (perf stat, cycles per FLOP on one core of this EPYC, 600×1024×1024 f32):
 //     subgroup ~15 GFLOP/s per core, tile4x4 ~4.3 (the kernel this file had before: 4.4);
 //     OpenBLAS sgemm ~110 per core. `npm run bench -- --only matmul` times both on 2 cores.

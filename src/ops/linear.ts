@@ -3,7 +3,7 @@
  *   x [..., K] f32, W [N, K] f32 or f16 (HF layout [out, in]), b [N], residual [..., N]
  * Kernel: shaders/matmul.wgsl, five variants (its header says how they differ):
  *   'subgroup' — CPU-class kernels (lavapipe, SwiftShader; src/gpu/adapter-class.ts) with `subgroups`;
- *                RM = 32 rows per workgroup, 4 for M ≤ 8;
+ *                RM = 32 rows per workgroup; for M ≤ 8, M rounded up to a power of two;
  *   'gemv'     — GPU-class kernels, M ≤ 8 (decoding);
  *   'sgmat'    — GPU-class kernels, M > 8, f16 weights, on adapters with subgroup matrices
  *                once the variant has passed its self-check (src/ops/matmul-check.ts);
@@ -46,6 +46,12 @@ export interface LinearOptions {
   emulateSubgroupMatrix?: MatrixShape;
   /** Precision (default: the device's, `matmulPrecision`); for tests and the self-check. */
   precision?: Precision;
+  /**
+   * LLaMA's MLP activation fused into the loads (shaders/lib/matmul_load.wgsl, GLU_X): x is
+   * gate_proj's output and the product's input is silu(x) · up, elementwise (`up` shaped as x).
+   * For decoding, where the op loads each element of x a few times only; not 'sgmat'.
+   */
+  up?: Tensor;
 }
 
 /** tile4x4: 8×8 invocations per workgroup, 4×4 outputs each. */
@@ -136,9 +142,13 @@ export function kernelRefusal(gpu: Gpu, kernel: MatmulKernel, M: number, wdtype:
   return null;
 }
 
-/** Rows of y per 'subgroup' workgroup: 32, or 4 when M is small (decoding). */
+/**
+ * Rows of y per 'subgroup' workgroup: 32, or for M ≤ 8 (decoding) M rounded up to a power of
+ * two, so that every workgroup streams W once and no padding rows are multiplied (lm_head at
+ * M = 1 is a stream over the whole vocabulary: 4 rows there took twice the time of 1).
+ */
 export function subgroupRows(M: number): number {
-  return M <= 8 ? 4 : 32;
+  return M <= 8 ? 2 ** Math.ceil(Math.log2(M)) : 32;
 }
 
 /**
@@ -160,8 +170,10 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
   if (K === 0) throw new GpuError(`linear: ${x} has no input features`);
   if (opts.bias && opts.bias.numel !== N) throw new GpuError(`linear: bias ${opts.bias} does not have ${N} elements`);
   if (opts.residual && opts.residual.numel !== M * N) throw new GpuError(`linear: residual ${opts.residual} is not [${M}, ${N}]`);
+  if (opts.up && (opts.up.numel !== M * K || opts.up.dtype !== 'f32')) throw new GpuError(`linear: up ${opts.up} is not f32 [${M}, ${K}] as x is`);
   const kernel = opts.kernel ?? pickMatmulKernel(gpu, M, w.dtype, opts.precision);
   const refusal = kernelRefusal(gpu, kernel, M, w.dtype, opts.emulateSubgroupMatrix);
+  if (opts.up && kernel === 'sgmat') throw new GpuError(`linear: the 'sgmat' kernel does not take the fused silu(x) · up input`);
   if (refusal) throw new GpuError(`linear: ${refusal}`);
   const one = (opts.precision ?? matmulPrecision(gpu)) === 'f16';
   if (one && !gpu.features.f16) throw new GpuError('linear: precision f16 needs the shader-f16 feature, which this device lacks');
@@ -179,18 +191,19 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor, opts: LinearOptions = {})
     BIAS: !!opts.bias,
     RESIDUAL: !!opts.residual,
     ACT: ACT[opts.act ?? 'none'],
+    GLU_X: !!opts.up,
   };
   // the profile's kernel names: `.p16` marks precision f16
   const tag = one ? '.p16' : '';
   const common = {
-    bindings: [x, w, opts.bias ?? null, opts.residual ?? null, y],
+    bindings: [x, w, opts.bias ?? null, opts.residual ?? null, y, opts.up ?? null],
     shapes: `M=${M} N=${N} K=${K}`,
   };
   const K4 = Math.ceil(K / 4);
   // FLOPs and bytes moved by a pass over k in [4·k0, 4·k1)
   const cost = (k0: number, k1: number) => {
     const k = Math.min(K, 4 * k1) - 4 * k0;
-    return { flops: 2 * M * N * k, bytes: (4 * M + (wf16 ? 2 : 4) * N) * k + 4 * M * N * (k0 > 0 ? 2 : 1) };
+    return { flops: 2 * M * N * k, bytes: (4 * M * (opts.up ? 2 : 1) + (wf16 ? 2 : 4) * N) * k + 4 * M * N * (k0 > 0 ? 2 : 1) };
   };
   if (kernel === 'subgroup') {
     const RM = subgroupRows(M);

@@ -24,7 +24,7 @@ import { getGpu, randn } from '../helpers/gpu.ts';
 type Shape = [number, number, number];
 const cases: { kernel: MatmulKernel; shapes: Shape[] }[] = [
   { kernel: 'tile4x4', shapes: [[5, 7, 3], [37, 130, 257]] },
-  { kernel: 'subgroup', shapes: [[5, 7, 3], [37, 130, 257], [19, 45, 2084]] },
+  { kernel: 'subgroup', shapes: [[5, 7, 3], [1, 33, 100], [2, 70, 64], [37, 130, 257], [19, 45, 2084]] },
   { kernel: 'gemv', shapes: [[3, 33, 36], [8, 130, 2084]] },
   { kernel: 'tiled', shapes: [[9, 5, 7], [130, 129, 36]] },
   { kernel: 'tiled16', shapes: [[37, 130, 257], [200, 64, 1030]] },

@@ -8,12 +8,13 @@ import { nodeAdapter, nodeShaderLoader } from '../../src/gpu/node.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { toF16, roundF16 } from '../../src/gpu/half.ts';
 import { linearRef } from '../reference/matmul.ts';
-import type { ActName } from '../reference/activations.ts';
+import { activation, type ActName } from '../reference/activations.ts';
 import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 
 // Every variant of shaders/matmul.wgsl is forced here (`kernel`), whatever the adapter picks:
 //   tile4x4        4×4 outputs per invocation, 32×32 per workgroup
-//   subgroup RM=4  (M ≤ 8)  4 rows × 32 columns per workgroup, one pass over K
+//   subgroup RM=1..8 (M ≤ 8) M rounded up to a power of two rows × 32 columns per workgroup,
+//                  one pass over K
 //   subgroup RM=32 (M > 8)  32 rows × 32 columns per workgroup, K in passes of 1024
 //   gemv           (M ≤ 8)  GC columns per workgroup, GT ≤ 64 invocations per column along K
 //   tiled TM=64    (M ≤ 64) 64 × 64 of y per workgroup, K staged 16 at a time
@@ -35,8 +36,9 @@ const TOL = 1e-5;
 type Shape = [number, number, number];
 const cases: { kernel: MatmulKernel; shapes: Shape[] }[] = [
   { kernel: 'tile4x4', shapes: [[1, 1, 1], [5, 7, 3], [33, 65, 20], [37, 130, 257], [3, 200, 1024]] },
-  // M ≤ 8: RM = 4
-  { kernel: 'subgroup', shapes: [[1, 1, 1], [5, 7, 3], [1, 33, 36], [8, 70, 130], [3, 200, 1024]] },
+  // M ≤ 8: RM = 1, 2, 4, 8; decode shapes: lm_head's wide N off the 32-column blocks
+  // (32064 + 5), shallow K (7, 64, 100) and a deep one (4096)
+  { kernel: 'subgroup', shapes: [[1, 1, 1], [5, 7, 3], [1, 33, 36], [8, 70, 130], [3, 200, 1024], [1, 33, 7], [1, 32069, 64], [2, 32069, 7], [1, 33, 4096], [2, 100, 100], [6, 33, 4096], [4, 130, 64]] },
   // M > 8: RM = 32
   { kernel: 'subgroup', shapes: [[9, 5, 7], [33, 65, 20], [37, 130, 257], [64, 96, 128], [40, 70, 1100], [19, 45, 1030], [35, 33, 2084]] },
   { kernel: 'gemv', shapes: [[1, 1, 1], [2, 7, 3], [3, 33, 36], [4, 70, 130], [5, 9, 1030], [6, 200, 257], [7, 65, 512], [8, 130, 2084], [1, 300, 4]] },
@@ -111,6 +113,7 @@ describe('matmul.wgsl (linear)', () => {
   const epilogueCases: { kernel: MatmulKernel; shape: Shape; wdt: 'f32' | 'f16'; which: number[] }[] = [
     { kernel: 'tile4x4', shape: [19, 45, 36], wdt: 'f32', which: [1, 3] },
     { kernel: 'subgroup', shape: [3, 45, 38], wdt: 'f16', which: [1, 3] },
+    { kernel: 'subgroup', shape: [1, 45, 100], wdt: 'f32', which: [0, 3] },
     { kernel: 'subgroup', shape: [19, 45, 2056], wdt: 'f32', which: [0, 1, 2, 3] },
     { kernel: 'gemv', shape: [1, 45, 38], wdt: 'f32', which: [0, 2] },
     { kernel: 'gemv', shape: [8, 70, 260], wdt: 'f16', which: [1, 3] },
@@ -161,6 +164,48 @@ describe('matmul.wgsl (linear)', () => {
     }
     await gpu.sync();
     gpu.destroy();
+  });
+
+  // GLU_X (`up`): down_proj's input silu(gate) · up formed in the loads, on every variant of
+  // this file that decoding can pick (subgroup RM 1/4/32 with several K passes, gemv) and the
+  // others; vec4 and scalar loads (K % 4), f32 and f16 weights, with the residual epilogue.
+  // The reference forms silu(gate) · up in f64 and rounds it to f32, as silu_mul stores it;
+  // the tolerance is the same TOL (the kernels' silu differs from f64 by a few f32 ulps).
+  const gluCases: { kernel: MatmulKernel; shape: Shape; wdt: 'f32' | 'f16' }[] = [
+    { kernel: 'subgroup', shape: [1, 64, 107], wdt: 'f32' },
+    { kernel: 'subgroup', shape: [1, 33, 100], wdt: 'f16' },
+    { kernel: 'subgroup', shape: [3, 70, 36], wdt: 'f32' },
+    { kernel: 'subgroup', shape: [19, 45, 2056], wdt: 'f16' },
+    { kernel: 'gemv', shape: [1, 45, 38], wdt: 'f32' },
+    { kernel: 'gemv', shape: [5, 70, 260], wdt: 'f16' },
+    { kernel: 'tile4x4', shape: [2, 33, 7], wdt: 'f32' },
+    { kernel: 'tiled', shape: [9, 65, 100], wdt: 'f16' },
+  ];
+  for (const { kernel, shape, wdt } of gluCases) {
+    const [M, N, K] = shape;
+    variantCase(kernel, `silu(x) · up fused into the loads: ${kernel} ${wdt} M=${M} N=${N} K=${K}`, async () => {
+      const gpu = await getGpu();
+      const g = randn(M * K, M + 2 * K, 2);
+      const u = randn(M * K, M + 3 * K);
+      const w = randn(N * K, N + K, 0.5);
+      const r = randn(M * N, M * N);
+      const act = activation('silu');
+      const x = Float32Array.from(g, (v, i) => act(v) * u[i]);
+      const wt = wdt === 'f16' ? gpu.upload(toF16(w), [N, K], 'w', 'f16') : gpu.upload(w, [N, K], 'w');
+      const y = await gpu.readF32(linear(gpu, gpu.upload(g, [M, K], 'gate'), wt, { kernel, up: gpu.upload(u, [M, K], 'up'), residual: gpu.upload(r, [M, N], 'r') }));
+      expect(relErr(y, linearRef(x, wdt === 'f16' ? roundF16(w) : w, M, N, K, { residual: r }))).toBeLessThanOrEqual(TOL);
+      // can fail: the same weights on silu(gate) alone (up ignored) are far off
+      expect(relErr(y, linearRef(Float32Array.from(g, act), wdt === 'f16' ? roundF16(w) : w, M, N, K, { residual: r }))).toBeGreaterThan(1e-2);
+    }, M);
+  }
+
+  it('refuses an up input not shaped as x, and on sgmat', async () => {
+    const gpu = await getGpu();
+    const x = gpu.upload(new Float32Array(8), [2, 4], 'x');
+    const w = gpu.upload(toF16(new Float32Array(8)), [2, 4], 'w', 'f16');
+    expect(() => linear(gpu, x, w, { up: gpu.upload(new Float32Array(4), [1, 4], 'up') })).toThrow(/up .* is not f32 \[2, 4\]/);
+    expect(() => linear(gpu, x, w, { kernel: 'sgmat', emulateSubgroupMatrix: { M: 8, N: 8, K: 8, subgroupSize: 32 }, up: gpu.upload(new Float32Array(8), [2, 4], 'up2') })).toThrow(/does not take the fused/);
+    gpu.release(x, w);
   });
 
   it('refuses gemv past 8 rows', async () => {
