@@ -26,9 +26,9 @@ import { linearTensors, type ExpectedTensor } from '../io/expected-tensors.ts';
 import { attention } from '../ops/attention.ts';
 import { siluMul } from '../ops/elementwise.ts';
 import { embedding, type EmbeddingPart } from '../ops/embedding.ts';
-import { linear } from '../ops/linear.ts';
+import { GEMV_MAX_ROWS, linear } from '../ops/linear.ts';
 import { rmsNorm } from '../ops/rmsnorm.ts';
-import { rope, ropeTable, type RopeTable } from '../ops/rope.ts';
+import { ropeQk, ropeTable, type RopeTable } from '../ops/rope.ts';
 import type { HookPoints } from '../hooks/hooks.ts';
 import { actName } from '../hooks/names.ts';
 import { Linear } from './linear.ts';
@@ -87,8 +87,7 @@ export class LlamaAttention {
     const n = (site: string) => actName(site, ctx.layer);
     let { q, k } = this.projectQK(gpu, x, ctx);
     let v = this.vProj.forward(gpu, x, { name: n('attn.v') });
-    rope(gpu, q, ctx.rope, { pos0: ctx.pos0, inPlace: true });
-    rope(gpu, k, ctx.rope, { pos0: ctx.pos0, inPlace: true });
+    ropeQk(gpu, q, k, ctx.rope, ctx.pos0);
     q = ctx.hooks.run(n('attn.q'), q);
     k = ctx.hooks.run(n('attn.k'), k);
     v = ctx.hooks.run(n('attn.v'), view(v, [S, Hkv, D]));
@@ -126,6 +125,13 @@ export class LlamaMLP {
   forward(gpu: Gpu, x: Tensor, residual: Tensor | undefined, name?: string): Tensor {
     const gate = this.gateProj.forward(gpu, x);
     const up = this.upProj.forward(gpu, x);
+    // decoding: silu(gate) · up is formed in down_proj's loads, one pass fewer per layer
+    // (longer inputs would recompute it for every block of down_proj's columns)
+    if (x.numel / x.shape[x.shape.length - 1] <= GEMV_MAX_ROWS) {
+      const out = this.downProj.forward(gpu, gate, { residual, name, up });
+      gpu.release(gate, up);
+      return out;
+    }
     const act = siluMul(gpu, gate, up);
     const out = this.downProj.forward(gpu, act, { residual, name });
     gpu.release(gate, up, act);

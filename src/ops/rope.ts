@@ -117,10 +117,9 @@ export interface RopeOptions {
   name?: string;
 }
 
-/** Applies the rotation to x [seq, ..., head_dim] f32 (heads = everything between). */
-export function rope(gpu: Gpu, x: Tensor, rt: RopeTable, opts: RopeOptions = {}): Tensor {
+/** Heads per token of x [seq, ..., head_dim] (everything between), after checking x and the positions. */
+function ropeHeads(x: Tensor, rt: RopeTable, pos0: number): number {
   requireF32('rope', 'x', x);
-  const pos0 = opts.pos0 ?? 0;
   const seq = x.shape[0] ?? 0;
   const hd = rt.headDim;
   if (x.shape.length < 2 || seq === 0 || x.numel % (seq * hd) !== 0 || x.shape[x.shape.length - 1] % hd !== 0) {
@@ -128,14 +127,22 @@ export function rope(gpu: Gpu, x: Tensor, rt: RopeTable, opts: RopeOptions = {})
   }
   if (!Number.isInteger(pos0) || pos0 < 0) throw new GpuError(`rope: pos0 must be a non-negative integer, got ${pos0}`);
   if (pos0 + seq > rt.maxPos) throw new GpuError(`rope: positions ${pos0}..${pos0 + seq - 1} exceed the table's ${rt.maxPos} positions (max_position_embeddings)`);
-  const heads = x.numel / (seq * hd);
+  return x.numel / (seq * hd);
+}
+
+/** Applies the rotation to x [seq, ..., head_dim] f32 (heads = everything between). */
+export function rope(gpu: Gpu, x: Tensor, rt: RopeTable, opts: RopeOptions = {}): Tensor {
+  const pos0 = opts.pos0 ?? 0;
+  const heads = ropeHeads(x, rt, pos0);
+  const seq = x.shape[0];
+  const hd = rt.headDim;
   const y = opts.inPlace ? x : gpu.tensor(x.shape, 'f32', opts.name ?? `rope(${x.name})`);
   const n = (seq * heads * hd) / 2;
   const WG = 64;
   gpu.dispatch({
     kernel: 'rope',
-    pipeline: { shader: 'rope.wgsl', defines: { IN_PLACE: !!opts.inPlace }, constants: { WG } },
-    params: { values: [seq, heads, hd / 2, pos0] },
+    pipeline: { shader: 'rope.wgsl', defines: { IN_PLACE: !!opts.inPlace, PAIR: false }, constants: { WG } },
+    params: { values: [seq, heads, hd / 2, pos0, 0] },
     bindings: opts.inPlace ? [x, rt.table] : [x, rt.table, y],
     workgroups: elementGrid(gpu, n, WG),
     shapes: `seq=${seq} heads=${heads} head_dim=${hd} pos0=${pos0}`,
@@ -143,4 +150,26 @@ export function rope(gpu: Gpu, x: Tensor, rt: RopeTable, opts: RopeOptions = {})
     bytes: 2 * 4 * x.numel + 8 * seq * (hd / 2),
   });
   return y;
+}
+
+/** Rotates q and k (same seq, any heads each) in place, in one dispatch; returns nothing new. */
+export function ropeQk(gpu: Gpu, q: Tensor, k: Tensor, rt: RopeTable, pos0 = 0): void {
+  const hq = ropeHeads(q, rt, pos0);
+  const hk = ropeHeads(k, rt, pos0);
+  const seq = q.shape[0];
+  if (k.shape[0] !== seq) throw new GpuError(`rope: ${q} and ${k} have different numbers of tokens`);
+  if (k.buffer === q.buffer) throw new GpuError(`rope: ${q} and ${k} share a buffer (both are written)`);
+  const hd = rt.headDim;
+  const n = (seq * (hq + hk) * hd) / 2;
+  const WG = 64;
+  gpu.dispatch({
+    kernel: 'rope.qk',
+    pipeline: { shader: 'rope.wgsl', defines: { IN_PLACE: true, PAIR: true }, constants: { WG } },
+    params: { values: [seq, hq, hd / 2, pos0, hk] },
+    bindings: [q, rt.table, k],
+    workgroups: elementGrid(gpu, n, WG),
+    shapes: `seq=${seq} heads=${hq}+${hk} head_dim=${hd} pos0=${pos0}`,
+    flops: 6 * n,
+    bytes: 2 * 4 * (q.numel + k.numel) + 8 * seq * (hd / 2),
+  });
 }

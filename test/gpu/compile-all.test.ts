@@ -9,16 +9,17 @@
  *
  * What is enumerated (each op's header says why its defines take these values):
  *   matmul     every variant × f32/f16 weights × bias × residual × 4 activations × K % 4 = 0
- *              or not × precision f32/f16 (ONE_PRODUCT), at every row class (subgroup RM 4/32, gemv ROWS 1..8, tiled TM
+ *              or not × precision f32/f16 (ONE_PRODUCT), at every row class (subgroup RM 1/2/4/8/32, gemv ROWS 1..8, tiled TM
  *              64/128); gemv's GEMV_T 1..64 × GEMV_C over every power of two it can take;
- *              sgmat with the configuration the picker takes from what each vendor reports
+ *              sgmat with the configuration the picker takes from what each vendor reports;
+ *              silu(x) · up in the loads (GLU_X) on every variant but sgmat
  *   attention  rows R 1..4, split, flash and decode with every tile candidate that fits a
  *              48 KiB workgroup (NVIDIA's; the largest of the supported GPUs — those past
  *              the Null device's 16 KiB as modules only), row, merge;
  *              × head dims 1, 3 (D % 4 ≠ 0), 64, 88, 128 (CLIP/Q-Former, EVA, LLaMA) ×
  *              causal × mask
  *   the rest   every define of layernorm, rmsnorm, embedding, elementwise (every op, in place
- *              or not), convert, topk (k 1..32), rope, im2col, group_norm (± SiLU, both stages),
+ *              or not), convert, topk (k 1..32), rope (and q, k in one), im2col, group_norm (± SiLU, both stages),
  *              codebook_argmin, nonfinite, contextualization, softmax, pair_cos_hist (2048
  *              bins), group_mass
  *              (its three stages), norm_attention (its four stages, VEC4 and f16 weights).
@@ -37,7 +38,7 @@ import { embedding } from '../../src/ops/embedding.ts';
 import { elementwise, type BinaryOp, type UnaryOp } from '../../src/ops/elementwise.ts';
 import { bf16ToF32, f16ToF32 } from '../../src/ops/convert.ts';
 import { MAX_K, topk } from '../../src/ops/topk.ts';
-import { rope, ropeTable } from '../../src/ops/rope.ts';
+import { rope, ropeQk, ropeTable } from '../../src/ops/rope.ts';
 import { im2col } from '../../src/ops/patch-embed.ts';
 import { groupNorm } from '../../src/ops/group-norm.ts';
 import { codebookArgmin } from '../../src/ops/codebook-argmin.ts';
@@ -77,22 +78,25 @@ async function compileAll(gpu: Gpu, build: () => void): Promise<number> {
 const ACTS: Activation[] = ['none', 'gelu', 'quick_gelu', 'silu'];
 const bools = [false, true];
 
-function matmuls(gpu: Gpu, kernel: MatmulKernel, rows: readonly number[], extra: LinearOptions = {}): void {
+/** `glu`: with silu(x) · up in the loads (GLU_X), which only the loads see: one epilogue. */
+function matmuls(gpu: Gpu, kernel: MatmulKernel, rows: readonly number[], extra: LinearOptions = {}, glu = false): void {
   const N = 33;
   for (const M of rows) {
     for (const K of [3, 100]) {
       const x = gpu.tensor([M, K], 'f32', 'x');
+      const up = glu ? gpu.tensor([M, K], 'f32', 'up') : undefined;
       for (const wdt of ['f32', 'f16'] as const) {
         if (kernelRefusal(gpu, kernel, M, wdt, extra.emulateSubgroupMatrix)) continue;
         const w = gpu.tensor([N, K], wdt, 'w');
         const b = gpu.tensor([N], 'f32', 'b');
         const r = gpu.tensor([M, N], 'f32', 'r');
         for (const bias of bools) for (const residual of bools) for (const act of ACTS) for (const precision of PRECISIONS) {
-          gpu.release(linear(gpu, x, w, { ...extra, kernel, act, bias: bias ? b : undefined, residual: residual ? r : undefined, precision }));
+          if (glu && (bias || !residual || act !== 'none')) continue;
+          gpu.release(linear(gpu, x, w, { ...extra, kernel, act, bias: bias ? b : undefined, residual: residual ? r : undefined, precision, up }));
         }
         gpu.release(w, b, r);
       }
-      gpu.release(x);
+      gpu.release(x, up);
     }
   }
 }
@@ -150,7 +154,7 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
   it('matmul: every variant, dtype, epilogue and row class', async () => {
     const gpu = await nullGpu('gpu');
     const rows: Record<Exclude<MatmulKernel, 'sgmat'>, number[]> = {
-      subgroup: [4, 40],
+      subgroup: [1, 2, 4, 8, 40],
       gemv: [1, 2, 3, 4, 5, 6, 7, 8],
       tiled: [40, 100],
       tiled16: [40, 100],
@@ -159,8 +163,19 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
     const n = await compileAll(gpu, () => {
       for (const kernel of MATMUL_KERNELS) if (kernel !== 'sgmat') matmuls(gpu, kernel, rows[kernel]);
     });
-    // subgroup 2 RM × 2 VEC4 × 2 dtypes × 16 epilogues × 2 precisions, gemv 8 ROWS × (GT 1 and 32 at K = 3, 100) × …
+    // subgroup 5 RM × 2 VEC4 × 2 dtypes × 16 epilogues × 2 precisions, gemv 8 ROWS × (GT 1 and 32 at K = 3, 100) × …
     expect(n).toBeGreaterThan(1200);
+    gpu.destroy();
+  });
+
+  it('matmul with silu(x) · up formed in the loads (GLU_X): every variant but sgmat, row class, dtype, precision', async () => {
+    const gpu = await nullGpu('gpu');
+    const rows: Record<Exclude<MatmulKernel, 'sgmat'>, number[]> = { subgroup: [1, 2, 4, 8, 40], gemv: [1, 8], tiled: [40, 100], tiled16: [40], tile4x4: [3] };
+    const n = await compileAll(gpu, () => {
+      for (const kernel of MATMUL_KERNELS) if (kernel !== 'sgmat') matmuls(gpu, kernel, rows[kernel], {}, true);
+    });
+    // subgroup 5 RM × 2 VEC4 × 2 dtypes × 2 precisions, and the others
+    expect(n).toBeGreaterThan(40);
     gpu.destroy();
   });
 
@@ -342,6 +357,9 @@ describe('every kernel variant compiles on Dawn (Null backend), with no error or
         const y = rope(gpu, a, rt, { inPlace });
         gpu.release(a, y);
       }
+      const [q, k] = [gpu.tensor([5, 4, 16], 'f32', 'q'), gpu.tensor([5, 2, 16], 'f32', 'k')];
+      ropeQk(gpu, q, k, rt);
+      gpu.release(q, k);
       const pixels = gpu.tensor([3, 28, 28], 'f32', 'pixels');
       gpu.release(im2col(gpu, pixels, 14), pixels);
       const act = gpu.tensor([6, 5, 64], 'f32', 'act');

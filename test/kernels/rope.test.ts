@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { rope, ropeCosSin, ropeInvFreq, ropeTable } from '../../src/ops/rope.ts';
+import { rope, ropeCosSin, ropeInvFreq, ropeQk, ropeTable } from '../../src/ops/rope.ts';
 import { ropeRef } from '../reference/rope.ts';
 import { getGpu, randn, relErr } from '../helpers/gpu.ts';
 
@@ -77,12 +77,35 @@ describe('rope.wgsl', () => {
     gpu.release(rt.table);
   });
 
+  // q and k in one dispatch (PAIR): different head counts (grouped-query), decode and prefill,
+  // each against the reference at the same positions
+  for (const { seq, hq, hk, hd, pos0 } of [{ seq: 1, hq: 4, hk: 4, hd: 16, pos0: 31 }, { seq: 7, hq: 6, hk: 2, hd: 10, pos0: 3 }, { seq: 1, hq: 7, hk: 1, hd: 128, pos0: 300 }]) {
+    it(`q and k in one dispatch: seq=${seq} heads ${hq} + ${hk} head_dim=${hd} pos0=${pos0}`, async () => {
+      const gpu = await getGpu();
+      const maxPos = 512;
+      const rt = ropeTable(gpu, { headDim: hd, maxPos, theta: 10000 });
+      const q = randn(seq * hq * hd, seq + hd);
+      const k = randn(seq * hk * hd, seq + 2 * hd);
+      const qt = gpu.upload(q, [seq, hq * hd], 'q');
+      const kt = gpu.upload(k, [seq, hk, hd], 'k');
+      ropeQk(gpu, qt, kt, rt, pos0);
+      const { cos, sin } = ropeCosSin(hd, maxPos, 10000);
+      const c = (p: number, i: number) => cos[p * (hd / 2) + i];
+      const sn = (p: number, i: number) => sin[p * (hd / 2) + i];
+      expect(relErr(await gpu.readF32(qt), ropeRef(q, seq, hq, hd, pos0, c, sn))).toBeLessThanOrEqual(1e-5);
+      expect(relErr(await gpu.readF32(kt), ropeRef(k, seq, hk, hd, pos0, c, sn))).toBeLessThanOrEqual(1e-5);
+      gpu.release(rt.table, qt, kt);
+    });
+  }
+
   it('refuses positions past the table and mis-shaped x', async () => {
     const gpu = await getGpu();
     const rt = ropeTable(gpu, { headDim: 4, maxPos: 8 });
     const x = gpu.upload(new Float32Array(3 * 8), [3, 2, 4], 'q');
     expect(() => rope(gpu, x, rt, { pos0: 6 })).toThrow(/exceed the table's 8 positions/);
     expect(() => rope(gpu, gpu.upload(new Float32Array(3 * 6), [3, 6], 'q'), rt)).toThrow(/is not \[seq, heads, 4\]/);
+    expect(() => ropeQk(gpu, x, gpu.upload(new Float32Array(2 * 8), [2, 2, 4], 'k'), rt)).toThrow(/different numbers of tokens/);
+    expect(() => ropeQk(gpu, x, x, rt)).toThrow(/share a buffer/);
     gpu.release(rt.table);
   });
 });
