@@ -43,6 +43,20 @@ export interface ReportInput {
 }
 
 /** The stylesheet every phaselens report page shares. */
+/** A report page's opening, up to and including <body>. */
+export function pageHead(title: string, css = '', meta = ''): string {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+${meta}<title>${esc(title)}</title>
+<style>
+${REPORT_CSS}${css}</style>
+</head>
+<body>
+`;
+}
+
 export const REPORT_CSS = `body { font-family: Helvetica, Arial, sans-serif; max-width: 1000px; margin: 24px auto; padding: 0 16px; color: #222; line-height: 1.4; }
 h1 { font-size: 22px; margin-bottom: 4px; }
 h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
@@ -157,17 +171,7 @@ export function renderReport(input: ReportInput): string {
     ? `<h2>Errors (${errors.length})</h2><ul class="errors">${errors.map((e) => `<li><code>${esc(e.image)}</code>: ${esc(e.error)}</li>`).join('\n')}</ul>`
     : '';
 
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="generator" content="phaselens ${esc(meta.phaselens_version ?? a.phaselens_version ?? '')}">
-<title>phaselens report — ${esc(meta.model)}</title>
-<style>
-${REPORT_CSS}</style>
-</head>
-<body>
-<h1>phaselens report</h1>
+  return `${pageHead(`phaselens report — ${meta.model}`, '', `<meta name="generator" content="phaselens ${esc(meta.phaselens_version ?? a.phaselens_version ?? '')}">\n`)}<h1>phaselens report</h1>
 <p class="note">${esc(meta.model)} · ${esc(fmt(meta.n_images ?? a.n_images))} images · ${esc(date)}</p>
 <h2>Run</h2>
 <table class="meta">

@@ -5,7 +5,7 @@
  */
 import type { Figure } from './figures.ts';
 import { esc } from './svg.ts';
-import { figureHtml, fmt, REPORT_CSS, row } from './html.ts';
+import { figureHtml, fmt, pageHead, row } from './html.ts';
 
 export interface InterventionReport {
   /** e.g. "Attention knockout". */
@@ -22,16 +22,7 @@ export interface InterventionReport {
 export function renderInterventionReport(r: InterventionReport): string {
   const head = `<tr>${r.table.columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>`;
   const body = r.table.rows.map((cells) => `<tr>${cells.map((c) => `<td>${esc(fmt(c))}</td>`).join('')}</tr>`).join('\n');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>phaselens — ${esc(r.title)}</title>
-<style>
-${REPORT_CSS}</style>
-</head>
-<body>
-<h1>phaselens — ${esc(r.title)}</h1>
+  return `${pageHead(`phaselens — ${r.title}`)}<h1>phaselens — ${esc(r.title)}</h1>
 <p class="note">${esc(r.method)}</p>
 <h2>Run</h2>
 <table class="meta">

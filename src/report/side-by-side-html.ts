@@ -5,7 +5,7 @@
  * and figure markup, SVGs inlined), no scripts.
  */
 import type { Figure } from './figures.ts';
-import { figureHtml, fmt, REPORT_CSS } from './html.ts';
+import { figureHtml, fmt, pageHead } from './html.ts';
 import { esc } from './svg.ts';
 
 export interface SideBySideSection {
@@ -53,16 +53,7 @@ export function renderSideBySide(r: SideBySideReport): string {
   // the union of the runs' metadata keys, in first-seen order; a run without one shows —
   const keys = [...new Set(r.runs.flatMap((x) => Object.keys(x.meta)))];
   const meta = table(['', ...r.runs.map((x) => x.name)], keys.map((k) => [k, ...r.runs.map((x) => x.meta[k])]), 'meta runs');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>phaselens — ${esc(r.title)}</title>
-<style>
-${REPORT_CSS}${SIDE_CSS}</style>
-</head>
-<body>
-<h1>phaselens — ${esc(r.title)}</h1>
+  return `${pageHead(`phaselens — ${r.title}`, SIDE_CSS)}<h1>phaselens — ${esc(r.title)}</h1>
 <p class="note">${esc(r.method)}</p>
 <h2>Runs</h2>
 ${meta}
