@@ -4,30 +4,19 @@
  * "gate"), the groups each family has, resume, and bad input refused with a one-line
  * message before any weight loads.
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
+import { cli, refused } from '../helpers/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
 const FIX = join(import.meta.dirname, '../fixtures/images');
 const work = mkdtempSync(join(tmpdir(), 'phaselens-gate-cli-'));
 const images = join(work, 'images');
 const data = `folder:${images}`;
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status, err: r.stderr, out: r.stdout };
-}
 
-function refused(r: ReturnType<typeof cli>, msg: RegExp): void {
-  expect(r.err).toMatch(msg);
-  expect(r.err).not.toMatch(/\n\s+at /);
-  expect(r.err).not.toMatch(/loading weights/);
-  expect(r.code).toBe(2);
-}
 
 const GROUPS: Record<string, string[]> = {
   llava: ['internal-image', 'last-image'],

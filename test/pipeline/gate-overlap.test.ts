@@ -1,7 +1,6 @@
 /**
  * Neighbourhood overlap in `phaselens gate` over a labelled data set (`labels:`), through
- * the real CLI on a tiny LLaVA (make-tiny's Chameleon gives every image the same VQ codes,
- * so its rows cannot tell images apart; LLaVA's projected patches can):
+ * the real CLI on a tiny LLaVA:
  * - a known answer: each image listed twice (two ids, one label per image): with k = 1 the
  *   nearest neighbour is the other copy (cos 1), so the overlap is exactly 1 at every
  *   hidden state;
@@ -13,7 +12,6 @@
  * - the host function on vectors whose neighbourhoods are known by hand;
  * - shards merged give the unsharded overlap; bad input refused before any weight loads.
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chanceOverlap, neighbourhoodOverlap } from '../../src/analysis/neighbourhood-overlap.ts';
 import { makeTiny } from '../../weights-tools/make-tiny.ts';
 import { readRefSafetensors } from '../reference/pyref.ts';
+import { cli, refused } from '../helpers/cli.ts';
 
-const CLI = join(import.meta.dirname, '../../src/cli/phaselens.mjs');
 const COCO = join(import.meta.dirname, '../fixtures/coco_mini/val2017');
 const work = mkdtempSync(join(tmpdir(), 'phaselens-gate-overlap-'));
 const images = join(work, 'images');
@@ -30,10 +28,6 @@ const model = join(work, 'llava');
 const PROMPT = '<image>\nDescribe the image.';
 let files: string[];
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status, err: r.stderr, out: r.stdout };
-}
 
 function ok(...args: string[]) {
   const r = cli(...args);
@@ -41,12 +35,6 @@ function ok(...args: string[]) {
   expect(r.code, r.err).toBe(0);
 }
 
-function refused(r: ReturnType<typeof cli>, msg: RegExp): void {
-  expect(r.err).toMatch(msg);
-  expect(r.err).not.toMatch(/\n\s+at /);
-  expect(r.err).not.toMatch(/loading weights/);
-  expect(r.code).toBe(2);
-}
 
 /** A labels file: every image twice (ids <stem>-a, <stem>-b), labelled by `label(i)`. */
 function labels(name: string, label: (i: number) => string, lines: { image: string; id?: string; label: string }[] = files.flatMap((f, i) => ['a', 'b'].map((c) => ({ image: f, id: `${f.split('.')[0]}-${c}`, label: label(i) })))): string {
